@@ -1,0 +1,522 @@
+// Package config reads Slipway's two configuration files: the controller's
+// own slipway.yaml (overridden by SLIPWAY_* environment variables, with any
+// secret also readable from a file named by the *_FILE variant) and a
+// repository's .slipway.yml (or the x-slipway key of its compose file).
+//
+// The doc comments on the struct fields are the user documentation of each
+// key; docs/configuration.md is generated from the same text.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slipwayhq/slipway/internal/contract"
+)
+
+// Controller is slipway.yaml.
+type Controller struct {
+	// Domain under which previews are served: pr-<N>.<domain>. Default "localhost".
+	Domain string `yaml:"domain"`
+	// Listen addresses of the HTTP and HTTPS servers.
+	Listen Listen `yaml:"listen"`
+	// TLS settings for preview hosts and the control surface.
+	TLS TLS `yaml:"tls"`
+	// GitHub connection. Without it, serve runs in local mode: the proxy and
+	// dashboard serve environments made by `slipway up`.
+	GitHub *GitHub `yaml:"github"`
+	// Repos that Slipway builds previews for. Deliveries for any other repo are refused.
+	Repos []RepoPolicy `yaml:"repos"`
+	// Limits for builds, environments and each container.
+	Limits Limits `yaml:"limits"`
+	// StateDir holds the history database, certificates and extracted sources.
+	// Default /var/lib/slipway.
+	StateDir string `yaml:"state_dir"`
+	// Resync is how often every open PR and every environment is reconciled,
+	// whatever webhooks arrived. Default 5m.
+	Resync Duration `yaml:"resync"`
+	// HostTemplate overrides the primary host template (Go text/template with
+	// .Number, .Repo, .Owner, .Service, .Domain).
+	HostTemplate string `yaml:"host_template"`
+	// ServiceHostTemplate overrides the template for other exposed services.
+	ServiceHostTemplate string `yaml:"service_host_template"`
+	// Secrets are controller-side values injected by name into trusted PRs'
+	// environments when their .slipway.yml lists them. Each value may be given
+	// inline, from the environment variable SLIPWAY_SECRET_<NAME>, or from a
+	// file through SLIPWAY_SECRET_<NAME>_FILE.
+	Secrets map[string]Secret `yaml:"secrets"`
+	// Policy relaxes security rules for all repositories (see docs/security.md).
+	Policy Policy `yaml:"policy"`
+	// Dashboard access.
+	Dashboard Dashboard `yaml:"dashboard"`
+	// TrustedProxies are CIDRs of proxies in front of Slipway whose
+	// X-Forwarded-* headers are kept.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// LogFormat is text or json; default text on a terminal, json otherwise.
+	LogFormat string `yaml:"log_format"`
+	// ReadyTimeout bounds how long a deploy waits for services to become
+	// running and healthy. Default 3m.
+	ReadyTimeout Duration `yaml:"ready_timeout"`
+	// BuildTimeout bounds a whole build of one environment. Default 20m.
+	BuildTimeout Duration `yaml:"build_timeout"`
+}
+
+// Listen holds listen addresses.
+type Listen struct {
+	// HTTP address; default ":80" (":8080" in local mode).
+	HTTP string `yaml:"http"`
+	// HTTPS address; default ":443", used only when tls.mode is not off.
+	HTTPS string `yaml:"https"`
+}
+
+// TLS modes.
+const (
+	TLSOff      = "off"
+	TLSOnDemand = "on-demand"
+	TLSWildcard = "wildcard"
+)
+
+// TLS configures certificates for preview hosts.
+type TLS struct {
+	// Mode is off (plain HTTP), on-demand (a certificate per preview host,
+	// only for hosts with an environment) or wildcard (one *.domain
+	// certificate through DNS-01). Default off.
+	Mode string `yaml:"mode"`
+	// Email for the ACME account.
+	Email string `yaml:"email"`
+	// CA is the ACME directory URL. Default Let's Encrypt production.
+	CA string `yaml:"ca"`
+	// CARoot is a PEM file of roots trusted for the ACME server (private CAs, tests).
+	CARoot string `yaml:"ca_root"`
+	// DNSProvider names the libdns provider for wildcard mode: "cloudflare".
+	DNSProvider string `yaml:"dns_provider"`
+	// DNSAPIToken is the provider's API token (or dns_api_token_file / SLIPWAY_TLS_DNS_API_TOKEN_FILE).
+	DNSAPIToken string `yaml:"dns_api_token"`
+	// DNSAPITokenFile is a file holding DNSAPIToken.
+	DNSAPITokenFile string `yaml:"dns_api_token_file"`
+}
+
+// GitHub configures the connection to GitHub or GitHub Enterprise.
+type GitHub struct {
+	// APIURL is the REST API base. Default https://api.github.com/.
+	APIURL string `yaml:"api_url"`
+	// Token is a personal access token (prefer token_file).
+	Token string `yaml:"token"`
+	// TokenFile is a file holding the token.
+	TokenFile string `yaml:"token_file"`
+	// AppID of a GitHub App; with PrivateKeyFile it replaces the token.
+	AppID int64 `yaml:"app_id"`
+	// PrivateKeyFile is the App's PEM private key.
+	PrivateKeyFile string `yaml:"private_key_file"`
+	// PrivateKey is the App's PEM private key inline (prefer the file).
+	PrivateKey string `yaml:"private_key"`
+	// WebhookSecret verifies deliveries. Several may be given, separated by
+	// commas or newlines, while a secret is rotated.
+	WebhookSecret string `yaml:"webhook_secret"`
+	// WebhookSecretFile is a file holding the webhook secret(s).
+	WebhookSecretFile string `yaml:"webhook_secret_file"`
+	// DashboardURL is the public base URL of the dashboard, used for
+	// deployment log links. Default https://<domain>/.
+	DashboardURL string `yaml:"dashboard_url"`
+}
+
+// Fork trust settings.
+const (
+	ForksNever   = "never"
+	ForksApprove = "approve"
+	ForksAlways  = "always"
+)
+
+// RepoPolicy is one configured repository.
+type RepoPolicy struct {
+	// Name is owner/repo.
+	Name string `yaml:"name"`
+	// Forks decides whether PRs from forks build: never, approve (after a
+	// writer approves the head SHA) or always. Default approve.
+	Forks string `yaml:"forks"`
+	// Trigger is "all" or "label:<name>" (only PRs carrying the label). Default all.
+	Trigger string `yaml:"trigger"`
+	// TTL overrides the repo's ttl; 0 disables expiry.
+	TTL *Duration `yaml:"ttl"`
+	// Policy relaxes security rules for this repository only.
+	Policy Policy `yaml:"policy"`
+	// Limits lowers (never raises) the global container limits for this repo.
+	Limits *Limits `yaml:"limits"`
+}
+
+// TriggerLabel returns the label a PR needs, or "" when every PR deploys.
+func (r RepoPolicy) TriggerLabel() string {
+	if l, ok := strings.CutPrefix(r.Trigger, "label:"); ok {
+		return strings.TrimSpace(l)
+	}
+	return ""
+}
+
+// Limits bound builds, environments and containers.
+type Limits struct {
+	// Environments is the most environments at once; more wait in order. Default 20.
+	Environments int `yaml:"environments"`
+	// Builds is the most builds at once. Default 2.
+	Builds int `yaml:"builds"`
+	// Memory per container, e.g. 1g. Default 1g.
+	Memory ByteSize `yaml:"memory"`
+	// CPUs per container. Default 1.0.
+	CPUs float64 `yaml:"cpus"`
+	// PIDs per container. Default 512.
+	PIDs int64 `yaml:"pids"`
+	// LogSize caps each container's json-file log. Default 10m.
+	LogSize ByteSize `yaml:"log_size"`
+}
+
+// Policy relaxes compose security rules. The PR's own files can never do this.
+type Policy struct {
+	// Allow lists rule IDs (docs/security.md) that are not enforced.
+	Allow []string `yaml:"allow"`
+	// CapAdd lists capabilities a compose file may add.
+	CapAdd []string `yaml:"cap_add"`
+	// Sysctls lists sysctl names a compose file may set.
+	Sysctls []string `yaml:"sysctls"`
+	// ExternalNetworks lists external networks a compose file may join.
+	ExternalNetworks []string `yaml:"external_networks"`
+	// ExternalVolumes lists external volumes a compose file may mount.
+	ExternalVolumes []string `yaml:"external_volumes"`
+}
+
+// Merge returns p with the allowances of o added.
+func (p Policy) Merge(o Policy) Policy {
+	return Policy{
+		Allow:            append(append([]string(nil), p.Allow...), o.Allow...),
+		CapAdd:           append(append([]string(nil), p.CapAdd...), o.CapAdd...),
+		Sysctls:          append(append([]string(nil), p.Sysctls...), o.Sysctls...),
+		ExternalNetworks: append(append([]string(nil), p.ExternalNetworks...), o.ExternalNetworks...),
+		ExternalVolumes:  append(append([]string(nil), p.ExternalVolumes...), o.ExternalVolumes...),
+	}
+}
+
+// Secret is one controller-side secret value.
+type Secret struct {
+	// Value inline (prefer file).
+	Value string `yaml:"value"`
+	// File holding the value.
+	File string `yaml:"file"`
+}
+
+// Dashboard configures access to the dashboard and API.
+type Dashboard struct {
+	// Token is a bearer token for the API and actions (or token_file).
+	Token string `yaml:"token"`
+	// TokenFile is a file holding Token.
+	TokenFile string `yaml:"token_file"`
+	// User and Password enable a login form alternative to the token.
+	User string `yaml:"user"`
+	// Password for User (or password_file).
+	Password string `yaml:"password"`
+	// PasswordFile is a file holding Password.
+	PasswordFile string `yaml:"password_file"`
+	// Public makes read-only pages and API answers visible without credentials.
+	Public bool `yaml:"public"`
+}
+
+// Defaults returns the controller configuration used when a key is absent.
+func Defaults() Controller {
+	return Controller{
+		Domain:   "localhost",
+		Listen:   Listen{HTTP: ":80", HTTPS: ":443"},
+		TLS:      TLS{Mode: TLSOff},
+		StateDir: "/var/lib/slipway",
+		Resync:   Duration(5 * time.Minute),
+		Limits: Limits{
+			Environments: 20, Builds: 2, Memory: 1 << 30, CPUs: 1.0, PIDs: 512, LogSize: 10 << 20,
+		},
+		ReadyTimeout: Duration(3 * time.Minute),
+		BuildTimeout: Duration(20 * time.Minute),
+	}
+}
+
+// LoadController reads path (may be "" for defaults only), applies SLIPWAY_*
+// overrides from env (nil means the process environment), resolves *_file
+// secrets and validates the result.
+func LoadController(path string, env func(string) (string, bool)) (*Controller, error) {
+	if env == nil {
+		env = os.LookupEnv
+	}
+	c := Defaults()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config %s: %w", path, err)
+		}
+		if err := decodeStrict(b, &c); err != nil {
+			return nil, fmt.Errorf("parse config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&c, env); err != nil {
+		return nil, err
+	}
+	if err := c.resolveFiles(env); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", displayPath(path), err)
+	}
+	return &c, nil
+}
+
+func displayPath(p string) string {
+	if p == "" {
+		return "(defaults and environment)"
+	}
+	return p
+}
+
+// envKeys maps SLIPWAY_* variables to setters.
+var envKeys = map[string]func(c *Controller, v string) error{
+	"SLIPWAY_DOMAIN":      func(c *Controller, v string) error { c.Domain = v; return nil },
+	"SLIPWAY_LISTEN_HTTP": func(c *Controller, v string) error { c.Listen.HTTP = v; return nil },
+	"SLIPWAY_LISTEN_HTTPS": func(c *Controller, v string) error {
+		c.Listen.HTTPS = v
+		return nil
+	},
+	"SLIPWAY_STATE_DIR":   func(c *Controller, v string) error { c.StateDir = v; return nil },
+	"SLIPWAY_TLS_MODE":    func(c *Controller, v string) error { c.TLS.Mode = v; return nil },
+	"SLIPWAY_TLS_EMAIL":   func(c *Controller, v string) error { c.TLS.Email = v; return nil },
+	"SLIPWAY_TLS_CA":      func(c *Controller, v string) error { c.TLS.CA = v; return nil },
+	"SLIPWAY_TLS_CA_ROOT": func(c *Controller, v string) error { c.TLS.CARoot = v; return nil },
+	"SLIPWAY_TLS_DNS_PROVIDER": func(c *Controller, v string) error {
+		c.TLS.DNSProvider = v
+		return nil
+	},
+	"SLIPWAY_TLS_DNS_API_TOKEN": func(c *Controller, v string) error { c.TLS.DNSAPIToken = v; return nil },
+	"SLIPWAY_TLS_DNS_API_TOKEN_FILE": func(c *Controller, v string) error {
+		c.TLS.DNSAPITokenFile = v
+		return nil
+	},
+	"SLIPWAY_GITHUB_API_URL":     func(c *Controller, v string) error { c.github().APIURL = v; return nil },
+	"SLIPWAY_GITHUB_TOKEN":       func(c *Controller, v string) error { c.github().Token = v; return nil },
+	"SLIPWAY_GITHUB_TOKEN_FILE":  func(c *Controller, v string) error { c.github().TokenFile = v; return nil },
+	"SLIPWAY_GITHUB_PRIVATE_KEY": func(c *Controller, v string) error { c.github().PrivateKey = v; return nil },
+	"SLIPWAY_GITHUB_DASHBOARD_URL": func(c *Controller, v string) error {
+		c.github().DashboardURL = v
+		return nil
+	},
+	"SLIPWAY_GITHUB_PRIVATE_KEY_FILE": func(c *Controller, v string) error {
+		c.github().PrivateKeyFile = v
+		return nil
+	},
+	"SLIPWAY_GITHUB_APP_ID": func(c *Controller, v string) error {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("SLIPWAY_GITHUB_APP_ID: %w", err)
+		}
+		c.github().AppID = id
+		return nil
+	},
+	"SLIPWAY_GITHUB_WEBHOOK_SECRET": func(c *Controller, v string) error {
+		c.github().WebhookSecret = v
+		return nil
+	},
+	"SLIPWAY_GITHUB_WEBHOOK_SECRET_FILE": func(c *Controller, v string) error {
+		c.github().WebhookSecretFile = v
+		return nil
+	},
+	"SLIPWAY_DASHBOARD_TOKEN":      func(c *Controller, v string) error { c.Dashboard.Token = v; return nil },
+	"SLIPWAY_DASHBOARD_TOKEN_FILE": func(c *Controller, v string) error { c.Dashboard.TokenFile = v; return nil },
+	"SLIPWAY_DASHBOARD_USER":       func(c *Controller, v string) error { c.Dashboard.User = v; return nil },
+	"SLIPWAY_DASHBOARD_PASSWORD":   func(c *Controller, v string) error { c.Dashboard.Password = v; return nil },
+	"SLIPWAY_DASHBOARD_PASSWORD_FILE": func(c *Controller, v string) error {
+		c.Dashboard.PasswordFile = v
+		return nil
+	},
+	"SLIPWAY_LOG_FORMAT": func(c *Controller, v string) error { c.LogFormat = v; return nil },
+	"SLIPWAY_RESYNC": func(c *Controller, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("SLIPWAY_RESYNC: %w", err)
+		}
+		c.Resync = Duration(d)
+		return nil
+	},
+	"SLIPWAY_LIMITS_ENVIRONMENTS": func(c *Controller, v string) error {
+		return parseIntInto(&c.Limits.Environments, "SLIPWAY_LIMITS_ENVIRONMENTS", v)
+	},
+	"SLIPWAY_LIMITS_BUILDS": func(c *Controller, v string) error {
+		return parseIntInto(&c.Limits.Builds, "SLIPWAY_LIMITS_BUILDS", v)
+	},
+}
+
+func parseIntInto(dst *int, key, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	*dst = n
+	return nil
+}
+
+func (c *Controller) github() *GitHub {
+	if c.GitHub == nil {
+		c.GitHub = &GitHub{}
+	}
+	return c.GitHub
+}
+
+func applyEnv(c *Controller, env func(string) (string, bool)) error {
+	for key, set := range envKeys {
+		if v, ok := env(key); ok {
+			if err := set(c, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// resolveFiles reads every *_file secret into its value field. A file named
+// but unreadable is an error: a missing secret must not silently disable auth.
+func (c *Controller) resolveFiles(env func(string) (string, bool)) error {
+	read := func(what, path string, dst *string) error {
+		if path == "" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read %s from %s: %w", what, path, err)
+		}
+		*dst = strings.TrimRight(string(b), "\r\n")
+		return nil
+	}
+	if g := c.GitHub; g != nil {
+		if err := read("github token", g.TokenFile, &g.Token); err != nil {
+			return err
+		}
+		if err := read("github private key", g.PrivateKeyFile, &g.PrivateKey); err != nil {
+			return err
+		}
+		if err := read("webhook secret", g.WebhookSecretFile, &g.WebhookSecret); err != nil {
+			return err
+		}
+	}
+	if err := read("dns api token", c.TLS.DNSAPITokenFile, &c.TLS.DNSAPIToken); err != nil {
+		return err
+	}
+	if err := read("dashboard token", c.Dashboard.TokenFile, &c.Dashboard.Token); err != nil {
+		return err
+	}
+	if err := read("dashboard password", c.Dashboard.PasswordFile, &c.Dashboard.Password); err != nil {
+		return err
+	}
+	for name, s := range c.Secrets {
+		envName := "SLIPWAY_SECRET_" + contract.EnvName(name)
+		if v, ok := env(envName); ok {
+			s.Value = v
+		}
+		if f, ok := env(envName + "_FILE"); ok {
+			s.File = f
+		}
+		if err := read("secret "+name, s.File, &s.Value); err != nil {
+			return err
+		}
+		c.Secrets[name] = s
+	}
+	return nil
+}
+
+// WebhookSecrets returns every configured webhook secret (several while one is rotated).
+func (g *GitHub) WebhookSecrets() []string {
+	var out []string
+	for _, s := range strings.FieldsFunc(g.WebhookSecret, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Validate reports the first inconsistency.
+func (c *Controller) Validate() error {
+	var errs []error
+	if c.Domain == "" {
+		errs = append(errs, errors.New("domain is empty"))
+	}
+	switch c.TLS.Mode {
+	case "", TLSOff, TLSOnDemand:
+	case TLSWildcard:
+		if c.TLS.DNSProvider == "" {
+			errs = append(errs, errors.New("tls.mode wildcard needs tls.dns_provider"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("tls.mode %q: want off, on-demand or wildcard", c.TLS.Mode))
+	}
+	if c.TLS.Mode == "" {
+		c.TLS.Mode = TLSOff
+	}
+	if c.Limits.Builds < 1 {
+		errs = append(errs, fmt.Errorf("limits.builds %d: want at least 1", c.Limits.Builds))
+	}
+	if c.Limits.Environments < 1 {
+		errs = append(errs, fmt.Errorf("limits.environments %d: want at least 1", c.Limits.Environments))
+	}
+	if g := c.GitHub; g != nil {
+		if g.APIURL == "" {
+			g.APIURL = "https://api.github.com/"
+		}
+		if g.Token == "" && g.AppID == 0 {
+			errs = append(errs, errors.New("github: set token (or token_file) or app_id with private_key_file"))
+		}
+		if g.AppID != 0 && g.PrivateKey == "" {
+			errs = append(errs, errors.New("github.app_id needs private_key_file"))
+		}
+		if len(g.WebhookSecrets()) == 0 {
+			errs = append(errs, errors.New("github: webhook_secret (or webhook_secret_file) is required"))
+		}
+	}
+	seen := map[string]bool{}
+	for i := range c.Repos {
+		r := &c.Repos[i]
+		owner, name, ok := strings.Cut(r.Name, "/")
+		if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+			errs = append(errs, fmt.Errorf("repos[%d].name %q: want owner/repo", i, r.Name))
+		}
+		key := strings.ToLower(r.Name)
+		if seen[key] {
+			errs = append(errs, fmt.Errorf("repos[%d].name %q is listed twice", i, r.Name))
+		}
+		seen[key] = true
+		switch r.Forks {
+		case "":
+			r.Forks = ForksApprove
+		case ForksNever, ForksApprove, ForksAlways:
+		default:
+			errs = append(errs, fmt.Errorf("repos[%d].forks %q: want never, approve or always", i, r.Forks))
+		}
+		if r.Trigger == "" {
+			r.Trigger = "all"
+		}
+		if r.Trigger != "all" && r.TriggerLabel() == "" {
+			errs = append(errs, fmt.Errorf("repos[%d].trigger %q: want all or label:<name>", i, r.Trigger))
+		}
+	}
+	if c.StateDir != "" && !filepath.IsAbs(c.StateDir) {
+		abs, err := filepath.Abs(c.StateDir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("state_dir: %w", err))
+		}
+		c.StateDir = abs
+	}
+	return errors.Join(errs...)
+}
+
+// Repo returns the policy of the configured repository fullName (case-insensitive).
+func (c *Controller) Repo(fullName string) (RepoPolicy, bool) {
+	for _, r := range c.Repos {
+		if strings.EqualFold(r.Name, fullName) {
+			return r, true
+		}
+	}
+	return RepoPolicy{}, false
+}
