@@ -1,0 +1,469 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slipwayhq/slipway/internal/contract"
+)
+
+// HandlerOptions configures the proxy Handler.
+type HandlerOptions struct {
+	// TrustedProxies are the networks of proxies in front of Slipway. Only
+	// from their addresses are a request's X-Forwarded-For, -Proto and
+	// -Host kept (and extended); from anyone else they are replaced. See
+	// ParseTrustedProxies.
+	TrustedProxies []netip.Prefix
+	// OnWake, if set, is called with the project when a request arrives for
+	// a host whose containers exist but are stopped (a sleeping
+	// environment). It runs on the request path and must not block; the
+	// request gets the "starting" page.
+	OnWake func(project string)
+	// Metrics, if set, records requests.
+	Metrics *Metrics
+	// Logger; nil discards logs.
+	Logger *slog.Logger
+	// DialTimeout bounds connecting to a backend. Default 5s.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for a backend's response
+	// headers once the request is sent (504 after it). Default 60s.
+	ResponseHeaderTimeout time.Duration
+	// MaxIdleConnsPerBackend is how many idle keep-alive connections are
+	// kept per backend. Default 512.
+	MaxIdleConnsPerBackend int
+}
+
+// ParseTrustedProxies parses CIDRs (or single addresses) such as
+// "10.0.0.0/8" or "192.0.2.7" for HandlerOptions.TrustedProxies.
+func ParseTrustedProxies(cidrs []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range cidrs {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: not a CIDR or IP address", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// Handler is the reverse proxy for preview hosts. It looks up each
+// request's Host in the live route table and either proxies it to a
+// backend or answers with a status page. Websocket and other upgraded
+// connections are tracked per project and closed deliberately when their
+// backend leaves the table.
+type Handler struct {
+	routes      *Routes
+	proxy       *httputil.ReverseProxy
+	transport   *http.Transport
+	trusted     []netip.Prefix
+	onWake      func(string)
+	metrics     *Metrics
+	log         *slog.Logger
+	stats       sync.Map // project → *projectStats
+	hijacked    hijackRegistry
+	unsubscribe func()
+}
+
+// projectStats is what the handler records per project.
+type projectStats struct {
+	last     atomic.Int64 // unix nanoseconds of the last request
+	counters *[len(statusClasses)]prometheus.Counter
+}
+
+// bufferSize is the size of the buffers responses are copied through.
+const bufferSize = 32 << 10
+
+// NewHandler returns a proxy Handler over routes. Call Close when done.
+func NewHandler(routes *Routes, opts HandlerOptions) *Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	if opts.ResponseHeaderTimeout <= 0 {
+		opts.ResponseHeaderTimeout = 60 * time.Second
+	}
+	if opts.MaxIdleConnsPerBackend <= 0 {
+		opts.MaxIdleConnsPerBackend = 512
+	}
+	h := &Handler{
+		routes:  routes,
+		trusted: opts.TrustedProxies,
+		onWake:  opts.OnWake,
+		metrics: opts.Metrics,
+		log:     opts.Logger,
+	}
+	h.hijacked.conns = map[*trackedConn]struct{}{}
+	h.transport = &http.Transport{
+		Proxy: nil, // never the environment's HTTP_PROXY: backends are local
+		DialContext: (&net.Dialer{
+			Timeout:   opts.DialTimeout,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConnsPerHost:   opts.MaxIdleConnsPerBackend,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		// The proxy passes bodies through untouched: no transparent gzip.
+		DisableCompression: true,
+		WriteBufferSize:    bufferSize,
+		ReadBufferSize:     bufferSize,
+	}
+	h.proxy = &httputil.ReverseProxy{
+		Rewrite:      h.rewrite,
+		Transport:    h.transport,
+		BufferPool:   newBufferPool(),
+		ErrorHandler: h.proxyError,
+		ErrorLog:     slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		// FlushInterval 0: ReverseProxy flushes at once for
+		// text/event-stream and for bodies of unknown length (chunked).
+	}
+	h.unsubscribe = routes.Subscribe(h.tableChanged)
+	return h
+}
+
+// Close stops following the route table, closes every hijacked connection
+// and the idle backend connections.
+func (h *Handler) Close() {
+	h.unsubscribe()
+	h.CloseHijacked()
+	h.transport.CloseIdleConnections()
+}
+
+// CloseHijacked closes every upgraded (websocket) connection and returns
+// how many it closed. The server calls it at the end of a shutdown.
+func (h *Handler) CloseHijacked() int {
+	return h.hijacked.closeWhere(func(*trackedConn) bool { return true })
+}
+
+// HijackedCount returns how many upgraded connections are open.
+func (h *Handler) HijackedCount() int {
+	h.hijacked.mu.Lock()
+	defer h.hijacked.mu.Unlock()
+	return len(h.hijacked.conns)
+}
+
+// LastRequest returns when the last request for one of project's hosts
+// arrived, if one did since the project appeared in the table.
+func (h *Handler) LastRequest(project string) (time.Time, bool) {
+	v, ok := h.stats.Load(project)
+	if !ok {
+		return time.Time{}, false
+	}
+	ns := v.(*projectStats).last.Load()
+	if ns == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
+}
+
+// LastRequests returns the last request time of every project that had a
+// request.
+func (h *Handler) LastRequests() map[string]time.Time {
+	out := map[string]time.Time{}
+	h.stats.Range(func(k, v any) bool {
+		if ns := v.(*projectStats).last.Load(); ns != 0 {
+			out[k.(string)] = time.Unix(0, ns)
+		}
+		return true
+	})
+	return out
+}
+
+func (h *Handler) statsFor(project string) *projectStats {
+	if v, ok := h.stats.Load(project); ok {
+		return v.(*projectStats)
+	}
+	v, _ := h.stats.LoadOrStore(project, &projectStats{counters: h.metrics.projectCounters(project)})
+	return v.(*projectStats)
+}
+
+// unknownProject counts requests for hosts without an environment.
+const unknownProject = "unknown"
+
+// lookup finds the route for a request's Host: first the fast path (the
+// header as sent, without port, is already a table key), then the
+// normalized form (upper case, trailing dot).
+func lookup(t *Table, hostHeader string) *Route {
+	h := hostHeader
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
+		h = h[:i]
+	}
+	if r := t.Lookup(h); r != nil {
+		return r
+	}
+	if n := contract.NormalizeHost(hostHeader); n != "" && n != h {
+		return t.Lookup(n)
+	}
+	return nil
+}
+
+// ServeHTTP proxies r to a backend of its host or answers with a page.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rt := lookup(h.routes.Table(), r.Host)
+	if rt == nil {
+		writePage(w, notFoundPage, http.StatusNotFound, 0)
+		h.record(h.statsFor(unknownProject), http.StatusNotFound, start)
+		return
+	}
+	st := h.statsFor(rt.Project)
+	st.last.Store(start.UnixNano())
+	if rt.Phase != PhaseRunning {
+		if rt.Phase == PhaseStopped && h.onWake != nil {
+			h.onWake(rt.Project)
+		}
+		body, status, refresh := phasePage(rt)
+		writePage(w, body, status, refresh)
+		h.record(st, status, start)
+		return
+	}
+	b := rt.Pick()
+	rec := &responseRecorder{ResponseWriter: w, h: h, project: rt.Project, backend: b.Addr}
+	// The target travels in the request's URL: Rewrite's Out.URL is a
+	// copy of it. A shallow copy leaves the caller's request untouched.
+	out := *r
+	u := *r.URL
+	u.Scheme, u.Host = "http", b.Addr
+	out.URL = &u
+	defer func() {
+		// Runs on http.ErrAbortHandler panics too (upstream broke off
+		// mid-response); the panic goes on to the server.
+		status := rec.status
+		if status == 0 {
+			status = 499 // client went away before an answer
+		}
+		h.record(st, status, start)
+	}()
+	h.proxy.ServeHTTP(rec, &out)
+}
+
+func (h *Handler) record(st *projectStats, status int, start time.Time) {
+	if h.metrics == nil {
+		return
+	}
+	st.counters[statusClass(status)].Inc()
+	h.metrics.observeDuration(time.Since(start).Seconds())
+}
+
+// rewrite builds the outgoing request: the target comes from In.URL (set
+// by ServeHTTP), the Host header is preserved, X-Forwarded-* are set.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.Host = pr.In.Host
+	if !h.trustedPeer(pr.In.RemoteAddr) {
+		// ReverseProxy has already dropped the client's X-Forwarded-*.
+		pr.SetXForwarded()
+		return
+	}
+	if v := pr.In.Header.Values("X-Forwarded-For"); len(v) > 0 {
+		pr.Out.Header["X-Forwarded-For"] = v
+	}
+	pr.SetXForwarded() // appends the peer to X-Forwarded-For
+	for _, k := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
+		if v := pr.In.Header.Get(k); v != "" {
+			pr.Out.Header.Set(k, v)
+		}
+	}
+	if v := pr.In.Header.Values("Forwarded"); len(v) > 0 {
+		pr.Out.Header["Forwarded"] = v
+	}
+}
+
+func (h *Handler) trustedPeer(remoteAddr string) bool {
+	if len(h.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range h.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// proxyError turns a failure to reach the backend into a page: 504 for a
+// timeout, 502 for anything else. A client that went away gets nothing.
+func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		h.log.Warn("backend timed out", "host", r.Host, "backend", r.URL.Host, "err", err)
+		writePage(w, gatewayTimeoutPage, http.StatusGatewayTimeout, 0)
+		return
+	}
+	h.log.Warn("backend unreachable", "host", r.Host, "backend", r.URL.Host, "err", err)
+	writePage(w, badGatewayPage, http.StatusBadGateway, 0)
+}
+
+// tableChanged runs after every table swap: upgraded connections whose
+// backend is gone are closed, and projects that left the table are
+// forgotten.
+func (h *Handler) tableChanged(t *Table) {
+	h.hijacked.closeWhere(func(c *trackedConn) bool { return !backendLive(t, c.project, c.backend) })
+	h.stats.Range(func(k, _ any) bool {
+		p := k.(string)
+		if p != unknownProject && len(t.projects[p]) == 0 {
+			h.stats.Delete(p)
+			h.metrics.deleteProject(p)
+		}
+		return true
+	})
+}
+
+// backendLive reports whether backend still serves one of project's hosts.
+func backendLive(t *Table, project, backend string) bool {
+	for _, host := range t.projects[project] {
+		r := t.routes[host]
+		if r.Phase != PhaseRunning {
+			continue
+		}
+		for _, b := range r.Backends {
+			if b.Addr == backend {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// responseRecorder records the status for metrics and registers hijacked
+// connections. Unwrap gives http.ResponseController (flushes, deadlines)
+// the real writer.
+type responseRecorder struct {
+	http.ResponseWriter
+	status  int
+	h       *Handler
+	project string
+	backend string
+}
+
+func (w *responseRecorder) WriteHeader(code int) {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseRecorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *responseRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack takes over the client connection for an upgraded protocol and
+// tracks it, so it can be closed when its backend goes away.
+func (w *responseRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	tc := w.h.hijacked.add(conn, w.project, w.backend)
+	// The table may have changed between choosing the backend and now;
+	// tableChanged ran before the add or sees the conn, this catches the rest.
+	if !backendLive(w.h.routes.Table(), w.project, w.backend) {
+		tc.Close()
+	}
+	return tc, brw, nil
+}
+
+// hijackRegistry holds the upgraded connections, by project and backend.
+type hijackRegistry struct {
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
+}
+
+func (reg *hijackRegistry) add(c net.Conn, project, backend string) *trackedConn {
+	tc := &trackedConn{Conn: c, reg: reg, project: project, backend: backend}
+	reg.mu.Lock()
+	reg.conns[tc] = struct{}{}
+	reg.mu.Unlock()
+	return tc
+}
+
+// closeWhere closes the connections for which match is true.
+func (reg *hijackRegistry) closeWhere(match func(*trackedConn) bool) int {
+	reg.mu.Lock()
+	var victims []*trackedConn
+	for c := range reg.conns {
+		if match(c) {
+			victims = append(victims, c)
+			delete(reg.conns, c)
+		}
+	}
+	reg.mu.Unlock()
+	for _, c := range victims {
+		c.Close()
+	}
+	return len(victims)
+}
+
+// trackedConn is a hijacked client connection that leaves the registry
+// when closed.
+type trackedConn struct {
+	net.Conn
+	reg     *hijackRegistry
+	project string
+	backend string
+	once    sync.Once
+	err     error
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.reg.mu.Lock()
+		delete(c.reg.conns, c)
+		c.reg.mu.Unlock()
+		c.err = c.Conn.Close()
+	})
+	return c.err
+}
+
+// bufferPool recycles the 32 KiB buffers responses are copied through.
+type bufferPool struct{ pool sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, bufferSize); return &b }}}
+}
+
+func (p *bufferPool) Get() []byte { return *p.pool.Get().(*[]byte) }
+
+func (p *bufferPool) Put(b []byte) {
+	if cap(b) < bufferSize {
+		return
+	}
+	b = b[:bufferSize]
+	p.pool.Put(&b)
+}
