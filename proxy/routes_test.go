@@ -112,9 +112,13 @@ func TestRoutesStateLifecycle(t *testing.T) {
 	}{
 		{func() { _ = r.SetState("p1", hosts, State{Phase: PhaseQueued}) }, "p1/ queued state=queued///"},
 		{func() { _ = r.SetState("p1", hosts, State{Phase: PhaseBuilding, Step: "build", Service: "web"}) }, "p1/ building state=building/build/web/"},
-		{func() { r.PutContainer(ctr("p1-web-1", "p1", "web", "pr-1.localhost", "80", "10.0.0.2", health("starting"))) }, "p1/web building state=building/build/web/"},
+		{func() {
+			r.PutContainer(ctr("p1-web-1", "p1", "web", "pr-1.localhost", "80", "10.0.0.2", health("starting")))
+		}, "p1/web building state=building/build/web/"},
 		{func() { _ = r.SetState("p1", hosts, State{Phase: PhaseStarting}) }, "p1/web starting state=starting///"},
-		{func() { r.PutContainer(ctr("p1-web-1", "p1", "web", "pr-1.localhost", "80", "10.0.0.2", health("healthy"))) }, "p1/web running 10.0.0.2:80 state=starting///"},
+		{func() {
+			r.PutContainer(ctr("p1-web-1", "p1", "web", "pr-1.localhost", "80", "10.0.0.2", health("healthy")))
+		}, "p1/web running 10.0.0.2:80 state=starting///"},
 		{func() { r.ClearState("p1") }, "p1/web running 10.0.0.2:80"},
 		{func() { _ = r.SetState("p1", hosts, State{Phase: PhaseRemoving}) }, "p1/web removing state=removing///"},
 		{func() { r.RemoveContainer("id-p1-web-1") }, "p1/ removing state=removing///"},

@@ -313,8 +313,8 @@ func TestComputeTable(t *testing.T) {
 			problems:   []string{"host also claimed by a; serving b"},
 		},
 		{
-			name: "state with one invalid host keeps the others",
-			states: map[string]ProjectState{"p1": {Hosts: []string{"pr-1.localhost", "Bad_Host"}, State: State{Phase: PhaseQueued}}},
+			name:     "state with one invalid host keeps the others",
+			states:   map[string]ProjectState{"p1": {Hosts: []string{"pr-1.localhost", "Bad_Host"}, State: State{Phase: PhaseQueued}}},
 			want:     map[string]string{"pr-1.localhost": "p1/ queued state=queued///"},
 			problems: []string{"project p1 host \"Bad_Host\": invalid host"},
 		},
