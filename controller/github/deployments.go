@@ -111,13 +111,16 @@ func (c *Client) EnsureDeployment(ctx context.Context, repo Repo, pr int, enviro
 	if err != nil {
 		return Deployment{}, false, err
 	}
-	_, service, _ := ParseEnvironment(environment)
+	payload := map[string]any{"pr": pr}
+	if _, service, _ := ParseEnvironment(environment); service != "" {
+		payload["service"] = service
+	}
 	req := &gh.DeploymentRequest{
 		Ref:                   gh.String(sha),
 		Task:                  gh.String(DeploymentTask),
 		AutoMerge:             gh.Bool(false),
 		RequiredContexts:      &[]string{},
-		Payload:               map[string]any{"pr": pr, "service": service},
+		Payload:               payload,
 		Environment:           gh.String(environment),
 		Description:           gh.String(fmt.Sprintf("Slipway preview of #%d", pr)),
 		TransientEnvironment:  gh.Bool(true),

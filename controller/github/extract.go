@@ -151,7 +151,7 @@ func (x *extractor) run(ctx context.Context, tr *tar.Reader) error {
 	// A symlink checked when it was written may escape through a symlink
 	// that came later in the archive; check them all against the final set.
 	for name, target := range x.links {
-		if _, err := x.resolve(path.Join(path.Dir(name), target)); err != nil {
+		if _, err := x.resolve(path.Dir(name) + "/" + target); err != nil {
 			return &ExtractError{Entry: path.Join(x.top, name), Reason: fmt.Sprintf("symlink to %q %v", target, err)}
 		}
 	}
@@ -209,7 +209,7 @@ func (x *extractor) entry(hdr *tar.Header, tr *tar.Reader) error {
 		if hdr.Linkname == "" || path.IsAbs(hdr.Linkname) {
 			return bad("symlink to %q points outside the archive", hdr.Linkname)
 		}
-		if _, err := x.resolve(path.Join(path.Dir(rel), hdr.Linkname)); err != nil {
+		if _, err := x.resolve(path.Dir(rel) + "/" + hdr.Linkname); err != nil {
 			return bad("symlink to %q %v", hdr.Linkname, err)
 		}
 		if err := x.mkParents(rel); err != nil {
@@ -341,7 +341,8 @@ func (x *extractor) markDirs(dir string) {
 	}
 }
 
-// resolve follows p (relative to the root, possibly with "..") through the
+// resolve follows p (relative to the root, possibly with "..", and not
+// cleaned lexically: "l/.." is not "." when l is a symlink) through the
 // archive's symlinks and returns where it lands, or an error when it leaves
 // the root or loops.
 func (x *extractor) resolve(p string) (string, error) {
