@@ -25,7 +25,9 @@ func file(name, body string) entry {
 	return entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(body))}, body: body}
 }
 
-func dir(name string) entry { return entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755}} }
+func dir(name string) entry {
+	return entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755}}
+}
 
 func symlink(name, target string) entry {
 	return entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}}
@@ -139,8 +141,8 @@ func TestExtractTarballRefuses(t *testing.T) {
 		reason  string
 	}{
 		{"absolute path", []entry{dir(top), file("/etc/passwd", "x")}, ExtractLimits{}, "/etc/passwd", "absolute path"},
-		{"dot-dot", []entry{dir(top), file(top + "../../evil", "x")}, ExtractLimits{}, top + "../../evil", `".."`},
-		{"dot-dot inside", []entry{dir(top), file(top + "a/../b", "x")}, ExtractLimits{}, top + "a/../b", `".."`},
+		{"dot-dot", []entry{dir(top), file(top+"../../evil", "x")}, ExtractLimits{}, top + "../../evil", `".."`},
+		{"dot-dot inside", []entry{dir(top), file(top+"a/../b", "x")}, ExtractLimits{}, top + "a/../b", `".."`},
 		{"second top-level", []entry{dir(top), file("other/x", "x")}, ExtractLimits{}, "other/x", "outside the top-level"},
 		{"absolute symlink", []entry{dir(top), symlink(top+"l", "/etc/shadow")}, ExtractLimits{}, top + "l", "outside"},
 		{"symlink out", []entry{dir(top), symlink(top+"a/l", "../../x")}, ExtractLimits{}, top + "a/l", "outside"},
@@ -203,9 +205,9 @@ func gnuSparseHeader(name string, realSize int64) []byte {
 	b[156] = tar.TypeGNUSparse
 	copy(b[257:], "ustar  \x00")
 	octal12 := fmt.Sprintf("%012o", realSize)
-	copy(b[386:], octal12)          // sparse[0].offset: one empty region at the end
+	copy(b[386:], octal12)           // sparse[0].offset: one empty region at the end
 	copy(b[398:], "00000000000\x00") // sparse[0].numbytes
-	copy(b[483:], octal12)          // realsize
+	copy(b[483:], octal12)           // realsize
 	copy(b[148:], "        ")
 	sum := 0
 	for _, c := range b {
