@@ -47,6 +47,9 @@ const (
 	LabelBuildHash = "dev.slipway.build-hash"
 	// LabelPrimary marks the containers of the primary exposed service.
 	LabelPrimary = "dev.slipway.route.primary"
+	// LabelBuilt marks containers of services built from the PR's source;
+	// their SHA label is the environment's SHA.
+	LabelBuilt = "dev.slipway.built"
 	// LabelJob marks one-off after_deploy job containers.
 	LabelJob = "dev.slipway.job"
 

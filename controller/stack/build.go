@@ -1,0 +1,450 @@
+package stack
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/pkg/jsonmessage"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/slipwayhq/slipway/internal/contract"
+)
+
+// buildLogTail is how many lines of a failed build's log its error carries.
+const buildLogTail = 25
+
+// BuildError is a failed image build; it carries the end of the build log.
+type BuildError struct {
+	Service string
+	Err     error
+	// Tail is the last lines of the build output.
+	Tail []string
+}
+
+func (e *BuildError) Error() string {
+	msg := fmt.Sprintf("build service %s: %v", e.Service, e.Err)
+	if len(e.Tail) > 0 {
+		msg += "\n" + strings.Join(e.Tail, "\n")
+	}
+	return msg
+}
+
+func (e *BuildError) Unwrap() error { return e.Err }
+
+// Build builds the image of every service in p that has a build section,
+// at most EngineOptions.BuildParallelism at once, writing the build output
+// to log (lines prefixed with the service name). An image already built for
+// the same SHA and build settings is not built again. It returns the images
+// this call built, so a caller rolling back can remove them.
+func (e *Engine) Build(ctx context.Context, p *Plan, log io.Writer) ([]string, error) {
+	if log == nil {
+		log = io.Discard
+	}
+	lw := &lineWriter{w: log}
+	var mu sync.Mutex
+	var built []string
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.opts.BuildParallelism)
+	for _, name := range p.Built {
+		g.Go(func() error {
+			did, err := e.buildService(gctx, p, name, lw)
+			if did {
+				mu.Lock()
+				built = append(built, p.Image(name))
+				mu.Unlock()
+			}
+			return err
+		})
+	}
+	err := g.Wait()
+	slices.Sort(built)
+	return built, err
+}
+
+// buildHash identifies a build's inputs: the commit and the build settings.
+func buildHash(sha string, b *types.BuildConfig) string {
+	j, _ := json.Marshal(b)
+	sum := sha256.Sum256(append([]byte(sha+"\x00"), j...))
+	return hex.EncodeToString(sum[:])
+}
+
+// buildService builds one service's image unless it is already there. It
+// reports whether it built.
+func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log *lineWriter) (bool, error) {
+	svc := p.Project.Services[service]
+	bc := svc.Build
+	tag := p.Image(service)
+	hash := buildHash(p.Source.SHA, bc)
+	if img, err := e.docker.ImageInspect(ctx, tag); err == nil && img.Config != nil && img.Config.Labels[contract.LabelBuildHash] == hash {
+		log.Printf(service, "image %s is up to date", tag)
+		return false, nil
+	}
+	log.Printf(service, "building %s", tag)
+	labels := map[string]string{}
+	maps.Copy(labels, bc.Labels)
+	maps.Copy(labels, projectLabels(p))
+	labels[contract.LabelService] = service
+	labels[contract.LabelBuildHash] = hash
+	ctxTar, dockerfile, err := contextTar(bc, labels)
+	if err != nil {
+		return false, badInput(&BuildError{Service: service, Err: err})
+	}
+	args := map[string]*string{}
+	for k, v := range bc.Args {
+		if v != nil {
+			args[k] = v
+		}
+	}
+	resp, err := e.docker.ImageBuild(ctx, ctxTar, build.ImageBuildOptions{
+		Tags:        []string{tag},
+		Dockerfile:  dockerfile,
+		BuildArgs:   args,
+		Target:      bc.Target,
+		Remove:      true,
+		ForceRemove: true,
+		NoCache:     bc.NoCache,
+		ShmSize:     int64(bc.ShmSize),
+		ExtraHosts:  bc.ExtraHosts.AsList(":"),
+		NetworkMode: bc.Network,
+		Version:     build.BuilderV1,
+	})
+	if err != nil {
+		return false, &BuildError{Service: service, Err: fmt.Errorf("start build: %w", err)}
+	}
+	defer resp.Body.Close()
+	tail := &tailBuffer{max: buildLogTail}
+	if err := decodeBuildStream(resp.Body, func(line string) {
+		tail.Add(line)
+		log.Println(service, line)
+	}); err != nil {
+		// The build may have created the tag before failing in a later
+		// stage; whatever exists is removed by the caller's rollback.
+		return true, badInput(&BuildError{Service: service, Err: err, Tail: tail.Lines()})
+	}
+	return true, nil
+}
+
+// decodeBuildStream reads the engine's JSON message stream. ImageBuild
+// returns a nil error for failed builds: the failure is an errorDetail in
+// the stream.
+func decodeBuildStream(r io.Reader, line func(string)) error {
+	dec := json.NewDecoder(r)
+	var partial strings.Builder
+	flush := func() {
+		if partial.Len() > 0 {
+			line(partial.String())
+			partial.Reset()
+		}
+	}
+	for {
+		var m jsonmessage.JSONMessage
+		if err := dec.Decode(&m); err != nil {
+			flush()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("read build output: %w", err)
+		}
+		if m.Error != nil {
+			flush()
+			return errors.New(strings.TrimSpace(m.Error.Message))
+		}
+		if m.ErrorMessage != "" {
+			flush()
+			return errors.New(strings.TrimSpace(m.ErrorMessage))
+		}
+		s := m.Stream
+		if s == "" && m.Status != "" {
+			s = m.Status + "\n"
+		}
+		for s != "" {
+			i := strings.IndexByte(s, '\n')
+			if i < 0 {
+				partial.WriteString(s)
+				break
+			}
+			partial.WriteString(s[:i])
+			flush()
+			s = s[i+1:]
+		}
+	}
+}
+
+// contextTar streams a tar of the build context, honouring .dockerignore
+// (and <Dockerfile>.dockerignore). The Dockerfile is always included, with a
+// LABEL instruction carrying labels added to the built stage; one outside
+// the context, or an inline one, is added under a generated name. It
+// returns the Dockerfile's path inside the tar.
+//
+// The labels go into the Dockerfile rather than the build's Labels option:
+// the classic builder puts that option on every intermediate image, which
+// both leaves project-labelled layers behind in the cache and makes every
+// SHA a cache miss.
+func contextTar(bc *types.BuildConfig, labels map[string]string) (io.Reader, string, error) {
+	root := bc.Context
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, "", fmt.Errorf("build context %s: %w", root, err)
+	}
+	if !fi.IsDir() {
+		return nil, "", fmt.Errorf("build context %s: not a directory", root)
+	}
+	dockerfile := bc.Dockerfile
+	if dockerfile == "" {
+		dockerfile = "Dockerfile"
+	}
+	var content []byte
+	switch {
+	case bc.DockerfileInline != "":
+		dockerfile = ".slipway.inline.Dockerfile"
+		content = []byte(bc.DockerfileInline)
+	default:
+		abs := dockerfile
+		if !filepath.IsAbs(abs) {
+			abs = filepath.Join(root, dockerfile)
+		}
+		rel, err := filepath.Rel(root, abs)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			dockerfile = ".slipway.external.Dockerfile"
+		} else {
+			dockerfile = filepath.ToSlash(rel)
+		}
+		if content, err = os.ReadFile(abs); err != nil {
+			return nil, "", fmt.Errorf("dockerfile %s: %w", bc.Dockerfile, errors.Unwrap(err))
+		}
+	}
+	content, err = withLabels(content, bc.Target, labels)
+	if err != nil {
+		return nil, "", fmt.Errorf("dockerfile %s: %w", dockerfile, err)
+	}
+	extra := map[string][]byte{dockerfile: content}
+	patterns, err := readIgnore(root, dockerfile)
+	if err != nil {
+		return nil, "", err
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, "", fmt.Errorf(".dockerignore: %w", err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(writeContext(pw, root, pm, dockerfile, extra))
+	}()
+	return pr, dockerfile, nil
+}
+
+// readIgnore reads <dockerfile>.dockerignore if present, else .dockerignore.
+func readIgnore(root, dockerfile string) ([]string, error) {
+	for _, name := range []string{dockerfile + ".dockerignore", ".dockerignore"} {
+		f, err := os.Open(filepath.Join(root, filepath.FromSlash(name)))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		defer f.Close()
+		p, err := ignorefile.ReadAll(f)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		return p, nil
+	}
+	return nil, nil
+}
+
+func writeContext(w io.Writer, root string, pm *patternmatcher.PatternMatcher, dockerfile string, extra map[string][]byte) error {
+	tw := tar.NewWriter(w)
+	always := map[string]bool{".dockerignore": true}
+	parents := map[string]patternmatcher.MatchInfo{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		parentInfo := parents[filepath.ToSlash(filepath.Dir(rel))]
+		excluded, info, err := pm.MatchesUsingParentResults(rel, parentInfo)
+		if err != nil {
+			return fmt.Errorf(".dockerignore match %s: %w", rel, err)
+		}
+		if d.IsDir() {
+			parents[rel] = info
+			if excluded && !pm.Exclusions() {
+				return filepath.SkipDir
+			}
+		}
+		if _, replaced := extra[rel]; replaced || (excluded && !always[rel]) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		var link string
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		case fi.Mode().IsRegular(), fi.IsDir():
+		default:
+			return nil // sockets, devices, fifos never go into a build context
+		}
+		hdr, err := tar.FileInfoHeader(fi, link)
+		if err != nil {
+			return err
+		}
+		hdr.Name = rel
+		if fi.IsDir() {
+			hdr.Name += "/"
+		}
+		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if fi.Mode().IsRegular() {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(tw, f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("add %s to build context: %w", rel, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("build context %s: %w", root, err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(extra)) {
+		b := extra[name]
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(b); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// withLabels adds a LABEL instruction to the end of the stage the build
+// produces: the target stage, else the last one.
+func withLabels(dockerfile []byte, target string, labels map[string]string) ([]byte, error) {
+	var inst strings.Builder
+	inst.WriteString("LABEL")
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		kj, _ := json.Marshal(k)
+		vj, _ := json.Marshal(labels[k])
+		inst.WriteString(" " + string(kj) + "=" + string(vj))
+	}
+	inst.WriteString("\n")
+	lines := strings.SplitAfter(string(dockerfile), "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	insertAt := len(lines) // end of file: the last stage
+	if target != "" {
+		found := false
+		for i, l := range lines {
+			f := strings.Fields(l)
+			if len(f) == 0 || !strings.EqualFold(f[0], "FROM") {
+				continue
+			}
+			if found {
+				insertAt = i
+				break
+			}
+			if len(f) >= 4 && strings.EqualFold(f[len(f)-2], "AS") && strings.EqualFold(f[len(f)-1], target) {
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("target stage %q not found", target)
+		}
+	}
+	var out strings.Builder
+	for i, l := range lines {
+		if i == insertAt {
+			out.WriteString(inst.String())
+		}
+		out.WriteString(l)
+	}
+	if insertAt == len(lines) {
+		if len(lines) > 0 && !strings.HasSuffix(lines[len(lines)-1], "\n") {
+			out.WriteString("\n")
+		}
+		out.WriteString(inst.String())
+	}
+	return []byte(out.String()), nil
+}
+
+// lineWriter writes whole lines, prefixed with a service name, from
+// several goroutines.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) Println(service, line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, "%s | %s\n", service, line)
+}
+
+func (l *lineWriter) Printf(service, format string, args ...any) {
+	l.Println(service, fmt.Sprintf(format, args...))
+}
+
+// tailBuffer keeps the last max lines added.
+type tailBuffer struct {
+	max   int
+	lines []string
+}
+
+func (t *tailBuffer) Add(line string) {
+	t.lines = append(t.lines, line)
+	if len(t.lines) > t.max {
+		t.lines = t.lines[len(t.lines)-t.max:]
+	}
+}
+
+func (t *tailBuffer) Lines() []string { return slices.Clone(t.lines) }
+
+// lastLines returns the last n non-empty lines of b.
+func lastLines(b []byte, n int) []string {
+	t := &tailBuffer{max: n}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if l := strings.TrimRight(sc.Text(), "\r"); l != "" {
+			t.Add(l)
+		}
+	}
+	return t.Lines()
+}

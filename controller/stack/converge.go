@@ -1,0 +1,671 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/graph"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/slipwayhq/slipway/internal/contract"
+)
+
+// UpOptions tune one Up.
+type UpOptions struct {
+	// BuildLog receives the build output and deploy progress.
+	BuildLog io.Writer
+	// OnPhase, if set, is told when Up moves from building to deploying
+	// (starting containers) and then to waiting for readiness.
+	OnPhase func(phase string)
+}
+
+// Phases reported to UpOptions.OnPhase.
+const (
+	PhaseBuilding  = "building"
+	PhaseDeploying = "deploying"
+	PhaseStarting  = "starting"
+	PhaseJobs      = "jobs"
+)
+
+// UpResult says what Up did.
+type UpResult struct {
+	Project string
+	// Built lists the images built by this run.
+	Built []string
+	// Created lists containers created by this run (new or recreated).
+	Created []string
+	// Kept lists containers left running untouched.
+	Kept []string
+	// Removed lists containers removed (old replicas, orphan services).
+	Removed []string
+}
+
+// Changed reports whether the run changed any container.
+func (r *UpResult) Changed() bool { return len(r.Created)+len(r.Removed) > 0 }
+
+// Up builds p's images and converges the engine to p: networks, volumes,
+// then containers in dependency order, each recreated only when its config
+// hash or image changed. It waits until every service is running (and
+// healthy where it has a healthcheck), runs after_deploy jobs when anything
+// changed, and removes what p no longer has.
+//
+// On failure it rolls back what this run did: an environment that was
+// running stays as it was; a new one is removed entirely.
+func (e *Engine) Up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, error) {
+	log := opts.BuildLog
+	if log == nil {
+		log = io.Discard
+	}
+	phase := func(s string) {
+		if opts.OnPhase != nil {
+			opts.OnPhase(s)
+		}
+	}
+	existing, err := e.projectContainers(ctx, p.Name)
+	if err != nil {
+		return nil, err
+	}
+	fresh := len(existing) == 0
+	res := &UpResult{Project: p.Name}
+	tx := &transaction{engine: e, project: p.Name, fresh: fresh}
+
+	fail := func(err error) (*UpResult, error) {
+		// Roll back with a context of our own: the caller's may be what was cancelled.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if rerr := tx.rollback(rctx); rerr != nil {
+			e.log.Error("roll back failed", "project", p.Name, "err", rerr)
+			err = fmt.Errorf("%w (and rolling back: %v)", err, rerr)
+		}
+		return res, err
+	}
+
+	phase(PhaseBuilding)
+	built, err := e.Build(ctx, p, log)
+	res.Built = built
+	tx.images = built
+	if err != nil {
+		return fail(err)
+	}
+	imageIDs, err := e.ensureImages(ctx, p, log)
+	if err != nil {
+		return fail(err)
+	}
+	specs, err := e.specs(p, imageIDs)
+	if err != nil {
+		return fail(badInput(err))
+	}
+
+	phase(PhaseDeploying)
+	if err := e.ensureNetworks(ctx, p, tx); err != nil {
+		return fail(err)
+	}
+	if err := e.ensureVolumes(ctx, p, tx); err != nil {
+		return fail(err)
+	}
+	c := &converger{engine: e, plan: p, specs: specs, existing: existing, tx: tx, res: res, log: &lineWriter{w: log}, recreated: map[string]bool{}}
+	if err := graph.InDependencyOrder(ctx, p.Project, func(ctx context.Context, name string, svc types.ServiceConfig) error {
+		return c.convergeService(ctx, name)
+	}); err != nil {
+		return fail(err)
+	}
+	if err := c.removeOrphans(ctx); err != nil {
+		return fail(err)
+	}
+
+	phase(PhaseStarting)
+	if err := e.waitReady(ctx, c.current(), c.fresh()); err != nil {
+		return fail(err)
+	}
+	if len(p.Repo.AfterDeploy) > 0 && (res.Changed() || fresh) {
+		phase(PhaseJobs)
+		for i, job := range p.Repo.AfterDeploy {
+			if err := e.runJob(ctx, p, i, job.Service, job.Command, specs, log); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	tx.commit(ctx)
+	if err := e.removeStale(ctx, p); err != nil {
+		// The environment is up; what could not be cleaned is logged, and the
+		// next run or Down removes it.
+		e.log.Warn("remove stale objects", "project", p.Name, "err", err)
+	}
+	return res, nil
+}
+
+// projectContainers returns the project's service containers (not one-off
+// jobs), keyed by name.
+func (e *Engine) projectContainers(ctx context.Context, project string) (map[string]container.Summary, error) {
+	f := projectFilter(project)
+	f.Add("label", contract.LabelOneoff+"=False")
+	list, err := e.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list containers of %s: %w", project, err)
+	}
+	out := make(map[string]container.Summary, len(list))
+	for _, c := range list {
+		if len(c.Names) > 0 {
+			out[strings.TrimPrefix(c.Names[0], "/")] = c
+		}
+	}
+	return out, nil
+}
+
+// ensureImages makes sure every image-only service's image is on the engine,
+// pulling it as docker compose does (honouring pull_policy), and returns the
+// image ID of every service.
+func (e *Engine) ensureImages(ctx context.Context, p *Plan, log io.Writer) (map[string]string, error) {
+	ids := map[string]string{}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(p.Project.Services)) {
+		svc := p.Project.Services[name]
+		ref := p.Image(name)
+		if ref == "" {
+			errs = append(errs, fmt.Errorf("service %s: no image and no build section", name))
+			continue
+		}
+		id, err := e.ensureImage(ctx, name, ref, svc.PullPolicy, p.IsBuilt(name), log)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ids[name] = id
+	}
+	return ids, errors.Join(errs...)
+}
+
+func (e *Engine) ensureImage(ctx context.Context, service, ref, policy string, built bool, log io.Writer) (string, error) {
+	img, err := e.docker.ImageInspect(ctx, ref)
+	present := err == nil
+	if err != nil && !errdefs.IsNotFound(err) {
+		return "", fmt.Errorf("service %s: inspect image %s: %w", service, ref, err)
+	}
+	if built {
+		if !present {
+			return "", fmt.Errorf("service %s: built image %s is missing", service, ref)
+		}
+		return img.ID, nil
+	}
+	switch policy {
+	case types.PullPolicyNever:
+		if !present {
+			return "", badInput(fmt.Errorf("service %s: image %s is not present locally and pull_policy is never", service, ref))
+		}
+		return img.ID, nil
+	case types.PullPolicyAlways:
+	default:
+		if present {
+			return img.ID, nil
+		}
+	}
+	fmt.Fprintf(log, "%s | pulling %s\n", service, ref)
+	if err := e.pull(ctx, ref); err != nil {
+		if present {
+			e.log.Warn("pull failed; using the local image", "service", service, "image", ref, "err", err)
+			return img.ID, nil
+		}
+		return "", badInput(fmt.Errorf("service %s: image %s is not present locally and could not be pulled: %w", service, ref, err))
+	}
+	img, err = e.docker.ImageInspect(ctx, ref)
+	if err != nil {
+		return "", fmt.Errorf("service %s: inspect pulled image %s: %w", service, ref, err)
+	}
+	return img.ID, nil
+}
+
+func (e *Engine) pull(ctx context.Context, ref string) error {
+	rc, err := e.docker.ImagePull(ctx, ref, image.PullOptions{})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return decodeBuildStream(rc, func(string) {})
+}
+
+// specs computes every container of the plan.
+func (e *Engine) specs(p *Plan, imageIDs map[string]string) (map[string][]*containerSpec, error) {
+	out := map[string][]*containerSpec{}
+	for name, svc := range p.Project.Services {
+		n := svc.GetScale()
+		for i := 1; i <= n; i++ {
+			s, err := specFor(p, name, i, imageIDs[name])
+			if err != nil {
+				return nil, err
+			}
+			out[name] = append(out[name], s)
+		}
+	}
+	return out, nil
+}
+
+// ensureNetworks creates the project's networks that do not exist.
+func (e *Engine) ensureNetworks(ctx context.Context, p *Plan, tx *transaction) error {
+	for _, key := range slices.Sorted(maps.Keys(p.Project.Networks)) {
+		n := p.Project.Networks[key]
+		if n.External {
+			if _, err := e.docker.NetworkInspect(ctx, n.Name, network.InspectOptions{}); err != nil {
+				return badInput(fmt.Errorf("external network %s: %w", n.Name, err))
+			}
+			continue
+		}
+		if _, err := e.docker.NetworkInspect(ctx, n.Name, network.InspectOptions{}); err == nil {
+			continue
+		} else if !errdefs.IsNotFound(err) {
+			return fmt.Errorf("inspect network %s: %w", n.Name, err)
+		}
+		labels := map[string]string{}
+		maps.Copy(labels, n.Labels)
+		maps.Copy(labels, projectLabels(p))
+		labels[contract.LabelNetwork] = key
+		opts := network.CreateOptions{
+			Driver:     "bridge",
+			Internal:   n.Internal,
+			Attachable: true,
+			Labels:     labels,
+			Options:    n.DriverOpts,
+		}
+		if n.Driver != "" && n.Driver != "default" {
+			opts.Driver = n.Driver
+		}
+		if n.EnableIPv6 != nil {
+			opts.EnableIPv6 = n.EnableIPv6
+		}
+		if _, err := e.docker.NetworkCreate(ctx, n.Name, opts); err != nil {
+			return fmt.Errorf("create network %s: %w", n.Name, err)
+		}
+		tx.networks = append(tx.networks, n.Name)
+	}
+	return nil
+}
+
+// ensureVolumes creates the project's volumes that do not exist.
+func (e *Engine) ensureVolumes(ctx context.Context, p *Plan, tx *transaction) error {
+	for _, key := range slices.Sorted(maps.Keys(p.Project.Volumes)) {
+		v := p.Project.Volumes[key]
+		if v.External {
+			if _, err := e.docker.VolumeInspect(ctx, v.Name); err != nil {
+				return badInput(fmt.Errorf("external volume %s: %w", v.Name, err))
+			}
+			continue
+		}
+		if _, err := e.docker.VolumeInspect(ctx, v.Name); err == nil {
+			continue
+		} else if !errdefs.IsNotFound(err) {
+			return fmt.Errorf("inspect volume %s: %w", v.Name, err)
+		}
+		labels := map[string]string{}
+		maps.Copy(labels, v.Labels)
+		maps.Copy(labels, projectLabels(p))
+		labels[contract.LabelVolume] = key
+		if _, err := e.docker.VolumeCreate(ctx, volume.CreateOptions{Name: v.Name, Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: labels}); err != nil {
+			return fmt.Errorf("create volume %s: %w", v.Name, err)
+		}
+		tx.volumes = append(tx.volumes, v.Name)
+	}
+	return nil
+}
+
+// converger walks the services in dependency order.
+type converger struct {
+	engine   *Engine
+	plan     *Plan
+	specs    map[string][]*containerSpec
+	existing map[string]container.Summary
+	tx       *transaction
+	res      *UpResult
+	log      *lineWriter
+
+	mu        sync.Mutex
+	ids       map[string][]string // service → container IDs now in place
+	recreated map[string]bool
+}
+
+func (c *converger) setIDs(service string, ids []string, recreated bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ids == nil {
+		c.ids = map[string][]string{}
+	}
+	c.ids[service] = ids
+	if recreated {
+		c.recreated[service] = true
+	}
+}
+
+func (c *converger) idsOf(service string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ids[service]
+}
+
+func (c *converger) wasRecreated(service string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.recreated[service]
+}
+
+// fresh is the set of containers this run created.
+func (c *converger) fresh() map[string]bool {
+	c.tx.mu.Lock()
+	defer c.tx.mu.Unlock()
+	out := make(map[string]bool, len(c.tx.created))
+	for _, id := range c.tx.created {
+		out[id] = true
+	}
+	return out
+}
+
+// current lists every container the environment now has, for readiness.
+func (c *converger) current() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, ids := range c.ids {
+		out = append(out, ids...)
+	}
+	return out
+}
+
+func (c *converger) convergeService(ctx context.Context, service string) error {
+	svc := c.plan.Project.Services[service]
+	if err := c.waitDependencies(ctx, service, svc.DependsOn); err != nil {
+		return err
+	}
+	var ids []string
+	changed := false
+	for _, spec := range c.specs[service] {
+		id, did, err := c.convergeContainer(ctx, spec)
+		if err != nil {
+			return err
+		}
+		changed = changed || did
+		ids = append(ids, id)
+	}
+	// Scale down: replicas beyond the wanted count.
+	want := len(c.specs[service])
+	for name, old := range c.existing {
+		if old.Labels[contract.LabelService] != service {
+			continue
+		}
+		if n, _ := strconv.Atoi(old.Labels[contract.LabelNumber]); n > want {
+			if err := c.tx.retire(ctx, old); err != nil {
+				return err
+			}
+			c.res.Removed = append(c.res.Removed, name)
+			changed = true
+		}
+	}
+	c.setIDs(service, ids, changed)
+	return nil
+}
+
+// convergeContainer makes one replica match its spec. It returns the
+// container's ID and whether it was (re)created.
+func (c *converger) convergeContainer(ctx context.Context, spec *containerSpec) (string, bool, error) {
+	e := c.engine
+	old, exists := c.existing[spec.Name]
+	forced := spec.NetworkModeService != "" && c.wasRecreated(spec.NetworkModeService)
+	if exists && old.Labels[contract.LabelConfigHash] == spec.Hash && !forced {
+		c.res.Kept = append(c.res.Kept, spec.Name)
+		if old.State != container.StateRunning && !completed(old) {
+			if err := e.docker.ContainerStart(ctx, old.ID, container.StartOptions{}); err != nil {
+				return "", false, fmt.Errorf("start container %s: %w", spec.Name, err)
+			}
+		}
+		return old.ID, false, nil
+	}
+	if exists {
+		if err := c.tx.retire(ctx, old); err != nil {
+			return "", false, err
+		}
+	}
+	id, err := e.createContainer(ctx, spec, c.idsOf)
+	if id != "" {
+		c.tx.mu.Lock()
+		c.tx.created = append(c.tx.created, id)
+		c.tx.mu.Unlock()
+	}
+	if err != nil {
+		return "", false, err
+	}
+	if err := e.docker.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return "", false, fmt.Errorf("start container %s: %w", spec.Name, err)
+	}
+	c.log.Printf(spec.Service, "started %s", spec.Name)
+	c.res.Created = append(c.res.Created, spec.Name)
+	return id, true, nil
+}
+
+// completed reports whether a container ran to a successful end and is
+// not meant to be restarted (a one-shot job).
+func completed(c container.Summary) bool {
+	return c.State == container.StateExited && strings.HasPrefix(c.Status, "Exited (0)")
+}
+
+// createContainer creates spec's container and connects its networks.
+func (e *Engine) createContainer(ctx context.Context, spec *containerSpec, idsOf func(string) []string) (string, error) {
+	host := *spec.Host
+	if spec.NetworkModeService != "" {
+		ids := idsOf(spec.NetworkModeService)
+		if len(ids) == 0 {
+			return "", fmt.Errorf("service %s: network_mode service:%s has no container", spec.Service, spec.NetworkModeService)
+		}
+		host.NetworkMode = container.NetworkMode("container:" + ids[0])
+	}
+	var netCfg *network.NetworkingConfig
+	if len(spec.Networks) > 0 {
+		first := spec.Networks[0]
+		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			first.Network: {Aliases: first.Aliases, Links: first.Links},
+		}}
+	}
+	resp, err := e.docker.ContainerCreate(ctx, spec.Config, &host, netCfg, nil, spec.Name)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return "", badInput(fmt.Errorf("create container %s: %w", spec.Name, err))
+		}
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	// API 1.41 creates a container on one network; the rest are connected
+	// before it starts.
+	for _, n := range spec.Networks[min(1, len(spec.Networks)):] {
+		if err := e.docker.NetworkConnect(ctx, n.Network, resp.ID, &network.EndpointSettings{Aliases: n.Aliases}); err != nil {
+			return resp.ID, fmt.Errorf("connect %s to network %s: %w", spec.Name, n.Network, err)
+		}
+	}
+	return resp.ID, nil
+}
+
+// waitDependencies blocks until every dependency of a service meets its
+// depends_on condition.
+func (c *converger) waitDependencies(ctx context.Context, service string, deps types.DependsOnConfig) error {
+	for _, dep := range slices.Sorted(maps.Keys(deps)) {
+		d := deps[dep]
+		ids := c.idsOf(dep)
+		if len(ids) == 0 {
+			if !d.Required {
+				continue
+			}
+			return badInput(fmt.Errorf("service %s depends on %s, which has no containers", service, dep))
+		}
+		cond := d.Condition
+		if cond == "" {
+			cond = types.ServiceConditionStarted
+		}
+		if cond == types.ServiceConditionStarted {
+			continue // started by the dependency's own converge
+		}
+		c.log.Printf(service, "waiting for %s (%s)", dep, cond)
+		if err := c.engine.waitCondition(ctx, dep, ids, cond, c.fresh()); err != nil {
+			return fmt.Errorf("service %s: dependency %w", service, err)
+		}
+	}
+	return nil
+}
+
+// removeOrphans retires containers of services the plan no longer has.
+func (c *converger) removeOrphans(ctx context.Context) error {
+	for name, old := range c.existing {
+		if _, ok := c.plan.Project.Services[old.Labels[contract.LabelService]]; ok {
+			continue
+		}
+		if err := c.tx.retire(ctx, old); err != nil {
+			return err
+		}
+		c.res.Removed = append(c.res.Removed, name)
+	}
+	return nil
+}
+
+// removeStale removes project images no container uses and that are not
+// the current build (images of older SHAs), and project networks the plan
+// no longer has.
+func (e *Engine) removeStale(ctx context.Context, p *Plan) error {
+	current := map[string]bool{}
+	for _, s := range p.Built {
+		current[p.Image(s)] = true
+	}
+	imgs, err := e.docker.ImageList(ctx, image.ListOptions{Filters: projectFilter(p.Name)})
+	if err != nil {
+		return fmt.Errorf("list images: %w", err)
+	}
+	var errs []error
+	for _, img := range imgs {
+		keep := false
+		for _, t := range img.RepoTags {
+			keep = keep || current[t]
+		}
+		if keep {
+			continue
+		}
+		if _, err := e.docker.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: false, PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("remove image %s: %w", img.ID, err))
+		}
+	}
+	nets, err := e.docker.NetworkList(ctx, network.ListOptions{Filters: projectFilter(p.Name)})
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("list networks: %w", err))...)
+	}
+	wanted := map[string]bool{}
+	for _, n := range p.Project.Networks {
+		wanted[n.Name] = true
+	}
+	for _, n := range nets {
+		if !wanted[n.Name] {
+			if err := e.docker.NetworkRemove(ctx, n.ID); err != nil && !errdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// transaction records what one Up changed, to undo it on failure.
+type transaction struct {
+	engine  *Engine
+	project string
+	fresh   bool
+
+	mu       sync.Mutex
+	created  []string // container IDs
+	retired  []retired
+	networks []string
+	volumes  []string
+	images   []string
+}
+
+type retired struct {
+	id, name   string
+	wasRunning bool
+}
+
+// retire stops an old container and renames it out of the way; commit
+// removes it, rollback restores it.
+func (t *transaction) retire(ctx context.Context, old container.Summary) error {
+	e := t.engine
+	name := strings.TrimPrefix(old.Names[0], "/")
+	running := old.State == container.StateRunning
+	if running {
+		timeout := int(e.opts.StopTimeout.Seconds())
+		if err := e.docker.ContainerStop(ctx, old.ID, container.StopOptions{Timeout: &timeout}); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("stop container %s: %w", name, err)
+		}
+	}
+	tmp := old.ID[:12] + "_" + name
+	if err := e.docker.ContainerRename(ctx, old.ID, tmp); err != nil {
+		return fmt.Errorf("rename container %s: %w", name, err)
+	}
+	t.mu.Lock()
+	t.retired = append(t.retired, retired{id: old.ID, name: name, wasRunning: running})
+	t.mu.Unlock()
+	return nil
+}
+
+// commit removes the retired containers.
+func (t *transaction) commit(ctx context.Context) {
+	for _, r := range t.retired {
+		if err := t.engine.docker.ContainerRemove(ctx, r.id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+			t.engine.log.Warn("remove replaced container", "container", r.name, "err", err)
+		}
+	}
+}
+
+// rollback undoes the run: new containers go, retired ones come back as
+// they were, networks and volumes this run created go, images this run
+// built go. A project that did not exist before is removed entirely.
+func (t *transaction) rollback(ctx context.Context) error {
+	e := t.engine
+	var errs []error
+	for _, id := range slices.Backward(t.created) {
+		if err := e.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove container %s: %w", id[:12], err))
+		}
+	}
+	for _, r := range slices.Backward(t.retired) {
+		if err := e.docker.ContainerRename(ctx, r.id, r.name); err != nil {
+			errs = append(errs, fmt.Errorf("restore container %s: %w", r.name, err))
+			continue
+		}
+		if r.wasRunning {
+			if err := e.docker.ContainerStart(ctx, r.id, container.StartOptions{}); err != nil {
+				errs = append(errs, fmt.Errorf("restart container %s: %w", r.name, err))
+			}
+		}
+	}
+	if t.fresh {
+		if err := e.Down(ctx, t.project); err != nil {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}
+	for _, n := range t.networks {
+		if err := e.docker.NetworkRemove(ctx, n); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove network %s: %w", n, err))
+		}
+	}
+	for _, v := range t.volumes {
+		if err := e.docker.VolumeRemove(ctx, v, true); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove volume %s: %w", v, err))
+		}
+	}
+	for _, img := range t.images {
+		if _, err := e.docker.ImageRemove(ctx, img, image.RemoveOptions{PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("remove image %s: %w", img, err))
+		}
+	}
+	return errors.Join(errs...)
+}

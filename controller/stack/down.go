@@ -1,0 +1,89 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/errdefs"
+)
+
+// Down removes every container, network, volume and image that Slipway made
+// for project. Objects without our managed label are never touched. It is
+// idempotent: a project that does not exist is not an error.
+func (e *Engine) Down(ctx context.Context, project string) error {
+	f := projectFilter(project)
+	var errs []error
+
+	cs, err := e.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return fmt.Errorf("list containers of %s: %w", project, err)
+	}
+	for _, c := range cs {
+		if err := e.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove container %s: %w", containerName(c), err))
+		}
+	}
+
+	nets, err := e.docker.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list networks of %s: %w", project, err))
+	}
+	for _, n := range nets {
+		// Something else may still be attached (the proxy, when Slipway runs
+		// in a container): detach it first.
+		if ins, err := e.docker.NetworkInspect(ctx, n.ID, network.InspectOptions{}); err == nil {
+			for id := range ins.Containers {
+				if err := e.docker.NetworkDisconnect(ctx, n.ID, id, true); err != nil && !errdefs.IsNotFound(err) {
+					errs = append(errs, fmt.Errorf("disconnect %s from network %s: %w", id[:min(12, len(id))], n.Name, err))
+				}
+			}
+		}
+		if err := e.docker.NetworkRemove(ctx, n.ID); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+		}
+	}
+
+	vols, err := e.docker.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list volumes of %s: %w", project, err))
+	}
+	for _, v := range vols.Volumes {
+		if err := e.docker.VolumeRemove(ctx, v.Name, true); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
+		}
+	}
+
+	imgs, err := e.docker.ImageList(ctx, image.ListOptions{All: true, Filters: f})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list images of %s: %w", project, err))
+	}
+	for _, img := range imgs {
+		if _, err := e.docker.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove image %s: %w", imageName(img), err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("down %s: %w", project, err)
+	}
+	return nil
+}
+
+func containerName(c container.Summary) string {
+	if len(c.Names) > 0 {
+		return strings.TrimPrefix(c.Names[0], "/")
+	}
+	return c.ID[:min(12, len(c.ID))]
+}
+
+func imageName(img image.Summary) string {
+	if len(img.RepoTags) > 0 {
+		return img.RepoTags[0]
+	}
+	return img.ID
+}

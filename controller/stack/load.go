@@ -1,0 +1,342 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/graph"
+	"github.com/compose-spec/compose-go/v2/types"
+	"gopkg.in/yaml.v3"
+
+	"github.com/slipwayhq/slipway/config"
+	"github.com/slipwayhq/slipway/internal/contract"
+)
+
+// LoadOptions say how a source becomes a plan.
+type LoadOptions struct {
+	Hosts HostOptions
+	// Policy relaxes security rules (operator configuration, never the PR's).
+	Policy config.Policy
+	// Limits cap every container. Zero fields mean no cap.
+	Limits config.Limits
+	// Secrets are the controller-side secrets this PR may receive, by name.
+	// A name listed in .slipway.yml but absent here is an error, unless
+	// WithholdSecrets is set (an untrusted PR): then it is left out and
+	// reported in Plan.WithheldSecrets.
+	Secrets         map[string]string
+	WithholdSecrets bool
+}
+
+// Load reads the compose project and repository configuration in src.Dir,
+// checks them against the security policy, and returns the namespaced plan.
+// It reads only files inside the checkout and never the process environment.
+//
+// On policy violations it returns the plan (for `slipway plan` to print) and
+// a *PolicyError listing every violation. Every error it returns satisfies
+// errors.Is(err, ErrBadInput).
+func Load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
+	plan, err := load(ctx, src, opts)
+	return plan, badInput(err)
+}
+
+func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
+	if src.PR <= 0 {
+		return nil, fmt.Errorf("pull request number %d: want a positive number", src.PR)
+	}
+	if src.SHA == "" {
+		return nil, errors.New("no commit SHA given")
+	}
+	if src.Owner == "" || src.Repo == "" {
+		return nil, errors.New("repository owner and name are required")
+	}
+	root, err := filepath.Abs(src.Dir)
+	if err == nil {
+		root, err = filepath.EvalSymlinks(root)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("source directory %s: %w", src.Dir, err)
+	}
+	src.Dir = root
+	name := src.Project()
+
+	repoFile, err := config.LoadRepoFile(root)
+	if err != nil {
+		return nil, err
+	}
+	var repo config.Repo
+	if repoFile != nil {
+		repo = *repoFile
+	}
+	files, err := composeFiles(root, repo.Compose)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkInsideRoot(root, filepath.Join(root, ".env")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf(".env: %w", err)
+	}
+	if vs, err := preLoadPolicy(root, files, opts.Policy); err != nil {
+		return nil, err
+	} else if len(vs) > 0 {
+		return nil, &PolicyError{Violations: vs}
+	}
+
+	order := serviceOrder(files)
+	// The SLIPWAY_URL variables depend on which services are exposed, which
+	// may only be known once the project is loaded (x-slipway, or the default
+	// of the first service with a port): load, route, and load again with the
+	// URLs for interpolation when they were not known the first time.
+	var project *types.Project
+	var routes []Route
+	var env, rEnv map[string]string
+	known := repoFile != nil && len(repo.Expose) > 0
+	var firstEnv map[string]string
+	for pass := 0; pass < 2; pass++ {
+		env = slipwayEnv(src, routes)
+		rEnv, err = repoEnv(repo, src, env)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", config.RepoFile, err)
+		}
+		interp := maps.Clone(env)
+		maps.Copy(interp, rEnv)
+		// Every service's URL variable is defined for interpolation (empty
+		// unless exposed), so it neither warns nor differs between passes.
+		for _, s := range order {
+			if k := contract.EnvURLPrefix + contract.EnvName(s); interp[k] == "" {
+				interp[k] = ""
+			}
+		}
+		if pass == 1 && maps.Equal(interp, firstEnv) {
+			break
+		}
+		firstEnv = interp
+		project, err = loadCompose(ctx, root, name, files, interp, repo.Profiles)
+		if err != nil {
+			return nil, err
+		}
+		if repoFile == nil {
+			if ext, ok := project.Extensions[config.ComposeExtension]; ok {
+				r, err := config.RepoFromExtension(ext)
+				if err != nil {
+					return nil, err
+				}
+				r.Compose = nil // the files are already chosen
+				repo = *r
+			}
+		}
+		routes, err = computeRoutes(project, repo, src, opts.Hosts, order)
+		if err != nil {
+			return nil, err
+		}
+		if known {
+			break
+		}
+	}
+	if err := graph.CheckCycle(project); err != nil {
+		return nil, fmt.Errorf("depends_on: %w", err)
+	}
+	if err := checkJobs(project, repo); err != nil {
+		return nil, err
+	}
+
+	built := builtServices(project)
+	svcEnv := maps.Clone(env)
+	maps.Copy(svcEnv, rEnv)
+	plan := &Plan{
+		Source:      src,
+		Name:        name,
+		Project:     project,
+		Repo:        repo,
+		Routes:      routes,
+		Built:       built,
+		Limits:      opts.Limits,
+		Env:         env,
+		ConfigFiles: files,
+	}
+	for _, s := range repo.Secrets {
+		v, ok := opts.Secrets[s]
+		switch {
+		case opts.WithholdSecrets:
+			plan.WithheldSecrets = append(plan.WithheldSecrets, s)
+		case !ok:
+			return nil, fmt.Errorf("%s: secret %q is not configured on the controller", config.RepoFile, s)
+		default:
+			svcEnv[s] = v
+		}
+	}
+	// The policy sees the project as the PR wrote it (before our rewrites
+	// add labels and aliases of our own).
+	if vs := checkPolicy(project, root, opts.Policy); len(vs) > 0 {
+		namespace(project, name, built, svcEnv, src)
+		return plan, &PolicyError{Violations: vs}
+	}
+	namespace(project, name, built, svcEnv, src)
+	return plan, nil
+}
+
+// composeFiles returns the absolute compose files: those named in
+// .slipway.yml, else the first default name present.
+func composeFiles(root string, named []string) ([]string, error) {
+	if len(named) == 0 {
+		for _, f := range config.DefaultComposeFiles {
+			p := filepath.Join(root, f)
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+				named = []string{f}
+				break
+			}
+		}
+		if len(named) == 0 {
+			return nil, fmt.Errorf("no compose file: looked for %s in the repository root", strings.Join(config.DefaultComposeFiles, ", "))
+		}
+	}
+	var files []string
+	for _, f := range named {
+		p := filepath.Join(root, filepath.FromSlash(f))
+		if err := checkInsideRoot(root, p); err != nil {
+			return nil, fmt.Errorf("compose file %s: %w", f, err)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("compose file %s: %w", f, err)
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("compose file %s: not a regular file", f)
+		}
+		files = append(files, p)
+	}
+	return files, nil
+}
+
+// checkInsideRoot returns an error when p (symlinks followed) is not inside root.
+func checkInsideRoot(root, p string) error {
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(root, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return fmt.Errorf("resolves to %s, outside the repository", real)
+	}
+	return nil
+}
+
+// loadCompose loads the compose files with compose-go: never the process
+// environment, never a parent directory's files, no remote resources.
+func loadCompose(ctx context.Context, root, name string, files []string, env map[string]string, profiles []string) (*types.Project, error) {
+	vars := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		vars = append(vars, k+"="+env[k])
+	}
+	opts, err := cli.NewProjectOptions(files,
+		cli.WithWorkingDirectory(root),
+		cli.WithName(name),
+		cli.WithEnv(vars),
+		cli.WithEnvFiles(),
+		cli.WithDotEnv,
+		cli.WithProfiles(profiles),
+		cli.WithResolvedPaths(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("compose options: %w", err)
+	}
+	p, err := opts.LoadProject(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load compose project (%s): %w", relList(root, files), err)
+	}
+	if len(p.Services) == 0 {
+		return nil, fmt.Errorf("compose project (%s) has no services", relList(root, files))
+	}
+	return p, nil
+}
+
+func relList(root string, files []string) string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		if r, err := filepath.Rel(root, f); err == nil {
+			f = r
+		}
+		out[i] = f
+	}
+	return strings.Join(out, ", ")
+}
+
+// serviceOrder lists service names in the order the compose files declare
+// them (compose-go hands services over as a map). Unparseable files are
+// skipped: the real loader reports their errors.
+func serviceOrder(files []string) []string {
+	var order []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var doc yaml.Node
+		if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
+			continue
+		}
+		top := doc.Content[0]
+		if top.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(top.Content); i += 2 {
+			if top.Content[i].Value != "services" || top.Content[i+1].Kind != yaml.MappingNode {
+				continue
+			}
+			svcs := top.Content[i+1]
+			for j := 0; j+1 < len(svcs.Content); j += 2 {
+				if n := svcs.Content[j].Value; !slices.Contains(order, n) {
+					order = append(order, n)
+				}
+			}
+		}
+	}
+	return order
+}
+
+// checkJobs checks that after_deploy jobs name services of the project.
+func checkJobs(p *types.Project, repo config.Repo) error {
+	var errs []error
+	for i, j := range repo.AfterDeploy {
+		if _, ok := p.Services[j.Service]; !ok {
+			errs = append(errs, fmt.Errorf("after_deploy[%d]: service %q is not in the compose project", i, j.Service))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PolicyError lists every security policy violation of a project.
+type PolicyError struct {
+	Violations []Violation
+}
+
+// Violation is one broken policy rule.
+type Violation struct {
+	Rule    string
+	Service string
+	Field   string
+	Message string
+}
+
+func (v Violation) String() string {
+	where := v.Field
+	if v.Service != "" {
+		where = "service " + v.Service + ": " + v.Field
+	}
+	return fmt.Sprintf("[%s] %s: %s", v.Rule, where, v.Message)
+}
+
+func (e *PolicyError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "security policy: %d violation(s)", len(e.Violations))
+	for _, v := range e.Violations {
+		b.WriteString("\n  - ")
+		b.WriteString(v.String())
+	}
+	return b.String()
+}

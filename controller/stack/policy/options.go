@@ -1,0 +1,153 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/slipwayhq/slipway/config"
+)
+
+// Options relax the policy for one repository. They come from the operator's
+// slipway.yaml (config.Policy), never from the PR. The zero value enforces
+// every rule.
+type Options struct {
+	// Allow lists rule IDs (or keys) that are not enforced.
+	Allow []string
+	// CapAdd lists capabilities a compose file may add beyond BaseCapabilities.
+	CapAdd []string
+	// Sysctls lists sysctl names a compose file may set beyond the safe set;
+	// a trailing "*" matches a prefix ("net.ipv4.tcp_*").
+	Sysctls []string
+	// ExternalNetworks lists external networks a compose file may join.
+	ExternalNetworks []string
+	// ExternalVolumes lists external volumes a compose file may mount.
+	ExternalVolumes []string
+}
+
+// FromConfig returns the options of an operator's policy section.
+func FromConfig(p config.Policy) Options {
+	return Options{
+		Allow:            slices.Clone(p.Allow),
+		CapAdd:           slices.Clone(p.CapAdd),
+		Sysctls:          slices.Clone(p.Sysctls),
+		ExternalNetworks: slices.Clone(p.ExternalNetworks),
+		ExternalVolumes:  slices.Clone(p.ExternalVolumes),
+	}
+}
+
+// Validate reports allowances that name no rule, try to relax a fixed rule,
+// or allow ALL capabilities, so that a typo in slipway.yaml is an error
+// rather than a silently enforced (or silently relaxed) rule.
+func (o Options) Validate() error {
+	var errs []error
+	for _, a := range o.Allow {
+		r, ok := RuleByID(a)
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("policy.allow: %q is not a rule ID (see docs/security.md)", a))
+		case r.Fixed:
+			errs = append(errs, fmt.Errorf("policy.allow: %s (%s) cannot be relaxed", r.ID, r.Key))
+		}
+	}
+	for _, c := range o.CapAdd {
+		switch n := normalizeCap(c); {
+		case n == "ALL":
+			errs = append(errs, errors.New("policy.cap_add: ALL is privileged mode; allow SW-PRIV-001 if you really mean it"))
+		case n == "" || strings.ContainsAny(n, " \t*"):
+			errs = append(errs, fmt.Errorf("policy.cap_add: %q is not a capability name", c))
+		}
+	}
+	for _, s := range o.Sysctls {
+		if strings.TrimSpace(s) == "" || s == "*" {
+			errs = append(errs, fmt.Errorf("policy.sysctls: %q would allow every sysctl; allow SW-PRIV-006 instead", s))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// allowSet resolves Allow to rule IDs. Fixed rules are never in it.
+func (o Options) allowSet() map[string]bool {
+	set := map[string]bool{}
+	for _, a := range o.Allow {
+		if r, ok := RuleByID(a); ok && !r.Fixed {
+			set[r.ID] = true
+		}
+	}
+	return set
+}
+
+// BaseCapabilities returns the capabilities a compose file may cap_add
+// without an operator allowance: Docker's default set minus NET_RAW (which
+// allows ARP and DNS spoofing on the bridge other services share). The
+// container hardening keeps at most these plus policy.cap_add.
+func BaseCapabilities() []string {
+	return []string{
+		"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+		"NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+	}
+}
+
+// SafeSysctls returns the sysctls any compose file may set: the set
+// Kubernetes considers safe (namespaced, and unable to affect other
+// containers or the host).
+func SafeSysctls() []string {
+	return []string{
+		"kernel.shm_rmid_forced",
+		"net.ipv4.ip_local_port_range",
+		"net.ipv4.ip_local_reserved_ports",
+		"net.ipv4.ip_unprivileged_port_start",
+		"net.ipv4.ping_group_range",
+		"net.ipv4.tcp_fin_timeout",
+		"net.ipv4.tcp_keepalive_intvl",
+		"net.ipv4.tcp_keepalive_probes",
+		"net.ipv4.tcp_keepalive_time",
+		"net.ipv4.tcp_syncookies",
+	}
+}
+
+// normalizeCap turns "cap_sys_admin" into "SYS_ADMIN".
+func normalizeCap(c string) string {
+	c = strings.ToUpper(strings.TrimSpace(c))
+	return strings.TrimPrefix(c, "CAP_")
+}
+
+func (o Options) capAllowed(c string) bool {
+	n := normalizeCap(c)
+	if n == "ALL" {
+		return false
+	}
+	if slices.Contains(BaseCapabilities(), n) {
+		return true
+	}
+	for _, a := range o.CapAdd {
+		if normalizeCap(a) == n {
+			return true
+		}
+	}
+	return false
+}
+
+// normalizeSysctl turns "net/ipv4/ip_forward" into "net.ipv4.ip_forward".
+func normalizeSysctl(s string) string {
+	return strings.ReplaceAll(strings.TrimSpace(s), "/", ".")
+}
+
+func (o Options) sysctlAllowed(name string) bool {
+	n := normalizeSysctl(name)
+	if slices.Contains(SafeSysctls(), n) {
+		return true
+	}
+	for _, a := range o.Sysctls {
+		a = normalizeSysctl(a)
+		if prefix, ok := strings.CutSuffix(a, "*"); ok && prefix != "" {
+			if strings.HasPrefix(n, prefix) {
+				return true
+			}
+		} else if a == n {
+			return true
+		}
+	}
+	return false
+}
