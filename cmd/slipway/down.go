@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipwayhq/slipway/controller/stack"
+)
+
+func newDownCmd(g *globals) *cobra.Command {
+	var t target
+	cmd := &cobra.Command{
+		Use:   "down --pr N [--repo OWNER/REPO] [--dir DIR]",
+		Short: "Remove a preview environment: containers, networks, volumes and built images",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			project, err := t.project()
+			if err != nil {
+				return err
+			}
+			cli, err := dockerClient(ctx)
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			engine := stack.NewEngine(cli, log, stack.EngineOptions{})
+			if err := engine.Down(ctx, project); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "removed %s\n", project)
+			return nil
+		},
+	}
+	t.addFlags(cmd, "directory of the project (names the repo when --repo is not given)")
+	return cmd
+}
+
+func newLsCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ls [--json]",
+		Short: "List the preview environments on the engine",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			cli, err := dockerClient(ctx)
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			envs, err := stack.NewEngine(cli, log, stack.EngineOptions{}).List(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				type row struct {
+					stack.Environment
+					Phase string `json:"phase"`
+				}
+				rows := make([]row, 0, len(envs))
+				for _, e := range envs {
+					rows = append(rows, row{e, e.Phase()})
+				}
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PROJECT\tREPO\tPR\tSHA\tPHASE\tSERVICES\tURL\tAGE")
+			for _, e := range envs {
+				url := "-"
+				if len(e.Routes) > 0 {
+					url = "http://" + e.Routes[0].Host
+				}
+				n := 0
+				for _, s := range e.Services {
+					n += len(s.Containers)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", e.Project, e.Repo, e.PR, shortSHA(e.SHA), e.Phase(), n, url, age(e.Created))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func age(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var t target
+	var service, tail string
+	var follow, timestamps bool
+	cmd := &cobra.Command{
+		Use:   "logs --pr N [--service S] [-f] [--repo OWNER/REPO] [--dir DIR]",
+		Short: "Print the logs of a preview environment's services",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			project, err := t.project()
+			if err != nil {
+				return err
+			}
+			cli, err := dockerClient(ctx)
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			err = stack.NewEngine(cli, log, stack.EngineOptions{}).Logs(ctx, project, stack.LogOptions{Service: service, Follow: follow, Tail: tail, Timestamps: timestamps}, g.stdout)
+			if ctx.Err() != nil {
+				return nil // Ctrl-C ends a follow
+			}
+			return err
+		},
+	}
+	t.addFlags(cmd, "directory of the project (names the repo when --repo is not given)")
+	cmd.Flags().StringVar(&service, "service", "", "only this service")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming new lines")
+	cmd.Flags().StringVar(&tail, "tail", "all", "lines of history per container")
+	cmd.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "show timestamps")
+	return cmd
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipwayhq/slipway/controller/stack"
+	"github.com/slipwayhq/slipway/internal/contract"
+)
+
+func newPlanCmd(g *globals) *cobra.Command {
+	var t target
+	var sha, domain, configPath string
+	cmd := &cobra.Command{
+		Use:   "plan --dir DIR [--pr N] [--repo OWNER/REPO]",
+		Short: "Check a compose project against the security policy and print its namespaced plan",
+		Long: `Load the compose project in --dir exactly as Slipway would for a pull
+request, check it against the security policy, and print the namespaced plan:
+services, images, networks, volumes and routes. It exits 1, listing every
+violation, when the policy rejects the project. It needs no Docker Engine.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := g.logger(); err != nil {
+				return err
+			}
+			if t.pr == 0 {
+				t.pr = 1
+			}
+			owner, repo, err := t.ownerRepo()
+			if err != nil {
+				return err
+			}
+			cfg, err := localConfig(configPath)
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("domain") && configPath != "" {
+				domain = cfg.Domain
+			}
+			if sha == "" {
+				if sha, err = sourceSHA(cmd.Context(), t.dir); err != nil {
+					return err
+				}
+			}
+			policy := cfg.Policy
+			if rp, ok := cfg.Repo(owner + "/" + repo); ok {
+				policy = policy.Merge(rp.Policy)
+			}
+			plan, err := stack.Load(cmd.Context(), stack.Source{Dir: t.dir, Owner: owner, Repo: repo, PR: t.pr, SHA: sha}, stack.LoadOptions{
+				Hosts:  stack.HostOptions{Domain: domain, PrimaryTemplate: cfg.HostTemplate, ServiceTemplate: cfg.ServiceHostTemplate},
+				Policy: policy,
+				Limits: cfg.Limits,
+			})
+			var perr *stack.PolicyError
+			if errors.As(err, &perr) {
+				if plan != nil {
+					printPlan(g.stdout, plan)
+				}
+				fmt.Fprintf(g.stdout, "\nREJECTED: %d policy violation(s)\n", len(perr.Violations))
+				for _, v := range perr.Violations {
+					fmt.Fprintf(g.stdout, "  - %s\n", v)
+				}
+				return &exitError{code: 1, err: errors.New("the security policy rejects this compose project")}
+			}
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			printPlan(g.stdout, plan)
+			fmt.Fprintln(g.stdout, "\nOK: no policy violations")
+			return nil
+		},
+	}
+	t.addFlags(cmd, "directory holding the compose project")
+	cmd.Flags().StringVar(&sha, "sha", "", "commit SHA (default: git HEAD, or a content hash)")
+	cmd.Flags().StringVar(&domain, "domain", "localhost", "domain of the preview hosts")
+	cmd.Flags().StringVar(&configPath, "config", "", "slipway.yaml whose policy relaxations apply")
+	return cmd
+}
+
+func printPlan(w io.Writer, p *stack.Plan) {
+	fmt.Fprintf(w, "project  %s\nrepo     %s  PR %d  SHA %s\nfiles    %s\n", p.Name, p.Source.FullName(), p.Source.PR, p.Source.SHA, strings.Join(p.ConfigFiles, ", "))
+	fmt.Fprintln(w, "\nservices:")
+	for _, name := range slices.Sorted(maps.Keys(p.Project.Services)) {
+		svc := p.Project.Services[name]
+		kind := "image"
+		if p.IsBuilt(name) {
+			kind = "build " + svc.Build.Context
+		}
+		fmt.Fprintf(w, "  %-16s %-40s %s  x%d\n", name, p.Image(name), kind, svc.GetScale())
+		for i := 1; i <= svc.GetScale(); i++ {
+			fmt.Fprintf(w, "    container %s\n", contract.ContainerName(p.Name, name, i))
+		}
+	}
+	if len(p.Project.Networks) > 0 {
+		fmt.Fprintln(w, "\nnetworks:")
+		for _, k := range slices.Sorted(maps.Keys(p.Project.Networks)) {
+			fmt.Fprintf(w, "  %s\n", p.Project.Networks[k].Name)
+		}
+	}
+	if len(p.Project.Volumes) > 0 {
+		fmt.Fprintln(w, "\nvolumes:")
+		for _, k := range slices.Sorted(maps.Keys(p.Project.Volumes)) {
+			fmt.Fprintf(w, "  %s\n", p.Project.Volumes[k].Name)
+		}
+	}
+	fmt.Fprintln(w, "\nroutes:")
+	if len(p.Routes) == 0 {
+		fmt.Fprintln(w, "  (none: no service publishes or exposes a port)")
+	}
+	for _, r := range p.Routes {
+		primary := ""
+		if r.Primary {
+			primary = " (primary)"
+		}
+		fmt.Fprintf(w, "  %s → %s:%d%s\n", r.URL, r.Service, r.Port, primary)
+	}
+	for _, j := range p.Repo.AfterDeploy {
+		fmt.Fprintf(w, "after_deploy: %s: %s\n", j.Service, strings.Join(j.Command, " "))
+	}
+	if len(p.WithheldSecrets) > 0 {
+		fmt.Fprintf(w, "withheld secrets (untrusted PR): %s\n", strings.Join(p.WithheldSecrets, ", "))
+	}
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			c := commit
+			if c == "" {
+				c = "unknown"
+			}
+			fmt.Fprintf(g.stdout, "slipway %s (commit %s, %s, %s/%s)\n", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		},
+	}
+}

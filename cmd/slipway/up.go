@@ -1,0 +1,131 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipwayhq/slipway/controller/stack"
+)
+
+func newUpCmd(g *globals) *cobra.Command {
+	var t target
+	var sha, domain, configPath string
+	var port int
+	cmd := &cobra.Command{
+		Use:   "up --dir DIR --pr N [--repo OWNER/REPO] [--sha SHA] [--domain DOMAIN]",
+		Short: "Build and start a preview environment from a local checkout",
+		Long: `Build and start the compose project in --dir as the preview environment of
+pull request N, straight against the local Docker Engine (DOCKER_HOST is
+honoured). Running it again converges: unchanged services keep running.
+
+Without --sha the environment is labelled with the git HEAD of --dir when it
+is a clean checkout, else with a hash of its content.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			if t.pr <= 0 {
+				return errors.New("--pr is required (a positive pull request number)")
+			}
+			owner, repo, err := t.ownerRepo()
+			if err != nil {
+				return err
+			}
+			cfg, err := localConfig(configPath)
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("domain") && configPath != "" {
+				domain = cfg.Domain
+			}
+			if sha == "" {
+				if sha, err = sourceSHA(ctx, t.dir); err != nil {
+					return err
+				}
+			}
+			cli, err := dockerClient(ctx)
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			src := stack.Source{Dir: t.dir, Owner: owner, Repo: repo, PR: t.pr, SHA: sha}
+			plan, err := stack.Load(ctx, src, stack.LoadOptions{
+				Hosts:  stack.HostOptions{Domain: domain, Port: port, PrimaryTemplate: cfg.HostTemplate, ServiceTemplate: cfg.ServiceHostTemplate},
+				Policy: cfg.Policy,
+				Limits: cfg.Limits,
+			})
+			if err != nil {
+				return err
+			}
+			engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D()})
+			fmt.Fprintf(g.stderr, "slipway: bringing up %s at %s\n", plan.Name, shortSHA(sha))
+			start := time.Now()
+			res, err := engine.Up(ctx, plan, stack.UpOptions{BuildLog: g.stderr})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stderr, "slipway: %s is up in %s (%d created, %d unchanged, %d removed)\n",
+				plan.Name, time.Since(start).Round(10*time.Millisecond), len(res.Created), len(res.Kept), len(res.Removed))
+			env, err := engine.Inspect(ctx, plan.Name)
+			if err != nil {
+				return err
+			}
+			printAddresses(g.stdout, plan, env)
+			return nil
+		},
+	}
+	t.addFlags(cmd, "directory holding the compose project")
+	cmd.Flags().StringVar(&sha, "sha", "", "commit SHA to label the environment with (default: git HEAD, or a content hash)")
+	cmd.Flags().StringVar(&domain, "domain", "localhost", "domain of the preview hosts in the route labels")
+	cmd.Flags().IntVar(&port, "port", 8080, "port the proxy (slipway serve) listens on, shown in the URLs")
+	cmd.Flags().StringVar(&configPath, "config", "", "slipway.yaml to take the policy, limits and domain from")
+	return cmd
+}
+
+// printAddresses prints the project name, then each service's URL (when
+// exposed) and container addresses.
+func printAddresses(w io.Writer, plan *stack.Plan, env *stack.Environment) {
+	fmt.Fprintf(w, "project %s\n", plan.Name)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tSTATE\tURL\tADDRESS")
+	if env != nil {
+		for _, s := range env.Services {
+			url := "-"
+			port := 0
+			if r, ok := plan.RouteFor(s.Service); ok {
+				url, port = r.URL, r.Port
+			}
+			for _, c := range s.Containers {
+				addr := c.IP
+				if addr != "" && port > 0 {
+					addr += ":" + strconv.Itoa(port)
+				}
+				if addr == "" {
+					addr = "-"
+				}
+				state := c.State
+				if c.Health != "" {
+					state += " (" + c.Health + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, state, url, addr)
+			}
+		}
+	}
+	tw.Flush()
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
