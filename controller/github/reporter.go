@@ -317,8 +317,8 @@ func (r *Reporter) removeDeployments(ctx context.Context, mem *prMemory, s Statu
 		why += ": " + s.Reason
 	}
 	envs := map[string]bool{Environment(s.PR, ""): true}
-	for _, svc := range s.Services {
-		envs[Environment(s.PR, svc.Name)] = true
+	for _, t := range environments(s) {
+		envs[t.env] = true
 	}
 	for k := range mem.deployments {
 		envs[k.env] = true
