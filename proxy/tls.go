@@ -75,13 +75,14 @@ type TLSOptions struct {
 // the domain) is obtained through DNS-01 and nothing is ever issued during
 // a handshake.
 type TLS struct {
-	mode   string
-	domain string
-	routes *Routes
-	cache  *certmagic.Cache
-	magic  *certmagic.Config
-	issuer *certmagic.ACMEIssuer
-	log    *slog.Logger
+	mode    string
+	domain  string
+	routes  *Routes
+	cache   *certmagic.Cache
+	manager *certmagic.Config // background: pre-issue, load, renew
+	serving *certmagic.Config // handshakes (on-demand decisions)
+	issuer  *certmagic.ACMEIssuer
+	log     *slog.Logger
 
 	mu          sync.Mutex
 	managed     map[string]bool // on-demand: hosts pre-issued
@@ -143,10 +144,10 @@ func NewTLS(routes *Routes, opts TLSOptions) (*TLS, error) {
 	}
 	zl := zapToSlog(opts.Logger.With("component", "certmagic"))
 	t.cache = certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return t.magic, nil },
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return t.manager, nil },
 		Logger:           zl,
 	})
-	cfg := certmagic.Config{
+	base := certmagic.Config{
 		Storage: &certmagic.FileStorage{Path: opts.StorageDir},
 		OCSP:    certmagic.OCSPConfig{DisableStapling: true},
 		Logger:  zl,
@@ -163,12 +164,7 @@ func NewTLS(routes *Routes, opts TLSOptions) (*TLS, error) {
 			return nil
 		},
 	}
-	if mode == TLSOnDemand {
-		cfg.OnDemand = &certmagic.OnDemandConfig{DecisionFunc: t.decide}
-	}
-	t.magic = certmagic.New(t.cache, cfg)
-
-	issuer := certmagic.ACMEIssuer{
+	template := certmagic.ACMEIssuer{
 		CA:                      opts.CA,
 		Email:                   opts.Email,
 		Agreed:                  true,
@@ -177,8 +173,8 @@ func NewTLS(routes *Routes, opts TLSOptions) (*TLS, error) {
 		AltHTTPPort:             opts.HTTPChallengePort,
 		Logger:                  zl,
 	}
-	if issuer.CA == "" {
-		issuer.CA = certmagic.LetsEncryptProductionCA
+	if template.CA == "" {
+		template.CA = certmagic.LetsEncryptProductionCA
 	}
 	if mode == TLSWildcard {
 		provider := opts.DNS
@@ -191,16 +187,29 @@ func NewTLS(routes *Routes, opts TLSOptions) (*TLS, error) {
 		if timeout == 0 {
 			timeout = 2 * time.Minute
 		}
-		issuer.DisableHTTPChallenge = true
-		issuer.DNS01Solver = &certmagic.DNS01Solver{DNSManager: certmagic.DNSManager{
+		template.DisableHTTPChallenge = true
+		template.DNS01Solver = &certmagic.DNS01Solver{DNSManager: certmagic.DNSManager{
 			DNSProvider:        provider,
 			PropagationTimeout: timeout,
 			Resolvers:          opts.DNSResolvers,
 			Logger:             zl,
 		}}
 	}
-	t.issuer = certmagic.NewACMEIssuer(t.magic, issuer)
-	t.magic.Issuers = []certmagic.Issuer{t.issuer}
+	// manager obtains, loads and renews certificates in the background
+	// (ManageAsync on a config with OnDemand set would only allow-list the
+	// names). serving answers handshakes from the shared cache; in
+	// on-demand mode it may also obtain a missing certificate, but only
+	// for a name decide allows.
+	t.manager = certmagic.New(t.cache, base)
+	t.issuer = certmagic.NewACMEIssuer(t.manager, template)
+	t.manager.Issuers = []certmagic.Issuer{t.issuer}
+	t.serving = t.manager
+	if mode == TLSOnDemand {
+		serving := base
+		serving.OnDemand = &certmagic.OnDemandConfig{DecisionFunc: t.decide}
+		t.serving = certmagic.New(t.cache, serving)
+		t.serving.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(t.serving, template)}
+	}
 	return t, nil
 }
 
@@ -229,7 +238,7 @@ func (t *TLS) Start(ctx context.Context) error {
 	t.done = make(chan struct{})
 	if t.mode == TLSWildcard {
 		close(t.done)
-		if err := t.magic.ManageAsync(ctx, []string{"*." + t.domain, t.domain}); err != nil {
+		if err := t.manager.ManageAsync(ctx, []string{"*." + t.domain, t.domain}); err != nil {
 			return fmt.Errorf("manage wildcard certificate for %s: %w", t.domain, err)
 		}
 		return nil
@@ -289,7 +298,7 @@ func (t *TLS) preissue(ctx context.Context) {
 		}
 		if len(add) > 0 {
 			t.log.Info("pre-issuing certificates", "hosts", add)
-			if err := t.magic.ManageAsync(ctx, add); err != nil {
+			if err := t.manager.ManageAsync(ctx, add); err != nil {
 				t.log.Warn("manage certificates", "hosts", add, "err", err)
 			}
 		}
@@ -315,7 +324,7 @@ func (t *TLS) decide(_ context.Context, name string) error {
 // TLSConfig returns the configuration for the HTTPS listener: certificates
 // from certmagic, HTTP/2 and HTTP/1.1.
 func (t *TLS) TLSConfig() *tls.Config {
-	c := t.magic.TLSConfig()
+	c := t.serving.TLSConfig()
 	c.NextProtos = []string{"h2", "http/1.1"}
 	c.MinVersion = tls.VersionTLS12
 	return c
