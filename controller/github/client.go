@@ -216,10 +216,47 @@ func (c *Client) rest(ctx context.Context, repo Repo) (*gh.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	itr := ghinstallation.NewFromAppsTransport(atr, id)
+	itr := &installationTransport{c: c, id: id, next: ghinstallation.NewFromAppsTransport(atr, id)}
 	g := c.newREST(&http.Client{Transport: itr})
 	a.clients[id] = g
 	return g, nil
+}
+
+// installationTransport authenticates as one installation. When GitHub says
+// the installation is gone (its token exchange answers 404, or its token is
+// refused with 401: the App was uninstalled or reinstalled), the client
+// forgets the installation, so the next call looks the repository's
+// installation up again instead of failing forever.
+type installationTransport struct {
+	c    *Client
+	id   int64
+	next http.RoundTripper
+}
+
+func (t *installationTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	var he *ghinstallation.HTTPError
+	switch {
+	case errors.As(err, &he) && he.Response != nil &&
+		(he.Response.StatusCode == http.StatusNotFound || he.Response.StatusCode == http.StatusUnauthorized):
+		t.c.forgetInstallation(t.id)
+	case err == nil && resp.StatusCode == http.StatusUnauthorized:
+		t.c.forgetInstallation(t.id)
+	}
+	return resp, err
+}
+
+func (c *Client) forgetInstallation(id int64) {
+	a := c.app
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.clients, id)
+	for repo, rid := range a.repos {
+		if rid == id {
+			delete(a.repos, repo)
+		}
+	}
+	c.log.Warn("github app installation no longer valid; will look it up again", "installation", id)
 }
 
 // installation returns the App installation ID for repo: the one given with

@@ -355,3 +355,28 @@ func TestAppAuthWrongKeyRefused(t *testing.T) {
 		t.Error("a token was minted for a bad JWT")
 	}
 }
+
+func TestAppReinstalledIsLookedUpAgain(t *testing.T) {
+	fake := githubfake.New(t)
+	fake.App()
+	fake.AddRepo("acme/web", githubfake.RepoOptions{Installation: 77})
+	n, _ := fake.OpenPR("acme/web", githubfake.PR{})
+	c := newAppClient(t, fake, nil)
+	ctx := context.Background()
+	if _, err := c.PullRequest(ctx, acme, n); err != nil {
+		t.Fatal(err)
+	}
+	fake.Uninstall(77)
+	fake.SetInstallation("acme/web", 99)
+	if _, err := c.PullRequest(ctx, acme, n); statusOf(err) != 401 {
+		t.Fatalf("call with the revoked token: %v, want 401", err)
+	}
+	fake.ResetRequests()
+	if _, err := c.PullRequest(ctx, acme, n); err != nil {
+		t.Fatalf("after reinstall: %v", err)
+	}
+	want := []string{"GET /repos/acme/web/installation", "POST /app/installations/99/access_tokens", fmt.Sprintf("GET /repos/acme/web/pulls/%d", n)}
+	if got := calls(fake.Requests()); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("requests = %v, want %v", got, want)
+	}
+}

@@ -242,6 +242,25 @@ func (f *Fake) SetInstallation(fullName string, installation int64) {
 	}
 }
 
+// Uninstall removes an App installation, as uninstalling the App does: its
+// tokens stop working and its repositories have no installation until
+// SetInstallation gives them one.
+func (f *Fake) Uninstall(installation int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.installs, installation)
+	for tok, it := range f.instTokens {
+		if it.installation == installation {
+			delete(f.instTokens, tok)
+		}
+	}
+	for _, r := range f.repos {
+		if r.opts.Installation == installation {
+			r.opts.Installation = 0
+		}
+	}
+}
+
 func (f *Fake) repoLocked(fullName string) *repo {
 	key := strings.ToLower(fullName)
 	if r, ok := f.repos[key]; ok {

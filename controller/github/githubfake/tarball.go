@@ -81,13 +81,10 @@ func Tarball(owner, repo, sha string, files Files) ([]byte, error) {
 			dirs[d] = true
 		}
 	}
-	entries := append(slices.Collect(func(yield func(string) bool) {
-		for d := range dirs {
-			if !yield(d + "/") {
-				return
-			}
-		}
-	}), names...)
+	entries := names
+	for d := range dirs {
+		entries = append(entries, d+"/")
+	}
 	slices.Sort(entries)
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: top, Mode: 0o775, ModTime: mtime}); err != nil {
 		return nil, err
