@@ -99,7 +99,8 @@ type hostPath struct {
 // before using them — and it is inside only if both readings are.
 func resolveHostPath(root, base, p string) hostPath {
 	if !filepath.IsAbs(p) {
-		p = filepath.Join(base, p)
+		// Not filepath.Join: it would clean away the kernel's reading.
+		p = strings.TrimSuffix(base, string(filepath.Separator)) + string(filepath.Separator) + p
 	}
 	var first hostPath
 	for i, candidate := range []string{p, filepath.Clean(p)} {
