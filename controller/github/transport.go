@@ -27,7 +27,9 @@ type RetryPolicy struct {
 	MaxDelay time.Duration
 	// MaxRateLimitWait is the longest the client waits for a rate limit to
 	// reset. A reset further away is returned to the caller as an error (the
-	// reconciler retries later). Default 2m.
+	// reconciler retries later). Default 1m: a request is retried with the
+	// credentials it was signed with, and an App JWT lives 90s, while
+	// ghinstallation renews installation tokens a minute before expiry.
 	MaxRateLimitWait time.Duration
 	// MaxRateLimitRetries is how many rate-limited answers in a row one
 	// request waits through. Default 3.
@@ -53,7 +55,7 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 		p.MaxDelay = 20 * time.Second
 	}
 	if p.MaxRateLimitWait <= 0 {
-		p.MaxRateLimitWait = 2 * time.Minute
+		p.MaxRateLimitWait = time.Minute
 	}
 	if p.MaxRateLimitRetries == 0 {
 		p.MaxRateLimitRetries = 3
