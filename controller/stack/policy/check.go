@@ -64,8 +64,30 @@ func Check(project *types.Project, root string, opts Options) []Violation {
 			"models run on the host's model runner, outside any container; Slipway does not run them")
 	}
 	c.checkNested()
-	sortViolations(c.out)
-	return c.out
+	out := dropInherited(c.out)
+	sortViolations(out)
+	return out
+}
+
+// dropInherited removes violations of pre_start hooks that repeat one of
+// their service: compose-go copies the service's attributes into its hooks,
+// so one privileged: true would otherwise be reported once per hook.
+func dropInherited(vs []Violation) []Violation {
+	type key struct{ rule, service, field, value string }
+	seen := map[key]bool{}
+	for _, v := range vs {
+		seen[key{v.Rule, v.Service, v.Field, v.Value}] = true
+	}
+	out := vs[:0]
+	for _, v := range vs {
+		if strings.HasPrefix(v.Field, "pre_start[") {
+			if _, rest, ok := strings.Cut(v.Field, "]."); ok && seen[key{v.Rule, v.Service, rest, v.Value}] {
+				continue
+			}
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // realRoot resolves the checkout. A root that cannot be resolved leaves

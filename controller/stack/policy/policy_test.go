@@ -441,3 +441,29 @@ func TestRuleTable(t *testing.T) {
 		}
 	}
 }
+
+// compose-go copies a service's attributes into its pre_start hooks: a
+// violation of the service is reported once, not once more per hook, while
+// what only the hook sets is still reported.
+func TestHooksInheritedViolationsReportedOnce(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "compose.yaml"), `
+services:
+  web:
+    image: busybox
+    privileged: true
+    pre_start:
+      - command: ["true"]
+      - command: ["true"]
+        pid: host
+`)
+	vs, _ := evaluate(t, root, []string{filepath.Join(root, "compose.yaml")}, Options{})
+	var got []string
+	for _, v := range vs {
+		got = append(got, v.Rule+" "+v.Field)
+	}
+	want := []string{"SW-NS-002 pre_start[1].pid", "SW-PRIV-001 privileged"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
