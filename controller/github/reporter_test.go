@@ -614,3 +614,54 @@ func TestReactionsAndReplies(t *testing.T) {
 		t.Errorf("reactions = %+v, want %+v", comments[0].Reactions, want)
 	}
 }
+
+func TestReporterWithAppAuthConcurrently(t *testing.T) {
+	fake := githubfake.New(t)
+	app := fake.App()
+	fake.AddRepo("acme/web", githubfake.RepoOptions{Installation: 77})
+	c := newAppClient(t, fake, nil)
+	r := NewReporter(c, ReporterOptions{})
+	const prs = 5
+	shas := map[int]string{}
+	for range prs {
+		n, sha := fake.OpenPR("acme/web", githubfake.PR{})
+		shas[n] = sha
+	}
+	errs := make(chan error, prs*2)
+	for n, sha := range shas {
+		go func() {
+			for _, ph := range []Phase{PhaseQueued, PhaseBuilding, PhaseReady} {
+				if err := r.Report(context.Background(), Status{Repo: acme, PR: n, SHA: sha, Phase: ph, Services: web}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range prs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A restarted controller (new client and reporter) finds the App's own comments.
+	restarted := NewReporter(newAppClient(t, fake, nil), ReporterOptions{})
+	for n, sha := range shas {
+		if err := restarted.Report(context.Background(), Status{Repo: acme, PR: n, SHA: sha, Phase: PhaseRemoved}); err != nil {
+			t.Fatal(err)
+		}
+		comments := fake.Comments("acme/web", n)
+		if len(comments) != 1 || comments[0].Author != app.BotLogin() || !strings.Contains(comments[0].Body, "Preview removed") {
+			t.Errorf("PR %d comments = %+v", n, comments)
+		}
+	}
+	deps := fake.Deployments("acme/web")
+	if len(deps) != prs {
+		t.Fatalf("%d deployments, want %d", len(deps), prs)
+	}
+	for _, d := range deps {
+		if got := strings.Join(deploymentStates(d), ","); got != "queued,in_progress,success,inactive" || d.Creator != app.BotLogin() {
+			t.Errorf("%s by %s: %s", d.Environment, d.Creator, got)
+		}
+	}
+}
