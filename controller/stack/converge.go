@@ -30,6 +30,14 @@ type UpOptions struct {
 	// OnPhase, if set, is told when Up moves from building to deploying
 	// (starting containers) and then to waiting for readiness.
 	OnPhase func(phase string)
+	// BeforeDeploy, if set, is called once the images are built and before
+	// anything running changes. An error aborts Up (rolling back the build):
+	// the controller uses it to check that the SHA is still the PR's head,
+	// so a superseded build is never published.
+	BeforeDeploy func(ctx context.Context) error
+	// ForceRecreate recreates every container even when its config is
+	// unchanged (`/slipway redeploy`). Volumes are kept.
+	ForceRecreate bool
 }
 
 // Phases reported to UpOptions.OnPhase.
@@ -108,6 +116,11 @@ func (e *Engine) Up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 	if err != nil {
 		return fail(badInput(err))
 	}
+	if opts.BeforeDeploy != nil {
+		if err := opts.BeforeDeploy(ctx); err != nil {
+			return fail(err)
+		}
+	}
 
 	phase(PhaseDeploying)
 	if err := e.ensureNetworks(ctx, p, tx); err != nil {
@@ -116,7 +129,10 @@ func (e *Engine) Up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 	if err := e.ensureVolumes(ctx, p, tx); err != nil {
 		return fail(err)
 	}
-	c := &converger{engine: e, plan: p, specs: specs, existing: existing, tx: tx, res: res, log: &lineWriter{w: log}, recreated: map[string]bool{}}
+	if err := e.removeInterrupted(ctx, existing); err != nil {
+		return fail(err)
+	}
+	c := &converger{engine: e, plan: p, specs: specs, existing: existing, tx: tx, res: res, log: &lineWriter{w: log}, recreated: map[string]bool{}, force: opts.ForceRecreate}
 	if err := graph.InDependencyOrder(ctx, p.Project, func(ctx context.Context, name string, svc types.ServiceConfig) error {
 		return c.convergeService(ctx, name)
 	}); err != nil {
@@ -163,6 +179,25 @@ func (e *Engine) projectContainers(ctx context.Context, project string) (map[str
 		}
 	}
 	return out, nil
+}
+
+// removeInterrupted removes containers a run that was killed midway left
+// under a temporary name (retired, never committed or rolled back), and
+// drops them from existing. Only canonical <project>-<service>-<n> names
+// survive.
+func (e *Engine) removeInterrupted(ctx context.Context, existing map[string]container.Summary) error {
+	for name, c := range existing {
+		n, _ := strconv.Atoi(c.Labels[contract.LabelNumber])
+		if name == contract.ContainerName(c.Labels[contract.LabelProject], c.Labels[contract.LabelService], n) {
+			continue
+		}
+		e.log.Warn("removing a container left by an interrupted run", "container", name)
+		if err := e.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove leftover container %s: %w", name, err)
+		}
+		delete(existing, name)
+	}
+	return nil
 }
 
 // ensureImages makes sure every image-only service's image is on the engine,
@@ -329,6 +364,8 @@ type converger struct {
 	res      *UpResult
 	log      *lineWriter
 
+	force     bool
+
 	mu        sync.Mutex
 	ids       map[string][]string // service → container IDs now in place
 	recreated map[string]bool
@@ -419,7 +456,7 @@ func (c *converger) convergeContainer(ctx context.Context, spec *containerSpec) 
 	e := c.engine
 	old, exists := c.existing[spec.Name]
 	forced := spec.NetworkModeService != "" && c.wasRecreated(spec.NetworkModeService)
-	if exists && old.Labels[contract.LabelConfigHash] == spec.Hash && !forced {
+	if exists && old.Labels[contract.LabelConfigHash] == spec.Hash && !forced && !c.force {
 		c.res.Kept = append(c.res.Kept, spec.Name)
 		if old.State != container.StateRunning && !completed(old) {
 			if err := e.docker.ContainerStart(ctx, old.ID, container.StartOptions{}); err != nil {

@@ -586,3 +586,99 @@ func TestFailedPushLeavesRunningEnvironmentAsItWas(t *testing.T) {
 		t.Errorf("after rollback web cannot reach api: %q", api)
 	}
 }
+
+func TestSleepAndWake(t *testing.T) {
+	t.Parallel()
+	e, cli := testEngine(t)
+	src := newSource(t, e, cli, copyFixture(t, "shop"))
+	p, _ := up(t, e, src)
+	before := containerIDs(t, e, p.Name)
+	if err := e.Stop(context.Background(), p.Name); err != nil {
+		t.Fatal(err)
+	}
+	env, _ := e.Inspect(context.Background(), p.Name)
+	if ph := env.Phase(); ph != "stopped" {
+		t.Errorf("phase after Stop %q, want stopped", ph)
+	}
+	if err := e.Start(context.Background(), p.Name); err != nil {
+		t.Fatal(err)
+	}
+	if after := containerIDs(t, e, p.Name); !equalMaps(before, after) {
+		t.Errorf("wake changed containers")
+	}
+	ip := serviceIP(t, e, p.Name, "web")
+	if api := get(t, "http://"+ip+":8080/cgi-bin/api"); !strings.Contains(api, "api for PR 1") {
+		t.Errorf("after wake: %q", api)
+	}
+}
+
+func TestBeforeDeployAbortsWithoutTouchingTheEnvironment(t *testing.T) {
+	t.Parallel()
+	e, cli := testEngine(t)
+	src := newSource(t, e, cli, copyFixture(t, "shop"))
+	p, _ := up(t, e, src)
+	before := containerIDs(t, e, p.Name)
+	src.SHA = sha2
+	p2 := mustLoad(t, src)
+	superseded := errors.New("head moved on")
+	_, err := e.Up(context.Background(), p2, UpOptions{BeforeDeploy: func(context.Context) error { return superseded }})
+	if !errors.Is(err, superseded) {
+		t.Fatalf("err = %v", err)
+	}
+	if after := containerIDs(t, e, p.Name); !equalMaps(before, after) {
+		t.Errorf("aborted deploy changed containers")
+	}
+	left, _ := dockertest.Leftovers(context.Background(), cli, contract.LabelSHA+"="+sha2)
+	if len(left) != 0 {
+		t.Errorf("the superseded build left %v", left)
+	}
+}
+
+func TestForceRecreateKeepsVolumes(t *testing.T) {
+	t.Parallel()
+	e, cli := testEngine(t)
+	src := newSource(t, e, cli, copyFixture(t, "shop"))
+	p, _ := up(t, e, src)
+	before := containerIDs(t, e, p.Name)
+	res, err := e.Up(context.Background(), mustLoad(t, src), UpOptions{ForceRecreate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := containerIDs(t, e, p.Name)
+	for name, id := range before {
+		if after[name] == id {
+			t.Errorf("%s was not recreated", name)
+		}
+	}
+	if len(res.Built) != 0 {
+		t.Errorf("redeploy rebuilt %v", res.Built)
+	}
+	out := execIn(t, cli, contract.ContainerName(p.Name, "db", 1), "cat", "/var/lib/db/boots")
+	if n := strings.Count(out, "boot"); n != 2 {
+		t.Errorf("boots %q: the db volume did not survive the redeploy", out)
+	}
+}
+
+func TestUpRemovesContainersOfAnInterruptedRun(t *testing.T) {
+	t.Parallel()
+	e, cli := testEngine(t)
+	src := newSource(t, e, cli, copyFixture(t, "shop"))
+	p, _ := up(t, e, src)
+	// A run killed after retiring the web container leaves it stopped under
+	// a temporary name.
+	web := contract.ContainerName(p.Name, "web", 1)
+	ins := inspectService(t, cli, p.Name, "web")
+	if err := cli.ContainerStop(context.Background(), ins.ID, container.StopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.ContainerRename(context.Background(), ins.ID, ins.ID[:12]+"_"+web); err != nil {
+		t.Fatal(err)
+	}
+	_, res := up(t, e, src)
+	if len(res.Created) != 1 || res.Created[0] != web {
+		t.Errorf("created %v, want only %s", res.Created, web)
+	}
+	if _, err := cli.ContainerInspect(context.Background(), ins.ID); err == nil {
+		t.Errorf("the interrupted run's container %s is still there", ins.ID[:12])
+	}
+}

@@ -85,7 +85,7 @@ func (e *Environment) Phase() string {
 		}
 	}
 	switch {
-	case total == 0 || (running == 0 && starting == 0 && bad == total && allStopped(e)):
+	case total == 0 || allStopped(e):
 		return "stopped"
 	case bad > 0:
 		return "degraded"
