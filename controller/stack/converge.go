@@ -364,7 +364,7 @@ type converger struct {
 	res      *UpResult
 	log      *lineWriter
 
-	force     bool
+	force bool
 
 	mu        sync.Mutex
 	ids       map[string][]string // service → container IDs now in place
