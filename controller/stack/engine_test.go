@@ -628,9 +628,11 @@ func TestBeforeDeployAbortsWithoutTouchingTheEnvironment(t *testing.T) {
 	if after := containerIDs(t, e, p.Name); !equalMaps(before, after) {
 		t.Errorf("aborted deploy changed containers")
 	}
-	left, _ := dockertest.Leftovers(context.Background(), cli, contract.LabelSHA+"="+sha2)
-	if len(left) != 0 {
-		t.Errorf("the superseded build left %v", left)
+	left, _ := dockertest.Leftovers(context.Background(), cli, contract.LabelProject+"="+p.Name)
+	for _, l := range left {
+		if strings.Contains(l, contract.ShortSHA(sha2)) {
+			t.Errorf("the superseded build left %s", l)
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/slipwayhq/slipway/config"
+	"github.com/slipwayhq/slipway/controller/stack/policy"
 	"github.com/slipwayhq/slipway/internal/contract"
 )
 
@@ -81,10 +82,9 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 	if err := checkInsideRoot(root, filepath.Join(root, ".env")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf(".env: %w", err)
 	}
-	if vs, err := preLoadPolicy(root, files, opts.Policy); err != nil {
-		return nil, err
-	} else if len(vs) > 0 {
-		return nil, &PolicyError{Violations: vs}
+	popts := policy.FromConfig(opts.Policy)
+	if err := popts.Validate(); err != nil {
+		return nil, fmt.Errorf("controller policy configuration: %w", err)
 	}
 
 	order := serviceOrder(files)
@@ -116,6 +116,14 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 			break
 		}
 		firstEnv = interp
+		// compose-go reads the files that include, extends, env_file and
+		// label_file name while loading: check them, with this pass's
+		// interpolation, before it does.
+		if vs, err := policy.PreLoad(root, files, interp, popts); err != nil {
+			return nil, err
+		} else if len(vs) > 0 {
+			return nil, &PolicyError{Violations: vs}
+		}
 		project, err = loadCompose(ctx, root, name, files, interp, repo.Profiles)
 		if err != nil {
 			return nil, err
@@ -172,7 +180,7 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 	}
 	// The policy sees the project as the PR wrote it (before our rewrites
 	// add labels and aliases of our own).
-	if vs := checkPolicy(project, root, opts.Policy); len(vs) > 0 {
+	if vs := policy.Check(project, root, popts); len(vs) > 0 {
 		namespace(project, name, built, svcEnv, src)
 		return plan, &PolicyError{Violations: vs}
 	}
@@ -316,20 +324,7 @@ type PolicyError struct {
 }
 
 // Violation is one broken policy rule.
-type Violation struct {
-	Rule    string
-	Service string
-	Field   string
-	Message string
-}
-
-func (v Violation) String() string {
-	where := v.Field
-	if v.Service != "" {
-		where = "service " + v.Service + ": " + v.Field
-	}
-	return fmt.Sprintf("[%s] %s: %s", v.Rule, where, v.Message)
-}
+type Violation = policy.Violation
 
 func (e *PolicyError) Error() string {
 	var b strings.Builder

@@ -120,27 +120,38 @@ func (e *Engine) Inspect(ctx context.Context, project string) (*Environment, err
 	return &envs[0], nil
 }
 
-// Projects lists the names of every managed project with any object left
-// on the engine (containers, networks or volumes), so that a half-removed
-// environment is still found and finished off.
-func (e *Engine) Projects(ctx context.Context) (map[string]string, error) {
+// ProjectRef says whose a managed project is.
+type ProjectRef struct {
+	Repo string // owner/name
+	PR   int
+}
+
+// Projects lists every managed project with any container or network left
+// on the engine, so that a half-removed environment is still found and
+// finished off.
+func (e *Engine) Projects(ctx context.Context) (map[string]ProjectRef, error) {
 	f := filters.NewArgs(filters.Arg("label", contract.ManagedFilter))
-	out := map[string]string{} // project → repo
+	out := map[string]ProjectRef{}
+	add := func(l map[string]string) {
+		if p := l[contract.LabelProject]; p != "" {
+			pr, _ := strconv.Atoi(l[contract.LabelPR])
+			out[p] = ProjectRef{Repo: l[contract.LabelRepo], PR: pr}
+		}
+	}
 	cs, err := e.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	for _, c := range cs {
-		out[c.Labels[contract.LabelProject]] = c.Labels[contract.LabelRepo]
+		add(c.Labels)
 	}
 	nets, err := e.docker.NetworkList(ctx, network.ListOptions{Filters: f})
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
 	}
 	for _, n := range nets {
-		out[n.Labels[contract.LabelProject]] = n.Labels[contract.LabelRepo]
+		add(n.Labels)
 	}
-	delete(out, "")
 	return out, nil
 }
 

@@ -182,7 +182,14 @@ x-slipway:
 		"Dockerfile": "FROM scratch\n",
 	})
 	src := Source{Dir: dir, Owner: "Acme", Repo: "Web.Shop", PR: 7, SHA: sha1}
-	p, err := Load(context.Background(), src, LoadOptions{Hosts: HostOptions{Domain: "preview.example.com", Scheme: "https"}})
+	// The policy rejects a top-level name and custom network and volume
+	// names; even where an operator relaxes those rules, the names stay in
+	// the project's namespace.
+	relaxed := config.Policy{Allow: []string{"SW-PROJ-001", "SW-NET-005", "SW-VOL-004"}}
+	if _, err := Load(context.Background(), src, LoadOptions{}); err == nil {
+		t.Fatal("the default policy accepted custom project, network and volume names")
+	}
+	p, err := Load(context.Background(), src, LoadOptions{Hosts: HostOptions{Domain: "preview.example.com", Scheme: "https"}, Policy: relaxed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +340,7 @@ services:
       resources:
         limits: {memory: 8g, cpus: "8", pids: 100000}
       replicas: 2
-    security_opt: ["label:type:svirt_apache_t"]
+    security_opt: ["no-new-privileges:true"]
 `})
 	lim := config.Limits{Memory: 512 << 20, CPUs: 1, PIDs: 256, LogSize: 5 << 20}
 	p, err := Load(context.Background(), Source{Dir: dir, Owner: "o", Repo: "r", PR: 1, SHA: sha1}, LoadOptions{Limits: lim})
@@ -355,7 +362,7 @@ services:
 	if h.Resources.Memory != 512<<20 || *h.Resources.PidsLimit != 256 || h.Resources.NanoCPUs != 1e9 {
 		t.Errorf("greedy is not capped: %+v", h.Resources)
 	}
-	if !slices.Equal(h.CapDrop, []string{"ALL"}) || !slices.Contains(h.SecurityOpt, "no-new-privileges:true") || h.Privileged {
+	if !slices.Equal(h.CapDrop, []string{"ALL"}) || slices.Contains(h.CapAdd, "NET_RAW") || !slices.Equal(h.SecurityOpt, []string{"no-new-privileges:true"}) || h.Privileged {
 		t.Errorf("hardening missing: capdrop %v secopt %v", h.CapDrop, h.SecurityOpt)
 	}
 	if h.LogConfig.Config["max-size"] != "5242880" {

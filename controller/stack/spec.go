@@ -20,15 +20,9 @@ import (
 	"github.com/docker/docker/api/types/strslice"
 	"github.com/docker/go-connections/nat"
 
+	"github.com/slipwayhq/slipway/controller/stack/policy"
 	"github.com/slipwayhq/slipway/internal/contract"
 )
-
-// DefaultCapabilities are the capabilities every container keeps; all
-// others are dropped. A compose file may add more only where the operator's
-// policy allows (policy.cap_add).
-var DefaultCapabilities = []string{
-	"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "NET_BIND_SERVICE",
-}
 
 // containerSpec is everything needed to create one container.
 type containerSpec struct {
@@ -318,7 +312,10 @@ func tmpfsMap(list []string) map[string]string {
 
 func capabilities(svc types.ServiceConfig) strslice.StrSlice {
 	caps := map[string]bool{}
-	for _, c := range DefaultCapabilities {
+	// Every capability is dropped but the base set (Docker's defaults
+	// without NET_RAW); a compose file adds more only where the operator's
+	// policy allows (policy.cap_add), which the policy checked.
+	for _, c := range policy.BaseCapabilities() {
 		caps[c] = true
 	}
 	for _, c := range svc.CapAdd {
