@@ -73,7 +73,7 @@ func ParseTrustedProxies(cidrs []string) ([]netip.Prefix, error) {
 type Handler struct {
 	routes      *Routes
 	proxy       *httputil.ReverseProxy
-	transport   *http.Transport
+	transport   *backendTransport
 	trusted     []netip.Prefix
 	onWake      func(string)
 	metrics     *Metrics
@@ -91,6 +91,10 @@ type projectStats struct {
 
 // bufferSize is the size of the buffers responses are copied through.
 const bufferSize = 32 << 10
+
+// backendIdleTimeout is how long an idle keep-alive connection to a
+// backend is kept.
+const backendIdleTimeout = 90 * time.Second
 
 // NewHandler returns a proxy Handler over routes. Call Close when done.
 func NewHandler(routes *Routes, opts HandlerOptions) *Handler {
@@ -114,20 +118,25 @@ func NewHandler(routes *Routes, opts HandlerOptions) *Handler {
 		log:     opts.Logger,
 	}
 	h.hijacked.conns = map[*trackedConn]struct{}{}
-	h.transport = &http.Transport{
-		Proxy: nil, // never the environment's HTTP_PROXY: backends are local
-		DialContext: (&net.Dialer{
-			Timeout:   opts.DialTimeout,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		MaxIdleConnsPerHost:   opts.MaxIdleConnsPerBackend,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		// The proxy passes bodies through untouched: no transparent gzip.
-		DisableCompression: true,
-		WriteBufferSize:    bufferSize,
-		ReadBufferSize:     bufferSize,
+	dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
+	h.transport = &backendTransport{
+		fallback: &http.Transport{
+			Proxy:                 nil, // never the environment's HTTP_PROXY: backends are local
+			DialContext:           dialer.DialContext,
+			MaxIdleConnsPerHost:   opts.MaxIdleConnsPerBackend,
+			IdleConnTimeout:       backendIdleTimeout,
+			ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+			ExpectContinueTimeout: time.Second,
+			// The proxy passes bodies through untouched: no transparent gzip.
+			DisableCompression: true,
+			WriteBufferSize:    bufferSize,
+			ReadBufferSize:     bufferSize,
+		},
+		dialer:                dialer,
+		responseHeaderTimeout: opts.ResponseHeaderTimeout,
+		idleTimeout:           backendIdleTimeout,
+		maxIdlePerBackend:     opts.MaxIdleConnsPerBackend,
+		idle:                  map[string][]*backendConn{},
 	}
 	h.proxy = &httputil.ReverseProxy{
 		Rewrite:      h.rewrite,
@@ -322,11 +331,18 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	writePage(w, badGatewayPage, http.StatusBadGateway, 0)
 }
 
-// tableChanged runs after every table swap: upgraded connections whose
-// backend is gone are closed, and projects that left the table are
-// forgotten.
+// tableChanged runs after every table swap: upgraded connections and idle
+// keep-alive connections whose backend is gone are closed, and projects
+// that left the table are forgotten.
 func (h *Handler) tableChanged(t *Table) {
 	h.hijacked.closeWhere(func(c *trackedConn) bool { return !backendLive(t, c.project, c.backend) })
+	live := map[string]bool{}
+	for _, r := range t.routes {
+		for _, b := range r.Backends {
+			live[b.Addr] = true
+		}
+	}
+	h.transport.closeIdleExcept(func(addr string) bool { return live[addr] })
 	h.stats.Range(func(k, _ any) bool {
 		p := k.(string)
 		if p != unknownProject && len(t.projects[p]) == 0 {

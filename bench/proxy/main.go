@@ -1,0 +1,278 @@
+// Command proxy benchmarks Slipway's preview proxy against Caddy's
+// reverse_proxy and nginx, and measures how fast a new container's route
+// goes live. See bench/README.md for what to install and how to run it.
+//
+// Throughput: one backend process (a small Go HTTP server on loopback with
+// fixed bodies) is measured directly and through each proxy with wrk, for
+// every body size and connection count, alternating the targets in
+// rotating order for several rounds; the median of the rounds is printed.
+//
+// Route-live latency: against the real Docker engine, busybox httpd
+// containers with a healthcheck are started one after another; for each,
+// the time from Docker's health_status: healthy event to the route in the
+// table and to the first 200 through the proxy is recorded.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type config struct {
+	duration   time.Duration
+	rounds     int
+	conns      []int
+	sizes      []int
+	threads    int
+	liveRuns   int
+	targets    []string
+	jsonOut    string
+	cpuProfile string
+}
+
+func main() {
+	var (
+		cfg        config
+		conns      = flag.String("conns", "64,256", "keep-alive connections per run, comma-separated")
+		sizes      = flag.String("sizes", "1024,65536", "response body sizes in bytes, comma-separated")
+		targets    = flag.String("targets", "direct,slipway,caddy,nginx", "targets to measure")
+		backendArg = flag.String("serve-backend", "", "internal: run as the backend process with these body sizes")
+	)
+	flag.DurationVar(&cfg.duration, "duration", 5*time.Second, "length of each wrk run (whole seconds)")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds of alternating runs; the median is reported")
+	flag.IntVar(&cfg.threads, "threads", 2, "wrk threads")
+	flag.IntVar(&cfg.liveRuns, "live-runs", 10, "route-live measurements (0 skips them; they need Docker)")
+	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (Slipway's proxy runs in it) to this file")
+	flag.Parse()
+
+	if *backendArg != "" {
+		if err := serveBackend(mustInts(*backendArg)); err != nil {
+			fmt.Fprintln(os.Stderr, "backend:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	cfg.conns, cfg.sizes = mustInts(*conns), mustInts(*sizes)
+	cfg.targets = strings.Split(*targets, ",")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func mustInts(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "bad number %q\n", f)
+			os.Exit(2)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// cell is one (size, conns, target) measurement over all rounds.
+type cell struct {
+	Size, Conns int
+	Target      string
+	Runs        []wrkResult
+}
+
+func (c *cell) median() wrkResult {
+	rs := append([]wrkResult(nil), c.Runs...)
+	sort.Slice(rs, func(i, j int) bool { return rs[i].RPS < rs[j].RPS })
+	m := rs[len(rs)/2]
+	p99s := make([]time.Duration, len(c.Runs))
+	for i, r := range c.Runs {
+		p99s[i] = r.P99
+	}
+	sort.Slice(p99s, func(i, j int) bool { return p99s[i] < p99s[j] })
+	m.P99 = p99s[len(p99s)/2]
+	m.Errors = 0
+	for _, r := range c.Runs {
+		m.Errors += r.Errors
+	}
+	return m
+}
+
+func run(ctx context.Context, cfg config) error {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return fmt.Errorf("wrk not found (see bench/README.md): %w", err)
+	}
+	dir, err := os.MkdirTemp("", "slipway-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	backend, stopBackend, err := startBackend(ctx, cfg.sizes)
+	if err != nil {
+		return err
+	}
+	defer stopBackend()
+
+	addrs := map[string]string{"direct": backend}
+	for _, t := range cfg.targets {
+		var addr string
+		var stopT func()
+		var err error
+		switch t {
+		case "direct":
+			continue
+		case "slipway":
+			addr, stopT, err = startSlipway(ctx, backend)
+		case "caddy":
+			d := dir + "/caddy"
+			os.MkdirAll(d, 0o755)
+			addr, stopT, err = startCaddy(ctx, d, backend)
+		case "nginx":
+			d := dir + "/nginx"
+			os.MkdirAll(d, 0o755)
+			addr, stopT, err = startNginx(ctx, d, backend)
+		default:
+			return fmt.Errorf("unknown target %q", t)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", t, err)
+		}
+		defer stopT()
+		addrs[t] = addr
+	}
+
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	fmt.Printf("proxy benchmark: %d round(s) × %s per run, wrk -t%d, targets %s\n",
+		cfg.rounds, cfg.duration, cfg.threads, strings.Join(cfg.targets, ", "))
+	// Warm every target up once (connections, caches, JIT-less but lazy paths).
+	for _, t := range cfg.targets {
+		if _, err := runWrk(ctx, "http://"+addrs[t]+"/"+strconv.Itoa(cfg.sizes[0]), benchHost, 16, 1, time.Second); err != nil {
+			return fmt.Errorf("warm up %s: %w", t, err)
+		}
+	}
+
+	var cells []*cell
+	byKey := map[string]*cell{}
+	for round := 0; round < cfg.rounds; round++ {
+		for _, size := range cfg.sizes {
+			for _, conns := range cfg.conns {
+				// Rotate the order each round so no target always runs first.
+				for i := range cfg.targets {
+					t := cfg.targets[(i+round)%len(cfg.targets)]
+					key := fmt.Sprintf("%d/%d/%s", size, conns, t)
+					c := byKey[key]
+					if c == nil {
+						c = &cell{Size: size, Conns: conns, Target: t}
+						byKey[key] = c
+						cells = append(cells, c)
+					}
+					r, err := runWrk(ctx, "http://"+addrs[t]+"/"+strconv.Itoa(size), benchHost, conns, cfg.threads, cfg.duration)
+					if err != nil {
+						return err
+					}
+					c.Runs = append(c.Runs, r)
+					fmt.Fprintf(os.Stderr, "  round %d %6s %4d conns %-8s %9.0f req/s p99 %v\n", round+1, sizeName(size), conns, t, r.RPS, r.P99)
+				}
+			}
+		}
+	}
+	printThroughput(cfg, cells, byKey)
+
+	var live []routeLiveRun
+	if cfg.liveRuns > 0 {
+		fmt.Printf("\nroute-live latency (%d runs against the Docker engine)\n", cfg.liveRuns)
+		live, err = measureRouteLive(ctx, cfg.liveRuns)
+		if err != nil {
+			return fmt.Errorf("route-live: %w", err)
+		}
+		printLive(live)
+	}
+	if cfg.jsonOut != "" {
+		b, _ := json.MarshalIndent(map[string]any{"throughput": cells, "route_live": live}, "", "  ")
+		if err := os.WriteFile(cfg.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sizeName(n int) string {
+	if n%1024 == 0 {
+		return strconv.Itoa(n/1024) + "KiB"
+	}
+	return strconv.Itoa(n) + "B"
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/1e6) }
+
+func printThroughput(cfg config, cells []*cell, byKey map[string]*cell) {
+	fmt.Printf("\n%-7s %-6s %-8s %12s %10s %10s %7s\n", "size", "conns", "target", "req/s", "p50", "p99", "errors")
+	for _, c := range cells {
+		m := c.median()
+		fmt.Printf("%-7s %-6d %-8s %12.0f %10s %10s %7d\n", sizeName(c.Size), c.Conns, c.Target, m.RPS, ms(m.P50), ms(m.P99), m.Errors)
+	}
+	get := func(size, conns int, t string) (wrkResult, bool) {
+		c := byKey[fmt.Sprintf("%d/%d/%s", size, conns, t)]
+		if c == nil {
+			return wrkResult{}, false
+		}
+		return c.median(), true
+	}
+	fmt.Printf("\n%-7s %-6s %16s %16s %22s\n", "size", "conns", "slipway/caddy", "slipway/nginx", "added p99 vs direct")
+	for _, size := range cfg.sizes {
+		for _, conns := range cfg.conns {
+			s, ok := get(size, conns, "slipway")
+			if !ok {
+				continue
+			}
+			ratio := func(t string) string {
+				o, ok := get(size, conns, t)
+				if !ok || o.RPS == 0 {
+					return "-"
+				}
+				return fmt.Sprintf("%.2f×", s.RPS/o.RPS)
+			}
+			added := "-"
+			if d, ok := get(size, conns, "direct"); ok {
+				added = fmt.Sprintf("%+.2fms", float64(s.P99-d.P99)/1e6)
+			}
+			fmt.Printf("%-7s %-6d %16s %16s %22s\n", sizeName(size), conns, ratio("caddy"), ratio("nginx"), added)
+		}
+	}
+}
+
+func printLive(runs []routeLiveRun) {
+	var table, first []time.Duration
+	for i, r := range runs {
+		table = append(table, r.ToTable)
+		first = append(first, r.To200)
+		fmt.Fprintf(os.Stderr, "  run %2d: healthy→table %s, healthy→first 200 %s\n", i+1, ms(r.ToTable), ms(r.To200))
+	}
+	lo, med, p90, hi := durationStats(table)
+	fmt.Printf("%-26s min %s  median %s  p90 %s  max %s\n", "healthy event → table", ms(lo), ms(med), ms(p90), ms(hi))
+	lo, med, p90, hi = durationStats(first)
+	fmt.Printf("%-26s min %s  median %s  p90 %s  max %s\n", "healthy event → first 200", ms(lo), ms(med), ms(p90), ms(hi))
+}

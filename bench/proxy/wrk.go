@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// wrkResult is what one wrk run measured.
+type wrkResult struct {
+	RPS    float64
+	P50    time.Duration
+	P99    time.Duration
+	Errors int // socket errors plus non-2xx/3xx responses
+}
+
+var (
+	reRPS    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	reP50    = regexp.MustCompile(`(?m)^\s+50%\s+([0-9.]+)(us|ms|s)\s*$`)
+	reP99    = regexp.MustCompile(`(?m)^\s+99%\s+([0-9.]+)(us|ms|s)\s*$`)
+	reNon2xx = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
+	reSocket = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+// runWrk runs wrk against url with host as the Host header.
+func runWrk(ctx context.Context, url, host string, conns, threads int, d time.Duration) (wrkResult, error) {
+	args := []string{
+		"-t" + strconv.Itoa(threads),
+		"-c" + strconv.Itoa(conns),
+		"-d" + strconv.Itoa(int(d.Seconds())) + "s",
+		"--timeout", "5s",
+		"--latency",
+	}
+	if host != "" {
+		args = append(args, "-H", "Host: "+host)
+	}
+	args = append(args, url)
+	out, err := exec.CommandContext(ctx, "wrk", args...).CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return parseWrk(string(out))
+}
+
+func parseWrk(out string) (wrkResult, error) {
+	var r wrkResult
+	m := reRPS.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("no Requests/sec in wrk output:\n%s", out)
+	}
+	r.RPS, _ = strconv.ParseFloat(m[1], 64)
+	var err error
+	if r.P50, err = parseLatency(reP50, out); err != nil {
+		return r, err
+	}
+	if r.P99, err = parseLatency(reP99, out); err != nil {
+		return r, err
+	}
+	if m := reNon2xx.FindStringSubmatch(out); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		r.Errors += n
+	}
+	if m := reSocket.FindStringSubmatch(out); m != nil {
+		for _, s := range m[1:] {
+			n, _ := strconv.Atoi(s)
+			r.Errors += n
+		}
+	}
+	return r, nil
+}
+
+func parseLatency(re *regexp.Regexp, out string) (time.Duration, error) {
+	m := re.FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no latency percentile %s in wrk output:\n%s", re, out)
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	unit := map[string]float64{"us": 1e3, "ms": 1e6, "s": 1e9}[m[2]]
+	return time.Duration(v * unit), nil
+}
