@@ -68,7 +68,7 @@ type Controller struct {
 
 // Listen holds listen addresses.
 type Listen struct {
-	// HTTP address; default ":80" (":8080" in local mode).
+	// HTTP address; default ":80", or ":8080" in local mode (no github section).
 	HTTP string `yaml:"http"`
 	// HTTPS address; default ":443", used only when tls.mode is not off.
 	HTTPS string `yaml:"https"`
@@ -141,6 +141,9 @@ type RepoPolicy struct {
 	Forks string `yaml:"forks"`
 	// Trigger is "all" or "label:<name>" (only PRs carrying the label). Default all.
 	Trigger string `yaml:"trigger"`
+	// Drafts deploys draft pull requests too. Default false: a draft gets
+	// its environment when it is marked ready for review.
+	Drafts bool `yaml:"drafts"`
 	// TTL overrides the repo's ttl; 0 disables expiry.
 	TTL *Duration `yaml:"ttl"`
 	// Policy relaxes security rules for this repository only.
@@ -226,7 +229,7 @@ type Dashboard struct {
 func Defaults() Controller {
 	return Controller{
 		Domain:   "localhost",
-		Listen:   Listen{HTTP: ":80", HTTPS: ":443"},
+		Listen:   Listen{HTTPS: ":443"},
 		TLS:      TLS{Mode: TLSOff},
 		StateDir: "/var/lib/slipway",
 		Resync:   Duration(5 * time.Minute),
@@ -454,6 +457,12 @@ func (c *Controller) Validate() error {
 	}
 	if c.TLS.Mode == "" {
 		c.TLS.Mode = TLSOff
+	}
+	if c.Listen.HTTP == "" {
+		c.Listen.HTTP = ":80"
+		if c.GitHub == nil {
+			c.Listen.HTTP = ":8080"
+		}
 	}
 	if c.Limits.Builds < 1 {
 		errs = append(errs, fmt.Errorf("limits.builds %d: want at least 1", c.Limits.Builds))

@@ -71,7 +71,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(
 		newUpCmd(g), newDownCmd(g), newLsCmd(g), newLogsCmd(g), newPlanCmd(g),
-		newVersionCmd(g),
+		newServeCmd(g), newVersionCmd(g),
 	)
 	return root
 }

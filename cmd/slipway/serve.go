@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/slipwayhq/slipway/config"
+	"github.com/slipwayhq/slipway/controller"
+	gh "github.com/slipwayhq/slipway/controller/github"
+	"github.com/slipwayhq/slipway/controller/stack"
+	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/proxy"
+	"github.com/slipwayhq/slipway/webhooks"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "serve --config slipway.yaml",
+		Short: "Run the controller, the preview proxy and the dashboard",
+		Long: `Run Slipway: the preview proxy for pr-<N>.<domain> (with automatic TLS
+when configured), the GitHub webhook receiver and reconciler, /healthz,
+/readyz and /metrics, and the dashboard.
+
+Without a github section in the configuration, serve runs in local mode: the
+proxy and dashboard serve the environments made by "slipway up".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			cfg, err := config.LoadController(configPath, nil)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, log, serveOptions{})
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "slipway.yaml (SLIPWAY_* environment variables override it)")
+	return cmd
+}
+
+// serveOptions let the demo and tests run serve on their own listeners.
+type serveOptions struct {
+	httpListener net.Listener
+	// ready is called with the server's HTTP address once it serves.
+	ready func(addr net.Addr)
+}
+
+// serve runs every part of Slipway until ctx ends, then shuts down
+// gracefully.
+func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so serveOptions) error {
+	cli, err := dockerClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D()})
+	routes := proxy.NewRoutes(log)
+	observer := proxy.NewObserver(cli, routes, proxy.ObserverOptions{Logger: log})
+	pm, err := proxy.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	trusted, err := proxy.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("trusted_proxies: %w", err)
+	}
+	var ctrl *controller.Controller
+	handler := proxy.NewHandler(routes, proxy.HandlerOptions{
+		TrustedProxies: trusted, Metrics: pm, Logger: log,
+		OnWake: func(project string) {
+			if ctrl != nil {
+				go ctrl.OnWake(project)
+			}
+		},
+	})
+	defer handler.Close()
+
+	var tlsm *proxy.TLS
+	if cfg.TLS.Mode != config.TLSOff {
+		var root []byte
+		if cfg.TLS.CARoot != "" {
+			if root, err = os.ReadFile(cfg.TLS.CARoot); err != nil {
+				return fmt.Errorf("tls.ca_root: %w", err)
+			}
+		}
+		tlsm, err = proxy.NewTLS(routes, proxy.TLSOptions{
+			Mode: cfg.TLS.Mode, Domain: cfg.Domain, Email: cfg.TLS.Email, CA: cfg.TLS.CA, CARootPEM: root,
+			StorageDir: filepath.Join(cfg.StateDir, "certmagic"), DNSProvider: cfg.TLS.DNSProvider, DNSAPIToken: cfg.TLS.DNSAPIToken,
+			Metrics: pm, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		defer tlsm.Stop()
+	}
+
+	mux := http.NewServeMux()
+	ready := &readiness{docker: cli, synced: observer.Synced()}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("GET /readyz", ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+
+	g, gctx := errgroup.WithContext(ctx)
+	if cfg.GitHub != nil {
+		st, err := store.Open(filepath.Join(cfg.StateDir, store.FileName), store.Options{})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		secrets := map[string]string{"github token": cfg.GitHub.Token, "webhook secret": cfg.GitHub.WebhookSecret, "private key": cfg.GitHub.PrivateKey}
+		for name, s := range cfg.Secrets {
+			secrets[name] = s.Value
+		}
+		masker := controller.NewMasker(secrets)
+		ghc, err := gh.New(gh.Options{APIURL: cfg.GitHub.APIURL, Token: cfg.GitHub.Token, AppID: cfg.GitHub.AppID, PrivateKey: []byte(cfg.GitHub.PrivateKey), Logger: log})
+		if err != nil {
+			return err
+		}
+		reporter := gh.NewReporter(ghc, gh.ReporterOptions{Mask: masker.String, Logger: log})
+		scheme, port := "http", portOf(cfg.Listen.HTTP, so.httpListener)
+		if cfg.TLS.Mode != config.TLSOff {
+			scheme, port = "https", portOf(cfg.Listen.HTTPS, nil)
+		}
+		hosts := stack.HostOptions{Scheme: scheme, Port: port}
+		dash := cfg.GitHub.DashboardURL
+		if dash == "" {
+			dash = hosts.URL(cfg.Domain)
+		}
+		ctrl, err = controller.New(controller.Options{
+			Config: cfg, GitHub: ghc, Reporter: reporter, Engine: engine, Store: st, Routes: routes, Masker: masker,
+			LastRequest: handler.LastRequest, Hosts: hosts,
+			DashboardURL: dash, Logger: log, Registerer: reg,
+		})
+		if err != nil {
+			return err
+		}
+		wh, err := webhooks.NewHandler(webhooks.Options{
+			Secrets:    cfg.GitHub.WebhookSecrets(),
+			AllowRepo:  func(name string) bool { _, ok := cfg.Repo(name); return ok },
+			Deliveries: st,
+			Enqueuer:   webhooks.EnqueueFunc(ctrl.HandleEvent),
+			Logger:     log,
+			Registerer: reg,
+		})
+		if err != nil {
+			return err
+		}
+		mux.Handle(webhooks.Path, wh)
+		g.Go(func() error { return ctrl.Run(gctx) })
+	} else {
+		log.Info("no github section: local mode, serving environments made by slipway up")
+	}
+
+	srv, err := proxy.NewServer(proxy.ServerOptions{
+		Domain: cfg.Domain, HTTPAddr: cfg.Listen.HTTP, HTTPSAddr: cfg.Listen.HTTPS, HTTPListener: so.httpListener,
+		Proxy: handler, Control: mux, TLS: tlsm, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return observer.Run(gctx) })
+	if tlsm != nil {
+		if err := tlsm.Start(gctx); err != nil {
+			return err
+		}
+	}
+	g.Go(func() error { return srv.Run(gctx) })
+	log.Info("slipway serving", "http", srv.HTTPAddr().String(), "domain", cfg.Domain, "tls", cfg.TLS.Mode, "version", version)
+	if so.ready != nil {
+		so.ready(srv.HTTPAddr())
+	}
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// readiness answers /readyz: the engine answers and the route table has
+// been filled once.
+type readiness struct {
+	docker client.SystemAPIClient
+	synced <-chan struct{}
+}
+
+func (r *readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+	defer cancel()
+	select {
+	case <-r.synced:
+	default:
+		http.Error(w, "route table not synced with the engine yet", http.StatusServiceUnavailable)
+		return
+	}
+	if _, err := r.docker.Ping(ctx); err != nil {
+		http.Error(w, "docker engine unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// portOf is the port of a listen address (or of a listener when given).
+func portOf(addr string, ln net.Listener) int {
+	if ln != nil {
+		if a, ok := ln.Addr().(*net.TCPAddr); ok {
+			return a.Port
+		}
+	}
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	var n int
+	fmt.Sscanf(p, "%d", &n)
+	return n
+}

@@ -1,0 +1,227 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	gh "github.com/slipwayhq/slipway/controller/github"
+	"github.com/slipwayhq/slipway/controller/store"
+)
+
+// Actions the dashboard asks for. They need no GitHub permission check: the
+// dashboard authenticates its users.
+const (
+	actionRedeploy = "redeploy"
+	actionDestroy  = "destroy"
+	actionSleep    = "sleep"
+	actionWake     = "wake"
+)
+
+// takeCommands removes and returns the key's pending commands.
+func (c *Controller) takeCommands(key Key) []command {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cmds := c.commands[key]
+	delete(c.commands, key)
+	return cmds
+}
+
+// requeueCommands puts back commands that could not be handled yet.
+func (c *Controller) requeueCommands(key Key, cmds []command) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.commands[key] = append(cmds, c.commands[key]...)
+}
+
+// applyCommands acts on the key's ChatOps comments, approval labels and
+// dashboard actions. Only writers (collaborator permission, never
+// author_association) may command; others get a reaction and a short reply.
+// forced asks for a redeploy; done means the reconcile is over (destroyed).
+func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, project string, pr gh.PullRequest) (forced, done bool, err error) {
+	cmds := c.takeCommands(key)
+	c.mu.Lock()
+	forced = c.forced[key]
+	c.mu.Unlock()
+	for i, cmd := range cmds {
+		if cmd.action != "" {
+			f, d, err := c.applyAction(ctx, key, repo, project, pr, cmd)
+			if err != nil {
+				c.requeueCommands(key, cmds[i:])
+				return false, false, err
+			}
+			forced, done = forced || f, done || d
+			continue
+		}
+		if cmd.label != "" {
+			if cmd.label != c.approvalLabel() {
+				continue
+			}
+			can, err := c.gh.CanWrite(ctx, repo, cmd.sender)
+			if err != nil {
+				c.requeueCommands(key, cmds[i:])
+				return false, false, fmt.Errorf("check permission of %s: %w", cmd.sender, err)
+			}
+			sha := cmd.headSHA
+			if sha == "" {
+				sha = pr.HeadSHA
+			}
+			if !can {
+				c.log.Info("approval label from a user without write access ignored", "key", key.String(), "user", cmd.sender)
+				continue
+			}
+			if err := c.store.Approve(ctx, store.Approval{Repo: key.Repo, PR: key.PR, SHA: sha, By: cmd.sender}); err != nil {
+				c.requeueCommands(key, cmds[i:])
+				return false, false, fmt.Errorf("record approval: %w", err)
+			}
+			continue
+		}
+		parsed, ok, perr := gh.ParseCommand(cmd.body)
+		if !ok && perr == nil {
+			continue
+		}
+		can, err := c.gh.CanWrite(ctx, repo, cmd.sender)
+		if err != nil {
+			c.requeueCommands(key, cmds[i:])
+			return false, false, fmt.Errorf("check permission of %s: %w", cmd.sender, err)
+		}
+		if !can {
+			c.react(ctx, repo, cmd.commentID, gh.ReactionConfused)
+			c.reply(ctx, repo, key.PR, fmt.Sprintf("@%s only collaborators with write access to %s can run Slipway commands.", cmd.sender, repo))
+			continue
+		}
+		var ce *gh.CommandError
+		if errors.As(perr, &ce) {
+			c.react(ctx, repo, cmd.commentID, gh.ReactionConfused)
+			c.reply(ctx, repo, key.PR, ce.Error())
+			continue
+		} else if perr != nil {
+			return false, false, perr
+		}
+		c.react(ctx, repo, cmd.commentID, gh.ReactionEyes)
+		switch parsed.Kind {
+		case gh.CommandRedeploy:
+			forced = true
+		case gh.CommandDestroy:
+			if _, err := c.teardown(ctx, key, repo, project, pr.HeadSHA, "destroyed by @"+cmd.sender+" with /slipway destroy; push again or comment /slipway redeploy to bring it back", true); err != nil {
+				c.requeueCommands(key, cmds[i:])
+				return false, false, err
+			}
+			done = true
+		case gh.CommandKeep:
+			k := store.Keep{Forever: parsed.Forever, By: cmd.sender}
+			if !parsed.Forever {
+				k.Until = c.now().Add(parsed.Keep)
+			}
+			if err := c.store.SetKeep(ctx, project, k); err != nil && !errors.Is(err, store.ErrNotFound) {
+				c.requeueCommands(key, cmds[i:])
+				return false, false, fmt.Errorf("record keep: %w", err)
+			}
+		case gh.CommandApprove:
+			if err := c.store.Approve(ctx, store.Approval{Repo: key.Repo, PR: key.PR, SHA: pr.HeadSHA, By: cmd.sender}); err != nil {
+				c.requeueCommands(key, cmds[i:])
+				return false, false, fmt.Errorf("record approval: %w", err)
+			}
+		case gh.CommandHelp:
+			c.reply(ctx, repo, key.PR, gh.HelpText)
+		}
+		c.react(ctx, repo, cmd.commentID, gh.ReactionAck)
+	}
+	return forced && !done, done, nil
+}
+
+// applyAction carries out a dashboard action.
+func (c *Controller) applyAction(ctx context.Context, key Key, repo gh.Repo, project string, pr gh.PullRequest, cmd command) (forced, done bool, err error) {
+	switch cmd.action {
+	case actionRedeploy:
+		return true, false, nil
+	case actionDestroy:
+		_, err := c.teardown(ctx, key, repo, project, pr.HeadSHA, "destroyed from the dashboard"+by(cmd.sender)+"; push again or redeploy to bring it back", true)
+		return false, err == nil, err
+	case actionSleep:
+		if err := c.engine.Stop(ctx, project); err != nil {
+			return false, false, fmt.Errorf("put %s to sleep: %w", project, err)
+		}
+		c.recordPhase(ctx, project, store.PhaseEntry{Phase: store.PhaseSleeping, SHA: pr.HeadSHA, Detail: "put to sleep from the dashboard" + by(cmd.sender)})
+		return false, true, nil
+	case actionWake:
+		c.mu.Lock()
+		c.wake[key] = true
+		c.mu.Unlock()
+	}
+	return false, false, nil
+}
+
+func by(user string) string {
+	if user == "" {
+		return ""
+	}
+	return " by " + user
+}
+
+func (c *Controller) approvalLabel() string { return gh.DefaultApprovalLabel }
+
+func (c *Controller) react(ctx context.Context, repo gh.Repo, commentID int64, r gh.Reaction) {
+	if commentID == 0 {
+		return
+	}
+	if err := c.gh.React(ctx, repo, commentID, r); err != nil {
+		c.log.Warn("react to a comment", "repo", repo.String(), "comment", commentID, "err", err)
+	}
+}
+
+func (c *Controller) reply(ctx context.Context, repo gh.Repo, pr int, body string) {
+	if _, err := c.gh.Comment(ctx, repo, pr, c.mask.String(body)); err != nil {
+		c.log.Warn("reply to a command", "repo", repo.String(), "pr", pr, "err", err)
+	}
+}
+
+// ErrUnknownEnvironment is returned by the dashboard actions for a project
+// that belongs to no configured repository.
+var ErrUnknownEnvironment = errors.New("unknown environment")
+
+// queueAction records a dashboard action for the project's next reconcile.
+func (c *Controller) queueAction(project, action, user string) error {
+	key, ok := c.keyOf(project)
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownEnvironment, project)
+	}
+	c.mu.Lock()
+	c.commands[key] = append(c.commands[key], command{action: action, sender: user})
+	c.mu.Unlock()
+	c.queue.Add(key)
+	return nil
+}
+
+// Redeploy recreates the environment at the PR's head (dashboard action).
+func (c *Controller) Redeploy(ctx context.Context, project string) error {
+	return c.queueAction(project, actionRedeploy, userFrom(ctx))
+}
+
+// Destroy removes the environment until the next push or redeploy.
+func (c *Controller) Destroy(ctx context.Context, project string) error {
+	return c.queueAction(project, actionDestroy, userFrom(ctx))
+}
+
+// Sleep stops the environment's containers; the next request wakes it.
+func (c *Controller) Sleep(ctx context.Context, project string) error {
+	return c.queueAction(project, actionSleep, userFrom(ctx))
+}
+
+// Wake starts a sleeping environment.
+func (c *Controller) Wake(ctx context.Context, project string) error {
+	return c.queueAction(project, actionWake, userFrom(ctx))
+}
+
+type userKey struct{}
+
+// WithUser tells the actions who asked (for the history).
+func WithUser(ctx context.Context, user string) context.Context {
+	return context.WithValue(ctx, userKey{}, user)
+}
+
+func userFrom(ctx context.Context) string {
+	u, _ := ctx.Value(userKey{}).(string)
+	return strings.TrimSpace(u)
+}
