@@ -231,9 +231,9 @@ func (h *harness) prEvent(action string, n int, sender string) map[string]any {
 func (h *harness) commentEvent(n int, id int64, user, body string) map[string]any {
 	owner, name, _ := strings.Cut(h.repo, "/")
 	return map[string]any{
-		"action": "created",
-		"issue":  map[string]any{"number": n, "pull_request": map[string]any{"url": "x"}},
-		"comment": map[string]any{"id": id, "body": body, "user": map[string]any{"login": user}},
+		"action":     "created",
+		"issue":      map[string]any{"number": n, "pull_request": map[string]any{"url": "x"}},
+		"comment":    map[string]any{"id": id, "body": body, "user": map[string]any{"login": user}},
 		"repository": map[string]any{"full_name": h.repo, "name": name, "owner": map[string]any{"login": owner}},
 		"sender":     map[string]any{"login": user},
 	}
@@ -326,6 +326,5 @@ func firstLine(s string) string {
 	}
 	return s
 }
-
 
 func keyOf(h *harness, n int) controller.Key { return controller.Key{Repo: h.repo, PR: n} }
