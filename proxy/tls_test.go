@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -35,16 +36,42 @@ type pebble struct {
 	names    []string // identifiers of the orders, for messages
 }
 
-func startPebble(t *testing.T) *pebble {
+// pebbleOptions change how the in-process CA validates.
+type pebbleOptions struct {
+	// validate makes the VA really fetch HTTP-01 challenges, from httpPort
+	// of the address resolver (host:port, DNS over TCP) gives each name.
+	validate bool
+	httpPort int
+	resolver string
+	// blocked names are refused at new-order.
+	blocked []string
+}
+
+func startPebble(t *testing.T) *pebble { return startPebbleWith(t, pebbleOptions{}) }
+
+func startPebbleWith(t *testing.T, o pebbleOptions) *pebble {
 	t.Helper()
 	// Read by the VA and WFE when they are created.
-	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "1")
+	if o.validate {
+		t.Setenv("PEBBLE_VA_ALWAYS_VALID", "0")
+	} else {
+		t.Setenv("PEBBLE_VA_ALWAYS_VALID", "1")
+	}
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
 	logger := log.New(io.Discard, "", 0)
 	store := db.NewMemoryStore()
+	for _, b := range o.blocked {
+		if err := store.AddBlockedDomain(b); err != nil {
+			t.Fatal(err)
+		}
+	}
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
-	validator := va.New(logger, 80, 443, false, "", store)
+	httpPort := 80
+	if o.httpPort != 0 {
+		httpPort = o.httpPort
+	}
+	validator := va.New(logger, httpPort, 443, false, o.resolver, store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 1, 1)
 	p := &pebble{}
 	h := front.Handler()
@@ -110,9 +137,17 @@ type tlsStack struct {
 
 func startTLSStack(t *testing.T, env *testEnv, opts TLSOptions) *tlsStack {
 	t.Helper()
-	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return startTLSStackOn(t, env, opts, nil)
+}
+
+// startTLSStackOn is startTLSStack with a pre-made HTTP listener.
+func startTLSStackOn(t *testing.T, env *testEnv, opts TLSOptions, httpLn net.Listener) *tlsStack {
+	t.Helper()
+	var err error
+	if httpLn == nil {
+		if httpLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	httpsLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -299,40 +334,60 @@ func (m *memDNS) DeleteRecords(_ context.Context, zone string, recs []libdns.Rec
 	return recs, nil
 }
 
-// startSOAServer answers SOA queries for zone on loopback UDP, so the
-// DNS-01 solver can find the zone offline.
-func startSOAServer(t *testing.T, zone string) string {
+// startDNSServer answers for zone on loopback, over UDP and TCP on one
+// port: SOA for the zone itself (so the DNS-01 solver finds the zone
+// offline) and A 127.0.0.1 for every name in it (so Pebble's VA reaches
+// the proxy's HTTP listener).
+func startDNSServer(t *testing.T, zone string) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	zone = dns.Fqdn(zone)
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
 		q := r.Question[0]
 		name := strings.ToLower(q.Name)
+		inZone := name == zone || strings.HasSuffix(name, "."+zone)
 		switch {
+		case !inZone:
+			m.Rcode = dns.RcodeNameError
 		case name == zone && q.Qtype == dns.TypeSOA:
 			m.Answer = append(m.Answer, &dns.SOA{
 				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 60},
 				Ns:  "ns." + zone, Mbox: "admin." + zone, Serial: 1, Refresh: 60, Retry: 60, Expire: 60, Minttl: 60,
 			})
-		case !strings.HasSuffix(name, "."+zone) && name != zone:
-			m.Rcode = dns.RcodeNameError
+		case q.Qtype == dns.TypeA:
+			m.Answer = append(m.Answer, &dns.A{
+				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+				A:   net.IPv4(127, 0, 0, 1),
+			})
 		}
 		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().String()
+	})
+	for attempt := 0; ; attempt++ {
+		tcp, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		udp, err := net.ListenPacket("udp", tcp.Addr().String())
+		if err != nil {
+			tcp.Close()
+			if attempt < 10 {
+				continue
+			}
+			t.Fatal(err)
+		}
+		for _, srv := range []*dns.Server{{Listener: tcp, Handler: handler}, {PacketConn: udp, Handler: handler}} {
+			go srv.ActivateAndServe()
+			t.Cleanup(func() { srv.Shutdown() })
+		}
+		return tcp.Addr().String()
+	}
 }
 
 func TestTLSWildcardThroughDNS01(t *testing.T) {
 	p := startPebble(t)
 	provider := &memDNS{}
-	resolver := startSOAServer(t, "example.test")
+	resolver := startDNSServer(t, "example.test")
 	env := newTestEnv(t, HandlerOptions{})
 	env.addBackend(t, "p1-web-1", "p1", "pr-1.example.test", text("pr-1 wildcard"))
 	st := startTLSStack(t, env, TLSOptions{
@@ -418,4 +473,46 @@ func TestNewTLSRejectsBadOptions(t *testing.T) {
 	if _, err := NewTLS(routes, TLSOptions{Mode: TLSWildcard, Domain: "example.test", StorageDir: t.TempDir(), DNSProvider: "Cloudflare", DNSAPIToken: "x"}); err != nil {
 		t.Errorf("cloudflare by name: %v", err)
 	}
+}
+
+func TestTLSAnswersHTTP01Challenge(t *testing.T) {
+	// The VA really validates here: it resolves the name through the test
+	// DNS server to 127.0.0.1 and fetches the challenge from the proxy's
+	// HTTP listener, the one that otherwise redirects to HTTPS.
+	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver := startDNSServer(t, "example.test")
+	p := startPebbleWith(t, pebbleOptions{validate: true, httpPort: httpLn.Addr().(*net.TCPAddr).Port, resolver: resolver})
+	env := newTestEnv(t, HandlerOptions{})
+	env.addBackend(t, "p1-web-1", "p1", "pr-1.example.test", text("validated"))
+	st := startTLSStackOn(t, env, TLSOptions{
+		Mode: TLSOnDemand, Domain: "example.test", Email: "ops@example.test",
+		CA: p.dirURL, CARootPEM: p.tlsRoot, StorageDir: t.TempDir(),
+	}, httpLn)
+	waitFor(t, 30*time.Second, "a certificate validated over HTTP-01", func() (bool, string) {
+		_, err := p.handshake(st.httpsAddr, "pr-1.example.test")
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+	if n := metricValue(t, st.reg, "slipway_proxy_certificate_failures_total", ""); n != 0 {
+		t.Fatalf("%v failed orders", n)
+	}
+}
+
+func TestTLSCountsFailedOrders(t *testing.T) {
+	p := startPebbleWith(t, pebbleOptions{blocked: []string{"blocked.example.test"}})
+	env := newTestEnv(t, HandlerOptions{})
+	env.addBackend(t, "p1-web-1", "p1", "blocked.example.test", text("never"))
+	st := startTLSStack(t, env, TLSOptions{
+		Mode: TLSOnDemand, Domain: "example.test", Email: "ops@example.test",
+		CA: p.dirURL, CARootPEM: p.tlsRoot, StorageDir: t.TempDir(),
+	})
+	waitFor(t, 30*time.Second, "the refused order counted", func() (bool, string) {
+		n := metricValue(t, st.reg, "slipway_proxy_certificate_failures_total", "")
+		return n >= 1, fmt.Sprint(n, " failures")
+	})
 }
