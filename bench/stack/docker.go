@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/slipwayhq/slipway/internal/contract"
+	"github.com/slipwayhq/slipway/internal/dockertest"
+)
+
+// webPort is the fixture's web port (compose.yaml, web).
+const webPort = 8080
+
+// watchEvents records t's project events from t0 on into rec until ctx
+// ends: image tags, network creation, and per service container create,
+// start, exit and health. The returned channel closes when it has stopped.
+func (b *bench) watchEvents(ctx context.Context, t *tool, rec *recorder) <-chan struct{} {
+	done := make(chan struct{})
+	f := filters.NewArgs(filters.Arg("type", "container"), filters.Arg("type", "network"), filters.Arg("type", "image"))
+	since := fmt.Sprintf("%d.%09d", rec.t0.Unix(), rec.t0.Nanosecond())
+	msgs, errs := b.cli.Events(ctx, events.ListOptions{Since: since, Filters: f})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case m := <-msgs:
+				if what := t.describe(m); what != "" {
+					rec.add(time.Unix(0, m.TimeNano).Sub(rec.t0), what)
+				}
+			case err := <-errs:
+				if ctx.Err() == nil {
+					rec.add(time.Since(rec.t0), "events stream ended: "+err.Error())
+				}
+				return
+			}
+		}
+	}()
+	return done
+}
+
+// describe names an event of t's project as a mark, or "" for any other.
+func (t *tool) describe(m events.Message) string {
+	a := m.Actor.Attributes
+	switch m.Type {
+	case events.ImageEventType:
+		if m.Action == events.ActionTag && t.isBuiltImage(a["name"]) {
+			return "image tagged"
+		}
+	case events.NetworkEventType:
+		if m.Action == events.ActionCreate && strings.HasPrefix(a["name"], t.project+"_") {
+			return "network created"
+		}
+	case events.ContainerEventType:
+		svc := a[contract.LabelService]
+		if a[contract.LabelProject] != t.project || !t.isServiceContainer(a["name"], svc) {
+			return ""
+		}
+		switch {
+		case m.Action == events.ActionCreate:
+			return svc + " created"
+		case m.Action == events.ActionStart:
+			return svc + " started"
+		case m.Action == events.ActionDie:
+			return svc + " exited"
+		case m.Action == events.ActionHealthStatusHealthy:
+			return svc + " healthy"
+		case m.Action == events.ActionHealthStatusUnhealthy:
+			return svc + " unhealthy"
+		}
+	}
+	return ""
+}
+
+// probeServing polls t's web container until it answers 200 over HTTP at
+// its container IP, and returns the time since rec.t0.
+func (b *bench) probeServing(ctx context.Context, t *tool, rec *recorder) (time.Duration, error) {
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	f := filters.NewArgs(
+		filters.Arg("label", contract.LabelProject+"="+t.project),
+		filters.Arg("label", contract.LabelService+"=web"),
+	)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	last := "no web container yet"
+	for {
+		cs, err := b.cli.ContainerList(ctx, container.ListOptions{Filters: f})
+		if err != nil && ctx.Err() == nil {
+			last = err.Error()
+		}
+		for _, c := range cs {
+			if len(c.Names) == 0 || !t.isServiceContainer(c.Names[0], "web") || c.NetworkSettings == nil {
+				continue
+			}
+			for _, ep := range c.NetworkSettings.Networks {
+				if ep == nil || ep.IPAddress == "" {
+					continue
+				}
+				status, err := get(ctx, hc, "http://"+ep.IPAddress+":"+strconv.Itoa(webPort)+"/")
+				if status == http.StatusOK {
+					return time.Since(rec.t0), nil
+				}
+				last = fmt.Sprintf("GET %s: status %d, %v", ep.IPAddress, status, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("web never answered 200 (last: %s): %w", last, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func get(ctx context.Context, hc *http.Client, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, nil
+}
+
+// containerIDs lists t's service containers as name → ID.
+func (b *bench) containerIDs(ctx context.Context, t *tool) (map[string]string, error) {
+	cs, err := b.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", contract.LabelProject+"="+t.project))})
+	if err != nil {
+		return nil, fmt.Errorf("list containers of %s: %w", t.project, err)
+	}
+	out := map[string]string{}
+	for _, c := range cs {
+		if len(c.Names) > 0 {
+			out[strings.TrimPrefix(c.Names[0], "/")] = c.ID
+		}
+	}
+	return out, nil
+}
+
+// leftovers lists every object of t's project on the engine: by the
+// compose project label (containers, networks, volumes, slipway's images)
+// and by name (docker-compose v1 does not label the images it builds).
+func (b *bench) leftovers(ctx context.Context, t *tool) ([]string, error) {
+	left, err := dockertest.Leftovers(ctx, b.cli, contract.LabelProject+"="+t.project)
+	if err != nil {
+		return nil, fmt.Errorf("leftovers of %s: %w", t.project, err)
+	}
+	imgs, err := b.cli.ImageList(ctx, image.ListOptions{All: true})
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	for _, img := range imgs {
+		for _, tag := range img.RepoTags {
+			if t.isBuiltImage(tag) && !strings.Contains(strings.Join(left, "\n"), img.ID) {
+				left = append(left, "image "+img.ID+","+tag)
+			}
+		}
+	}
+	return left, nil
+}
+
+// sweep removes every object of t's project straight through the API,
+// whatever state a failed or interrupted run left it in. It runs even when
+// ctx is cancelled, within a time limit of its own.
+func (b *bench) sweep(ctx context.Context, t *tool) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	f := filters.NewArgs(filters.Arg("label", contract.LabelProject+"="+t.project))
+	var errs []error
+	keep := func(what string, err error) {
+		if err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	cs, err := b.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	keep("list containers", err)
+	for _, c := range cs {
+		keep("remove container "+c.ID[:12], b.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}))
+	}
+	nets, err := b.cli.NetworkList(ctx, network.ListOptions{Filters: f})
+	keep("list networks", err)
+	for _, n := range nets {
+		keep("remove network "+n.Name, b.cli.NetworkRemove(ctx, n.ID))
+	}
+	vols, err := b.cli.VolumeList(ctx, volume.ListOptions{Filters: f})
+	keep("list volumes", err)
+	for _, v := range vols.Volumes {
+		keep("remove volume "+v.Name, b.cli.VolumeRemove(ctx, v.Name, true))
+	}
+	imgs, err := b.cli.ImageList(ctx, image.ListOptions{All: true})
+	keep("list images", err)
+	for _, img := range imgs {
+		ours := img.Labels[contract.LabelProject] == t.project
+		for _, tag := range img.RepoTags {
+			ours = ours || t.isBuiltImage(tag)
+		}
+		if ours {
+			_, err := b.cli.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+			keep("remove image "+img.ID, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sweep %s: %w", t.project, err)
+	}
+	return nil
+}
+
+// anchor keeps t's just-built layers in the cache after its down, so the
+// next up finds every Dockerfile step cached (warm mode). docker-compose's
+// images are tagged as they are: its down only untags its own name.
+// Slipway's images end in a LABEL step with the project's labels and SHA,
+// and its down removes them by ID, so the anchor is the layer below.
+func (b *bench) anchor(ctx context.Context, t *tool) (int, error) {
+	imgs, err := b.cli.ImageList(ctx, image.ListOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("list images: %w", err)
+	}
+	n := 0
+	for _, img := range imgs {
+		for _, tag := range img.RepoTags {
+			if !t.isBuiltImage(tag) {
+				continue
+			}
+			target := img.ID
+			if t.name == toolSlipway {
+				ins, err := b.cli.ImageInspect(ctx, img.ID)
+				if err != nil {
+					return n, fmt.Errorf("inspect %s: %w", tag, err)
+				}
+				if ins.Parent == "" {
+					return n, fmt.Errorf("image %s has no parent layer to keep", tag)
+				}
+				target = ins.Parent
+			}
+			service, _, _ := strings.Cut(strings.TrimPrefix(tag, t.project+t.sep), ":")
+			ref := b.anchorRepo + ":" + t.name + "-" + service
+			if err := b.cli.ImageTag(ctx, target, ref); err != nil {
+				return n, fmt.Errorf("tag %s as %s: %w", tag, ref, err)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%s built no image to keep in the cache", t.label)
+	}
+	return n, nil
+}
+
+// anchorTags lists the warm-cache anchors on the engine.
+func (b *bench) anchorTags(ctx context.Context) ([]string, error) {
+	imgs, err := b.cli.ImageList(ctx, image.ListOptions{All: true})
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	var out []string
+	for _, img := range imgs {
+		for _, tag := range img.RepoTags {
+			if strings.HasPrefix(tag, b.anchorRepo+":") {
+				out = append(out, "image "+tag)
+			}
+		}
+	}
+	return out, nil
+}
+
+// removeAnchors untags the anchors; the layers below them go with the last
+// reference (the projects are swept first).
+func (b *bench) removeAnchors(ctx context.Context) error {
+	tags, err := b.anchorTags(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range tags {
+		ref := strings.TrimPrefix(t, "image ")
+		if _, err := b.cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove cache anchor %s: %w", ref, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// mark is one timestamped thing seen during a timed up, relative to the
+// moment the tool was started.
+type mark struct {
+	At   time.Duration `json:"at"`
+	What string        `json:"what"`
+}
+
+// runResult is one timed cycle of one tool: up, until serving, down.
+type runResult struct {
+	Tool    string        `json:"tool"`
+	Cache   string        `json:"cache"`
+	Run     int           `json:"run"`
+	Up      time.Duration `json:"up"`
+	Serving time.Duration `json:"serving"`
+	Down    time.Duration `json:"down"`
+	// CacheHits counts the build steps the builder took from its cache
+	// ("Using cache" in the build output).
+	CacheHits int `json:"cache_hits"`
+	// Marks are Docker events of the project (and, with -trace, the tool's
+	// output lines) during the up.
+	Marks []mark `json:"marks,omitempty"`
+	Err   string `json:"error,omitempty"`
+}
+
+// median returns the median of ds (the mean of the middle two for an even
+// count), or 0 for none.
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// ratio is a/b, or 0 when either is missing.
+func ratio(a, b time.Duration) float64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// fmtDur prints a duration in seconds with two decimals, "-" for none.
+func fmtDur(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+func fmtRatio(r float64) string {
+	if r == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f×", r)
+}
+
+// spread prints min–max of ds.
+func spread(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f–%.2f", slices.Min(ds).Seconds(), slices.Max(ds).Seconds())
+}
+
+// milestones are the points of an up that the breakdown table shows, in
+// order. Each is found in a run's marks by milestoneOf.
+var milestones = []string{
+	"images built",
+	"network created",
+	"db started",
+	"migrate started",
+	"migrate exited",
+	"api started",
+	"api healthy",
+	"web started",
+	"web healthy",
+	"up returned",
+	"web serving",
+}
+
+// milestoneTimes finds each milestone in marks: "images built" is the last
+// image tag before the first service container is created (a tool that
+// builds while others start would otherwise count late tags); every other
+// milestone is its first occurrence.
+func milestoneTimes(marks []mark) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	firstCreate := time.Duration(-1)
+	for _, m := range marks {
+		if strings.HasSuffix(m.What, " created") && m.What != "network created" && (firstCreate < 0 || m.At < firstCreate) {
+			firstCreate = m.At
+		}
+	}
+	for _, m := range marks {
+		if m.What == "image tagged" {
+			if (firstCreate < 0 || m.At <= firstCreate) && m.At > out["images built"] {
+				out["images built"] = m.At
+			}
+			continue
+		}
+		if _, seen := out[m.What]; !seen {
+			out[m.What] = m.At
+		}
+	}
+	return out
+}
+
+// summary is the figures of one tool in one cache mode.
+type summary struct {
+	Ups, Servings, Downs []time.Duration
+	Hits                 []int
+	Milestones           map[string][]time.Duration
+	Failed               int
+}
+
+// summarize collects the successful runs of tool in cache mode.
+func summarize(results []runResult, tool, cache string) summary {
+	s := summary{Milestones: map[string][]time.Duration{}}
+	for _, r := range results {
+		if r.Tool != tool || r.Cache != cache {
+			continue
+		}
+		if r.Err != "" {
+			s.Failed++
+			continue
+		}
+		s.Ups = append(s.Ups, r.Up)
+		s.Servings = append(s.Servings, r.Serving)
+		if r.Down > 0 {
+			s.Downs = append(s.Downs, r.Down)
+		}
+		s.Hits = append(s.Hits, r.CacheHits)
+		for k, v := range milestoneTimes(r.Marks) {
+			s.Milestones[k] = append(s.Milestones[k], v)
+		}
+	}
+	return s
+}

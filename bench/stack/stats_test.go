@@ -1,0 +1,167 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+
+	"github.com/slipwayhq/slipway/internal/contract"
+)
+
+func TestMedian(t *testing.T) {
+	s := time.Second
+	tests := []struct {
+		in   []time.Duration
+		want time.Duration
+	}{
+		{nil, 0},
+		{[]time.Duration{3 * s}, 3 * s},
+		{[]time.Duration{5 * s, 1 * s, 3 * s}, 3 * s},
+		{[]time.Duration{4 * s, 1 * s, 3 * s, 2 * s}, 2500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := median(tt.in); got != tt.want {
+			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+	in := []time.Duration{3 * s, 1 * s, 2 * s}
+	median(in)
+	if in[0] != 3*s {
+		t.Errorf("median sorted its input in place: %v", in)
+	}
+}
+
+func TestRatio(t *testing.T) {
+	if got := ratio(4*time.Second, 5*time.Second); got != 0.8 {
+		t.Errorf("ratio(4s, 5s) = %v, want 0.8", got)
+	}
+	if got := ratio(0, 5*time.Second); got != 0 {
+		t.Errorf("ratio with a missing side = %v, want 0", got)
+	}
+	if got := fmtRatio(0); got != "-" {
+		t.Errorf("fmtRatio(0) = %q", got)
+	}
+}
+
+func TestMilestoneTimes(t *testing.T) {
+	ms := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	marks := []mark{
+		{ms(0.9), "image tagged"},
+		{ms(1.9), "image tagged"},
+		{ms(2.0), "network created"},
+		{ms(2.1), "db created"},
+		{ms(2.7), "db started"},
+		{ms(3.0), "image tagged"}, // a late tag (a tool building while it starts) is not "images built"
+		{ms(4.0), "web started"},
+		{ms(4.5), "web started"}, // a restart: the first start counts
+		{ms(5.0), "up returned"},
+	}
+	got := milestoneTimes(marks)
+	want := map[string]time.Duration{
+		"images built": ms(1.9), "network created": ms(2.0), "db created": ms(2.1),
+		"db started": ms(2.7), "web started": ms(4.0), "up returned": ms(5.0),
+	}
+	if len(got) != len(want) {
+		t.Errorf("milestoneTimes = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+}
+
+func TestSummarizeSkipsFailedRuns(t *testing.T) {
+	results := []runResult{
+		{Tool: toolSlipway, Cache: cacheWarm, Up: 2 * time.Second, Serving: time.Second, Down: time.Second, CacheHits: 6},
+		{Tool: toolSlipway, Cache: cacheWarm, Err: "up: boom"},
+		{Tool: toolSlipway, Cache: cacheCold, Up: 9 * time.Second},
+		{Tool: toolCompose, Cache: cacheWarm, Up: 3 * time.Second},
+	}
+	s := summarize(results, toolSlipway, cacheWarm)
+	if len(s.Ups) != 1 || s.Ups[0] != 2*time.Second || s.Failed != 1 || s.Hits[0] != 6 {
+		t.Errorf("summarize = %+v", s)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	sl := &tool{name: toolSlipway, project: "bench-x-pr-1", sep: "-"}
+	co := &tool{name: toolCompose, project: "bench-compose-x", sep: "_"}
+	container := func(project, service, name string, action events.Action) events.Message {
+		return events.Message{Type: events.ContainerEventType, Action: action, Actor: events.Actor{Attributes: map[string]string{
+			contract.LabelProject: project, contract.LabelService: service, "name": name,
+		}}}
+	}
+	tests := []struct {
+		t    *tool
+		m    events.Message
+		want string
+	}{
+		{sl, container("bench-x-pr-1", "web", "bench-x-pr-1-web-1", events.ActionStart), "web started"},
+		{sl, container("bench-x-pr-1", "api", "bench-x-pr-1-api-1", events.ActionHealthStatusHealthy), "api healthy"},
+		{sl, container("bench-x-pr-1", "migrate", "bench-x-pr-1-migrate-1", events.ActionDie), "migrate exited"},
+		// The builder's container for the LABEL step carries the labels too.
+		{sl, container("bench-x-pr-1", "web", "eager_turing", events.ActionCreate), ""},
+		{sl, container("other-pr-1", "web", "other-pr-1-web-1", events.ActionCreate), ""},
+		{co, container("bench-compose-x", "db", "bench-compose-x_db_1", events.ActionCreate), "db created"},
+		{co, events.Message{Type: events.NetworkEventType, Action: events.ActionCreate, Actor: events.Actor{Attributes: map[string]string{"name": "bench-compose-x_default"}}}, "network created"},
+		{co, events.Message{Type: events.ImageEventType, Action: events.ActionTag, Actor: events.Actor{Attributes: map[string]string{"name": "bench-compose-x_web:latest"}}}, "image tagged"},
+		{sl, events.Message{Type: events.ImageEventType, Action: events.ActionTag, Actor: events.Actor{Attributes: map[string]string{"name": "bench-x-pr-1-web:0123456789ab"}}}, "image tagged"},
+		{sl, events.Message{Type: events.ImageEventType, Action: events.ActionTag, Actor: events.Actor{Attributes: map[string]string{"name": "slipway-test/busybox:1"}}}, ""},
+	}
+	for _, tt := range tests {
+		if got := tt.t.describe(tt.m); got != tt.want {
+			t.Errorf("%s describe(%s %s %v) = %q, want %q", tt.t.name, tt.m.Type, tt.m.Action, tt.m.Actor.Attributes, got, tt.want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := config{runs: 5, reups: 5, tools: []string{"slipway", "compose"}, caches: []string{"warm", "cold"}, phases: []string{"cycles"},
+		cmdTimeout: time.Minute, serveTimeout: time.Minute, maxDuration: time.Hour}
+	if err := ok.validate(); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	if strings.Join(ok.caches, ",") != "cold,warm" {
+		t.Errorf("cache modes run in order %v, want cold before warm", ok.caches)
+	}
+	bad := ok
+	bad.runs, bad.tools, bad.cmdTimeout = 0, []string{"podman"}, 0
+	err := bad.validate()
+	if err == nil {
+		t.Fatal("validate accepted -runs 0, -tools podman, -cmd-timeout 0")
+	}
+	for _, want := range []string{"-runs 0", `unknown "podman"`, "-cmd-timeout"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestPrepareFixture(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "shop")
+	if err := prepareFixture("../../controller/stack/testdata/shop", dst); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dst, "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "ports:") || !strings.Contains(string(raw), "expose:\n      - \"8080\"") {
+		t.Errorf("web still publishes a host port, or lost its port:\n%s", raw)
+	}
+	fi, err := os.Stat(filepath.Join(dst, "web/www/cgi-bin/api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&0o111 == 0 {
+		t.Errorf("cgi-bin/api lost its execute bit: %v", fi.Mode())
+	}
+	if err := prepareFixture("../../controller/stack/testdata/shop", dst); err == nil {
+		t.Error("copying over an existing fixture succeeded")
+	}
+}
