@@ -144,6 +144,7 @@ type Problem struct {
 	Reason  string
 }
 
+// String renders the problem for logs.
 func (p Problem) String() string {
 	return fmt.Sprintf("%s host %q: %s", p.Subject, p.Host, p.Reason)
 }

@@ -441,3 +441,24 @@ func TestRoutePickSpreadsOverBackends(t *testing.T) {
 		t.Fatalf("round-robin counts: %v", keys)
 	}
 }
+
+func TestProjectNetworkIP(t *testing.T) {
+	tests := []struct {
+		name     string
+		networks map[string]string
+		want     string
+	}{
+		{"none", nil, ""},
+		{"own network", map[string]string{"p1_default": "172.20.0.2"}, "172.20.0.2"},
+		{"own networks sorted", map[string]string{"p1_front": "172.21.0.2", "p1_back": "172.22.0.2"}, "172.22.0.2"},
+		{"own beats others", map[string]string{"bridge": "172.17.0.2", "aaa": "10.0.0.2", "p1_default": "172.20.0.2"}, "172.20.0.2"},
+		{"prefix must include underscore", map[string]string{"p10_default": "172.23.0.2", "p1x": "172.24.0.2"}, "172.23.0.2"},
+		{"own without IP falls back", map[string]string{"p1_default": "", "bridge": "172.17.0.2"}, "172.17.0.2"},
+		{"fallback sorted", map[string]string{"zeta": "10.0.0.9", "alpha": "10.0.0.1"}, "10.0.0.1"},
+	}
+	for _, tt := range tests {
+		if got := ProjectNetworkIP("p1", tt.networks); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
