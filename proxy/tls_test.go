@@ -72,7 +72,7 @@ func startPebbleWith(t *testing.T, o pebbleOptions) *pebble {
 		httpPort = o.httpPort
 	}
 	validator := va.New(logger, httpPort, 443, false, o.resolver, store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 1, 1)
+	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
 	p := &pebble{}
 	h := front.Handler()
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
