@@ -1,0 +1,72 @@
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/slipwayhq/slipway/controller/stack"
+	"github.com/slipwayhq/slipway/controller/store"
+)
+
+// History is what the dashboard reads from the controller's history
+// database. *store.Store satisfies it.
+type History interface {
+	Environments(ctx context.Context) ([]store.Environment, error)
+	Environment(ctx context.Context, project string) (store.Environment, error)
+	Timeline(ctx context.Context, project string) ([]store.PhaseEntry, error)
+	BuildLogs(ctx context.Context, project string) ([]store.BuildLog, error)
+	BuildLog(ctx context.Context, project, sha string, from int64) (store.BuildLog, error)
+}
+
+// Engine is what the dashboard reads from the stack engine: what runs, and
+// the services' logs. *stack.Engine satisfies it.
+type Engine interface {
+	List(ctx context.Context) ([]stack.Environment, error)
+	Inspect(ctx context.Context, project string) (*stack.Environment, error)
+	Logs(ctx context.Context, project string, o stack.LogOptions, w io.Writer) error
+}
+
+// StatsClient samples one container's resource usage. *client.Client (the
+// Docker Engine client) satisfies it.
+type StatsClient interface {
+	ContainerStatsOneShot(ctx context.Context, containerID string) (container.StatsResponseReader, error)
+}
+
+// RequestLog tells when each environment last served a request.
+// *proxy.Handler satisfies it.
+type RequestLog interface {
+	LastRequests() map[string]time.Time
+}
+
+// Actions change environments. The controller implements it; in local mode
+// without a controller there are none, and the dashboard hides its buttons.
+//
+// An action on a project the controller does not know returns an error
+// wrapping ErrNotFound; one that is not possible for this environment (for
+// example a redeploy of an environment made by `slipway up`) returns an
+// error wrapping ErrUnsupported.
+type Actions interface {
+	// Redeploy rebuilds and recreates the environment at its current head.
+	Redeploy(ctx context.Context, project string) error
+	// Destroy removes the environment and everything it made.
+	Destroy(ctx context.Context, project string) error
+	// Sleep stops the environment's containers; nothing is removed.
+	Sleep(ctx context.Context, project string) error
+	// Wake starts a sleeping environment again.
+	Wake(ctx context.Context, project string) error
+}
+
+var (
+	// ErrNotFound: no such environment (HTTP 404).
+	ErrNotFound = errors.New("environment not found")
+	// ErrUnsupported: the action is not possible for this environment, or
+	// no controller runs actions here (HTTP 409, or 501 without Actions).
+	ErrUnsupported = errors.New("action not supported")
+	// ErrUnauthorized: the server refused the credentials (HTTP 401 or
+	// 403). Returned by Client.
+	ErrUnauthorized = errors.New("unauthorized")
+)
