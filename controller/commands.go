@@ -103,6 +103,7 @@ func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, p
 		switch parsed.Kind {
 		case gh.CommandRedeploy:
 			forced = true
+			c.setForced(key)
 		case gh.CommandDestroy:
 			if _, err := c.teardown(ctx, key, repo, project, pr.HeadSHA, "destroyed by @"+cmd.sender+" with /slipway destroy; push again or comment /slipway redeploy to bring it back", true); err != nil {
 				c.requeueCommands(key, cmds[i:])
@@ -135,6 +136,7 @@ func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, p
 func (c *Controller) applyAction(ctx context.Context, key Key, repo gh.Repo, project string, pr gh.PullRequest, cmd command) (forced, done bool, err error) {
 	switch cmd.action {
 	case actionRedeploy:
+		c.setForced(key)
 		return true, false, nil
 	case actionDestroy:
 		_, err := c.teardown(ctx, key, repo, project, pr.HeadSHA, "destroyed from the dashboard"+by(cmd.sender)+"; push again or redeploy to bring it back", true)
@@ -151,6 +153,14 @@ func (c *Controller) applyAction(ctx context.Context, key Key, repo gh.Repo, pro
 		c.mu.Unlock()
 	}
 	return false, false, nil
+}
+
+// setForced keeps a redeploy request until a deploy starts, so a reconcile
+// that defers (debounce, limits) does not lose it.
+func (c *Controller) setForced(key Key) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forced[key] = true
 }
 
 func by(user string) string {

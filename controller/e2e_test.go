@@ -27,6 +27,7 @@ func TestOpenPushCloseLifecycle(t *testing.T) {
 	sha2 := h.fake.Push(h.repo, n, app("two"))
 	h.deliver("pull_request", h.prEvent("synchronize", n, "alice"))
 	h.waitServes(n, "version two")
+	h.waitReady(n)
 	env, err := h.engine.Inspect(context.Background(), h.project(n))
 	if err != nil || env == nil || env.SHA != sha2 {
 		t.Fatalf("environment %+v (err %v), want SHA %s", env, err, sha2)
@@ -41,6 +42,15 @@ func TestOpenPushCloseLifecycle(t *testing.T) {
 	})
 
 	// What GitHub shows: one deployment per SHA, ending inactive; one comment.
+	// (The history records "removed" just before the report goes out.)
+	eventually(t, 10*time.Second, "the removal on GitHub", func() (bool, string) {
+		for _, c := range h.fake.Comments(h.repo, n) {
+			if strings.Contains(c.Body, "slipway:preview") && strings.Contains(strings.ToLower(c.Body), "removed") {
+				return true, ""
+			}
+		}
+		return false, "comment does not say removed"
+	})
 	deps := h.fake.Deployments(h.repo)
 	shas := map[string]bool{}
 	for _, d := range deps {

@@ -45,6 +45,7 @@ type harness struct {
 	hooks    *httptest.Server
 	proxy    *httptest.Server
 	repo     string
+	domain   string
 	cfg      *config.Controller
 	delivery atomic.Int64
 	cancel   context.CancelFunc
@@ -70,7 +71,11 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	h.fake.SetPermission(h.repo, "alice", githubfake.Write)
 
 	cfg := config.Defaults()
-	cfg.Domain = "localhost"
+	// Every harness shares the engine (and the proxy sees every managed
+	// container), so each gets its own domain: pr-1 of one test is not pr-1
+	// of another.
+	h.domain = dockertest.UniqueName("t") + ".localhost"
+	cfg.Domain = h.domain
 	cfg.StateDir = t.TempDir()
 	cfg.GitHub = &config.GitHub{APIURL: h.fake.URL, Token: h.fake.Token, WebhookSecret: webhookSecret}
 	cfg.Repos = []config.RepoPolicy{{Name: h.repo, Forks: o.forks, Trigger: o.trigger}}
@@ -247,7 +252,7 @@ func (h *harness) project(n int) string {
 // get fetches the preview of PR n through the proxy.
 func (h *harness) get(n int) (int, string) {
 	req, _ := http.NewRequest("GET", h.proxy.URL+"/", nil)
-	req.Host = fmt.Sprintf("pr-%d.localhost", n)
+	req.Host = fmt.Sprintf("pr-%d.%s", n, h.domain)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err.Error()
@@ -279,6 +284,16 @@ func (h *harness) waitServes(n int, want string) {
 	eventually(h.t, 90*time.Second, fmt.Sprintf("pr-%d to serve %q", n, want), func() (bool, string) {
 		code, body := h.get(n)
 		return code == 200 && strings.Contains(body, want), fmt.Sprintf("%d %q phase=%s", code, firstLine(body), h.phase(n))
+	})
+}
+
+// waitReady waits until the history shows PR n ready (the controller has
+// finished the deploy and reported it; the route may go live a little earlier).
+func (h *harness) waitReady(n int) {
+	h.t.Helper()
+	eventually(h.t, 90*time.Second, fmt.Sprintf("%s to be ready", h.project(n)), func() (bool, string) {
+		p := h.phase(n)
+		return strings.HasPrefix(p, string(store.PhaseReady)), p
 	})
 }
 
