@@ -131,7 +131,7 @@ func (b *bench) setup(ctx context.Context, root, suffix string) error {
 					return []string{"up", "--dir", b.fixture, "--pr", strconv.Itoa(benchPR), "--repo", "bench/" + repo, "--sha", sha, "--log-format", "text"}
 				},
 				down: []string{"down", "--pr", strconv.Itoa(benchPR), "--repo", "bench/" + repo},
-				env:  func(string) []string { return os.Environ() },
+				env:  func(string) []string { return append(os.Environ(), b.cfg.slipwayEnv...) },
 			})
 		case toolCompose:
 			b.tools = append(b.tools, &tool{

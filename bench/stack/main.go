@@ -71,6 +71,7 @@ type config struct {
 	fixture      string
 	slipwayBin   string
 	composeBin   string
+	slipwayEnv   []string
 	jsonOut      string
 	logDir       string
 	verbose      bool
@@ -79,7 +80,7 @@ type config struct {
 
 func main() {
 	var cfg config
-	var tools, caches, phases string
+	var tools, caches, phases, slipwayEnv string
 	flag.IntVar(&cfg.runs, "runs", 5, "timed up/down cycles per tool and cache mode")
 	flag.IntVar(&cfg.reups, "reups", 5, "timed no-change re-ups per tool")
 	flag.StringVar(&tools, "tools", "slipway,compose", "tools to measure: slipway, compose (docker-compose v1)")
@@ -93,6 +94,7 @@ func main() {
 	flag.StringVar(&cfg.fixture, "fixture", "controller/stack/testdata/shop", "compose project to copy, relative to -root")
 	flag.StringVar(&cfg.slipwayBin, "slipway", "", "slipway binary to use (default: go build ./cmd/slipway into a temporary directory)")
 	flag.StringVar(&cfg.composeBin, "compose", "docker-compose", "docker-compose v1 binary")
+	flag.StringVar(&slipwayEnv, "slipway-env", "", "extra environment for the slipway commands, KEY=VALUE,... (e.g. SLIPWAY_LIMITS_BUILDS=3)")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write every run (with its event timeline) as JSON to this file")
 	flag.StringVar(&cfg.logDir, "logs", "", "keep each command's output in this directory")
 	flag.BoolVar(&cfg.verbose, "v", false, "stream the tools' output")
@@ -102,6 +104,7 @@ func main() {
 	cfg.tools = splitList(tools)
 	cfg.caches = splitList(caches)
 	cfg.phases = splitList(phases)
+	cfg.slipwayEnv = splitList(slipwayEnv)
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
@@ -153,6 +156,11 @@ func (c *config) validate() error {
 	check("tools", c.tools, []string{toolSlipway, toolCompose})
 	check("cache", c.caches, []string{cacheWarm, cacheCold})
 	check("phases", c.phases, []string{phaseCycles, phaseReup})
+	for _, kv := range c.slipwayEnv {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			errs = append(errs, fmt.Errorf("-slipway-env %q: want KEY=VALUE", kv))
+		}
+	}
 	for name, d := range map[string]time.Duration{"cmd-timeout": c.cmdTimeout, "serve-timeout": c.serveTimeout, "max-duration": c.maxDuration} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("-%s %s: want a positive duration", name, d))
@@ -177,6 +185,9 @@ func run(ctx context.Context, cfg config) (err error) {
 	}()
 	fmt.Printf("stack benchmark: fixture %s (web ← api ← migrate, db, 2 volumes); %d run(s) per tool; cache %s; tools %s\n",
 		cfg.fixture, cfg.runs, strings.Join(cfg.caches, ","), strings.Join(cfg.tools, ","))
+	if len(cfg.slipwayEnv) > 0 {
+		fmt.Printf("slipway environment: %s\n", strings.Join(cfg.slipwayEnv, " "))
+	}
 	fmt.Printf("machine: %d CPUs, load average at start %s (shared: figures are noisy)\n", numCPU(), loadAvg())
 
 	var results []runResult

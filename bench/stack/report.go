@@ -59,6 +59,19 @@ func report(w io.Writer, cfg config, results []runResult, reups map[string][]tim
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m, fmtDur(median(a)), fmtDur(median(b)), diff)
 		}
 		tw.Flush()
+
+		fmt.Fprintln(w, "\nphases of an up (median of each run's span):")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\tslipway\tdocker-compose\tslipway − compose")
+		for _, p := range phases {
+			a, b := sl.Phases[p.Name], co.Phases[p.Name]
+			diff := "-"
+			if len(a) > 0 && len(b) > 0 {
+				diff = fmt.Sprintf("%+.2fs", (median(a) - median(b)).Seconds())
+			}
+			fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%s\n", p.Name, fmtDur(median(a)), spread(a), fmtDur(median(b)), spread(b), diff)
+		}
+		tw.Flush()
 		fmt.Fprintln(w)
 	}
 	if len(reups) > 0 {

@@ -119,17 +119,47 @@ func milestoneTimes(marks []mark) map[string]time.Duration {
 	return out
 }
 
+// phases are spans of an up computed per run from its milestones, so that
+// their medians can be compared (a difference of medians is not the median
+// of differences).
+var phases = []struct{ Name, From, To string }{
+	{"build (start → images built)", "", "images built"},
+	{"deploy (images built → web started)", "images built", "web started"},
+	{"return (web started → up returned)", "web started", "up returned"},
+}
+
+// phaseTimes computes the phases of one run; a phase whose ends are
+// missing is left out.
+func phaseTimes(ms map[string]time.Duration) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, p := range phases {
+		to, ok := ms[p.To]
+		if !ok {
+			continue
+		}
+		from := time.Duration(0)
+		if p.From != "" {
+			if from, ok = ms[p.From]; !ok {
+				continue
+			}
+		}
+		out[p.Name] = to - from
+	}
+	return out
+}
+
 // summary is the figures of one tool in one cache mode.
 type summary struct {
 	Ups, Servings, Downs []time.Duration
 	Hits                 []int
 	Milestones           map[string][]time.Duration
+	Phases               map[string][]time.Duration
 	Failed               int
 }
 
 // summarize collects the successful runs of tool in cache mode.
 func summarize(results []runResult, tool, cache string) summary {
-	s := summary{Milestones: map[string][]time.Duration{}}
+	s := summary{Milestones: map[string][]time.Duration{}, Phases: map[string][]time.Duration{}}
 	for _, r := range results {
 		if r.Tool != tool || r.Cache != cache {
 			continue
@@ -144,8 +174,12 @@ func summarize(results []runResult, tool, cache string) summary {
 			s.Downs = append(s.Downs, r.Down)
 		}
 		s.Hits = append(s.Hits, r.CacheHits)
-		for k, v := range milestoneTimes(r.Marks) {
+		ms := milestoneTimes(r.Marks)
+		for k, v := range ms {
 			s.Milestones[k] = append(s.Milestones[k], v)
+		}
+		for k, v := range phaseTimes(ms) {
+			s.Phases[k] = append(s.Phases[k], v)
 		}
 	}
 	return s

@@ -165,3 +165,21 @@ func TestPrepareFixture(t *testing.T) {
 		t.Error("copying over an existing fixture succeeded")
 	}
 }
+
+func TestPhaseTimes(t *testing.T) {
+	s := time.Second
+	got := phaseTimes(map[string]time.Duration{"images built": 2 * s, "web started": 5 * s, "up returned": 6 * s})
+	want := map[string]time.Duration{
+		"build (start → images built)":        2 * s,
+		"deploy (images built → web started)": 3 * s,
+		"return (web started → up returned)":  1 * s,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if got := phaseTimes(map[string]time.Duration{"up returned": 6 * s}); len(got) != 0 {
+		t.Errorf("phases without their milestones = %v, want none", got)
+	}
+}
