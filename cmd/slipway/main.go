@@ -71,7 +71,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(
 		newUpCmd(g), newDownCmd(g), newLsCmd(g), newLogsCmd(g), newPlanCmd(g),
-		newServeCmd(g), newVersionCmd(g),
+		newServeCmd(g), newDemoCmd(g), newVersionCmd(g),
 	)
 	return root
 }
@@ -102,6 +102,7 @@ func (g *globals) logger() (*slog.Logger, error) {
 	}
 	log := slog.New(h)
 	logrus.SetOutput(io.Discard)
+	logrus.StandardLogger().ReplaceHooks(logrus.LevelHooks{})
 	logrus.AddHook(logrusHook{log: log})
 	return log, nil
 }
