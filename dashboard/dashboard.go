@@ -37,6 +37,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/controller/store"
 )
 
@@ -105,8 +106,10 @@ type Options struct {
 	StatsConcurrency int
 	// StatsTimeout bounds one container's stats call. Default 10s.
 	StatsTimeout time.Duration
-	// ListCacheTTL is how long the engine's list of environments is reused
-	// across requests. Default 2s.
+	// ListCacheTTL is how long the engine's list of environments and the
+	// history's are reused across requests (a page never waits for more
+	// than one listing of each per TTL; an action refreshes them). Single
+	// environment pages always read afresh. Default 2s.
 	ListCacheTTL time.Duration
 	// ActionTimeout bounds one action. Actions run to completion even when
 	// the client goes away. Default 10m.
@@ -131,7 +134,8 @@ type Server struct {
 	log     *slog.Logger
 	base    string // path prefix ending in "/"
 	auth    *authenticator
-	inv     *inventory
+	inv     *snapshot[[]stack.Environment] // the engine's environments
+	hist    *snapshot[[]store.Environment] // the store's; nil without History
 	stats   *sampler
 	tmpl    *templates
 	assets  *assets
@@ -174,9 +178,12 @@ func New(opts Options) (*Server, error) {
 		log:  opts.Logger,
 		base: base,
 		auth: newAuthenticator(&opts, master, base, secure),
-		inv:  &inventory{engine: opts.Engine, ttl: opts.ListCacheTTL},
+		inv:  newSnapshot(opts.ListCacheTTL, opts.Engine.List),
 		cop:  http.NewCrossOriginProtection(),
 		mux:  http.NewServeMux(),
+	}
+	if opts.History != nil {
+		s.hist = newSnapshot(opts.ListCacheTTL, opts.History.Environments)
 	}
 	if opts.Stats != nil {
 		s.stats = newSampler(opts.Stats, s.log, opts.StatsConcurrency, opts.StatsTimeout, opts.Now)
@@ -272,7 +279,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // sampleStats runs one stats round over the running containers.
 func (s *Server) sampleStats(ctx context.Context) {
-	envs, err := s.inv.list(ctx)
+	envs, err := s.inv.get(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("stats: list environments", "err", err)
@@ -376,6 +383,9 @@ func (s *Server) runAction(r *http.Request, p principal, project, action string)
 		return fmt.Errorf("%w: unknown action %q", ErrNotFound, action)
 	}
 	s.inv.invalidate()
+	if s.hist != nil {
+		s.hist.invalidate()
+	}
 	by := p.kind
 	if p.user != "" {
 		by = p.user

@@ -4,82 +4,85 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/slipwayhq/slipway/controller/stack"
 )
 
-// inventory caches the engine's list of environments for a short time, so
-// that any number of page views, API calls and the stats sampler cost at
-// most one container listing per TTL. Concurrent callers of a stale cache
-// share one listing.
-type inventory struct {
-	engine Engine
-	ttl    time.Duration
+// snapshot caches the result of a listing (the engine's environments, the
+// store's history) for a short time, so that any number of page views, API
+// calls and the stats sampler cost at most one listing per TTL. Concurrent
+// callers of a stale snapshot share one listing.
+type snapshot[T any] struct {
+	fetch func(context.Context) (T, error)
+	ttl   time.Duration
 
 	mu       sync.Mutex
-	envs     []stack.Environment
+	value    T
 	at       time.Time // zero: nothing cached
 	inflight chan struct{}
 	err      error
 	gen      int // bumped by invalidate: a listing begun before is not cached
 }
 
-// list returns the cached listing when it is younger than the TTL, else
-// lists again. The listing is shared: callers must not modify it.
-func (i *inventory) list(ctx context.Context) ([]stack.Environment, error) {
+func newSnapshot[T any](ttl time.Duration, fetch func(context.Context) (T, error)) *snapshot[T] {
+	return &snapshot[T]{fetch: fetch, ttl: ttl}
+}
+
+// get returns the cached value when it is younger than the TTL, else lists
+// again. The value is shared: callers must not modify it.
+func (s *snapshot[T]) get(ctx context.Context) (T, error) {
+	var zero T
 	for {
-		i.mu.Lock()
-		if !i.at.IsZero() && time.Since(i.at) < i.ttl {
-			envs := i.envs
-			i.mu.Unlock()
-			return envs, nil
+		s.mu.Lock()
+		if !s.at.IsZero() && time.Since(s.at) < s.ttl {
+			v := s.value
+			s.mu.Unlock()
+			return v, nil
 		}
-		if wait := i.inflight; wait != nil {
-			i.mu.Unlock()
+		if wait := s.inflight; wait != nil {
+			s.mu.Unlock()
 			select {
 			case <-wait:
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return zero, ctx.Err()
 			}
-			i.mu.Lock()
-			envs, err, at := i.envs, i.err, i.at
-			i.mu.Unlock()
+			s.mu.Lock()
+			v, err, at := s.value, s.err, s.at
+			s.mu.Unlock()
 			if err != nil {
-				return nil, err
+				return zero, err
 			}
 			if !at.IsZero() {
-				return envs, nil
+				return v, nil
 			}
-			continue // invalidated meanwhile
+			continue // invalidated meanwhile: list again
 		}
 		done := make(chan struct{})
-		i.inflight = done
-		gen := i.gen
-		i.mu.Unlock()
+		s.inflight = done
+		gen := s.gen
+		s.mu.Unlock()
 
 		// One caller giving up must not fail the others waiting on it.
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		envs, err := i.engine.List(lctx)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		v, err := s.fetch(fctx)
 		cancel()
 
-		i.mu.Lock()
-		i.inflight = nil
-		i.err = err
-		if err == nil && gen == i.gen {
-			i.envs, i.at = envs, time.Now()
+		s.mu.Lock()
+		s.inflight = nil
+		s.err = err
+		if err == nil && gen == s.gen {
+			s.value, s.at = v, time.Now()
 		} else {
-			i.envs, i.at = nil, time.Time{}
+			s.value, s.at = zero, time.Time{}
 		}
-		i.mu.Unlock()
+		s.mu.Unlock()
 		close(done)
-		return envs, err
+		return v, err
 	}
 }
 
-// invalidate makes the next list read the engine again (after an action).
-func (i *inventory) invalidate() {
-	i.mu.Lock()
-	i.at = time.Time{}
-	i.gen++
-	i.mu.Unlock()
+// invalidate makes the next get list again (after an action).
+func (s *snapshot[T]) invalidate() {
+	s.mu.Lock()
+	s.at = time.Time{}
+	s.gen++
+	s.mu.Unlock()
 }

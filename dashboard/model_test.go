@@ -320,7 +320,7 @@ func TestFormatting(t *testing.T) {
 		{formatPercent(0.01), "0%"},
 		{formatPercent(3.14159), "3.1%"},
 		{formatPercent(123.4), "123%"},
-		{humanDuration(2 * time.Second), "a few seconds"},
+		{humanDuration(2 * time.Second), "2s"},
 		{humanDuration(42 * time.Second), "42s"},
 		{humanDuration(5 * time.Minute), "5m"},
 		{humanDuration(30 * time.Hour), "30h"},

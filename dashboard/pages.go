@@ -73,14 +73,14 @@ func (s *Server) notConfigured(w http.ResponseWriter, r *http.Request) {
 func (s *Server) environments(ctx context.Context) ([]Environment, []string) {
 	var warnings []string
 	var hist []store.Environment
-	if s.opts.History != nil {
+	if s.hist != nil {
 		var err error
-		if hist, err = s.opts.History.Environments(ctx); err != nil {
+		if hist, err = s.hist.get(ctx); err != nil {
 			s.log.Warn("dashboard: read history", "err", err)
 			warnings = append(warnings, "The controller's history could not be read: "+err.Error())
 		}
 	}
-	live, err := s.inv.list(ctx)
+	live, err := s.inv.get(ctx)
 	if err != nil {
 		s.log.Warn("dashboard: list environments on the engine", "err", err)
 		warnings = append(warnings, "The Docker Engine could not be read: "+err.Error())
@@ -151,8 +151,9 @@ func (s *Server) detail(ctx context.Context, project string) (*EnvironmentDetail
 type listData struct {
 	Filter   Filter
 	Summary  Summary
-	Envs     []Environment
-	Phases   []string
+	Rows     []listRow
+	Chips    []phaseChip
+	AllHref  string
 	Warnings []string
 	Done     string // "destroy" after a destroy from an environment page
 	Project  string // the project Done was about
@@ -161,11 +162,13 @@ type listData struct {
 func (s *Server) listPage(w http.ResponseWriter, r *http.Request, p principal) {
 	f := FilterFromQuery(r.URL.Query())
 	envs, warnings := s.environments(r.Context())
+	sum := summarize(envs, f)
 	data := listData{
 		Filter:   f,
-		Summary:  summarize(envs, f),
-		Envs:     apply(envs, f),
-		Phases:   Phases(),
+		Summary:  sum,
+		Rows:     listRows(apply(envs, f), s.opts.Now(), s.base),
+		Chips:    phaseChips(sum, f, s.filterURL),
+		AllHref:  s.filterURL(f, "phase", ""),
 		Warnings: warnings,
 	}
 	if q := r.URL.Query(); q.Get("done") == "destroy" && projectRE.MatchString(q.Get("project")) {

@@ -107,46 +107,17 @@ func (s *Server) funcs() template.FuncMap {
 	now := s.opts.Now
 	base := s.base
 	return template.FuncMap{
-		"ago": func(t time.Time) string {
-			if t.IsZero() {
-				return "—"
-			}
-			return humanDuration(now().Sub(t)) + " ago"
-		},
-		"age": func(t time.Time) string {
-			if t.IsZero() {
-				return "—"
-			}
-			return humanDuration(now().Sub(t))
-		},
+		"ago":   func(t time.Time) string { return agoText(now(), t) },
+		"age":   func(t time.Time) string { return ageText(now(), t) },
 		"drift": drift,
 		"newestFirst": func(tl []store.PhaseEntry) []store.PhaseEntry {
 			out := slices.Clone(tl)
 			slices.Reverse(out)
 			return out
 		},
-		"until": func(t time.Time) string {
-			if t.IsZero() {
-				return "—"
-			}
-			d := t.Sub(now())
-			if d <= 0 {
-				return "due"
-			}
-			return "in " + humanDuration(d)
-		},
-		"abs": func(t time.Time) string {
-			if t.IsZero() {
-				return ""
-			}
-			return t.UTC().Format("2006-01-02 15:04:05 UTC")
-		},
-		"iso": func(t time.Time) string {
-			if t.IsZero() {
-				return ""
-			}
-			return t.UTC().Format(time.RFC3339)
-		},
+		"until": func(t time.Time) string { return untilText(now(), t) },
+		"abs":   absTime,
+		"iso":   isoTime,
 		"clock": func(t time.Time) string { return t.UTC().Format("15:04:05") },
 		"short": func(sha string) string {
 			if len(sha) > 7 {
@@ -154,81 +125,138 @@ func (s *Server) funcs() template.FuncMap {
 			}
 			return sha
 		},
-		"cpu": func(u *Usage) string {
-			if u == nil || u.CPUPercent == nil {
-				return "—"
-			}
-			return formatPercent(*u.CPUPercent)
-		},
-		"mem": func(u *Usage) string {
-			if u == nil {
-				return "—"
-			}
-			return formatBytes(u.MemoryBytes)
-		},
-		"cpuLevel": func(u *Usage) string {
-			switch {
-			case u == nil || u.CPUPercent == nil:
-				return "none"
-			case *u.CPUPercent >= 80:
-				return "high"
-			case *u.CPUPercent >= 30:
-				return "mid"
-			}
-			return "low"
-		},
-		"memLevel": func(u *Usage) string {
-			switch {
-			case u == nil || u.MemoryLimitBytes == 0:
-				return "none"
-			case float64(u.MemoryBytes) >= 0.85*float64(u.MemoryLimitBytes):
-				return "high"
-			case float64(u.MemoryBytes) >= 0.5*float64(u.MemoryLimitBytes):
-				return "mid"
-			}
-			return "low"
-		},
+		"cpu":        cpuText,
+		"mem":        memText,
+		"cpuLevel":   cpuLevel,
+		"memLevel":   memLevel,
 		"bytes":      formatBytes,
 		"phaseLabel": phaseLabel,
 		"dot":        containerDot,
 		"envURL":     func(project string) string { return base + "environments/" + project },
 		"apiURL":     func(project, rest string) string { return base + "api/v1/environments/" + project + rest },
-		"filterURL": func(f Filter, key, value string) string {
-			q := url.Values{}
-			set := func(k, v string) {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
-			set("repo", f.Repo)
-			set("phase", f.Phase)
-			set("q", f.Query)
-			q.Del(key)
-			set(key, value)
-			if len(q) == 0 {
-				return base
-			}
-			return base + "?" + q.Encode()
-		},
-		"count":  func(m map[string]int, k string) int { return m[k] },
-		"plain":  func(b []byte) string { return ansiRE.ReplaceAllString(string(b), "") },
-		"itoa":   strconv.Itoa,
-		"i64":    func(n int64) string { return strconv.FormatInt(n, 10) },
-		"title":  actionTitle,
-		"hostOf": hostOf,
-		"running": func(e Environment) string {
-			n, up := 0, 0
-			for _, s := range e.Services {
-				for _, c := range s.Containers {
-					n++
-					if c.State == StateRunning || (c.State == "exited" && c.ExitCode == 0) {
-						up++
-					}
-				}
-			}
-			return strconv.Itoa(up) + "/" + strconv.Itoa(n)
-		},
+		"filterURL":  s.filterURL,
+		"count":      func(m map[string]int, k string) int { return m[k] },
+		"plain":      func(b []byte) string { return ansiRE.ReplaceAllString(string(b), "") },
+		"itoa":       strconv.Itoa,
+		"i64":        func(n int64) string { return strconv.FormatInt(n, 10) },
+		"title":      actionTitle,
+		"hostOf":     hostOf,
+		"running":    runningText,
 	}
+}
+
+func agoText(now, t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	d := now.Sub(t)
+	if d < 5*time.Second {
+		return "just now"
+	}
+	return humanDuration(d) + " ago"
+}
+
+func ageText(now, t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return humanDuration(now.Sub(t))
+}
+
+func untilText(now, t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	d := t.Sub(now)
+	if d <= 0 {
+		return "due"
+	}
+	return "in " + humanDuration(d)
+}
+
+func absTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func isoTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func cpuText(u *Usage) string {
+	if u == nil || u.CPUPercent == nil {
+		return "—"
+	}
+	return formatPercent(*u.CPUPercent)
+}
+
+func memText(u *Usage) string {
+	if u == nil {
+		return "—"
+	}
+	return formatBytes(u.MemoryBytes)
+}
+
+func cpuLevel(u *Usage) string {
+	switch {
+	case u == nil || u.CPUPercent == nil:
+		return "none"
+	case *u.CPUPercent >= 80:
+		return "high"
+	case *u.CPUPercent >= 30:
+		return "mid"
+	}
+	return "low"
+}
+
+func memLevel(u *Usage) string {
+	switch {
+	case u == nil || u.MemoryLimitBytes == 0:
+		return "none"
+	case float64(u.MemoryBytes) >= 0.85*float64(u.MemoryLimitBytes):
+		return "high"
+	case float64(u.MemoryBytes) >= 0.5*float64(u.MemoryLimitBytes):
+		return "mid"
+	}
+	return "low"
+}
+
+// runningText is "up/total" containers running (or completed).
+func runningText(e Environment) string {
+	n, up := 0, 0
+	for _, s := range e.Services {
+		for _, c := range s.Containers {
+			n++
+			if c.State == StateRunning || (c.State == "exited" && c.ExitCode == 0) {
+				up++
+			}
+		}
+	}
+	return strconv.Itoa(up) + "/" + strconv.Itoa(n)
+}
+
+// filterURL is the list page's URL for f with key set to value ("" drops it).
+func (s *Server) filterURL(f Filter, key, value string) string {
+	q := url.Values{}
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	set("repo", f.Repo)
+	set("phase", f.Phase)
+	set("q", f.Query)
+	q.Del(key)
+	set(key, value)
+	if len(q) == 0 {
+		return s.base
+	}
+	return s.base + "?" + q.Encode()
 }
 
 // humanDuration says d in its largest sensible unit: 42s, 5m, 3h, 2d.
@@ -236,9 +264,6 @@ func humanDuration(d time.Duration) string {
 	d = d.Abs()
 	switch {
 	case d < time.Minute:
-		if d < 5*time.Second {
-			return "a few seconds"
-		}
 		return strconv.Itoa(int(d.Seconds())) + "s"
 	case d < time.Hour:
 		return strconv.Itoa(int(d.Minutes())) + "m"
