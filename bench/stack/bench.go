@@ -189,9 +189,9 @@ func (b *bench) close() error {
 	if err := b.removeAnchors(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	// A create that was in flight when a tool was killed may land late:
-	// look again after a moment.
-	time.Sleep(time.Second)
+	// A create or build step that was in flight when a tool was stopped
+	// may land late: look again after a moment.
+	time.Sleep(settleTime)
 	var left []string
 	for _, t := range b.tools {
 		if err := b.sweep(ctx, t); err != nil {
@@ -218,6 +218,20 @@ func (b *bench) close() error {
 	}
 	b.cli.Close()
 	return errors.Join(errs...)
+}
+
+// settleTime is how long the daemon may take to finish what an
+// interrupted tool had in flight: a build step's commit lands after the
+// client is gone (seen with slipway: labelled images appearing seconds
+// after its rollback).
+const settleTime = 3 * time.Second
+
+// settleAndSweep sweeps t's project, waits for late objects, and sweeps
+// again.
+func (b *bench) settleAndSweep(ctx context.Context, t *tool) error {
+	err := b.sweep(ctx, t)
+	time.Sleep(settleTime)
+	return errors.Join(err, b.sweep(ctx, t))
 }
 
 // command runs one tool command with the per-command time limit, and

@@ -65,7 +65,7 @@ func (b *bench) warmUp(ctx context.Context, t *tool) error {
 	fmt.Fprintf(b.out, "  warming the build cache for %s\n", t.label)
 	sha := newSHA()
 	if _, out, err := b.command(ctx, t, "warm-"+t.name+"-up", t.up(sha), t.env(sha), nil); err != nil {
-		b.sweep(ctx, t)
+		b.settleAndSweep(ctx, t)
 		return fmt.Errorf("warm-up up: %w\n%s", err, tail(out, 15))
 	}
 	n, err := b.anchor(ctx, t)
@@ -94,7 +94,7 @@ func (b *bench) cycle(ctx context.Context, t *tool, cache string, run int) (r ru
 	name := fmt.Sprintf("%s-%s-%d", cache, t.name, run)
 	defer func() {
 		if r.Err != "" {
-			if err := b.sweep(ctx, t); err != nil {
+			if err := b.settleAndSweep(ctx, t); err != nil {
 				r.Err += "; " + err.Error()
 			}
 		}
@@ -165,7 +165,7 @@ func (b *bench) reups(ctx context.Context) (map[string][]time.Duration, error) {
 	for _, t := range b.tools {
 		ds, err := b.reupTool(ctx, t)
 		out[t.name] = ds
-		if serr := b.sweep(ctx, t); serr != nil {
+		if serr := b.settleAndSweep(ctx, t); serr != nil {
 			err = errors.Join(err, serr)
 		}
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -165,11 +166,13 @@ func (b *bench) leftovers(ctx context.Context, t *tool) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
+	listed := strings.Join(left, "\n")
 	for _, img := range imgs {
-		for _, tag := range img.RepoTags {
-			if t.isBuiltImage(tag) && !strings.Contains(strings.Join(left, "\n"), img.ID) {
-				left = append(left, "image "+img.ID+","+tag)
-			}
+		if strings.Contains(listed, img.ID) {
+			continue
+		}
+		if slices.ContainsFunc(img.RepoTags, t.isBuiltImage) {
+			left = append(left, "image "+strings.Join(append([]string{img.ID}, img.RepoTags...), ","))
 		}
 	}
 	return left, nil
@@ -206,13 +209,19 @@ func (b *bench) sweep(ctx context.Context, t *tool) error {
 	imgs, err := b.cli.ImageList(ctx, image.ListOptions{All: true})
 	keep("list images", err)
 	for _, img := range imgs {
-		ours := img.Labels[contract.LabelProject] == t.project
-		for _, tag := range img.RepoTags {
-			ours = ours || t.isBuiltImage(tag)
-		}
-		if ours {
+		if img.Labels[contract.LabelProject] == t.project {
+			// Labelled by slipway for this project: its own image.
 			_, err := b.cli.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
 			keep("remove image "+img.ID, err)
+			continue
+		}
+		// docker-compose's images carry no label, and an image built from
+		// cached layers may be shared with others: untag ours only.
+		for _, tag := range img.RepoTags {
+			if t.isBuiltImage(tag) {
+				_, err := b.cli.ImageRemove(ctx, tag, image.RemoveOptions{PruneChildren: true})
+				keep("remove image "+tag, err)
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
