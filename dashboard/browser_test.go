@@ -225,7 +225,8 @@ func TestBrowser(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		must("reload", chromedp.Do(ctx, chromedp.Reload()))
 	}
-	must("render", chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`table.envs`))))
+	// A short viewport: the full-page shot is as tall as the content.
+	must("render", chromedp.Do(ctx, chromedp.EmulateViewport(1440, 480), chromedp.WaitVisible(chromedp.CSS(`table.envs`))))
 	png := shoot("dashboard-list.png")
 	if *updateScreenshot {
 		p, _ := filepath.Abs(filepath.Join("..", "docs", "dashboard.png"))
@@ -237,6 +238,9 @@ func TestBrowser(t *testing.T) {
 	shoot("dashboard-list-dark.png")
 	_, err = chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}})
 	must("light mode", err)
+	must("narrow viewport", chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2))))
+	shoot("dashboard-list-narrow.png")
+	must("viewport", chromedp.Do(ctx, chromedp.EmulateViewport(1440, 900)))
 
 	// The filter chips work as plain links.
 	must("filter", chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a[data-phase-chip=failed]`)), chromedp.WaitVisible(chromedp.CSS(`a.chip.on[data-phase-chip=failed]`))))
