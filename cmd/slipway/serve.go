@@ -106,6 +106,9 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 		tlsm, err = proxy.NewTLS(routes, proxy.TLSOptions{
 			Mode: cfg.TLS.Mode, Domain: cfg.Domain, Email: cfg.TLS.Email, CA: cfg.TLS.CA, CARootPEM: root,
 			StorageDir: filepath.Join(cfg.StateDir, "certmagic"), DNSProvider: cfg.TLS.DNSProvider, DNSAPIToken: cfg.TLS.DNSAPIToken,
+			// The CA asks on port 80; when the HTTP listener is elsewhere (port
+			// 80 forwarded to it), certmagic must not try to bind :80 itself.
+			HTTPChallengePort: portOf(cfg.Listen.HTTP, so.httpListener),
 			Metrics: pm, Logger: log,
 		})
 		if err != nil {

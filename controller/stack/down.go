@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
@@ -25,7 +26,7 @@ func (e *Engine) Down(ctx context.Context, project string) error {
 		return fmt.Errorf("list containers of %s: %w", project, err)
 	}
 	for _, c := range cs {
-		if err := e.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+		if err := e.removeContainer(ctx, c.ID); err != nil {
 			errs = append(errs, fmt.Errorf("remove container %s: %w", containerName(c), err))
 		}
 	}
@@ -72,6 +73,29 @@ func (e *Engine) Down(ctx context.Context, project string) error {
 		return fmt.Errorf("down %s: %w", project, err)
 	}
 	return nil
+}
+
+// removeContainer force-removes a container with its anonymous volumes. A
+// removal already in progress (one a killed controller started) is waited
+// for rather than reported.
+func (e *Engine) removeContainer(ctx context.Context, id string) error {
+	err := e.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	switch {
+	case err == nil || errdefs.IsNotFound(err):
+		return nil
+	case !strings.Contains(err.Error(), "already in progress"):
+		return err
+	}
+	for {
+		if _, ierr := e.docker.ContainerInspect(ctx, id); errdefs.IsNotFound(ierr) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for a removal in progress: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func containerName(c container.Summary) string {
