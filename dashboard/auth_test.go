@@ -167,6 +167,12 @@ func TestBearerToken(t *testing.T) {
 	if got := f.actions.Calls(); len(got) != 1 || got[0] != "sleep "+project1 {
 		t.Errorf("calls %v", got)
 	}
+	// A link from another site gets the page reloaded from this origin,
+	// so that the SameSite=Strict session cookie is sent.
+	resp, body = f.do(t, "GET", "/environments/"+project1, nil, map[string]string{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `http-equiv="refresh" content="0"`) {
+		t.Errorf("cross-site navigation: %d %s", resp.StatusCode, body)
+	}
 	// Pages without credentials send the browser to the login form.
 	resp, _ = f.do(t, "GET", "/environments/"+project1+"?x=1", nil, nil)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login?next="+url.QueryEscape("/environments/"+project1+"?x=1") {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -250,9 +251,19 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("failed filter shows %v", rows)
 	}
 
-	// The environment page streams lines the container writes after the
-	// page loaded.
-	must("environment page", chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/environments/"+ready.Project)))
+	// The environment page, reached from a link on another site (as from
+	// a PR comment): the browser withholds the SameSite=Strict cookie on
+	// that navigation, and the dashboard reloads the page to get it.
+	linker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<a id="preview" href="%s/environments/%s">Preview logs</a>`, ts.URL, ready.Project)
+	}))
+	defer linker.Close()
+	must("other site", chromedp.Do(ctx, chromedp.Navigate(strings.Replace(linker.URL, "127.0.0.1", "localhost", 1))))
+	must("follow link", chromedp.Do(ctx, chromedp.Click(chromedp.ID("preview"))))
+	must("environment page", chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`[data-log-stream]`))))
+
+	// It streams lines the container writes after the page loaded.
 	maxTick := `Math.max(-1, ...[...document.querySelectorAll('[data-log-stream] .ln')].map(l => { const m = /tick (\d+)$/.exec(l.textContent); return m ? +m[1] : -1 }))`
 	first, err := chromedp.Run(ctx, chromedp.Poll[int](maxTick+` >= 0 ? `+maxTick+` : null`, chromedp.WithPollingTimeout(15*time.Second)))
 	must("first log lines", err)

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -49,6 +50,15 @@ func (s *Server) denyPage(w http.ResponseWriter, r *http.Request, p principal) {
 	case !a.configured():
 		s.errorPage(w, r, p, http.StatusForbidden, "Read-only dashboard",
 			"This dashboard is public and read-only: no credentials are configured, so nobody can take actions. Configure dashboard.token_file, or dashboard.user and dashboard.password_file, in slipway.yaml.")
+	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.Header.Get("Sec-Fetch-Site") == "cross-site" && r.Header.Get("Sec-Fetch-Mode") == "navigate":
+		// A link from another site (a PR comment on GitHub): the browser
+		// withholds the SameSite=Strict session cookie. Load the page again
+		// from this origin, which sends it; no loop, as that request is
+		// same-origin.
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Refresh", "0")
+		_, _ = io.WriteString(w, `<!doctype html><meta http-equiv="refresh" content="0"><title>Slipway</title><p>Loading…</p>`)
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
 		http.Redirect(w, r, s.base+"login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 	default:
