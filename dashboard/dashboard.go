@@ -10,7 +10,18 @@
 // assets.
 //
 // The JSON API under /api/v1/ serves the same data to scripts and to
-// `slipway ls|logs --server`, through Client.
+// `slipway ls|logs --server`, through Client:
+//
+//	GET  /api/v1/environments[?repo=&phase=&q=]          EnvironmentList
+//	GET  /api/v1/environments/{project}                  EnvironmentDetail
+//	GET  /api/v1/environments/{project}/logs             text; ?service=&follow=1&tail=&timestamps=1;
+//	                                                     server-sent events with Accept: text/event-stream
+//	GET  /api/v1/environments/{project}/build-log        text; ?sha=&follow=1; JSON (BuildLog) with
+//	                                                     Accept: application/json; events as above
+//	POST /api/v1/environments/{project}/actions/{action} redeploy, destroy, sleep, wake → ActionResult
+//
+// Errors are JSON {"error": "..."} with 400, 401, 403, 404, 409 (not
+// possible for this environment) or 501 (no controller runs actions).
 //
 // Access is closed by default: a bearer token and/or a user and password
 // (login form, HMAC-signed session cookie), CSRF tokens on every form,

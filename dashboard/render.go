@@ -107,9 +107,7 @@ func (s *Server) funcs() template.FuncMap {
 	now := s.opts.Now
 	base := s.base
 	return template.FuncMap{
-		"ago":   func(t time.Time) string { return agoText(now(), t) },
-		"age":   func(t time.Time) string { return ageText(now(), t) },
-		"drift": drift,
+		"ago": func(t time.Time) string { return agoText(now(), t) },
 		"newestFirst": func(tl []store.PhaseEntry) []store.PhaseEntry {
 			out := slices.Clone(tl)
 			slices.Reverse(out)
@@ -118,7 +116,6 @@ func (s *Server) funcs() template.FuncMap {
 		"until": func(t time.Time) string { return untilText(now(), t) },
 		"abs":   absTime,
 		"iso":   isoTime,
-		"clock": func(t time.Time) string { return t.UTC().Format("15:04:05") },
 		"short": func(sha string) string {
 			if len(sha) > 7 {
 				return sha[:7]
@@ -134,14 +131,10 @@ func (s *Server) funcs() template.FuncMap {
 		"dot":        containerDot,
 		"envURL":     func(project string) string { return base + "environments/" + project },
 		"apiURL":     func(project, rest string) string { return base + "api/v1/environments/" + project + rest },
-		"filterURL":  s.filterURL,
-		"count":      func(m map[string]int, k string) int { return m[k] },
 		"plain":      func(b []byte) string { return ansiRE.ReplaceAllString(string(b), "") },
-		"itoa":       strconv.Itoa,
 		"i64":        func(n int64) string { return strconv.FormatInt(n, 10) },
 		"title":      actionTitle,
 		"hostOf":     hostOf,
-		"running":    runningText,
 	}
 }
 
