@@ -57,6 +57,12 @@ type Controller struct {
 	// TrustedProxies are CIDRs of proxies in front of Slipway whose
 	// X-Forwarded-* headers are kept.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Firewall keeps preview networks from reaching the host's services and
+	// the cloud metadata address with iptables rules: "auto" (when Slipway
+	// runs as root on the host; a warning otherwise), "iptables" (required:
+	// refuse to start without it) or "off". Default auto. See docs/security.md
+	// for the rules to add by hand when Slipway runs in a container.
+	Firewall string `yaml:"firewall"`
 	// LogFormat is text or json; default text on a terminal, json otherwise.
 	LogFormat string `yaml:"log_format"`
 	// ReadyTimeout bounds how long a deploy waits for services to become
@@ -124,6 +130,13 @@ type GitHub struct {
 	// deployment log links. Default https://<domain>/.
 	DashboardURL string `yaml:"dashboard_url"`
 }
+
+// Firewall settings.
+const (
+	FirewallAuto     = "auto"
+	FirewallIPTables = "iptables"
+	FirewallOff      = "off"
+)
 
 // Fork trust settings.
 const (
@@ -336,6 +349,7 @@ var envKeys = map[string]func(c *Controller, v string) error{
 		return nil
 	},
 	"SLIPWAY_LOG_FORMAT": func(c *Controller, v string) error { c.LogFormat = v; return nil },
+	"SLIPWAY_FIREWALL":   func(c *Controller, v string) error { c.Firewall = v; return nil },
 	"SLIPWAY_RESYNC": func(c *Controller, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -457,6 +471,13 @@ func (c *Controller) Validate() error {
 	}
 	if c.TLS.Mode == "" {
 		c.TLS.Mode = TLSOff
+	}
+	switch c.Firewall {
+	case "":
+		c.Firewall = FirewallAuto
+	case FirewallAuto, FirewallIPTables, FirewallOff:
+	default:
+		errs = append(errs, fmt.Errorf("firewall %q: want auto, iptables or off", c.Firewall))
 	}
 	if c.Listen.HTTP == "" {
 		c.Listen.HTTP = ":80"

@@ -90,7 +90,11 @@ func runDemo(ctx context.Context, g *globals, log *slog.Logger, listen string, v
 		return err
 	}
 	defer os.RemoveAll(work)
-	engine := stack.NewEngine(cli, nil, stack.EngineOptions{})
+	fw, err := firewallFor(ctx, config.FirewallAuto, log)
+	if err != nil {
+		return err
+	}
+	engine := stack.NewEngine(cli, log, stack.EngineOptions{Firewall: fw})
 	projects := []string{}
 	// Whatever happens from here on, everything the demo made goes.
 	defer func() {

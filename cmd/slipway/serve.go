@@ -73,7 +73,11 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D()})
+	fw, err := firewallFor(ctx, cfg.Firewall, log)
+	if err != nil {
+		return err
+	}
+	engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw})
 	routes := proxy.NewRoutes(log)
 	observer := proxy.NewObserver(cli, routes, proxy.ObserverOptions{Logger: log})
 	pm, err := proxy.NewMetrics(reg)
@@ -109,7 +113,7 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 			// The CA asks on port 80; when the HTTP listener is elsewhere (port
 			// 80 forwarded to it), certmagic must not try to bind :80 itself.
 			HTTPChallengePort: portOf(cfg.Listen.HTTP, so.httpListener),
-			Metrics: pm, Logger: log,
+			Metrics:           pm, Logger: log,
 		})
 		if err != nil {
 			return err
@@ -176,7 +180,7 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 
 	srv, err := proxy.NewServer(proxy.ServerOptions{
 		Domain: cfg.Domain, HTTPAddr: cfg.Listen.HTTP, HTTPSAddr: cfg.Listen.HTTPS, HTTPListener: so.httpListener,
-		Proxy: handler, Control: mux, TLS: tlsm, Logger: log,
+		Proxy: handler, Control: (&previewGuard{docker: cli, log: log, every: 5 * time.Second}).Wrap(mux), TLS: tlsm, Logger: log,
 	})
 	if err != nil {
 		return err

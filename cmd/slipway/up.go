@@ -66,7 +66,11 @@ is a clean checkout, else with a hash of its content.`,
 			if err != nil {
 				return err
 			}
-			engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D()})
+			fw, err := firewallFor(ctx, cfg.Firewall, log)
+			if err != nil {
+				return err
+			}
+			engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw})
 			fmt.Fprintf(g.stderr, "slipway: bringing up %s at %s\n", plan.Name, shortSHA(sha))
 			start := time.Now()
 			res, err := engine.Up(ctx, plan, stack.UpOptions{BuildLog: g.stderr})

@@ -297,7 +297,11 @@ func (e *Engine) ensureNetworks(ctx context.Context, p *Plan, tx *transaction) e
 			}
 			continue
 		}
-		if _, err := e.docker.NetworkInspect(ctx, n.Name, network.InspectOptions{}); err == nil {
+		if ins, err := e.docker.NetworkInspect(ctx, n.Name, network.InspectOptions{}); err == nil {
+			// Rules vanish with a reboot of the host; an Up puts them back.
+			if err := e.isolate(ctx, p.Name, ins.ID, ins.Driver, ins.Options); err != nil {
+				return err
+			}
 			continue
 		} else if !errdefs.IsNotFound(err) {
 			return fmt.Errorf("inspect network %s: %w", n.Name, err)
@@ -319,12 +323,37 @@ func (e *Engine) ensureNetworks(ctx context.Context, p *Plan, tx *transaction) e
 		if n.EnableIPv6 != nil {
 			opts.EnableIPv6 = n.EnableIPv6
 		}
-		if _, err := e.docker.NetworkCreate(ctx, n.Name, opts); err != nil {
+		created, err := e.docker.NetworkCreate(ctx, n.Name, opts)
+		if err != nil {
 			return fmt.Errorf("create network %s: %w", n.Name, err)
 		}
 		tx.networks = append(tx.networks, n.Name)
+		if err := e.isolate(ctx, p.Name, created.ID, opts.Driver, opts.Options); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// isolate applies the firewall to a bridge network of the project.
+func (e *Engine) isolate(ctx context.Context, project, id, driver string, options map[string]string) error {
+	if e.opts.Firewall == nil || (driver != "" && driver != "bridge") {
+		return nil
+	}
+	if err := e.opts.Firewall.Isolate(ctx, project, bridgeName(id, options)); err != nil {
+		return fmt.Errorf("isolate network of %s: %w", project, err)
+	}
+	return nil
+}
+
+// release removes the firewall rules of a bridge network.
+func (e *Engine) release(ctx context.Context, id string, options map[string]string) {
+	if e.opts.Firewall == nil {
+		return
+	}
+	if err := e.opts.Firewall.Release(ctx, bridgeName(id, options)); err != nil {
+		e.log.Warn("release firewall rules", "network", id, "err", err)
+	}
 }
 
 // ensureVolumes creates the project's volumes that do not exist.
@@ -603,6 +632,7 @@ func (e *Engine) removeStale(ctx context.Context, p *Plan) error {
 	}
 	for _, n := range nets {
 		if !wanted[n.Name] {
+			e.release(ctx, n.ID, n.Options)
 			if err := e.docker.NetworkRemove(ctx, n.ID); err != nil && !errdefs.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
 			}
@@ -690,6 +720,9 @@ func (t *transaction) rollback(ctx context.Context) error {
 		return errors.Join(errs...)
 	}
 	for _, n := range t.networks {
+		if ins, err := e.docker.NetworkInspect(ctx, n, network.InspectOptions{}); err == nil {
+			e.release(ctx, ins.ID, ins.Options)
+		}
 		if err := e.docker.NetworkRemove(ctx, n); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n, err))
 		}

@@ -45,6 +45,7 @@ func (e *Engine) Down(ctx context.Context, project string) error {
 				}
 			}
 		}
+		e.release(ctx, n.ID, n.Options)
 		if err := e.docker.NetworkRemove(ctx, n.ID); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
 		}

@@ -90,6 +90,9 @@ type EngineOptions struct {
 	// MinUptime is how long a container without a healthcheck must have
 	// been running to count as ready. Default 1s.
 	MinUptime time.Duration
+	// Firewall, if set, keeps every project network from reaching the host
+	// (see IPTables). Nil leaves networks as Docker makes them.
+	Firewall Firewall
 }
 
 // NewEngine returns an engine over d.

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+
+	"github.com/slipwayhq/slipway/config"
+	"github.com/slipwayhq/slipway/controller/stack"
+	"github.com/slipwayhq/slipway/internal/contract"
+)
+
+// firewallFor returns the firewall the configuration asks for: in auto
+// mode iptables when Slipway runs as root on the host, else none with a
+// warning (inside a container, rules would guard the container, not the host).
+func firewallFor(ctx context.Context, mode string, log *slog.Logger) (stack.Firewall, error) {
+	if mode == config.FirewallOff {
+		return nil, nil
+	}
+	if mode == config.FirewallAuto && inContainer() {
+		log.Warn("running in a container: preview networks are not firewalled from the host; add the host rules from docs/security.md")
+		return nil, nil
+	}
+	fw, err := stack.NewIPTables(ctx, log)
+	switch {
+	case err == nil:
+		return fw, nil
+	case mode == config.FirewallIPTables:
+		return nil, fmt.Errorf("firewall: iptables: %w", err)
+	case errors.Is(err, stack.ErrNoFirewall):
+		log.Warn("preview networks are not firewalled from the host", "why", err.Error())
+		return nil, nil
+	}
+	return nil, err
+}
+
+func inContainer() bool {
+	_, err := os.Stat("/.dockerenv")
+	return err == nil
+}
+
+// networkLister is what the guard needs of the engine.
+type networkLister interface {
+	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)
+}
+
+// previewGuard refuses control-surface requests (webhooks, dashboard,
+// metrics) that come from a preview's network: a preview reaches other
+// previews only the way everyone does, through the proxy, and never
+// Slipway's own endpoints. It keeps the subnets of managed networks,
+// refreshed at most every few seconds.
+type previewGuard struct {
+	docker networkLister
+	log    *slog.Logger
+	every  time.Duration
+
+	mu      sync.Mutex
+	at      time.Time
+	subnets []netip.Prefix
+}
+
+func (g *previewGuard) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.fromPreview(r.Context(), r.RemoteAddr) {
+			http.Error(w, "forbidden: requests from preview environments cannot reach Slipway's control surface", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (g *previewGuard) fromPreview(ctx context.Context, remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range g.current(ctx) {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *previewGuard) current(ctx context.Context) []netip.Prefix {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if time.Since(g.at) < g.every {
+		return g.subnets
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	nets, err := g.docker.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", contract.ManagedFilter))})
+	if err != nil {
+		g.log.Warn("list preview networks for the control-surface guard", "err", err)
+		return g.subnets // keep the last known ones
+	}
+	g.subnets = previewSubnets(nets)
+	g.at = time.Now()
+	return g.subnets
+}
+
+// previewSubnets returns the subnets of networks. Pure.
+func previewSubnets(nets []network.Summary) []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range nets {
+		for _, c := range n.IPAM.Config {
+			if p, err := netip.ParsePrefix(c.Subnet); err == nil {
+				out = append(out, p.Masked())
+			}
+		}
+	}
+	return out
+}
