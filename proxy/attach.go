@@ -1,0 +1,469 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/slipwayhq/slipway/internal/contract"
+)
+
+// EnvContainerID is the environment variable that names the container
+// Slipway runs in (ID or name), for the rare setups where it cannot find
+// itself (a custom hostname on an engine whose mount table hides the
+// container ID).
+const EnvContainerID = "SLIPWAY_CONTAINER_ID"
+
+// AttachAPI is the part of the Docker client the Attacher uses.
+// *client.Client satisfies it.
+type AttachAPI interface {
+	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
+	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)
+	NetworkInspect(ctx context.Context, networkID string, options network.InspectOptions) (network.Inspect, error)
+	NetworkConnect(ctx context.Context, networkID, containerID string, config *network.EndpointSettings) error
+	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
+}
+
+// AttacherOptions configures NewAttacher.
+type AttacherOptions struct {
+	// ContainerID names Slipway's own container (ID or name). Empty means
+	// find it: the container ID in the mount table (Docker bind-mounts
+	// /etc/hostname from the container's directory), else the hostname
+	// (Docker's default hostname is the short container ID). An explicit ID
+	// that names no container is an error.
+	ContainerID string
+	// Hostname of this process; default os.Hostname().
+	Hostname string
+	// MountInfo is the path of this process's mount table; default
+	// /proc/self/mountinfo.
+	MountInfo string
+	// Retry is how often a network that could not be joined is tried again.
+	// Default 5s.
+	Retry time.Duration
+	// Logger; nil discards logs.
+	Logger *slog.Logger
+}
+
+// Attacher keeps the container Slipway runs in connected to every managed
+// project network, so that its proxy can dial the environments' containers:
+// a process in a container reaches only the networks its container is on.
+//
+// It connects to every network labelled dev.slipway.managed=true at start,
+// then follows network events and connects to each new managed network as
+// soon as it is created, before the project's containers start. It never
+// disconnects: a project's teardown (stack.Engine.Down) force-disconnects
+// every endpoint before removing the network, and a destroyed network is
+// simply forgotten. Networks it could not join are retried.
+type Attacher struct {
+	docker AttachAPI
+	id     string // full ID of Slipway's own container
+	name   string
+	log    *slog.Logger
+	retry  time.Duration
+
+	mu      sync.Mutex
+	joined  map[string]bool   // names of the networks the container is on
+	pending map[string]string // network ID → name, joins to retry
+}
+
+// NewAttacher returns an Attacher for the container this process runs in,
+// or nil and no error when it does not run in a container of this engine
+// (Slipway on the host reaches bridge networks directly).
+func NewAttacher(ctx context.Context, docker AttachAPI, opts AttacherOptions) (*Attacher, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Retry <= 0 {
+		opts.Retry = 5 * time.Second
+	}
+	if opts.Hostname == "" {
+		opts.Hostname, _ = os.Hostname()
+	}
+	if opts.MountInfo == "" {
+		opts.MountInfo = "/proc/self/mountinfo"
+	}
+	self, found, err := findSelf(ctx, docker, opts)
+	if err != nil || !found {
+		return nil, err
+	}
+	a := &Attacher{
+		docker:  docker,
+		id:      self.ID,
+		name:    strings.TrimPrefix(self.Name, "/"),
+		log:     opts.Logger,
+		retry:   opts.Retry,
+		joined:  map[string]bool{},
+		pending: map[string]string{},
+	}
+	a.setJoined(self)
+	return a, nil
+}
+
+// findSelf inspects the candidates for this process's own container.
+func findSelf(ctx context.Context, docker AttachAPI, opts AttacherOptions) (container.InspectResponse, bool, error) {
+	if opts.ContainerID != "" {
+		ins, err := docker.ContainerInspect(ctx, opts.ContainerID)
+		if err != nil {
+			return ins, false, fmt.Errorf("find Slipway's own container %q (%s): %w", opts.ContainerID, EnvContainerID, err)
+		}
+		return ins, true, nil
+	}
+	var ids []string
+	if f, err := os.Open(opts.MountInfo); err == nil {
+		ids = ContainerIDsFromMountInfo(f)
+		f.Close()
+	}
+	for _, id := range ids {
+		ins, err := docker.ContainerInspect(ctx, id)
+		if errdefs.IsNotFound(err) {
+			continue // a container of another engine (Slipway in a VM or nested)
+		}
+		if err != nil {
+			return ins, false, fmt.Errorf("inspect container %s: %w", id[:12], err)
+		}
+		if ins.ID == id {
+			return ins, true, nil
+		}
+	}
+	if h := opts.Hostname; h != "" {
+		ins, err := docker.ContainerInspect(ctx, h)
+		if errdefs.IsNotFound(err) {
+			return ins, false, nil
+		}
+		if err != nil {
+			return ins, false, fmt.Errorf("inspect container %s: %w", h, err)
+		}
+		if IsHostnameOf(ins, h) {
+			return ins, true, nil
+		}
+	}
+	return container.InspectResponse{}, false, nil
+}
+
+// mountedIDPattern matches the files Docker (…/containers/<id>/hostname)
+// and Podman (…/overlay-containers/<id>/userdata/hostname) bind-mount into
+// a container.
+var mountedIDPattern = regexp.MustCompile(`containers/([0-9a-f]{64})/(?:userdata/)?(?:hostname|hosts|resolv\.conf)$`)
+
+// ContainerIDsFromMountInfo returns the container IDs named by the sources
+// of the /etc/hostname, /etc/hosts and /etc/resolv.conf bind mounts in a
+// /proc/<pid>/mountinfo table, first seen first. Outside a container there
+// are none.
+func ContainerIDsFromMountInfo(r io.Reader) []string {
+	var ids []string
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options … - fstype source superoptions
+		f := strings.Fields(sc.Text())
+		if len(f) < 5 {
+			continue
+		}
+		switch f[4] {
+		case "/etc/hostname", "/etc/hosts", "/etc/resolv.conf":
+		default:
+			continue
+		}
+		if m := mountedIDPattern.FindStringSubmatch(f[3]); m != nil && !seen[m[1]] {
+			seen[m[1]] = true
+			ids = append(ids, m[1])
+		}
+	}
+	return ids
+}
+
+// IsHostnameOf reports whether hostname identifies ins as the container
+// this process runs in: Docker's default hostname is the first 12 hex
+// digits of the container ID. A container that merely has that name, or a
+// host whose name is a container's name, does not count.
+func IsHostnameOf(ins container.InspectResponse, hostname string) bool {
+	if ins.ContainerJSONBase == nil || ins.Config == nil || len(hostname) < 12 {
+		return false
+	}
+	return strings.HasPrefix(ins.ID, hostname) && ins.Config.Hostname == hostname
+}
+
+// ContainerID is the full ID of the container Slipway runs in.
+func (a *Attacher) ContainerID() string { return a.id }
+
+// Networks returns the names of the networks the container is on, sorted.
+func (a *Attacher) Networks() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]string, 0, len(a.joined))
+	for n := range a.joined {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (a *Attacher) isJoined(name string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.joined[name]
+}
+
+// BackendIP is the ObserverOptions.BackendIP for a proxy in a container:
+// SharedNetworkIP over the networks the container has joined.
+func (a *Attacher) BackendIP(project string, networks map[string]string) string {
+	return SharedNetworkIP(project, networks, a.isJoined)
+}
+
+// SharedNetworkIP chooses the address to dial from a backend container's
+// networks (name → IP) when the proxy runs in a container: the IP on a
+// network the proxy's container has joined (joined reports that), the
+// project's own networks first. When it shares none yet (the join of a new
+// project's network is still on its way), it falls back to
+// ProjectNetworkIP, the network it is about to join.
+func SharedNetworkIP(project string, networks map[string]string, joined func(network string) bool) string {
+	shared := make(map[string]string, len(networks))
+	for name, ip := range networks {
+		if joined(name) {
+			shared[name] = ip
+		}
+	}
+	if ip := ProjectNetworkIP(project, shared); ip != "" {
+		return ip
+	}
+	return ProjectNetworkIP(project, networks)
+}
+
+// Start runs the Attacher in a goroutine until ctx ends or stop is called;
+// stop waits for it to finish.
+func (a *Attacher) Start(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = a.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// Run keeps the container attached until ctx is done. It returns nil when
+// ctx ends; a broken events stream is subscribed again (and every managed
+// network listed again, since events may have been missed).
+func (a *Attacher) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	const maxBackoff = 5 * time.Second
+	for ctx.Err() == nil {
+		if a.watch(ctx) {
+			backoff = 100 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+	return nil
+}
+
+// networkEventFilters selects the network events the Attacher acts on.
+// Network events carry no labels, so a new network is inspected to learn
+// whether it is managed.
+func networkEventFilters() filters.Args {
+	return filters.NewArgs(
+		filters.Arg("type", string(events.NetworkEventType)),
+		filters.Arg("event", string(events.ActionCreate)),
+		filters.Arg("event", string(events.ActionDestroy)),
+		filters.Arg("event", string(events.ActionConnect)),
+		filters.Arg("event", string(events.ActionDisconnect)),
+	)
+}
+
+// watch subscribes, joins every managed network, then follows the stream
+// until it breaks. It reports whether the list succeeded.
+func (a *Attacher) watch(ctx context.Context) bool {
+	evCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Subscribe before listing, so that a network created during the list
+	// is not missed.
+	msgs, errs := a.docker.Events(evCtx, events.ListOptions{Filters: networkEventFilters()})
+	ok := true
+	if err := a.Sync(ctx); err != nil {
+		a.log.Warn("join managed networks", "err", err)
+		ok = false
+	}
+	tick := time.NewTicker(a.retry)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ok
+		case m := <-msgs:
+			a.handle(ctx, m)
+		case err := <-errs:
+			if ctx.Err() == nil {
+				a.log.Warn("docker network events stream ended; subscribing again", "err", err)
+			}
+			return ok
+		case <-tick.C:
+			a.retryPending(ctx)
+		}
+	}
+}
+
+// Sync refreshes the set of joined networks from the engine and connects
+// the container to every managed network it is not on yet.
+func (a *Attacher) Sync(ctx context.Context) error {
+	self, err := a.docker.ContainerInspect(ctx, a.id)
+	if err != nil {
+		return fmt.Errorf("inspect own container %s: %w", a.name, err)
+	}
+	a.setJoined(self)
+	nets, err := a.docker.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", contract.ManagedFilter))})
+	if err != nil {
+		return fmt.Errorf("list managed networks: %w", err)
+	}
+	var errs []error
+	for _, n := range nets {
+		if err := a.join(ctx, n.ID, n.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// setJoined replaces the joined set with the networks of an inspected self.
+func (a *Attacher) setJoined(self container.InspectResponse) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.joined = map[string]bool{}
+	if self.NetworkSettings != nil {
+		for name := range self.NetworkSettings.Networks {
+			a.joined[name] = true
+		}
+	}
+}
+
+// handle applies one network event.
+func (a *Attacher) handle(ctx context.Context, m events.Message) {
+	name := m.Actor.Attributes["name"]
+	switch m.Action {
+	case events.ActionCreate:
+		ins, err := a.docker.NetworkInspect(ctx, m.Actor.ID, network.InspectOptions{})
+		if errdefs.IsNotFound(err) {
+			return // already gone
+		}
+		if err != nil {
+			a.log.Warn("inspect new network", "network", name, "err", err)
+			a.setPending(m.Actor.ID, name)
+			return
+		}
+		if ins.Labels[contract.LabelManaged] != "true" {
+			return
+		}
+		if err := a.join(ctx, ins.ID, ins.Name); err != nil {
+			a.log.Warn("join network", "network", ins.Name, "err", err)
+		}
+	case events.ActionDestroy:
+		a.mu.Lock()
+		delete(a.joined, name)
+		delete(a.pending, m.Actor.ID)
+		a.mu.Unlock()
+	case events.ActionConnect, events.ActionDisconnect:
+		if m.Actor.Attributes["container"] != a.id {
+			return
+		}
+		a.mu.Lock()
+		if m.Action == events.ActionConnect {
+			a.joined[name] = true
+		} else {
+			delete(a.joined, name)
+		}
+		a.mu.Unlock()
+	}
+}
+
+// join connects the container to a network unless it is on it already. A
+// failure other than "gone" is remembered and retried.
+func (a *Attacher) join(ctx context.Context, id, name string) error {
+	if a.isJoined(name) {
+		return nil
+	}
+	err := a.docker.NetworkConnect(ctx, id, a.id, nil)
+	switch {
+	case err == nil || isAlreadyConnected(err):
+		a.mu.Lock()
+		a.joined[name] = true
+		delete(a.pending, id)
+		a.mu.Unlock()
+		if err == nil {
+			a.log.Info("joined project network", "network", name)
+		}
+		return nil
+	case errdefs.IsNotFound(err):
+		a.mu.Lock()
+		delete(a.pending, id)
+		a.mu.Unlock()
+		return nil // removed meanwhile
+	}
+	a.setPending(id, name)
+	return fmt.Errorf("connect %s to network %s: %w", a.name, name, err)
+}
+
+func (a *Attacher) setPending(id, name string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending[id] = name
+}
+
+// retryPending tries again the joins that failed.
+func (a *Attacher) retryPending(ctx context.Context) {
+	a.mu.Lock()
+	todo := make(map[string]string, len(a.pending))
+	for id, name := range a.pending {
+		todo[id] = name
+	}
+	a.mu.Unlock()
+	for id, name := range todo {
+		ins, err := a.docker.NetworkInspect(ctx, id, network.InspectOptions{})
+		if errdefs.IsNotFound(err) {
+			a.mu.Lock()
+			delete(a.pending, id)
+			a.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			a.log.Warn("inspect network to join", "network", name, "err", err)
+			continue
+		}
+		if ins.Labels[contract.LabelManaged] != "true" {
+			a.mu.Lock()
+			delete(a.pending, id)
+			a.mu.Unlock()
+			continue
+		}
+		if err := a.join(ctx, ins.ID, ins.Name); err != nil {
+			a.log.Warn("join network", "network", ins.Name, "err", err)
+		}
+	}
+}
+
+// isAlreadyConnected recognises the engine's answer to connecting a
+// container to a network it is already on ("endpoint with name … already
+// exists in network …", 403 on Engine 20.10).
+func isAlreadyConnected(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "already exists in network")
+}

@@ -1,0 +1,328 @@
+package proxy
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+
+	"github.com/slipwayhq/slipway/controller/stack"
+	"github.com/slipwayhq/slipway/internal/contract"
+	"github.com/slipwayhq/slipway/internal/dockertest"
+)
+
+const (
+	idA = "8fd02449047df2ee956fde314c80fa8c41ae390b0260668cbc67de9690108cb6"
+	idB = "1012563eb12c60f9d95b51f8434a79eb0d41ada5c1b2491adad586f78fe85d9a"
+)
+
+func TestContainerIDsFromMountInfo(t *testing.T) {
+	tests := []struct {
+		name, table string
+		want        []string
+	}{
+		{
+			name: "docker container",
+			table: `69 50 0:60 / / rw,relatime - overlay overlay rw,lowerdir=/a
+86 69 254:0 /var/lib/docker/containers/` + idA + `/resolv.conf /etc/resolv.conf rw,relatime - ext4 /dev/vda rw
+87 69 254:0 /var/lib/docker/containers/` + idA + `/hostname /etc/hostname rw,relatime - ext4 /dev/vda rw
+88 69 254:0 /var/lib/docker/containers/` + idA + `/hosts /etc/hosts rw,relatime - ext4 /dev/vda rw
+`,
+			want: []string{idA},
+		},
+		{
+			name:  "custom data-root",
+			table: "87 69 254:0 /srv/docker/containers/" + idA + "/hostname /etc/hostname rw - ext4 /dev/vda rw\n",
+			want:  []string{idA},
+		},
+		{
+			name:  "podman",
+			table: "87 69 0:5 /containers/storage/overlay-containers/" + idB + "/userdata/hostname /etc/hostname rw - tmpfs tmpfs rw\n",
+			want:  []string{idB},
+		},
+		{
+			name:  "host: the engine's own files mounted elsewhere do not count",
+			table: "87 69 254:0 /var/lib/docker/containers/" + idA + "/hostname /mnt/hostname rw - ext4 /dev/vda rw\n",
+		},
+		{
+			name:  "host without containers",
+			table: "22 1 0:21 / /sys rw,nosuid - sysfs sysfs rw\n25 1 254:0 / / rw - ext4 /dev/vda rw\n",
+		},
+		{
+			name:  "short or malformed lines",
+			table: "garbage\n\n87 69 254:0\n87 69 254:0 /var/lib/docker/containers/abc/hostname /etc/hostname rw - ext4 /dev/vda rw\n",
+		},
+		{
+			name: "two IDs: first seen first",
+			table: "1 0 0:1 /x/containers/" + idB + "/hosts /etc/hosts rw - ext4 d rw\n" +
+				"2 0 0:1 /x/containers/" + idA + "/hostname /etc/hostname rw - ext4 d rw\n" +
+				"3 0 0:1 /x/containers/" + idB + "/resolv.conf /etc/resolv.conf rw - ext4 d rw\n",
+			want: []string{idB, idA},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ContainerIDsFromMountInfo(strings.NewReader(tt.table))
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIsHostnameOf(t *testing.T) {
+	inspected := func(id, hostname string) container.InspectResponse {
+		return container.InspectResponse{
+			ContainerJSONBase: &container.ContainerJSONBase{ID: id},
+			Config:            &container.Config{Hostname: hostname},
+		}
+	}
+	tests := []struct {
+		name     string
+		ins      container.InspectResponse
+		hostname string
+		want     bool
+	}{
+		{"default hostname is the short ID", inspected(idA, idA[:12]), idA[:12], true},
+		{"a container named like the host", inspected(idA, idA[:12]), "web1", false},
+		{"hostname set to the short ID of another container", inspected(idA, "web1"), idA[:12], false},
+		{"too short to be an ID", inspected(idA, idA[:4]), idA[:4], false},
+		{"nothing inspected", container.InspectResponse{}, idA[:12], false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsHostnameOf(tt.ins, tt.hostname); got != tt.want {
+				t.Errorf("IsHostnameOf = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSharedNetworkIP(t *testing.T) {
+	joinedOf := func(names ...string) func(string) bool {
+		return func(n string) bool { return slices.Contains(names, n) }
+	}
+	tests := []struct {
+		name     string
+		networks map[string]string
+		joined   func(string) bool
+		want     string
+	}{
+		{
+			name:     "the project network, joined",
+			networks: map[string]string{"p_default": "10.0.0.2"},
+			joined:   joinedOf("slipway_default", "p_default"),
+			want:     "10.0.0.2",
+		},
+		{
+			name:     "a shared external network wins over an unjoined project network",
+			networks: map[string]string{"p_back": "10.0.1.2", "edge": "10.9.0.7"},
+			joined:   joinedOf("edge"),
+			want:     "10.9.0.7",
+		},
+		{
+			name:     "of two shared networks, the project's own first",
+			networks: map[string]string{"edge": "10.9.0.7", "p_web": "10.0.2.2"},
+			joined:   joinedOf("edge", "p_web"),
+			want:     "10.0.2.2",
+		},
+		{
+			name:     "of two joined project networks, the first by name",
+			networks: map[string]string{"p_web": "10.0.2.2", "p_back": "10.0.1.2"},
+			joined:   joinedOf("p_web", "p_back"),
+			want:     "10.0.1.2",
+		},
+		{
+			name:     "nothing shared yet: the project network it is about to join",
+			networks: map[string]string{"p_default": "10.0.0.2", "other": "10.5.0.2"},
+			joined:   joinedOf("slipway_default"),
+			want:     "10.0.0.2",
+		},
+		{
+			name:     "a joined network without an address is skipped",
+			networks: map[string]string{"p_a": "", "p_b": "10.0.3.2"},
+			joined:   joinedOf("p_a", "p_b"),
+			want:     "10.0.3.2",
+		},
+		{
+			name:     "no networks",
+			networks: map[string]string{},
+			joined:   joinedOf("p_default"),
+			want:     "",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := SharedNetworkIP("p", tt.networks, tt.joined); got != tt.want {
+				t.Errorf("SharedNetworkIP = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAttacherJoinsManagedNetworks runs the Attacher for a stand-in "self"
+// container on the real engine: it joins a managed network that existed
+// before it started and one created while it runs, never an unmanaged one,
+// and the stack engine's Down still removes a network it joined.
+func TestAttacherJoinsManagedNetworks(t *testing.T) {
+	cli := dockertest.Client(t)
+	img := dockertest.Busybox(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	selfID := startSleeper(t, cli, img, dockertest.UniqueName("slipway-attach-self-"))
+	before := dockertest.UniqueName("attach-before")
+	later := dockertest.UniqueName("attach-later")
+	beforeNet := createManagedNetwork(t, cli, before, true)
+	foreign := createManagedNetwork(t, cli, dockertest.UniqueName("attach-foreign"), false)
+
+	// Found by its hostname (the short ID), as in a container by default;
+	// the mount table of this test process names no container of this engine.
+	a, err := NewAttacher(ctx, cli, AttacherOptions{Hostname: selfID[:12], MountInfo: "/nonexistent", Retry: 100 * time.Millisecond})
+	if err != nil || a == nil {
+		t.Fatalf("NewAttacher by hostname = %v, %v; want an attacher", a, err)
+	}
+	if a.ContainerID() != selfID {
+		t.Fatalf("ContainerID = %s, want %s", a.ContainerID(), selfID)
+	}
+	stop := a.Start(ctx)
+	defer stop()
+
+	laterNet := createManagedNetwork(t, cli, later, true)
+	waitNetworks(t, cli, selfID, func(nets map[string]*network.EndpointSettings) bool {
+		return nets[beforeNet] != nil && nets[laterNet] != nil
+	})
+	ins, err := cli.ContainerInspect(ctx, selfID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.NetworkSettings.Networks[foreign] != nil {
+		t.Errorf("joined the unmanaged network %s", foreign)
+	}
+	ip := ins.NetworkSettings.Networks[laterNet].IPAddress
+	backend := map[string]string{laterNet: "10.200.0.9", "elsewhere": "10.201.0.9"}
+	if got := a.BackendIP(later, backend); got != "10.200.0.9" {
+		t.Errorf("BackendIP = %q, want the address on the joined %s", got, laterNet)
+	}
+	if ip == "" {
+		t.Errorf("no address on %s after joining", laterNet)
+	}
+
+	// Down of the project detaches the proxy's container and removes the
+	// network; the Attacher does not join it again.
+	engine := stack.NewEngine(cli, nil, stack.EngineOptions{})
+	if err := engine.Down(ctx, later); err != nil {
+		t.Fatalf("down %s with the proxy attached: %v", later, err)
+	}
+	if _, err := cli.NetworkInspect(ctx, laterNet, network.InspectOptions{}); err == nil {
+		t.Fatalf("network %s still exists after down", laterNet)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for slices.Contains(a.Networks(), laterNet) {
+		if time.Now().After(deadline) {
+			t.Fatalf("attacher still lists %s as joined: %v", laterNet, a.Networks())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestNewAttacherOutsideAContainer(t *testing.T) {
+	cli := dockertest.Client(t)
+	img := dockertest.Busybox(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := dockertest.UniqueName("slipway-attach-named-")
+	startSleeper(t, cli, img, name)
+
+	// A host whose name happens to be a container's name is not that container.
+	for _, hostname := range []string{name, "no-such-container-" + name} {
+		a, err := NewAttacher(ctx, cli, AttacherOptions{Hostname: hostname, MountInfo: "/nonexistent"})
+		if err != nil || a != nil {
+			t.Errorf("hostname %s: NewAttacher = %v, %v; want nil, nil", hostname, a, err)
+		}
+	}
+	// An explicit ID that names nothing is a configuration error.
+	if _, err := NewAttacher(ctx, cli, AttacherOptions{ContainerID: "no-such-container-" + name}); err == nil || !strings.Contains(err.Error(), EnvContainerID) {
+		t.Errorf("NewAttacher with a wrong explicit ID: err = %v, want one naming %s", err, EnvContainerID)
+	}
+	// An explicit name is trusted.
+	a, err := NewAttacher(ctx, cli, AttacherOptions{ContainerID: name, MountInfo: "/nonexistent"})
+	if err != nil || a == nil || !slices.Contains(a.Networks(), "bridge") {
+		t.Errorf("NewAttacher by explicit name = %v, %v; want one on the bridge network", a, err)
+	}
+}
+
+// startSleeper runs a busybox container that sleeps, removed at cleanup.
+func startSleeper(t *testing.T, cli *client.Client, img, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	resp, err := cli.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{"sleep", "300"}}, &container.HostConfig{}, nil, nil, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cli.ContainerRemove(context.Background(), resp.ID, container.RemoveOptions{Force: true}); err != nil {
+			t.Errorf("remove %s: %v", name, err)
+		}
+	})
+	if err := cli.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return resp.ID
+}
+
+// createManagedNetwork creates <project>_default labelled as the stack
+// engine labels it (managed or not), removed at cleanup; it returns its name.
+func createManagedNetwork(t *testing.T, cli *client.Client, project string, managed bool) string {
+	t.Helper()
+	name := contract.ResourceName(project, "default")
+	labels := map[string]string{contract.LabelProject: project, contract.LabelNetwork: "default"}
+	if managed {
+		labels[contract.LabelManaged] = "true"
+	}
+	if _, err := cli.NetworkCreate(context.Background(), name, network.CreateOptions{Driver: "bridge", Labels: labels}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		ins, err := cli.NetworkInspect(ctx, name, network.InspectOptions{})
+		if err != nil {
+			return // removed by the test
+		}
+		for id := range ins.Containers {
+			_ = cli.NetworkDisconnect(ctx, name, id, true)
+		}
+		if err := cli.NetworkRemove(ctx, name); err != nil {
+			t.Errorf("remove network %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// waitNetworks waits until the container's networks satisfy ok.
+func waitNetworks(t *testing.T, cli *client.Client, id string, ok func(map[string]*network.EndpointSettings) bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ins, err := cli.ContainerInspect(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(ins.NetworkSettings.Networks) {
+			return
+		}
+		if time.Now().After(deadline) {
+			names := make([]string, 0)
+			for n := range ins.NetworkSettings.Networks {
+				names = append(names, n)
+			}
+			t.Fatalf("container networks never as expected: %v", names)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
