@@ -424,6 +424,14 @@ func (c *converger) wasRecreated(service string) bool {
 	return c.recreated[service]
 }
 
+// record appends a container name to one of the result's lists; services
+// without dependencies between them converge in parallel.
+func (c *converger) record(list *[]string, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	*list = append(*list, name)
+}
+
 // fresh is the set of containers this run created.
 func (c *converger) fresh() map[string]bool {
 	c.tx.mu.Lock()
@@ -471,7 +479,7 @@ func (c *converger) convergeService(ctx context.Context, service string) error {
 			if err := c.tx.retire(ctx, old); err != nil {
 				return err
 			}
-			c.res.Removed = append(c.res.Removed, name)
+			c.record(&c.res.Removed, name)
 			changed = true
 		}
 	}
@@ -486,7 +494,7 @@ func (c *converger) convergeContainer(ctx context.Context, spec *containerSpec) 
 	old, exists := c.existing[spec.Name]
 	forced := spec.NetworkModeService != "" && c.wasRecreated(spec.NetworkModeService)
 	if exists && old.Labels[contract.LabelConfigHash] == spec.Hash && !forced && !c.force {
-		c.res.Kept = append(c.res.Kept, spec.Name)
+		c.record(&c.res.Kept, spec.Name)
 		if old.State != container.StateRunning && !completed(old) {
 			if err := e.docker.ContainerStart(ctx, old.ID, container.StartOptions{}); err != nil {
 				return "", false, fmt.Errorf("start container %s: %w", spec.Name, err)
@@ -512,7 +520,7 @@ func (c *converger) convergeContainer(ctx context.Context, spec *containerSpec) 
 		return "", false, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
 	c.log.Printf(spec.Service, "started %s", spec.Name)
-	c.res.Created = append(c.res.Created, spec.Name)
+	c.record(&c.res.Created, spec.Name)
 	return id, true, nil
 }
 
@@ -592,7 +600,7 @@ func (c *converger) removeOrphans(ctx context.Context) error {
 		if err := c.tx.retire(ctx, old); err != nil {
 			return err
 		}
-		c.res.Removed = append(c.res.Removed, name)
+		c.record(&c.res.Removed, name)
 	}
 	return nil
 }
