@@ -79,7 +79,19 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 	}
 	engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw})
 	routes := proxy.NewRoutes(log)
-	observer := proxy.NewObserver(cli, routes, proxy.ObserverOptions{Logger: log})
+	observerOpts := proxy.ObserverOptions{Logger: log}
+	// In a container, the proxy reaches environments only over networks its
+	// container joined: keep it on every managed project network.
+	attacher, err := proxy.NewAttacher(ctx, cli, proxy.AttacherOptions{ContainerID: os.Getenv(proxy.EnvContainerID), Logger: log})
+	if err != nil {
+		return err
+	}
+	if attacher != nil {
+		log.Info("running in a container: joining project networks", "container", attacher.ContainerID()[:12])
+		observerOpts.BackendIP = attacher.BackendIP
+		defer attacher.Start(ctx)()
+	}
+	observer := proxy.NewObserver(cli, routes, observerOpts)
 	pm, err := proxy.NewMetrics(reg)
 	if err != nil {
 		return err
