@@ -236,6 +236,10 @@ type Dashboard struct {
 	PasswordFile string `yaml:"password_file"`
 	// Public makes read-only pages and API answers visible without credentials.
 	Public bool `yaml:"public"`
+	// PublicLogs also makes service and build logs public when Public is set.
+	// Logs hold whatever the services print; keep it off unless every log is
+	// fit for anyone.
+	PublicLogs bool `yaml:"public_logs"`
 }
 
 // Defaults returns the controller configuration used when a key is absent.

@@ -3,12 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/slipwayhq/slipway/controller/stack"
+	"github.com/slipwayhq/slipway/dashboard"
 )
 
 func newDownCmd(g *globals) *cobra.Command {
@@ -44,17 +46,53 @@ func newDownCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// remote is the --server and --token flags of ls and logs.
+type remote struct {
+	server, token string
+}
+
+func (r *remote) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&r.server, "server", "", "a running Slipway's URL: use its API instead of the local engine")
+	cmd.Flags().StringVar(&r.token, "token", os.Getenv("SLIPWAY_TOKEN"), "the dashboard token for --server (default $SLIPWAY_TOKEN)")
+}
+
+func (r *remote) client() *dashboard.Client {
+	return &dashboard.Client{BaseURL: r.server, Token: r.token}
+}
+
 func newLsCmd(g *globals) *cobra.Command {
 	var asJSON bool
+	var rem remote
 	cmd := &cobra.Command{
-		Use:   "ls [--json]",
-		Short: "List the preview environments on the engine",
+		Use:   "ls [--json] [--server URL]",
+		Short: "List the preview environments on the engine (or on a Slipway server)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log, err := g.logger()
 			if err != nil {
 				return err
+			}
+			if rem.server != "" {
+				envs, err := rem.client().Environments(ctx)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					enc := json.NewEncoder(g.stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(envs)
+				}
+				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "PROJECT\tREPO\tPR\tSHA\tPHASE\tURL\tTITLE")
+				for _, e := range envs {
+					url := e.URL
+					if url == "" {
+						url = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", e.Project, e.Repo, e.PR, shortSHA(e.SHA), e.Phase, url, e.Title)
+				}
+				return tw.Flush()
 			}
 			cli, err := dockerClient(ctx)
 			if err != nil {
@@ -95,6 +133,7 @@ func newLsCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	rem.addFlags(cmd)
 	return cmd
 }
 
@@ -118,8 +157,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 	var t target
 	var service, tail string
 	var follow, timestamps bool
+	var rem remote
 	cmd := &cobra.Command{
-		Use:   "logs --pr N [--service S] [-f] [--repo OWNER/REPO] [--dir DIR]",
+		Use:   "logs --pr N [--service S] [-f] [--repo OWNER/REPO] [--dir DIR] [--server URL]",
 		Short: "Print the logs of a preview environment's services",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -130,6 +170,13 @@ func newLogsCmd(g *globals) *cobra.Command {
 			}
 			project, err := t.project()
 			if err != nil {
+				return err
+			}
+			if rem.server != "" {
+				err := rem.client().Logs(ctx, project, service, follow, g.stdout)
+				if ctx.Err() != nil {
+					return nil
+				}
 				return err
 			}
 			cli, err := dockerClient(ctx)
@@ -149,5 +196,6 @@ func newLogsCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming new lines")
 	cmd.Flags().StringVar(&tail, "tail", "all", "lines of history per container")
 	cmd.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "show timestamps")
+	rem.addFlags(cmd)
 	return cmd
 }

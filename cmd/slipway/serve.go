@@ -23,6 +23,7 @@ import (
 	gh "github.com/slipwayhq/slipway/controller/github"
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/dashboard"
 	"github.com/slipwayhq/slipway/proxy"
 	"github.com/slipwayhq/slipway/webhooks"
 )
@@ -139,13 +140,22 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 	mux.Handle("GET /readyz", ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
+	// How preview URLs look: the scheme and port QA opens.
+	hostOpts := stack.HostOptions{Domain: cfg.Domain, Scheme: "http", Port: portOf(cfg.Listen.HTTP, so.httpListener)}
+	if cfg.TLS.Mode != config.TLSOff {
+		hostOpts.Scheme, hostOpts.Port = "https", portOf(cfg.Listen.HTTPS, nil)
+	}
 	g, gctx := errgroup.WithContext(ctx)
+	var history dashboard.History // nil in local mode: there is no controller history
+	var actions dashboard.Actions = engineActions{engine}
+	var stateDir string
 	if cfg.GitHub != nil {
 		st, err := store.Open(filepath.Join(cfg.StateDir, store.FileName), store.Options{})
 		if err != nil {
 			return err
 		}
 		defer st.Close()
+		history, stateDir = st, cfg.StateDir
 		secrets := map[string]string{"github token": cfg.GitHub.Token, "webhook secret": cfg.GitHub.WebhookSecret, "private key": cfg.GitHub.PrivateKey}
 		for name, s := range cfg.Secrets {
 			secrets[name] = s.Value
@@ -156,18 +166,13 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 			return err
 		}
 		reporter := gh.NewReporter(ghc, gh.ReporterOptions{Mask: masker.String, Logger: log})
-		scheme, port := "http", portOf(cfg.Listen.HTTP, so.httpListener)
-		if cfg.TLS.Mode != config.TLSOff {
-			scheme, port = "https", portOf(cfg.Listen.HTTPS, nil)
-		}
-		hosts := stack.HostOptions{Scheme: scheme, Port: port}
 		dash := cfg.GitHub.DashboardURL
 		if dash == "" {
-			dash = hosts.URL(cfg.Domain)
+			dash = hostOpts.URL(cfg.Domain)
 		}
 		ctrl, err = controller.New(controller.Options{
 			Config: cfg, GitHub: ghc, Reporter: reporter, Engine: engine, Store: st, Routes: routes, Masker: masker,
-			LastRequest: handler.LastRequest, Hosts: hosts,
+			LastRequest: handler.LastRequest, Hosts: hostOpts,
 			DashboardURL: dash, Logger: log, Registerer: reg,
 		})
 		if err != nil {
@@ -185,10 +190,30 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 			return err
 		}
 		mux.Handle(webhooks.Path, wh)
+		actions = controllerActions{ctrl}
 		g.Go(func() error { return ctrl.Run(gctx) })
 	} else {
 		log.Info("no github section: local mode, serving environments made by slipway up")
 	}
+
+	noCredentials := cfg.Dashboard.Token == "" && cfg.Dashboard.Password == ""
+	dash, err := dashboard.New(dashboard.Options{
+		Engine: engine, History: history, Stats: cli, Requests: handler, Actions: actions,
+		Token: cfg.Dashboard.Token, User: cfg.Dashboard.User, Password: cfg.Dashboard.Password,
+		Public: cfg.Dashboard.Public, PublicLogs: cfg.Dashboard.PublicLogs,
+		// Local mode without credentials: the dashboard answers loopback clients only.
+		Insecure:   cfg.GitHub == nil && noCredentials,
+		SessionKey: sessionKey(stateDir),
+		BaseURL:    hostOpts.URL(cfg.Domain) + "/",
+		PreviewURL: hostOpts.URL,
+		TTL:        repoTTL(cfg),
+		Logger:     log,
+	})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", dash)
+	g.Go(func() error { return dash.Run(gctx) })
 
 	srv, err := proxy.NewServer(proxy.ServerOptions{
 		Domain: cfg.Domain, HTTPAddr: cfg.Listen.HTTP, HTTPSAddr: cfg.Listen.HTTPS, HTTPListener: so.httpListener,

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/slipwayhq/slipway/config"
+	"github.com/slipwayhq/slipway/controller"
+	"github.com/slipwayhq/slipway/controller/stack"
+	"github.com/slipwayhq/slipway/dashboard"
+)
+
+// controllerActions adapts the controller's actions to the dashboard's
+// errors.
+type controllerActions struct{ c *controller.Controller }
+
+func (a controllerActions) wrap(err error) error {
+	if errors.Is(err, controller.ErrUnknownEnvironment) {
+		return fmt.Errorf("%w: %v", dashboard.ErrNotFound, err)
+	}
+	return err
+}
+
+func (a controllerActions) Redeploy(ctx context.Context, p string) error {
+	return a.wrap(a.c.Redeploy(ctx, p))
+}
+func (a controllerActions) Destroy(ctx context.Context, p string) error {
+	return a.wrap(a.c.Destroy(ctx, p))
+}
+func (a controllerActions) Sleep(ctx context.Context, p string) error {
+	return a.wrap(a.c.Sleep(ctx, p))
+}
+func (a controllerActions) Wake(ctx context.Context, p string) error { return a.wrap(a.c.Wake(ctx, p)) }
+
+// engineActions act straight on the engine, for local mode: there is no
+// source to redeploy from.
+type engineActions struct{ e *stack.Engine }
+
+func (a engineActions) exists(ctx context.Context, p string) error {
+	env, err := a.e.Inspect(ctx, p)
+	if err != nil {
+		return err
+	}
+	if env == nil {
+		return fmt.Errorf("%w: %s", dashboard.ErrNotFound, p)
+	}
+	return nil
+}
+
+func (a engineActions) Redeploy(context.Context, string) error {
+	return fmt.Errorf("%w: in local mode, run slipway up again", dashboard.ErrUnsupported)
+}
+
+func (a engineActions) Destroy(ctx context.Context, p string) error {
+	if err := a.exists(ctx, p); err != nil {
+		return err
+	}
+	return a.e.Down(ctx, p)
+}
+
+func (a engineActions) Sleep(ctx context.Context, p string) error {
+	if err := a.exists(ctx, p); err != nil {
+		return err
+	}
+	return a.e.Stop(ctx, p)
+}
+
+func (a engineActions) Wake(ctx context.Context, p string) error {
+	if err := a.exists(ctx, p); err != nil {
+		return err
+	}
+	return a.e.Start(ctx, p)
+}
+
+// sessionKey returns the dashboard's session key, kept under state_dir so
+// logins survive restarts; nil (a key per process) when it cannot be kept.
+func sessionKey(stateDir string) []byte {
+	if stateDir == "" {
+		return nil
+	}
+	path := filepath.Join(stateDir, "dashboard-session.key")
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		return b
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil
+	}
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil
+	}
+	return key
+}
+
+// repoTTL is the TTL the controller applies to a repository's environments
+// (the repository's own .slipway.yml may still say otherwise).
+func repoTTL(cfg *config.Controller) func(string) time.Duration {
+	return func(repo string) time.Duration {
+		if rp, ok := cfg.Repo(repo); ok && rp.TTL != nil {
+			return rp.TTL.D()
+		}
+		return controller.DefaultTTL
+	}
+}
