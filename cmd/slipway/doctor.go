@@ -182,9 +182,7 @@ func (d *doctor) run(ctx context.Context, configPath string) []checkResult {
 	cfg, cfgErr := config.LoadController(configPath, d.env)
 	out = append(out, judgeConfig(configPath, cfg, cfgErr))
 	if cfgErr == nil {
-		if r, bad := judgePolicy(cfg); bad {
-			out = append(out, r)
-		}
+		out = append(out, judgePolicy(cfg))
 	}
 
 	engine, info := d.checkEngine(ctx)
@@ -222,7 +220,7 @@ func (d *doctor) run(ctx context.Context, configPath string) []checkResult {
 func judgeConfig(path string, cfg *config.Controller, err error) checkResult {
 	where := path
 	if where == "" {
-		where = "no --config: defaults and SLIPWAY_* variables"
+		where = "(no --config: defaults and SLIPWAY_* variables)"
 	}
 	if err != nil {
 		fix := "correct the configuration (docs/configuration.md)"
@@ -235,26 +233,34 @@ func judgeConfig(path string, cfg *config.Controller, err error) checkResult {
 	if cfg.GitHub != nil {
 		mode = fmt.Sprintf("%d repo(s)", len(cfg.Repos))
 	}
-	return checkOK("config", "%s loads: domain %s, %s, tls %s", where, cfg.Domain, mode, cfg.TLS.Mode)
+	return checkOK("config", "%s: domain %s, %s, tls %s", where, cfg.Domain, mode, cfg.TLS.Mode)
 }
 
-// judgePolicy validates the policy relaxations, global and per repo; bad
-// is false when there is nothing to report.
-func judgePolicy(cfg *config.Controller) (r checkResult, bad bool) {
+// judgePolicy validates the policy relaxations, global and per repo.
+func judgePolicy(cfg *config.Controller) checkResult {
 	var errs []error
+	n := 0
+	count := func(p config.Policy) int {
+		return len(p.Allow) + len(p.CapAdd) + len(p.Sysctls) + len(p.ExternalNetworks) + len(p.ExternalVolumes)
+	}
 	if err := policy.FromConfig(cfg.Policy).Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	n += count(cfg.Policy)
 	for _, repo := range cfg.Repos {
 		if err := policy.FromConfig(repo.Policy).Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("repos %s: %w", repo.Name, err))
 		}
+		n += count(repo.Policy)
 	}
-	if len(errs) == 0 {
-		return checkResult{}, false
+	if len(errs) > 0 {
+		return checkFail("policy", "name rule IDs from docs/security.md, or remove the relaxation",
+			"%s", strings.ReplaceAll(errors.Join(errs...).Error(), "\n", "; "))
 	}
-	return checkFail("policy", "name rule IDs from docs/security.md, or remove the relaxation",
-		"%s", strings.ReplaceAll(errors.Join(errs...).Error(), "\n", "; ")), true
+	if n == 0 {
+		return checkOK("policy", "every rule enforced (no relaxations)")
+	}
+	return checkOK("policy", "%d relaxation(s), all valid", n)
 }
 
 // --- engine ---
