@@ -52,9 +52,11 @@ func (e *BuildError) Unwrap() error { return e.Err }
 
 // Build builds the image of every service in p that has a build section,
 // at most EngineOptions.BuildParallelism at once, writing the build output
-// to log (lines prefixed with the service name). An image already built for
-// the same SHA and build settings is not built again. It returns the images
-// this call built, so a caller rolling back can remove them.
+// to log (lines prefixed with the service name). Services with the same
+// build settings (a migration job built from the app's context, say) share
+// one build, tagged for each. An image already built for the same SHA and
+// build settings is not built again. It returns the images this call built
+// or tagged, so a caller rolling back can remove them.
 func (e *Engine) Build(ctx context.Context, p *Plan, log io.Writer) ([]string, error) {
 	if log == nil {
 		log = io.Discard
@@ -64,20 +66,69 @@ func (e *Engine) Build(ctx context.Context, p *Plan, log io.Writer) ([]string, e
 	var built []string
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.BuildParallelism)
-	for _, name := range p.Built {
+	for _, group := range buildGroups(p) {
 		g.Go(func() error {
-			did, err := e.buildService(gctx, p, name, lw)
+			leader := group[0]
+			did, err := e.buildService(gctx, p, leader, lw)
 			if did {
 				mu.Lock()
-				built = append(built, p.Image(name))
+				built = append(built, p.Image(leader))
 				mu.Unlock()
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			for _, follower := range group[1:] {
+				tagged, err := e.tagShared(gctx, p, leader, follower, lw)
+				if tagged {
+					mu.Lock()
+					built = append(built, p.Image(follower))
+					mu.Unlock()
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 	}
 	err := g.Wait()
 	slices.Sort(built)
 	return built, err
+}
+
+// buildGroups groups the built services by identical build settings, in
+// the order of p.Built; the first of each group is built.
+func buildGroups(p *Plan) [][]string {
+	index := map[string]int{}
+	var groups [][]string
+	for _, name := range p.Built {
+		h := buildHash(p.Source.SHA, p.Project.Services[name].Build)
+		if i, ok := index[h]; ok {
+			groups[i] = append(groups[i], name)
+			continue
+		}
+		index[h] = len(groups)
+		groups = append(groups, []string{name})
+	}
+	return groups
+}
+
+// tagShared gives follower the image built for leader, unless its tag
+// already points there.
+func (e *Engine) tagShared(ctx context.Context, p *Plan, leader, follower string, log *lineWriter) (bool, error) {
+	src, err := e.docker.ImageInspect(ctx, p.Image(leader))
+	if err != nil {
+		return false, fmt.Errorf("inspect image %s: %w", p.Image(leader), err)
+	}
+	if cur, err := e.docker.ImageInspect(ctx, p.Image(follower)); err == nil && cur.ID == src.ID {
+		return false, nil
+	}
+	if err := e.docker.ImageTag(ctx, src.ID, p.Image(follower)); err != nil {
+		return false, fmt.Errorf("tag %s for service %s: %w", p.Image(follower), follower, err)
+	}
+	log.Printf(follower, "same build as %s: tagged %s", leader, p.Image(follower))
+	return true, nil
 }
 
 // buildHash identifies a build's inputs: the commit and the build settings.
@@ -102,7 +153,6 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log 
 	labels := map[string]string{}
 	maps.Copy(labels, bc.Labels)
 	maps.Copy(labels, projectLabels(p))
-	labels[contract.LabelService] = service
 	labels[contract.LabelBuildHash] = hash
 	ctxTar, dockerfile, err := contextTar(bc, labels)
 	if err != nil {

@@ -98,6 +98,17 @@ func (e *Engine) Up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 			e.log.Error("roll back failed", "project", p.Name, "err", rerr)
 			err = fmt.Errorf("%w (and rolling back: %v)", err, rerr)
 		}
+		if ctx.Err() != nil && fresh {
+			// A build cancelled mid-step still commits that step on the
+			// daemon after the connection is gone: sweep again once it has.
+			select {
+			case <-rctx.Done():
+			case <-time.After(e.opts.LateCommitWait):
+			}
+			if rerr := e.Down(rctx, p.Name); rerr != nil {
+				e.log.Warn("sweep after a cancelled build", "project", p.Name, "err", rerr)
+			}
+		}
 		return res, err
 	}
 
@@ -619,15 +630,22 @@ func (e *Engine) removeStale(ctx context.Context, p *Plan) error {
 	}
 	var errs []error
 	for _, img := range imgs {
-		keep := false
+		// Untag what is stale one tag at a time (an image shared by services
+		// has several); the last untag removes the image unless a container
+		// still uses it.
+		refs := []string{}
 		for _, t := range img.RepoTags {
-			keep = keep || current[t]
+			if !current[t] && t != "<none>:<none>" {
+				refs = append(refs, t)
+			}
 		}
-		if keep {
-			continue
+		if len(img.RepoTags) == 0 {
+			refs = append(refs, img.ID)
 		}
-		if _, err := e.docker.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: false, PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
-			errs = append(errs, fmt.Errorf("remove image %s: %w", img.ID, err))
+		for _, ref := range refs {
+			if _, err := e.docker.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+				errs = append(errs, fmt.Errorf("remove image %s: %w", ref, err))
+			}
 		}
 	}
 	nets, err := e.docker.NetworkList(ctx, network.ListOptions{Filters: projectFilter(p.Name)})

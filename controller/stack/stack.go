@@ -62,6 +62,7 @@ type Docker interface {
 	ImageList(ctx context.Context, options image.ListOptions) ([]image.Summary, error)
 	ImageRemove(ctx context.Context, image string, options image.RemoveOptions) ([]image.DeleteResponse, error)
 	ImagePull(ctx context.Context, ref string, options image.PullOptions) (io.ReadCloser, error)
+	ImageTag(ctx context.Context, source, target string) error
 
 	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
 	Ping(ctx context.Context) (types.Ping, error)
@@ -85,11 +86,15 @@ type EngineOptions struct {
 	// StopTimeout is the grace given to containers when they are stopped.
 	// Default 10 seconds (the service's stop_grace_period wins).
 	StopTimeout time.Duration
-	// PollInterval is how often readiness is polled. Default 200ms.
+	// PollInterval is how often readiness is polled. Default 100ms.
 	PollInterval time.Duration
 	// MinUptime is how long a container without a healthcheck must have
 	// been running to count as ready. Default 1s.
 	MinUptime time.Duration
+	// LateCommitWait is how long a cancelled Up of a new environment waits
+	// before sweeping once more for images the daemon committed after the
+	// build was cancelled. Default 3s.
+	LateCommitWait time.Duration
 	// Firewall, if set, keeps every project network from reaching the host
 	// (see IPTables). Nil leaves networks as Docker makes them.
 	Firewall Firewall
@@ -110,7 +115,10 @@ func NewEngine(d Docker, log *slog.Logger, opts EngineOptions) *Engine {
 		opts.StopTimeout = 10 * time.Second
 	}
 	if opts.PollInterval <= 0 {
-		opts.PollInterval = 200 * time.Millisecond
+		opts.PollInterval = 100 * time.Millisecond
+	}
+	if opts.LateCommitWait <= 0 {
+		opts.LateCommitWait = 3 * time.Second
 	}
 	if opts.MinUptime <= 0 {
 		opts.MinUptime = time.Second
