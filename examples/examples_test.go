@@ -163,7 +163,7 @@ func TestNodeAPIStatic(t *testing.T) {
 		binds[v.Target] = v.Source
 	}
 	for target, src := range map[string]string{
-		"/usr/share/nginx/html":           filepath.Join(root, "dist"),
+		"/usr/share/nginx/html":          filepath.Join(root, "dist"),
 		"/etc/nginx/conf.d/default.conf": filepath.Join(root, "nginx.conf"),
 	} {
 		if binds[target] != src {
