@@ -21,20 +21,15 @@ func newDownCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
 			project, err := t.project()
 			if err != nil {
 				return err
 			}
-			cli, err := dockerClient(ctx)
+			engine, _, closeEngine, err := g.localEngine(ctx, stack.EngineOptions{})
 			if err != nil {
 				return err
 			}
-			defer cli.Close()
-			engine := stack.NewEngine(cli, log, stack.EngineOptions{})
+			defer closeEngine()
 			if err := engine.Down(ctx, project); err != nil {
 				return err
 			}
@@ -69,10 +64,6 @@ func newLsCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
 			if rem.server != "" {
 				envs, err := rem.client().Environments(ctx)
 				if err != nil {
@@ -94,12 +85,12 @@ func newLsCmd(g *globals) *cobra.Command {
 				}
 				return tw.Flush()
 			}
-			cli, err := dockerClient(ctx)
+			engine, _, closeEngine, err := g.localEngine(ctx, stack.EngineOptions{})
 			if err != nil {
 				return err
 			}
-			defer cli.Close()
-			envs, err := stack.NewEngine(cli, log, stack.EngineOptions{}).List(ctx)
+			defer closeEngine()
+			envs, err := engine.List(ctx)
 			if err != nil {
 				return err
 			}
@@ -164,10 +155,6 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
 			project, err := t.project()
 			if err != nil {
 				return err
@@ -179,12 +166,12 @@ func newLogsCmd(g *globals) *cobra.Command {
 				}
 				return err
 			}
-			cli, err := dockerClient(ctx)
+			engine, _, closeEngine, err := g.localEngine(ctx, stack.EngineOptions{})
 			if err != nil {
 				return err
 			}
-			defer cli.Close()
-			err = stack.NewEngine(cli, log, stack.EngineOptions{}).Logs(ctx, project, stack.LogOptions{Service: service, Follow: follow, Tail: tail, Timestamps: timestamps}, g.stdout)
+			defer closeEngine()
+			err = engine.Logs(ctx, project, stack.LogOptions{Service: service, Follow: follow, Tail: tail, Timestamps: timestamps}, g.stdout)
 			if ctx.Err() != nil {
 				return nil // Ctrl-C ends a follow
 			}

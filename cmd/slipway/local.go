@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipwayhq/slipway/config"
+	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/internal/contract"
 )
 
@@ -64,6 +66,70 @@ func (t *target) project() (string, error) {
 // localConfig reads the optional --config file for policy, limits and domain.
 func localConfig(path string) (*config.Controller, error) {
 	return config.LoadController(path, nil)
+}
+
+// loadFlags are the flags of the commands that load a compose project the
+// way a pull request's would be (up, plan).
+type loadFlags struct {
+	target
+	sha, domain, configPath string
+	port                    int
+}
+
+func (f *loadFlags) addFlags(cmd *cobra.Command, shaHelp string) {
+	f.target.addFlags(cmd, "directory holding the compose project")
+	cmd.Flags().StringVar(&f.sha, "sha", "", shaHelp)
+	cmd.Flags().StringVar(&f.domain, "domain", "localhost", "domain of the preview hosts")
+	cmd.Flags().StringVar(&f.configPath, "config", "", "slipway.yaml to take the policy, limits and domain from")
+}
+
+// load reads the configuration and loads the project in --dir: policy (the
+// repository's relaxations included), limits and host templates from the
+// configuration, the domain from --domain or the configuration, the SHA from
+// --sha or the checkout.
+func (f *loadFlags) load(cmd *cobra.Command) (*stack.Plan, *config.Controller, error) {
+	ctx := cmd.Context()
+	owner, repo, err := f.ownerRepo()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := localConfig(f.configPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	domain := f.domain
+	if !cmd.Flags().Changed("domain") && f.configPath != "" {
+		domain = cfg.Domain
+	}
+	sha := f.sha
+	if sha == "" {
+		if sha, err = sourceSHA(ctx, f.dir); err != nil {
+			return nil, nil, err
+		}
+	}
+	policy := cfg.Policy
+	if rp, ok := cfg.Repo(owner + "/" + repo); ok {
+		policy = policy.Merge(rp.Policy)
+	}
+	plan, err := stack.Load(ctx, stack.Source{Dir: f.dir, Owner: owner, Repo: repo, PR: f.pr, SHA: sha}, stack.LoadOptions{
+		Hosts:  stack.HostOptions{Domain: domain, Port: f.port, PrimaryTemplate: cfg.HostTemplate, ServiceTemplate: cfg.ServiceHostTemplate},
+		Policy: policy,
+		Limits: cfg.Limits,
+	})
+	return plan, cfg, err
+}
+
+// localEngine is the logger and an engine on the local Docker Engine for
+// the commands that work without a server; close releases the client.
+func (g *globals) localEngine(ctx context.Context, opts stack.EngineOptions) (engine *stack.Engine, log *slog.Logger, close func(), err error) {
+	if log, err = g.logger(); err != nil {
+		return nil, nil, nil, err
+	}
+	cli, err := dockerClient(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return stack.NewEngine(cli, log, opts), log, func() { cli.Close() }, nil
 }
 
 // sourceSHA is the commit to label an environment with when --sha is not

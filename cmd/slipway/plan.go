@@ -16,8 +16,7 @@ import (
 )
 
 func newPlanCmd(g *globals) *cobra.Command {
-	var t target
-	var sha, domain, configPath string
+	var f loadFlags
 	cmd := &cobra.Command{
 		Use:   "plan --dir DIR [--pr N] [--repo OWNER/REPO]",
 		Short: "Check a compose project against the security policy and print its namespaced plan",
@@ -30,34 +29,10 @@ violation, when the policy rejects the project. It needs no Docker Engine.`,
 			if _, err := g.logger(); err != nil {
 				return err
 			}
-			if t.pr == 0 {
-				t.pr = 1
+			if f.pr == 0 {
+				f.pr = 1
 			}
-			owner, repo, err := t.ownerRepo()
-			if err != nil {
-				return err
-			}
-			cfg, err := localConfig(configPath)
-			if err != nil {
-				return err
-			}
-			if !cmd.Flags().Changed("domain") && configPath != "" {
-				domain = cfg.Domain
-			}
-			if sha == "" {
-				if sha, err = sourceSHA(cmd.Context(), t.dir); err != nil {
-					return err
-				}
-			}
-			policy := cfg.Policy
-			if rp, ok := cfg.Repo(owner + "/" + repo); ok {
-				policy = policy.Merge(rp.Policy)
-			}
-			plan, err := stack.Load(cmd.Context(), stack.Source{Dir: t.dir, Owner: owner, Repo: repo, PR: t.pr, SHA: sha}, stack.LoadOptions{
-				Hosts:  stack.HostOptions{Domain: domain, PrimaryTemplate: cfg.HostTemplate, ServiceTemplate: cfg.ServiceHostTemplate},
-				Policy: policy,
-				Limits: cfg.Limits,
-			})
+			plan, _, err := f.load(cmd)
 			var perr *stack.PolicyError
 			if errors.As(err, &perr) {
 				if plan != nil {
@@ -77,10 +52,7 @@ violation, when the policy rejects the project. It needs no Docker Engine.`,
 			return nil
 		},
 	}
-	t.addFlags(cmd, "directory holding the compose project")
-	cmd.Flags().StringVar(&sha, "sha", "", "commit SHA (default: git HEAD, or a content hash)")
-	cmd.Flags().StringVar(&domain, "domain", "localhost", "domain of the preview hosts")
-	cmd.Flags().StringVar(&configPath, "config", "", "slipway.yaml whose policy relaxations apply")
+	f.addFlags(cmd, "commit SHA (default: git HEAD, or a content hash)")
 	return cmd
 }
 

@@ -14,9 +14,7 @@ import (
 )
 
 func newUpCmd(g *globals) *cobra.Command {
-	var t target
-	var sha, domain, configPath string
-	var port int
+	var f loadFlags
 	cmd := &cobra.Command{
 		Use:   "up --dir DIR --pr N [--repo OWNER/REPO] [--sha SHA] [--domain DOMAIN]",
 		Short: "Build and start a preview environment from a local checkout",
@@ -29,40 +27,14 @@ is a clean checkout, else with a hash of its content.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			if t.pr <= 0 {
+			if f.pr <= 0 {
 				return errors.New("--pr is required (a positive pull request number)")
 			}
-			owner, repo, err := t.ownerRepo()
+			plan, cfg, err := f.load(cmd)
 			if err != nil {
 				return err
 			}
-			cfg, err := localConfig(configPath)
-			if err != nil {
-				return err
-			}
-			if !cmd.Flags().Changed("domain") && configPath != "" {
-				domain = cfg.Domain
-			}
-			if sha == "" {
-				if sha, err = sourceSHA(ctx, t.dir); err != nil {
-					return err
-				}
-			}
-			cli, err := dockerClient(ctx)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			src := stack.Source{Dir: t.dir, Owner: owner, Repo: repo, PR: t.pr, SHA: sha}
-			plan, err := stack.Load(ctx, src, stack.LoadOptions{
-				Hosts:  stack.HostOptions{Domain: domain, Port: port, PrimaryTemplate: cfg.HostTemplate, ServiceTemplate: cfg.ServiceHostTemplate},
-				Policy: cfg.Policy,
-				Limits: cfg.Limits,
-			})
+			log, err := g.logger()
 			if err != nil {
 				return err
 			}
@@ -70,8 +42,12 @@ is a clean checkout, else with a hash of its content.`,
 			if err != nil {
 				return err
 			}
-			engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw})
-			fmt.Fprintf(g.stderr, "slipway: bringing up %s at %s\n", plan.Name, shortSHA(sha))
+			engine, _, closeEngine, err := g.localEngine(ctx, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw})
+			if err != nil {
+				return err
+			}
+			defer closeEngine()
+			fmt.Fprintf(g.stderr, "slipway: bringing up %s at %s\n", plan.Name, shortSHA(plan.Source.SHA))
 			start := time.Now()
 			res, err := engine.Up(ctx, plan, stack.UpOptions{BuildLog: g.stderr})
 			if err != nil {
@@ -87,11 +63,8 @@ is a clean checkout, else with a hash of its content.`,
 			return nil
 		},
 	}
-	t.addFlags(cmd, "directory holding the compose project")
-	cmd.Flags().StringVar(&sha, "sha", "", "commit SHA to label the environment with (default: git HEAD, or a content hash)")
-	cmd.Flags().StringVar(&domain, "domain", "localhost", "domain of the preview hosts in the route labels")
-	cmd.Flags().IntVar(&port, "port", 8080, "port the proxy (slipway serve) listens on, shown in the URLs")
-	cmd.Flags().StringVar(&configPath, "config", "", "slipway.yaml to take the policy, limits and domain from")
+	f.addFlags(cmd, "commit SHA to label the environment with (default: git HEAD, or a content hash)")
+	cmd.Flags().IntVar(&f.port, "port", 8080, "port the proxy (slipway serve) listens on, shown in the URLs")
 	return cmd
 }
 
