@@ -59,6 +59,7 @@ type harnessOptions struct {
 	resync   time.Duration
 	debounce time.Duration
 	limits   *config.Limits
+	ttl      *config.Duration
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -78,7 +79,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	cfg.Domain = h.domain
 	cfg.StateDir = t.TempDir()
 	cfg.GitHub = &config.GitHub{APIURL: h.fake.URL, Token: h.fake.Token, WebhookSecret: webhookSecret}
-	cfg.Repos = []config.RepoPolicy{{Name: h.repo, Forks: o.forks, Trigger: o.trigger}}
+	cfg.Repos = []config.RepoPolicy{{Name: h.repo, Forks: o.forks, Trigger: o.trigger, TTL: o.ttl}}
 	cfg.Secrets = o.secrets
 	cfg.Resync = config.Duration(time.Hour)
 	if o.resync > 0 {
@@ -106,7 +107,12 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	h.engine = stack.NewEngine(cli, log, stack.EngineOptions{ReadyTimeout: time.Minute, StopTimeout: 2 * time.Second})
 	routes := proxy.NewRoutes(log)
 	observer := proxy.NewObserver(cli, routes, proxy.ObserverOptions{Logger: log})
-	handler := proxy.NewHandler(routes, proxy.HandlerOptions{Logger: log})
+	var ctrl *controller.Controller
+	handler := proxy.NewHandler(routes, proxy.HandlerOptions{Logger: log, OnWake: func(project string) {
+		if ctrl != nil {
+			go ctrl.OnWake(project)
+		}
+	}})
 	h.proxy = httptest.NewServer(handler)
 	secrets := map[string]string{"token": h.fake.Token}
 	for k, v := range o.secrets {
@@ -125,6 +131,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctrl = h.ctrl
 	wh, err := webhooks.NewHandler(webhooks.Options{
 		Secrets: []string{webhookSecret}, AllowRepo: func(n string) bool { _, ok := h.cfg.Repo(n); return ok },
 		Deliveries: st, Enqueuer: webhooks.EnqueueFunc(h.ctrl.HandleEvent), Logger: log,

@@ -216,9 +216,13 @@ func (c *Controller) environmentSlot(ctx context.Context, key Key, project strin
 	if err != nil {
 		return false, "", fmt.Errorf("count environments: %w", err)
 	}
-	running := len(projects)
-	if _, ok := projects[project]; ok {
-		running--
+	// The limit is on this controller's environments: those of configured
+	// repositories (not, say, what `slipway up` made on the same engine).
+	running := 0
+	for p, ref := range projects {
+		if _, ok := c.cfg.Repo(ref.Repo); ok && p != project {
+			running++
+		}
 	}
 	limit := c.cfg.Limits.Environments
 	free := limit - running

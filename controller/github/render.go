@@ -164,6 +164,13 @@ func RenderComment(s Status) string {
 		if s.Reason != "" {
 			b.WriteString("\n" + codeSpan(oneLine(s.Reason, 200)) + "\n")
 		}
+	default:
+		// Queued, building, deploying, ready: a note such as why it waits
+		// ("2 environments are running (limit 2)") or which secrets an
+		// untrusted PR did not get.
+		if s.Reason != "" {
+			b.WriteString("\n" + oneLine(s.Reason, 300) + "\n")
+		}
 	}
 	b.WriteString("\n<sub>Managed by Slipway · comment `/slipway help` for commands</sub>\n")
 	return b.String()

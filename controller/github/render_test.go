@@ -59,6 +59,16 @@ func TestRenderComment(t *testing.T) {
 			notWant: []string{"| Service |", "Build took", "Build log"},
 		},
 		{
+			name:   "queued says why it waits",
+			status: Status{PR: 1, SHA: sha1, Phase: PhaseQueued, Reason: "waiting: 2 environments are running (limit 2); 0 ahead in line"},
+			want:   []string{"### ⏳ Preview queued", "\nwaiting: 2 environments are running (limit 2); 0 ahead in line\n"},
+		},
+		{
+			name:   "ready notes withheld secrets",
+			status: Status{PR: 1, SHA: sha1, Phase: PhaseReady, Reason: "secrets withheld from this untrusted pull request: STRIPE_KEY"},
+			want:   []string{"### ✅ Preview ready", "secrets withheld from this untrusted pull request: STRIPE_KEY"},
+		},
+		{
 			name:   "building keeps the URL table",
 			status: Status{PR: 1, SHA: sha1, Phase: PhaseBuilding, Services: []Service{{Name: "web", URL: "https://pr-1.x.dev", Primary: true}}},
 			want:   []string{"### 🔨 Building preview", "| **`web`** | https://pr-1.x.dev |", "Phase: building"},

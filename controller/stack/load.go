@@ -95,7 +95,6 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 	var project *types.Project
 	var routes []Route
 	var env, rEnv map[string]string
-	known := repoFile != nil && len(repo.Expose) > 0
 	var firstEnv map[string]string
 	for pass := 0; pass < 2; pass++ {
 		env = slipwayEnv(src, routes)
@@ -141,9 +140,6 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 		routes, err = computeRoutes(project, repo, src, opts.Hosts, order)
 		if err != nil {
 			return nil, err
-		}
-		if known {
-			break
 		}
 	}
 	if err := graph.CheckCycle(project); err != nil {

@@ -243,6 +243,26 @@ x-slipway:
 	}
 }
 
+// With expose in .slipway.yml, the URL variables reach interpolation and the
+// services' environment too.
+func TestLoadURLsWithExposeInRepoFile(t *testing.T) {
+	dir := t.TempDir()
+	dockertest.WriteFiles(t, dir, map[string]string{
+		".slipway.yml": "expose:\n  - service: web\n    port: 3000\n",
+		"compose.yaml": "services:\n  web:\n    image: w\n    environment:\n      PUBLIC_URL: ${SLIPWAY_URL}\n",
+	})
+	p, err := Load(context.Background(), Source{Dir: dir, Owner: "o", Repo: "r", PR: 4, SHA: sha1}, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := p.Project.Services["web"].Environment
+	for k, want := range map[string]string{"PUBLIC_URL": "http://pr-4.localhost", contract.EnvURL: "http://pr-4.localhost", contract.EnvURLPrefix + "WEB": "http://pr-4.localhost"} {
+		if v := env[k]; v == nil || *v != want {
+			t.Errorf("%s = %v, want %q", k, v, want)
+		}
+	}
+}
+
 func TestLoadDefaultExposeIsFirstServiceWithAPort(t *testing.T) {
 	dir := t.TempDir()
 	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": `

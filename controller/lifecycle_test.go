@@ -1,0 +1,95 @@
+package controller_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipwayhq/slipway/config"
+	"github.com/slipwayhq/slipway/controller/github/githubfake"
+	"github.com/slipwayhq/slipway/controller/store"
+)
+
+// Over limits.environments a PR waits, says so, and deploys when a slot frees.
+func TestEnvironmentLimitQueuesInOrder(t *testing.T) {
+	t.Parallel()
+	lim := config.Defaults().Limits
+	lim.Environments = 1
+	h := newHarness(t, harnessOptions{limits: &lim})
+	n1, _ := h.fake.OpenPR(h.repo, githubfake.PR{Author: "alice", Files: app("first")})
+	h.deliver("pull_request", h.prEvent("opened", n1, "alice"))
+	h.waitServes(n1, "version first")
+	n2, _ := h.fake.OpenPR(h.repo, githubfake.PR{Author: "alice", Files: app("second")})
+	h.deliver("pull_request", h.prEvent("opened", n2, "alice"))
+	eventually(t, 20*time.Second, "the second PR to wait", func() (bool, string) {
+		p := h.phase(n2)
+		return strings.HasPrefix(p, string(store.PhaseWaiting)) && strings.Contains(p, "limit 1"), p
+	})
+	eventually(t, 10*time.Second, "the wait on GitHub", func() (bool, string) {
+		for _, c := range h.fake.Comments(h.repo, n2) {
+			if strings.Contains(c.Body, "limit 1") {
+				return true, ""
+			}
+		}
+		return false, "no comment says it waits"
+	})
+	h.fake.ClosePR(h.repo, n1)
+	h.deliver("pull_request", h.prEvent("closed", n1, "alice"))
+	h.waitGone(n1)
+	h.waitServes(n2, "version second")
+}
+
+// An environment without a push for its TTL is removed, and stays removed
+// until the next push.
+func TestTTLRemovesIdleEnvironmentsUntilThePush(t *testing.T) {
+	t.Parallel()
+	ttl := config.Duration(3 * time.Second)
+	h := newHarness(t, harnessOptions{ttl: &ttl})
+	n, _ := h.fake.OpenPR(h.repo, githubfake.PR{Author: "alice", Files: app("ttl")})
+	h.deliver("pull_request", h.prEvent("opened", n, "alice"))
+	h.waitServes(n, "version ttl")
+	h.waitReady(n)
+	time.Sleep(4 * time.Second)
+	h.ctrl.Enqueue(keyOf(h, n)) // what the minute ticker does
+	h.waitGone(n)
+	eventually(t, 10*time.Second, "held removal", func() (bool, string) {
+		p := h.phase(n)
+		return strings.HasPrefix(p, string(store.PhaseRemoved)) && strings.Contains(p, "without a push"), p
+	})
+	h.ctrl.Enqueue(keyOf(h, n)) // a resync does not bring it back
+	time.Sleep(2 * time.Second)
+	if code, _ := h.get(n); code == 200 {
+		t.Fatal("an expired environment came back without a push")
+	}
+	h.fake.Push(h.repo, n, app("ttl-2"))
+	h.deliver("pull_request", h.prEvent("synchronize", n, "alice"))
+	h.waitServes(n, "version ttl-2")
+}
+
+// sleep_after stops an idle environment; a request wakes it.
+func TestSleepAndWakeOnRequest(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	files := app("sleepy")
+	files[".slipway.yml"] = "sleep_after: 2s\n"
+	n, _ := h.fake.OpenPR(h.repo, githubfake.PR{Author: "alice", Files: files})
+	h.deliver("pull_request", h.prEvent("opened", n, "alice"))
+	h.waitServes(n, "version sleepy")
+	h.waitReady(n)
+	time.Sleep(3 * time.Second)
+	h.ctrl.Enqueue(keyOf(h, n))
+	eventually(t, 30*time.Second, "sleeping", func() (bool, string) {
+		env, _ := h.engine.Inspect(context.Background(), h.project(n))
+		return env != nil && env.Phase() == "stopped" && strings.HasPrefix(h.phase(n), string(store.PhaseSleeping)), h.phase(n)
+	})
+	code, body := h.get(n) // the request that wakes it gets the starting page
+	if code == 200 {
+		t.Fatalf("a sleeping environment answered 200: %q", firstLine(body))
+	}
+	h.waitServes(n, "version sleepy")
+	eventually(t, 10*time.Second, "ready again", func() (bool, string) {
+		p := h.phase(n)
+		return strings.HasPrefix(p, string(store.PhaseReady)), p
+	})
+}
