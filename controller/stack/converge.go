@@ -643,7 +643,7 @@ func (e *Engine) removeStale(ctx context.Context, p *Plan) error {
 			refs = append(refs, img.ID)
 		}
 		for _, ref := range refs {
-			if _, err := e.docker.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+			if _, err := e.docker.ImageRemove(ctx, ref, image.RemoveOptions{}); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
 				errs = append(errs, fmt.Errorf("remove image %s: %w", ref, err))
 			}
 		}
@@ -759,7 +759,7 @@ func (t *transaction) rollback(ctx context.Context) error {
 		}
 	}
 	for _, img := range t.images {
-		if _, err := e.docker.ImageRemove(ctx, img, image.RemoveOptions{PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+		if _, err := e.docker.ImageRemove(ctx, img, image.RemoveOptions{}); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
 			errs = append(errs, fmt.Errorf("remove image %s: %w", img, err))
 		}
 	}

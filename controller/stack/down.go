@@ -61,12 +61,16 @@ func (e *Engine) Down(ctx context.Context, project string) error {
 		}
 	}
 
+	// The images built for the project go; their parent layers stay. They
+	// carry no label, and they are the build cache another environment of
+	// the same repository may be building from at this moment: pruning
+	// them here would fail that build ("failed to get digest").
 	imgs, err := e.docker.ImageList(ctx, image.ListOptions{All: true, Filters: f})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list images of %s: %w", project, err))
 	}
 	for _, img := range imgs {
-		if _, err := e.docker.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) {
+		if _, err := e.docker.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove image %s: %w", imageName(img), err))
 		}
 	}
