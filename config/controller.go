@@ -41,12 +41,17 @@ type Controller struct {
 	// whatever webhooks arrived. Default 5m.
 	Resync Duration `yaml:"resync"`
 	// HostTemplate overrides the primary host template (Go text/template with
-	// .Number, .Repo, .Owner, .Service, .Domain).
+	// .Number, .Repo, .Owner, .Service, .Domain). Default
+	// "pr-{{.Number}}.{{.Domain}}", or "pr-{{.Number}}-{{.Repo}}.{{.Domain}}"
+	// when several repositories are configured.
 	HostTemplate string `yaml:"host_template"`
 	// ServiceHostTemplate overrides the template for other exposed services.
+	// Default "{{.Service}}-pr-{{.Number}}.{{.Domain}}", or
+	// "{{.Service}}-pr-{{.Number}}-{{.Repo}}.{{.Domain}}" with several repositories.
 	ServiceHostTemplate string `yaml:"service_host_template"`
 	// Secrets are controller-side values injected by name into trusted PRs'
-	// environments when their .slipway.yml lists them. Each value may be given
+	// environments when their .slipway.yml lists them: each becomes an
+	// environment variable of the same name in every service. Each value may be given
 	// inline, from the environment variable SLIPWAY_SECRET_<NAME>, or from a
 	// file through SLIPWAY_SECRET_<NAME>_FILE.
 	Secrets map[string]Secret `yaml:"secrets"`
@@ -64,11 +69,13 @@ type Controller struct {
 	// for the rules to add by hand when Slipway runs in a container.
 	Firewall string `yaml:"firewall"`
 	// LogFormat is text or json; default text on a terminal, json otherwise.
+	// The --log-format flag wins.
 	LogFormat string `yaml:"log_format"`
 	// ReadyTimeout bounds how long a deploy waits for services to become
 	// running and healthy. Default 3m.
 	ReadyTimeout Duration `yaml:"ready_timeout"`
-	// BuildTimeout bounds a whole build of one environment. Default 20m.
+	// BuildTimeout bounds one deploy of an environment (fetching the source,
+	// building the images, starting and waiting for the services). Default 20m.
 	BuildTimeout Duration `yaml:"build_timeout"`
 }
 
@@ -157,7 +164,8 @@ type RepoPolicy struct {
 	// Drafts deploys draft pull requests too. Default false: a draft gets
 	// its environment when it is marked ready for review.
 	Drafts bool `yaml:"drafts"`
-	// TTL overrides the repo's ttl; 0 disables expiry.
+	// TTL overrides the ttl of the repository's .slipway.yml (default 7d);
+	// 0 disables expiry.
 	TTL *Duration `yaml:"ttl"`
 	// Policy relaxes security rules for this repository only.
 	Policy Policy `yaml:"policy"`
@@ -355,7 +363,7 @@ var envKeys = map[string]func(c *Controller, v string) error{
 	"SLIPWAY_LOG_FORMAT": func(c *Controller, v string) error { c.LogFormat = v; return nil },
 	"SLIPWAY_FIREWALL":   func(c *Controller, v string) error { c.Firewall = v; return nil },
 	"SLIPWAY_RESYNC": func(c *Controller, v string) error {
-		d, err := time.ParseDuration(v)
+		d, err := ParseDuration(v)
 		if err != nil {
 			return fmt.Errorf("SLIPWAY_RESYNC: %w", err)
 		}

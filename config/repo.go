@@ -33,11 +33,13 @@ type Repo struct {
 	// first service (in file order) that publishes or exposes a port.
 	Expose []Expose `yaml:"expose"`
 	// Env is added to every service's environment and to interpolation.
-	// Values are Go templates over .Number, .Repo, .Owner, .SHA, .URL.
+	// Values are Go templates over .Number, .Repo, .Owner, .SHA, .ShortSHA,
+	// .URL and .Project.
 	Env map[string]string `yaml:"env"`
 	// Secrets names controller-side secrets to inject (trusted PRs only).
 	Secrets []string `yaml:"secrets"`
-	// TTL destroys the environment after this long without a push. 0 disables.
+	// TTL destroys the environment after this long without a push. Default
+	// 168h (7d); repos[].ttl in slipway.yaml wins. 0 disables.
 	TTL *Duration `yaml:"ttl"`
 	// SleepAfter stops the environment when idle this long; the next request wakes it.
 	SleepAfter Duration `yaml:"sleep_after"`
@@ -59,7 +61,8 @@ type Expose struct {
 type Job struct {
 	// Service whose image, environment, volumes and networks the job uses.
 	Service string `yaml:"service"`
-	// Command to run, as an argument list.
+	// Command to run, as an argument list. It replaces the service's command,
+	// as `docker compose run` does; the entrypoint stays.
 	Command []string `yaml:"command"`
 }
 

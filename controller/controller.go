@@ -174,8 +174,9 @@ type convergedState struct {
 }
 
 var (
-	errSuperseded = errors.New("superseded by a newer push")
-	errClosed     = errors.New("the pull request was closed")
+	errSuperseded    = errors.New("superseded by a newer push")
+	errClosed        = errors.New("the pull request was closed")
+	errDeployTimeout = errors.New("the deploy took too long")
 )
 
 // New returns a Controller; Run starts it.

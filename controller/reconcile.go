@@ -258,6 +258,11 @@ func (c *Controller) deploy(ctx context.Context, key Key, rp config.RepoPolicy, 
 	sha := pr.HeadSHA
 	dctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	if limit := c.cfg.BuildTimeout.D(); limit > 0 {
+		var stop context.CancelFunc
+		dctx, stop = context.WithTimeoutCause(dctx, limit, fmt.Errorf("%w (build_timeout %s)", errDeployTimeout, limit))
+		defer stop()
+	}
 	c.mu.Lock()
 	c.inflight[key] = &inflight{sha: sha, cancel: cancel}
 	delete(c.forced, key)
@@ -423,7 +428,10 @@ func (c *Controller) failed(ctx, dctx context.Context, key Key, repo gh.Repo, pr
 	if ctx.Err() != nil {
 		return Result{}, ctx.Err() // shutting down: the next start converges
 	}
-	terminal := errors.Is(err, stack.ErrBadInput)
+	if errors.Is(cause, errDeployTimeout) {
+		err = fmt.Errorf("%w: %v", cause, err)
+	}
+	terminal := errors.Is(err, stack.ErrBadInput) || errors.Is(cause, errDeployTimeout)
 	var xe *gh.ExtractError
 	if errors.As(err, &xe) {
 		terminal = true

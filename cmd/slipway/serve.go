@@ -41,11 +41,14 @@ Without a github section in the configuration, serve runs in local mode: the
 proxy and dashboard serve the environments made by "slipway up".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger()
+			cfg, err := config.LoadController(configPath, nil)
 			if err != nil {
 				return err
 			}
-			cfg, err := config.LoadController(configPath, nil)
+			if g.logFormat == "" {
+				g.logFormat = cfg.LogFormat
+			}
+			log, err := g.logger()
 			if err != nil {
 				return err
 			}
