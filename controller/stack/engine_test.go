@@ -684,3 +684,88 @@ func TestUpRemovesContainersOfAnInterruptedRun(t *testing.T) {
 		t.Errorf("the interrupted run's container %s is still there", ins.ID[:12])
 	}
 }
+
+// The compose features a real file uses, on the real engine: several
+// networks with aliases (API 1.41 connects the second one after create),
+// container_name kept as an alias, replicas, env_file, user, working_dir,
+// read_only with tmpfs, and a command overriding the image's.
+func TestComposeFeatures(t *testing.T) {
+	t.Parallel()
+	e, cli := testEngine(t)
+	dir := writeFixture(t, map[string]string{
+		"compose.yaml": `services:
+  front:
+    image: slipway-test/busybox:1
+    init: true
+    command: ["sleep", "3600"]
+    networks: [edge, back]
+  api:
+    image: slipway-test/busybox:1
+    init: true
+    command: ["sh", "-c", "echo \"$$GREETING from $$(id -u) in $$(pwd)\" > /tmp/hello && exec httpd -f -p 8081 -h /tmp"]
+    user: "65534"
+    working_dir: /tmp
+    read_only: true
+    tmpfs: [/tmp]
+    env_file: [api.env]
+    networks:
+      back:
+        aliases: [backend]
+    deploy:
+      replicas: 2
+  old:
+    image: slipway-test/busybox:1
+    init: true
+    container_name: legacy-db
+    command: ["sh", "-c", "mkdir -p /w && echo old-name-works > /w/hello && exec httpd -f -p 8081 -h /w"]
+    networks: [back]
+networks:
+  edge: {}
+  back: {}
+`,
+		"api.env": "GREETING=hello-from-env-file\n",
+	})
+	src := newSource(t, e, cli, dir)
+	p, res := up(t, e, src)
+	if len(res.Created) != 4 {
+		t.Fatalf("created %v, want front, two api replicas and old", res.Created)
+	}
+	front := contract.ContainerName(p.Name, "front", 1)
+	ins, err := cli.ContainerInspect(context.Background(), front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ins.NetworkSettings.Networks) != 2 {
+		t.Errorf("front is on %d networks, want 2", len(ins.NetworkSettings.Networks))
+	}
+	for _, name := range []string{"api", "backend", contract.ContainerName(p.Name, "api", 2)} {
+		rc, out := execRC(t, cli, front, "timeout", "3", "wget", "-q", "-O", "-", "http://"+name+":8081/hello")
+		if rc != 0 || !strings.Contains(out, "hello-from-env-file from 65534 in /tmp") {
+			t.Errorf("front → %s: %d %q", name, rc, out)
+		}
+	}
+	if rc, out := execRC(t, cli, front, "timeout", "3", "wget", "-q", "-O", "-", "http://legacy-db:8081/hello"); rc != 0 || !strings.Contains(out, "old-name-works") {
+		t.Errorf("container_name is not kept as an alias: %d %q", rc, out)
+	}
+	api := inspectService(t, cli, p.Name, "api")
+	if !api.HostConfig.ReadonlyRootfs || api.Config.User != "65534" || api.Config.WorkingDir != "/tmp" {
+		t.Errorf("api: read-only %v user %q workdir %q", api.HostConfig.ReadonlyRootfs, api.Config.User, api.Config.WorkingDir)
+	}
+	if rc, _ := execRC(t, cli, contract.ContainerName(p.Name, "api", 1), "touch", "/etc/x"); rc == 0 {
+		t.Error("the read-only root filesystem is writable")
+	}
+	// Scale down: a replica goes, the other stays.
+	compose, _ := os.ReadFile(filepath.Join(dir, "compose.yaml"))
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(strings.Replace(string(compose), "replicas: 2", "replicas: 1", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := containerIDs(t, e, p.Name)
+	_, res = up(t, e, src)
+	after := containerIDs(t, e, p.Name)
+	if _, ok := after[contract.ContainerName(p.Name, "api", 2)]; ok || len(res.Removed) != 1 {
+		t.Errorf("scale down: removed %v, containers %v", res.Removed, after)
+	}
+	if after[contract.ContainerName(p.Name, "api", 1)] != before[contract.ContainerName(p.Name, "api", 1)] {
+		t.Error("scale down recreated the remaining replica")
+	}
+}
