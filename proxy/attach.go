@@ -36,6 +36,7 @@ type AttachAPI interface {
 	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)
 	NetworkInspect(ctx context.Context, networkID string, options network.InspectOptions) (network.Inspect, error)
 	NetworkConnect(ctx context.Context, networkID, containerID string, config *network.EndpointSettings) error
+	NetworkDisconnect(ctx context.Context, networkID, containerID string, force bool) error
 	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
 }
 
@@ -52,33 +53,52 @@ type AttacherOptions struct {
 	// MountInfo is the path of this process's mount table; default
 	// /proc/self/mountinfo.
 	MountInfo string
-	// Retry is how often a network that could not be joined is tried again.
-	// Default 5s.
+	// Retry is how often a network that could not be joined is tried
+	// again, and how often networks left empty are looked at. Default 1s.
 	Retry time.Duration
+	// LeaveAfter is how long a project network must have had no other
+	// container before the Attacher leaves it. The pause lets
+	// stack.Engine.Down, which removes the containers and then
+	// force-disconnects whatever is still on the network, finish without
+	// racing the Attacher's own disconnect. Default 3s.
+	LeaveAfter time.Duration
 	// Logger; nil discards logs.
 	Logger *slog.Logger
 }
 
-// Attacher keeps the container Slipway runs in connected to every managed
-// project network, so that its proxy can dial the environments' containers:
-// a process in a container reaches only the networks its container is on.
+// Attacher keeps the container Slipway runs in connected to the managed
+// project networks that have containers, so that its proxy can dial the
+// environments: a process in a container reaches only the networks its
+// container is on.
 //
-// It connects to every network labelled dev.slipway.managed=true at start,
-// then follows network events and connects to each new managed network as
-// soon as it is created, before the project's containers start. It never
-// disconnects: a project's teardown (stack.Engine.Down) force-disconnects
-// every endpoint before removing the network, and a destroyed network is
-// simply forgotten. Networks it could not join are retried.
+// It follows network events. When a container joins a managed network
+// (labelled dev.slipway.managed=true), the Attacher joins it too, before
+// the container can turn healthy. When the last other container has left
+// (an environment stopped, asleep or removed) for LeaveAfter, the Attacher
+// leaves, so that a network removed later (`docker compose -p … down` of a
+// stopped environment) is found empty. stack.Engine.Down does not need it:
+// it force-disconnects every endpoint before removing a network, within
+// the LeaveAfter pause. At start, and whenever the events stream had to be
+// subscribed again, every managed network is looked at. Joins that fail
+// are retried.
 type Attacher struct {
-	docker AttachAPI
-	id     string // full ID of Slipway's own container
-	name   string
-	log    *slog.Logger
-	retry  time.Duration
+	docker     AttachAPI
+	id         string // full ID of Slipway's own container
+	name       string
+	log        *slog.Logger
+	retry      time.Duration
+	leaveAfter time.Duration
 
 	mu      sync.Mutex
 	joined  map[string]bool   // names of the networks the container is on
 	pending map[string]string // network ID → name, joins to retry
+	// empty holds the joined networks seen without other containers, by
+	// ID, with their name and when they were first seen so.
+	empty map[string]emptyNetwork
+	// ownFirst is the first by name of the container's networks that are
+	// not project networks (where it was started).
+	ownFirst      string
+	warnedGateway bool
 }
 
 // NewAttacher returns an Attacher for the container this process runs in,
@@ -89,7 +109,10 @@ func NewAttacher(ctx context.Context, docker AttachAPI, opts AttacherOptions) (*
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Retry <= 0 {
-		opts.Retry = 5 * time.Second
+		opts.Retry = time.Second
+	}
+	if opts.LeaveAfter <= 0 {
+		opts.LeaveAfter = 3 * time.Second
 	}
 	if opts.Hostname == "" {
 		opts.Hostname, _ = os.Hostname()
@@ -102,13 +125,15 @@ func NewAttacher(ctx context.Context, docker AttachAPI, opts AttacherOptions) (*
 		return nil, err
 	}
 	a := &Attacher{
-		docker:  docker,
-		id:      self.ID,
-		name:    strings.TrimPrefix(self.Name, "/"),
-		log:     opts.Logger,
-		retry:   opts.Retry,
-		joined:  map[string]bool{},
-		pending: map[string]string{},
+		docker:     docker,
+		id:         self.ID,
+		name:       strings.TrimPrefix(self.Name, "/"),
+		log:        opts.Logger,
+		retry:      opts.Retry,
+		leaveAfter: opts.LeaveAfter,
+		joined:     map[string]bool{},
+		pending:    map[string]string{},
+		empty:      map[string]emptyNetwork{},
 	}
 	a.setJoined(self)
 	return a, nil
@@ -280,12 +305,11 @@ func (a *Attacher) Run(ctx context.Context) error {
 }
 
 // networkEventFilters selects the network events the Attacher acts on.
-// Network events carry no labels, so a new network is inspected to learn
+// Network events carry no labels, so a network is inspected to learn
 // whether it is managed.
 func networkEventFilters() filters.Args {
 	return filters.NewArgs(
 		filters.Arg("type", string(events.NetworkEventType)),
-		filters.Arg("event", string(events.ActionCreate)),
 		filters.Arg("event", string(events.ActionDestroy)),
 		filters.Arg("event", string(events.ActionConnect)),
 		filters.Arg("event", string(events.ActionDisconnect)),
@@ -320,12 +344,13 @@ func (a *Attacher) watch(ctx context.Context) bool {
 			return ok
 		case <-tick.C:
 			a.retryPending(ctx)
+			a.leaveEmpty(ctx)
 		}
 	}
 }
 
-// Sync refreshes the set of joined networks from the engine and connects
-// the container to every managed network it is not on yet.
+// Sync refreshes the set of joined networks from the engine, joins every
+// managed network that has containers and leaves those that have none.
 func (a *Attacher) Sync(ctx context.Context) error {
 	self, err := a.docker.ContainerInspect(ctx, a.id)
 	if err != nil {
@@ -336,13 +361,35 @@ func (a *Attacher) Sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list managed networks: %w", err)
 	}
+	a.noteOwnNetworks(self, nets)
 	var errs []error
 	for _, n := range nets {
-		if err := a.join(ctx, n.ID, n.Name); err != nil {
+		if err := a.reconcile(ctx, n.ID, n.Name); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// noteOwnNetworks remembers the first by name of the container's networks
+// that are not managed project networks.
+func (a *Attacher) noteOwnNetworks(self container.InspectResponse, managed []network.Summary) {
+	if self.NetworkSettings == nil {
+		return
+	}
+	isManaged := make(map[string]bool, len(managed))
+	for _, n := range managed {
+		isManaged[n.Name] = true
+	}
+	first := ""
+	for name := range self.NetworkSettings.Networks {
+		if !isManaged[name] && (first == "" || name < first) {
+			first = name
+		}
+	}
+	a.mu.Lock()
+	a.ownFirst = first
+	a.mu.Unlock()
 }
 
 // setJoined replaces the joined set with the networks of an inspected self.
@@ -361,39 +408,114 @@ func (a *Attacher) setJoined(self container.InspectResponse) {
 func (a *Attacher) handle(ctx context.Context, m events.Message) {
 	name := m.Actor.Attributes["name"]
 	switch m.Action {
-	case events.ActionCreate:
-		ins, err := a.docker.NetworkInspect(ctx, m.Actor.ID, network.InspectOptions{})
-		if errdefs.IsNotFound(err) {
-			return // already gone
-		}
-		if err != nil {
-			a.log.Warn("inspect new network", "network", name, "err", err)
-			a.setPending(m.Actor.ID, name)
-			return
-		}
-		if ins.Labels[contract.LabelManaged] != "true" {
-			return
-		}
-		if err := a.join(ctx, ins.ID, ins.Name); err != nil {
-			a.log.Warn("join network", "network", ins.Name, "err", err)
-		}
 	case events.ActionDestroy:
 		a.mu.Lock()
 		delete(a.joined, name)
 		delete(a.pending, m.Actor.ID)
+		delete(a.empty, m.Actor.ID)
 		a.mu.Unlock()
 	case events.ActionConnect, events.ActionDisconnect:
-		if m.Actor.Attributes["container"] != a.id {
+		if m.Actor.Attributes["container"] == a.id {
+			a.mu.Lock()
+			if m.Action == events.ActionConnect {
+				a.joined[name] = true
+			} else {
+				delete(a.joined, name)
+			}
+			a.mu.Unlock()
 			return
 		}
-		a.mu.Lock()
-		if m.Action == events.ActionConnect {
-			a.joined[name] = true
-		} else {
-			delete(a.joined, name)
+		// Another container came or went: join a managed network that now
+		// has containers, leave one that has none left.
+		if (m.Action == events.ActionConnect) == a.isJoined(name) {
+			return
 		}
-		a.mu.Unlock()
+		if err := a.reconcile(ctx, m.Actor.ID, name); err != nil {
+			a.log.Warn("follow project network", "network", name, "err", err)
+		}
 	}
+}
+
+// emptyNetwork is a joined network seen without other containers.
+type emptyNetwork struct {
+	name  string
+	since time.Time
+}
+
+// reconcile joins network id if it is managed and has containers other
+// than Slipway's, and leaves it once it has had none for LeaveAfter. A
+// failed join is remembered and retried.
+func (a *Attacher) reconcile(ctx context.Context, id, name string) error {
+	ins, err := a.docker.NetworkInspect(ctx, id, network.InspectOptions{})
+	if errdefs.IsNotFound(err) {
+		a.mu.Lock()
+		delete(a.pending, id)
+		delete(a.empty, id)
+		delete(a.joined, name)
+		a.mu.Unlock()
+		return nil // removed meanwhile
+	}
+	if err != nil {
+		a.setPending(id, name)
+		return fmt.Errorf("inspect network %s: %w", name, err)
+	}
+	if ins.Labels[contract.LabelManaged] != "true" {
+		a.mu.Lock()
+		delete(a.pending, id)
+		a.mu.Unlock()
+		return nil
+	}
+	if hasOtherContainers(ins, a.id) {
+		a.mu.Lock()
+		delete(a.empty, id)
+		a.mu.Unlock()
+		return a.join(ctx, ins.ID, ins.Name)
+	}
+	a.mu.Lock()
+	delete(a.pending, id)
+	_, on := ins.Containers[a.id]
+	on = on || a.joined[ins.Name]
+	e, seen := a.empty[id]
+	if on && !seen {
+		a.empty[id] = emptyNetwork{name: ins.Name, since: time.Now()}
+	}
+	if !on {
+		delete(a.empty, id)
+	}
+	a.mu.Unlock()
+	if on && seen && time.Since(e.since) >= a.leaveAfter {
+		return a.leave(ctx, ins.ID, ins.Name)
+	}
+	return nil
+}
+
+// leaveEmpty looks again at the joined networks seen empty, and leaves
+// those still empty after LeaveAfter.
+func (a *Attacher) leaveEmpty(ctx context.Context) {
+	a.mu.Lock()
+	todo := make(map[string]emptyNetwork, len(a.empty))
+	for id, e := range a.empty {
+		if time.Since(e.since) >= a.leaveAfter {
+			todo[id] = e
+		}
+	}
+	a.mu.Unlock()
+	for id, e := range todo {
+		if err := a.reconcile(ctx, id, e.name); err != nil {
+			a.log.Warn("leave project network", "network", e.name, "err", err)
+		}
+	}
+}
+
+// hasOtherContainers reports whether a network has an endpoint of a
+// container other than self.
+func hasOtherContainers(ins network.Inspect, self string) bool {
+	for id := range ins.Containers {
+		if id != self {
+			return true
+		}
+	}
+	return false
 }
 
 // join connects the container to a network unless it is on it already. A
@@ -402,7 +524,11 @@ func (a *Attacher) join(ctx context.Context, id, name string) error {
 	if a.isJoined(name) {
 		return nil
 	}
-	err := a.docker.NetworkConnect(ctx, id, a.id, nil)
+	// GwPriority below the default keeps the default route (and the
+	// published ports, which follow it) on Slipway's own network, on
+	// engines that honour it (API 1.48+). Older engines pick the gateway
+	// network by name: see warnGateway.
+	err := a.docker.NetworkConnect(ctx, id, a.id, &network.EndpointSettings{GwPriority: joinedGwPriority})
 	switch {
 	case err == nil || isAlreadyConnected(err):
 		a.mu.Lock()
@@ -411,6 +537,7 @@ func (a *Attacher) join(ctx context.Context, id, name string) error {
 		a.mu.Unlock()
 		if err == nil {
 			a.log.Info("joined project network", "network", name)
+			a.warnGateway(name)
 		}
 		return nil
 	case errdefs.IsNotFound(err):
@@ -423,13 +550,29 @@ func (a *Attacher) join(ctx context.Context, id, name string) error {
 	return fmt.Errorf("connect %s to network %s: %w", a.name, name, err)
 }
 
+// leave disconnects the container from a network with no other containers.
+func (a *Attacher) leave(ctx context.Context, id, name string) error {
+	err := a.docker.NetworkDisconnect(ctx, id, a.id, false)
+	if err != nil && !errdefs.IsNotFound(err) && !strings.Contains(err.Error(), "is not connected") {
+		return fmt.Errorf("disconnect %s from network %s: %w", a.name, name, err)
+	}
+	a.mu.Lock()
+	delete(a.joined, name)
+	delete(a.empty, id)
+	a.mu.Unlock()
+	if err == nil {
+		a.log.Info("left project network: no containers left on it", "network", name)
+	}
+	return nil
+}
+
 func (a *Attacher) setPending(id, name string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pending[id] = name
 }
 
-// retryPending tries again the joins that failed.
+// retryPending looks again at the networks whose join failed.
 func (a *Attacher) retryPending(ctx context.Context) {
 	a.mu.Lock()
 	todo := make(map[string]string, len(a.pending))
@@ -438,27 +581,32 @@ func (a *Attacher) retryPending(ctx context.Context) {
 	}
 	a.mu.Unlock()
 	for id, name := range todo {
-		ins, err := a.docker.NetworkInspect(ctx, id, network.InspectOptions{})
-		if errdefs.IsNotFound(err) {
-			a.mu.Lock()
-			delete(a.pending, id)
-			a.mu.Unlock()
-			continue
-		}
-		if err != nil {
-			a.log.Warn("inspect network to join", "network", name, "err", err)
-			continue
-		}
-		if ins.Labels[contract.LabelManaged] != "true" {
-			a.mu.Lock()
-			delete(a.pending, id)
-			a.mu.Unlock()
-			continue
-		}
-		if err := a.join(ctx, ins.ID, ins.Name); err != nil {
-			a.log.Warn("join network", "network", ins.Name, "err", err)
+		if err := a.reconcile(ctx, id, name); err != nil {
+			a.log.Warn("join network", "network", name, "err", err)
 		}
 	}
+}
+
+// joinedGwPriority is the gateway priority of the endpoints the Attacher
+// adds: lower than the default 0 of the container's own networks.
+const joinedGwPriority = -1
+
+// warnGateway warns, once, when a joined network sorts by name before
+// every network Slipway's container was started on. Engines before API
+// 1.48 ignore GwPriority and make the network that sorts first the
+// container's gateway: its default route and its published ports move to
+// the project's network while it exists (and briefly stop answering at
+// each move). Naming Slipway's network so that it sorts first ("0-slipway",
+// as docker-compose.yml does) avoids it.
+func (a *Attacher) warnGateway(joined string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.warnedGateway || a.ownFirst == "" || joined >= a.ownFirst {
+		return
+	}
+	a.warnedGateway = true
+	a.log.Warn("a project network sorts before Slipway's own network: on Docker Engine before 28 the container's default route and published ports move to it; name Slipway's network so that it sorts first, e.g. 0-slipway (see docs/container.md)",
+		"own_network", a.ownFirst, "project_network", joined)
 }
 
 // isAlreadyConnected recognises the engine's answer to connecting a

@@ -1,15 +1,19 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
 
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/internal/contract"
@@ -165,25 +169,38 @@ func TestSharedNetworkIP(t *testing.T) {
 	}
 }
 
-// TestAttacherJoinsManagedNetworks runs the Attacher for a stand-in "self"
-// container on the real engine: it joins a managed network that existed
-// before it started and one created while it runs, never an unmanaged one,
-// and the stack engine's Down still removes a network it joined.
-func TestAttacherJoinsManagedNetworks(t *testing.T) {
+// TestAttacherFollowsProjectNetworks runs the Attacher for a stand-in
+// "self" container on the real engine. It joins a managed network that
+// had a container before it started, and one that gets a container while
+// it runs; never an empty managed network, nor an unmanaged one. When the
+// last container leaves a network it leaves too, so a plain NetworkRemove
+// (what docker compose down does) succeeds; and the stack engine's Down
+// removes a network it is still on.
+func TestAttacherFollowsProjectNetworks(t *testing.T) {
 	cli := dockertest.Client(t)
 	img := dockertest.Busybox(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	selfID := startSleeper(t, cli, img, dockertest.UniqueName("slipway-attach-self-"))
+	selfID := startSleeper(t, cli, img, dockertest.UniqueName("slipway-attach-self-"), "")
 	before := dockertest.UniqueName("attach-before")
 	later := dockertest.UniqueName("attach-later")
+	empty := dockertest.UniqueName("attach-empty")
 	beforeNet := createManagedNetwork(t, cli, before, true)
-	foreign := createManagedNetwork(t, cli, dockertest.UniqueName("attach-foreign"), false)
+	laterNet := createManagedNetwork(t, cli, later, true)
+	emptyNet := createManagedNetwork(t, cli, empty, true)
+	foreignNet := createManagedNetwork(t, cli, dockertest.UniqueName("attach-foreign"), false)
+	startProjectContainer(t, cli, img, before, beforeNet)
+	startSleeper(t, cli, img, dockertest.UniqueName("slipway-attach-foreign-"), foreignNet)
 
 	// Found by its hostname (the short ID), as in a container by default;
 	// the mount table of this test process names no container of this engine.
-	a, err := NewAttacher(ctx, cli, AttacherOptions{Hostname: selfID[:12], MountInfo: "/nonexistent", Retry: 100 * time.Millisecond})
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	a, err := NewAttacher(ctx, cli, AttacherOptions{
+		Hostname: selfID[:12], MountInfo: "/nonexistent",
+		Retry: 100 * time.Millisecond, LeaveAfter: 2 * time.Second, Logger: log,
+	})
 	if err != nil || a == nil {
 		t.Fatalf("NewAttacher by hostname = %v, %v; want an attacher", a, err)
 	}
@@ -193,41 +210,94 @@ func TestAttacherJoinsManagedNetworks(t *testing.T) {
 	stop := a.Start(ctx)
 	defer stop()
 
-	laterNet := createManagedNetwork(t, cli, later, true)
-	waitNetworks(t, cli, selfID, func(nets map[string]*network.EndpointSettings) bool {
-		return nets[beforeNet] != nil && nets[laterNet] != nil
-	})
+	waitNetworks(t, cli, selfID, func(nets map[string]*network.EndpointSettings) bool { return nets[beforeNet] != nil })
+	laterID := startProjectContainer(t, cli, img, later, laterNet)
+	waitNetworks(t, cli, selfID, func(nets map[string]*network.EndpointSettings) bool { return nets[laterNet] != nil })
 	ins, err := cli.ContainerInspect(ctx, selfID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ins.NetworkSettings.Networks[foreign] != nil {
-		t.Errorf("joined the unmanaged network %s", foreign)
+	for _, n := range []string{emptyNet, foreignNet} {
+		if ins.NetworkSettings.Networks[n] != nil {
+			t.Errorf("joined %s", n)
+		}
 	}
-	ip := ins.NetworkSettings.Networks[laterNet].IPAddress
+	if ins.NetworkSettings.Networks[laterNet].IPAddress == "" {
+		t.Errorf("no address on %s after joining", laterNet)
+	}
 	backend := map[string]string{laterNet: "10.200.0.9", "elsewhere": "10.201.0.9"}
 	if got := a.BackendIP(later, backend); got != "10.200.0.9" {
 		t.Errorf("BackendIP = %q, want the address on the joined %s", got, laterNet)
 	}
-	if ip == "" {
-		t.Errorf("no address on %s after joining", laterNet)
+
+	// The stand-in runs on the default "bridge" network, which sorts after
+	// the project networks: on engines before API 1.48 they become its
+	// gateway, which the operator is told once.
+	if got := strings.Count(logs.String(), "sorts before Slipway's own network"); got != 1 {
+		t.Errorf("gateway warning logged %d times, want once:\n%s", got, logs.String())
+	}
+	if !strings.Contains(logs.String(), "own_network=bridge") {
+		t.Errorf("gateway warning does not name the own network:\n%s", logs.String())
 	}
 
-	// Down of the project detaches the proxy's container and removes the
-	// network; the Attacher does not join it again.
+	// Down of a project whose network the stand-in is still on: Down
+	// force-disconnects it, within the Attacher's pause before leaving.
 	engine := stack.NewEngine(cli, nil, stack.EngineOptions{})
-	if err := engine.Down(ctx, later); err != nil {
-		t.Fatalf("down %s with the proxy attached: %v", later, err)
+	if err := engine.Down(ctx, before); err != nil {
+		t.Fatalf("down %s with the proxy attached: %v", before, err)
 	}
-	if _, err := cli.NetworkInspect(ctx, laterNet, network.InspectOptions{}); err == nil {
-		t.Fatalf("network %s still exists after down", laterNet)
+
+	// A stopped environment removed as docker compose down does: the
+	// Attacher has left the network once its containers were gone.
+	if err := cli.ContainerStop(ctx, laterID, container.StopOptions{Timeout: new(int)}); err != nil {
+		t.Fatal(err)
+	}
+	waitNetworks(t, cli, selfID, func(nets map[string]*network.EndpointSettings) bool { return nets[laterNet] == nil })
+	if !strings.Contains(logs.String(), "left project network") {
+		t.Errorf("leaving not logged:\n%s", logs.String())
+	}
+	if err := cli.ContainerRemove(ctx, laterID, container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.NetworkRemove(ctx, laterNet); err != nil {
+		t.Errorf("remove %s after its containers: %v", laterNet, err)
+	}
+	if _, err := cli.NetworkInspect(ctx, beforeNet, network.InspectOptions{}); err == nil {
+		t.Fatalf("network %s still exists after down", beforeNet)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for slices.Contains(a.Networks(), laterNet) {
+	for slices.ContainsFunc(a.Networks(), func(n string) bool { return n == beforeNet || n == laterNet }) {
 		if time.Now().After(deadline) {
-			t.Fatalf("attacher still lists %s as joined: %v", laterNet, a.Networks())
+			t.Fatalf("attacher still lists removed networks as joined: %v", a.Networks())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestHasOtherContainers(t *testing.T) {
+	withEndpoints := func(ids ...string) network.Inspect {
+		ins := network.Inspect{Containers: map[string]network.EndpointResource{}}
+		for _, id := range ids {
+			ins.Containers[id] = network.EndpointResource{}
+		}
+		return ins
+	}
+	tests := []struct {
+		name string
+		ins  network.Inspect
+		want bool
+	}{
+		{"empty", withEndpoints(), false},
+		{"only self", withEndpoints(idA), false},
+		{"self and a service", withEndpoints(idA, idB), true},
+		{"a service", withEndpoints(idB), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := hasOtherContainers(tt.ins, idA); got != tt.want {
+				t.Errorf("hasOtherContainers = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -237,7 +307,7 @@ func TestNewAttacherOutsideAContainer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	name := dockertest.UniqueName("slipway-attach-named-")
-	startSleeper(t, cli, img, name)
+	startSleeper(t, cli, img, name, "")
 
 	// A host whose name happens to be a container's name is not that container.
 	for _, hostname := range []string{name, "no-such-container-" + name} {
@@ -257,16 +327,55 @@ func TestNewAttacherOutsideAContainer(t *testing.T) {
 	}
 }
 
-// startSleeper runs a busybox container that sleeps, removed at cleanup.
-func startSleeper(t *testing.T, cli *client.Client, img, name string) string {
+// syncBuffer is a bytes.Buffer safe for the Attacher's goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startSleeper runs a busybox container that sleeps, on netName (or the
+// default bridge), removed at cleanup.
+func startSleeper(t *testing.T, cli *client.Client, img, name, netName string) string {
+	t.Helper()
+	return startContainer(t, cli, &container.Config{Image: img, Cmd: []string{"sleep", "300"}}, name, netName)
+}
+
+// startProjectContainer runs a sleeping service container of project on
+// netName, labelled as the stack engine labels it.
+func startProjectContainer(t *testing.T, cli *client.Client, img, project, netName string) string {
+	t.Helper()
+	return startContainer(t, cli, &container.Config{
+		Image: img, Cmd: []string{"sleep", "300"},
+		Labels: map[string]string{contract.LabelManaged: "true", contract.LabelProject: project, contract.LabelService: "web"},
+	}, contract.ContainerName(project, "web", 1), netName)
+}
+
+func startContainer(t *testing.T, cli *client.Client, cfg *container.Config, name, netName string) string {
 	t.Helper()
 	ctx := context.Background()
-	resp, err := cli.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{"sleep", "300"}}, &container.HostConfig{}, nil, nil, name)
+	hc := &container.HostConfig{}
+	if netName != "" {
+		hc.NetworkMode = container.NetworkMode(netName)
+	}
+	resp, err := cli.ContainerCreate(ctx, cfg, hc, nil, nil, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := cli.ContainerRemove(context.Background(), resp.ID, container.RemoveOptions{Force: true}); err != nil {
+		err := cli.ContainerRemove(context.Background(), resp.ID, container.RemoveOptions{Force: true})
+		if err != nil && !errdefs.IsNotFound(err) {
 			t.Errorf("remove %s: %v", name, err)
 		}
 	})
