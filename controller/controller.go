@@ -295,7 +295,7 @@ func (c *Controller) worker(ctx context.Context) {
 		switch {
 		case err != nil && ctx.Err() == nil:
 			d := c.queue.AddRateLimited(key)
-			c.log.Warn("reconcile failed; retrying", "key", key.String(), "retry_in", d, "err", c.mask.String(err.Error()))
+			c.log.Warn("reconcile failed; retrying", "key", key.String(), "project", c.projectOf(key), "retry_in", d, "err", c.mask.String(err.Error()))
 		case err == nil:
 			c.queue.Forget(key)
 			if res.RequeueAfter > 0 {
@@ -389,6 +389,12 @@ func (c *Controller) keyOf(project string) (Key, bool) {
 		}
 	}
 	return Key{}, false
+}
+
+// projectOf is the compose project of key.
+func (c *Controller) projectOf(key Key) string {
+	owner, name, _ := strings.Cut(key.Repo, "/")
+	return contract.ProjectName(owner, name, key.PR)
 }
 
 // repoOf returns the GitHub repo of key with the installation last seen.

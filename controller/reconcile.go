@@ -520,7 +520,7 @@ func (c *Controller) teardown(ctx context.Context, key Key, repo gh.Repo, projec
 	}
 	c.report(ctx, gh.Status{Repo: repo, PR: key.PR, SHA: sha, Phase: gh.PhaseRemoved, Reason: reason})
 	c.clearRoute(project)
-	c.log.Info("environment removed", "project", project, "why", reason)
+	c.log.Info("environment removed", "project", project, "sha", sha, "why", reason)
 	return Result{}, nil
 }
 
@@ -581,7 +581,7 @@ func (c *Controller) lifetimes(ctx context.Context, key Key, rp config.RepoPolic
 				return Result{}, fmt.Errorf("put %s to sleep: %w", project, err)
 			}
 			c.recordPhase(ctx, project, store.PhaseEntry{Phase: store.PhaseSleeping, SHA: st.SHA, Detail: fmt.Sprintf("idle for %s", humanDuration(now.Sub(last)))})
-			c.log.Info("environment asleep", "project", project)
+			c.log.Info("environment asleep", "project", project, "sha", st.SHA)
 		}
 	}
 	return Result{}, nil
@@ -611,7 +611,7 @@ func (c *Controller) sleeping(ctx context.Context, key Key, repo gh.Repo, projec
 		sha = env.SHA
 	}
 	c.recordPhase(ctx, project, store.PhaseEntry{Phase: store.PhaseReady, SHA: sha, Detail: "woken by a request"})
-	c.log.Info("environment woken", "project", project)
+	c.log.Info("environment woken", "project", project, "sha", sha)
 	return Result{}, nil
 }
 
@@ -695,7 +695,7 @@ func (c *Controller) ensureRecorded(ctx context.Context, key Key, project string
 func (c *Controller) recordPhase(ctx context.Context, project string, e store.PhaseEntry) {
 	e.Detail = c.mask.String(e.Detail)
 	if err := c.store.RecordPhase(ctx, project, e); err != nil {
-		c.log.Warn("record phase", "project", project, "phase", e.Phase, "err", err)
+		c.log.Warn("record phase", "project", project, "sha", e.SHA, "phase", e.Phase, "err", err)
 		return
 	}
 	c.metrics.setPhase(project, string(e.Phase))
@@ -706,7 +706,7 @@ func (c *Controller) recordPhase(ctx context.Context, project string, e store.Ph
 // resync reports again.
 func (c *Controller) report(ctx context.Context, s gh.Status) {
 	if err := c.reporter.Report(ctx, s); err != nil {
-		c.log.Warn("report to GitHub", "repo", s.Repo.String(), "pr", s.PR, "phase", s.Phase, "err", c.mask.String(err.Error()))
+		c.log.Warn("report to GitHub", "project", contract.ProjectName(s.Repo.Owner, s.Repo.Name, s.PR), "sha", s.SHA, "phase", s.Phase, "err", c.mask.String(err.Error()))
 	}
 }
 
