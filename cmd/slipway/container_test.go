@@ -85,6 +85,7 @@ func TestContainerImageServesPreviews(t *testing.T) {
 	if logs := run.logs(t); !strings.Contains(logs, "joining project networks") {
 		t.Fatalf("slipway did not find its own container:\n%s", logs)
 	}
+	published := run.publishedPort(t, ctx)
 
 	// What was declared is what runs.
 	ins, err := cli.ContainerInspect(ctx, run.id)
@@ -149,6 +150,12 @@ func TestContainerImageServesPreviews(t *testing.T) {
 	}
 	if ins.NetworkSettings.Networks[projectNet] == nil {
 		t.Errorf("slipway's container is not on %s", projectNet)
+	}
+	if p := run.publishedPort(t, ctx); p != published {
+		t.Errorf("joining %s moved the published port from %s to %s", projectNet, published, p)
+	}
+	if logs := run.logs(t); strings.Contains(logs, "sorts before Slipway's own network") {
+		t.Errorf("gateway warning although Slipway's network sorts first:\n%s", logs)
 	}
 
 	// Removal: the proxy being attached does not keep the network alive.
@@ -339,7 +346,10 @@ type runningSlipway struct {
 // loopback. Container, network and volume are removed at cleanup.
 func runSlipwayContainer(t *testing.T, ctx context.Context, cli *client.Client, sc slipwayContainer) *runningSlipway {
 	t.Helper()
-	name := dockertest.UniqueName("slipway-ctr-")
+	// "0-" sorts before every project network name: on engines before API
+	// 1.48 the network that sorts first is the container's gateway, and its
+	// published ports follow the gateway (docs/container.md).
+	name := dockertest.UniqueName("0-slipway-ctr-")
 	if _, err := cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge"}); err != nil {
 		t.Fatal(err)
 	}
@@ -394,17 +404,22 @@ func runSlipwayContainer(t *testing.T, ctx context.Context, cli *client.Client, 
 	if sc.cmd != nil {
 		return r // a one-off command: no port to wait for
 	}
-	ins, err := cli.ContainerInspect(ctx, resp.ID)
+	r.hostPort = r.publishedPort(t, ctx)
+	return r
+}
+
+// publishedPort returns the host port 8080 is published on.
+func (r *runningSlipway) publishedPort(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	ins, err := r.cli.ContainerInspect(ctx, r.id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := ins.NetworkSettings.Ports[port]; len(b) > 0 {
-		r.hostPort = b[0].HostPort
+	if b := ins.NetworkSettings.Ports["8080/tcp"]; len(b) > 0 && b[0].HostPort != "" {
+		return b[0].HostPort
 	}
-	if r.hostPort == "" {
-		t.Fatalf("port 8080 of %s is not published: %v", name, ins.NetworkSettings.Ports)
-	}
-	return r
+	t.Fatalf("port 8080 of %s is not published: %v", ins.Name, ins.NetworkSettings.Ports)
+	return ""
 }
 
 // logs returns the container's output so far.
