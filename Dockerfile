@@ -20,7 +20,8 @@
 # Running it: the Docker socket mounted, with the socket's group added
 # (stat -c %g /var/run/docker.sock) so the non-root user may use it:
 #
-#   docker run -d --name slipway -p 80:80 -p 443:443 \
+#   docker network create 0-slipway     # sorts before project networks
+#   docker run -d --name slipway --network 0-slipway -p 80:80 -p 443:443 \
 #     -v /var/run/docker.sock:/var/run/docker.sock \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
 #     -v "$PWD/slipway.yaml:/etc/slipway/slipway.yaml:ro" \

@@ -33,6 +33,7 @@ const EnvContainerID = "SLIPWAY_CONTAINER_ID"
 // *client.Client satisfies it.
 type AttachAPI interface {
 	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)
 	NetworkInspect(ctx context.Context, networkID string, options network.InspectOptions) (network.Inspect, error)
 	NetworkConnect(ctx context.Context, networkID, containerID string, config *network.EndpointSettings) error
@@ -48,6 +49,11 @@ type AttacherOptions struct {
 	// (Docker's default hostname is the short container ID). An explicit ID
 	// that names no container is an error.
 	ContainerID string
+	// Domain limits the networks joined to those of containers exposed
+	// under it (dev.slipway.route.host is the domain or a subdomain): the
+	// proxy dials nothing else, and another Slipway on the same engine
+	// keeps its own networks. Empty means every exposed container.
+	Domain string
 	// Hostname of this process; default os.Hostname().
 	Hostname string
 	// MountInfo is the path of this process's mount table; default
@@ -56,7 +62,7 @@ type AttacherOptions struct {
 	// Retry is how often a network that could not be joined is tried
 	// again, and how often networks left empty are looked at. Default 1s.
 	Retry time.Duration
-	// LeaveAfter is how long a project network must have had no other
+	// LeaveAfter is how long a project network must have had no exposed
 	// container before the Attacher leaves it. The pause lets
 	// stack.Engine.Down, which removes the containers and then
 	// force-disconnects whatever is still on the network, finish without
@@ -71,9 +77,11 @@ type AttacherOptions struct {
 // environments: a process in a container reaches only the networks its
 // container is on.
 //
-// It follows network events. When a container joins a managed network
+// It follows network events. When a container exposed through the proxy
+// (dev.slipway.route.host under the domain) joins a managed network
 // (labelled dev.slipway.managed=true), the Attacher joins it too, before
-// the container can turn healthy. When the last other container has left
+// the container can turn healthy; networks without an exposed service (a
+// database's) are never joined. When the last exposed container has left
 // (an environment stopped, asleep or removed) for LeaveAfter, the Attacher
 // leaves, so that a network removed later (`docker compose -p … down` of a
 // stopped environment) is found empty. stack.Engine.Down does not need it:
@@ -88,11 +96,12 @@ type Attacher struct {
 	log        *slog.Logger
 	retry      time.Duration
 	leaveAfter time.Duration
+	domain     string
 
 	mu      sync.Mutex
 	joined  map[string]bool   // names of the networks the container is on
 	pending map[string]string // network ID → name, joins to retry
-	// empty holds the joined networks seen without other containers, by
+	// empty holds the joined networks seen without exposed containers, by
 	// ID, with their name and when they were first seen so.
 	empty map[string]emptyNetwork
 	// ownFirst is the first by name of the container's networks that are
@@ -131,6 +140,7 @@ func NewAttacher(ctx context.Context, docker AttachAPI, opts AttacherOptions) (*
 		log:        opts.Logger,
 		retry:      opts.Retry,
 		leaveAfter: opts.LeaveAfter,
+		domain:     contract.NormalizeHost(opts.Domain),
 		joined:     map[string]bool{},
 		pending:    map[string]string{},
 		empty:      map[string]emptyNetwork{},
@@ -350,7 +360,8 @@ func (a *Attacher) watch(ctx context.Context) bool {
 }
 
 // Sync refreshes the set of joined networks from the engine, joins every
-// managed network that has containers and leaves those that have none.
+// managed network that has an exposed container and leaves those that have
+// none.
 func (a *Attacher) Sync(ctx context.Context) error {
 	self, err := a.docker.ContainerInspect(ctx, a.id)
 	if err != nil {
@@ -425,26 +436,69 @@ func (a *Attacher) handle(ctx context.Context, m events.Message) {
 			a.mu.Unlock()
 			return
 		}
-		// Another container came or went: join a managed network that now
-		// has containers, leave one that has none left.
-		if (m.Action == events.ActionConnect) == a.isJoined(name) {
-			return
-		}
-		if err := a.reconcile(ctx, m.Actor.ID, name); err != nil {
-			a.log.Warn("follow project network", "network", name, "err", err)
+		joined := a.isJoined(name)
+		switch {
+		case m.Action == events.ActionConnect && !joined:
+			// A container is starting on it: join if it is exposed. (The
+			// engine does not list it on the network yet.)
+			if err := a.joinFor(ctx, m.Actor.ID, name, m.Actor.Attributes["container"]); err != nil {
+				a.log.Warn("follow project network", "network", name, "err", err)
+			}
+		case m.Action == events.ActionDisconnect && joined:
+			// A container went: look again after LeaveAfter (its state may
+			// not say "exited" yet).
+			a.mu.Lock()
+			if _, seen := a.empty[m.Actor.ID]; !seen {
+				a.empty[m.Actor.ID] = emptyNetwork{name: name, since: time.Now()}
+			}
+			a.mu.Unlock()
 		}
 	}
 }
 
-// emptyNetwork is a joined network seen without other containers.
+// joinFor joins network id when the container connecting to it is exposed
+// under the domain and the network is managed.
+func (a *Attacher) joinFor(ctx context.Context, id, name, containerID string) error {
+	c, err := a.docker.ContainerInspect(ctx, containerID)
+	if errdefs.IsNotFound(err) {
+		return nil // gone already
+	}
+	if err != nil {
+		return a.reconcile(ctx, id, name) // judge from the network instead
+	}
+	if c.Config == nil || c.Config.Labels[contract.LabelManaged] != "true" ||
+		!servesNetwork([]container.Summary{{ID: c.ID, Labels: c.Config.Labels}}, a.id, a.domain) {
+		return nil
+	}
+	ins, err := a.docker.NetworkInspect(ctx, id, network.InspectOptions{})
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		a.setPending(id, name)
+		return fmt.Errorf("inspect network %s: %w", name, err)
+	}
+	if ins.Labels[contract.LabelManaged] != "true" {
+		return nil
+	}
+	a.mu.Lock()
+	delete(a.empty, id)
+	a.mu.Unlock()
+	return a.join(ctx, ins.ID, ins.Name)
+}
+
+// emptyNetwork is a joined network that may have lost its exposed
+// containers, since when.
 type emptyNetwork struct {
 	name  string
 	since time.Time
 }
 
-// reconcile joins network id if it is managed and has containers other
-// than Slipway's, and leaves it once it has had none for LeaveAfter. A
-// failed join is remembered and retried.
+// reconcile looks at network id: it joins it if it is managed and a live
+// container on it is exposed under the domain. Otherwise, when Slipway's
+// container is on it, it leaves once LeaveAfter has passed since the
+// network was first seen (or reported) without one. A failed join is
+// remembered and retried.
 func (a *Attacher) reconcile(ctx context.Context, id, name string) error {
 	ins, err := a.docker.NetworkInspect(ctx, id, network.InspectOptions{})
 	if errdefs.IsNotFound(err) {
@@ -462,10 +516,20 @@ func (a *Attacher) reconcile(ctx context.Context, id, name string) error {
 	if ins.Labels[contract.LabelManaged] != "true" {
 		a.mu.Lock()
 		delete(a.pending, id)
+		delete(a.empty, id)
 		a.mu.Unlock()
 		return nil
 	}
-	if hasOtherContainers(ins, a.id) {
+	exposed, err := a.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("network", ins.ID),
+		filters.Arg("label", contract.ManagedFilter),
+		filters.Arg("label", contract.LabelRouteHost),
+	)})
+	if err != nil {
+		a.setPending(id, name)
+		return fmt.Errorf("list the containers of network %s: %w", name, err)
+	}
+	if servesNetwork(exposed, a.id, a.domain) {
 		a.mu.Lock()
 		delete(a.empty, id)
 		a.mu.Unlock()
@@ -476,11 +540,11 @@ func (a *Attacher) reconcile(ctx context.Context, id, name string) error {
 	_, on := ins.Containers[a.id]
 	on = on || a.joined[ins.Name]
 	e, seen := a.empty[id]
-	if on && !seen {
-		a.empty[id] = emptyNetwork{name: ins.Name, since: time.Now()}
-	}
-	if !on {
+	switch {
+	case !on:
 		delete(a.empty, id)
+	case !seen:
+		a.empty[id] = emptyNetwork{name: ins.Name, since: time.Now()}
 	}
 	a.mu.Unlock()
 	if on && seen && time.Since(e.since) >= a.leaveAfter {
@@ -507,11 +571,21 @@ func (a *Attacher) leaveEmpty(ctx context.Context) {
 	}
 }
 
-// hasOtherContainers reports whether a network has an endpoint of a
-// container other than self.
-func hasOtherContainers(ins network.Inspect, self string) bool {
-	for id := range ins.Containers {
-		if id != self {
+// servesNetwork reports whether the proxy needs a network: one of the
+// containers on it (other than the proxy's own) is live — created,
+// starting, running, restarting or paused, not stopped — and exposed under
+// domain (any domain when empty).
+func servesNetwork(containers []container.Summary, self, domain string) bool {
+	for _, c := range containers {
+		switch c.State {
+		case container.StateExited, container.StateDead, container.StateRemoving:
+			continue
+		}
+		if c.ID == self {
+			continue
+		}
+		host := contract.NormalizeHost(c.Labels[contract.LabelRouteHost])
+		if host != "" && (domain == "" || host == domain || strings.HasSuffix(host, "."+domain)) {
 			return true
 		}
 	}
@@ -550,7 +624,7 @@ func (a *Attacher) join(ctx context.Context, id, name string) error {
 	return fmt.Errorf("connect %s to network %s: %w", a.name, name, err)
 }
 
-// leave disconnects the container from a network with no other containers.
+// leave disconnects the container from a network with no exposed containers.
 func (a *Attacher) leave(ctx context.Context, id, name string) error {
 	err := a.docker.NetworkDisconnect(ctx, id, a.id, false)
 	if err != nil && !errdefs.IsNotFound(err) && !strings.Contains(err.Error(), "is not connected") {
@@ -561,7 +635,7 @@ func (a *Attacher) leave(ctx context.Context, id, name string) error {
 	delete(a.empty, id)
 	a.mu.Unlock()
 	if err == nil {
-		a.log.Info("left project network: no containers left on it", "network", name)
+		a.log.Info("left project network: no exposed container left on it", "network", name)
 	}
 	return nil
 }

@@ -170,10 +170,11 @@ func TestSharedNetworkIP(t *testing.T) {
 }
 
 // TestAttacherFollowsProjectNetworks runs the Attacher for a stand-in
-// "self" container on the real engine. It joins a managed network that
-// had a container before it started, and one that gets a container while
-// it runs; never an empty managed network, nor an unmanaged one. When the
-// last container leaves a network it leaves too, so a plain NetworkRemove
+// "self" container on the real engine. It joins the network of an exposed
+// container that ran before it started, and of one started while it runs;
+// never a network without an exposed container (a database's), one whose
+// container is exposed under another domain, nor an unmanaged one. When
+// the exposed containers have stopped it leaves, so a plain NetworkRemove
 // (what docker compose down does) succeeds; and the stack engine's Down
 // removes a network it is still on.
 func TestAttacherFollowsProjectNetworks(t *testing.T) {
@@ -181,24 +182,29 @@ func TestAttacherFollowsProjectNetworks(t *testing.T) {
 	img := dockertest.Busybox(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	domain := dockertest.UniqueName("attach") + ".localhost"
 
 	selfID := startSleeper(t, cli, img, dockertest.UniqueName("slipway-attach-self-"), "")
 	before := dockertest.UniqueName("attach-before")
 	later := dockertest.UniqueName("attach-later")
-	empty := dockertest.UniqueName("attach-empty")
+	dbOnly := dockertest.UniqueName("attach-db")
+	other := dockertest.UniqueName("attach-other")
 	beforeNet := createManagedNetwork(t, cli, before, true)
 	laterNet := createManagedNetwork(t, cli, later, true)
-	emptyNet := createManagedNetwork(t, cli, empty, true)
-	foreignNet := createManagedNetwork(t, cli, dockertest.UniqueName("attach-foreign"), false)
-	startProjectContainer(t, cli, img, before, beforeNet)
-	startSleeper(t, cli, img, dockertest.UniqueName("slipway-attach-foreign-"), foreignNet)
+	dbNet := createManagedNetwork(t, cli, dbOnly, true)
+	otherNet := createManagedNetwork(t, cli, other, true)
+	unmanagedNet := createManagedNetwork(t, cli, dockertest.UniqueName("attach-unmanaged"), false)
+	startProjectContainer(t, cli, img, before, beforeNet, "pr-1."+domain)
+	startProjectContainer(t, cli, img, dbOnly, dbNet, "")
+	startProjectContainer(t, cli, img, other, otherNet, "pr-1.other-"+domain)
+	startProjectContainer(t, cli, img, dockertest.UniqueName("attach-unmanaged"), unmanagedNet, "pr-2."+domain)
 
 	// Found by its hostname (the short ID), as in a container by default;
 	// the mount table of this test process names no container of this engine.
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	a, err := NewAttacher(ctx, cli, AttacherOptions{
-		Hostname: selfID[:12], MountInfo: "/nonexistent",
+		Domain: domain, Hostname: selfID[:12], MountInfo: "/nonexistent",
 		Retry: 100 * time.Millisecond, LeaveAfter: 2 * time.Second, Logger: log,
 	})
 	if err != nil || a == nil {
@@ -211,13 +217,13 @@ func TestAttacherFollowsProjectNetworks(t *testing.T) {
 	defer stop()
 
 	waitNetworks(t, cli, selfID, func(nets map[string]*network.EndpointSettings) bool { return nets[beforeNet] != nil })
-	laterID := startProjectContainer(t, cli, img, later, laterNet)
+	laterID := startProjectContainer(t, cli, img, later, laterNet, "pr-3."+domain)
 	waitNetworks(t, cli, selfID, func(nets map[string]*network.EndpointSettings) bool { return nets[laterNet] != nil })
 	ins, err := cli.ContainerInspect(ctx, selfID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{emptyNet, foreignNet} {
+	for _, n := range []string{dbNet, otherNet, unmanagedNet} {
 		if ins.NetworkSettings.Networks[n] != nil {
 			t.Errorf("joined %s", n)
 		}
@@ -248,22 +254,24 @@ func TestAttacherFollowsProjectNetworks(t *testing.T) {
 	}
 
 	// A stopped environment removed as docker compose down does: the
-	// Attacher has left the network once its containers were gone.
+	// Attacher has left the network once its containers stopped.
 	if err := cli.ContainerStop(ctx, laterID, container.StopOptions{Timeout: new(int)}); err != nil {
 		t.Fatal(err)
 	}
 	waitNetworks(t, cli, selfID, func(nets map[string]*network.EndpointSettings) bool { return nets[laterNet] == nil })
-	if !strings.Contains(logs.String(), "left project network") {
-		t.Errorf("leaving not logged:\n%s", logs.String())
+	// The engine has the container off the network a moment before the
+	// Attacher's call returns and it logs.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "left project network"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("leaving not logged:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if err := cli.ContainerRemove(ctx, laterID, container.RemoveOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := cli.NetworkRemove(ctx, laterNet); err != nil {
 		t.Errorf("remove %s after its containers: %v", laterNet, err)
-	}
-	if _, err := cli.NetworkInspect(ctx, beforeNet, network.InspectOptions{}); err == nil {
-		t.Fatalf("network %s still exists after down", beforeNet)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for slices.ContainsFunc(a.Networks(), func(n string) bool { return n == beforeNet || n == laterNet }) {
@@ -274,28 +282,37 @@ func TestAttacherFollowsProjectNetworks(t *testing.T) {
 	}
 }
 
-func TestHasOtherContainers(t *testing.T) {
-	withEndpoints := func(ids ...string) network.Inspect {
-		ins := network.Inspect{Containers: map[string]network.EndpointResource{}}
-		for _, id := range ids {
-			ins.Containers[id] = network.EndpointResource{}
-		}
-		return ins
+func TestServesNetwork(t *testing.T) {
+	exposed := func(id, host string) container.Summary {
+		return container.Summary{ID: id, Labels: map[string]string{contract.LabelRouteHost: host}}
 	}
 	tests := []struct {
-		name string
-		ins  network.Inspect
-		want bool
+		name    string
+		running []container.Summary
+		domain  string
+		want    bool
 	}{
-		{"empty", withEndpoints(), false},
-		{"only self", withEndpoints(idA), false},
-		{"self and a service", withEndpoints(idA, idB), true},
-		{"a service", withEndpoints(idB), true},
+		{"nothing running", nil, "p.example.com", false},
+		{"a preview under the domain", []container.Summary{exposed(idB, "pr-1.p.example.com")}, "p.example.com", true},
+		{"the host label in another case", []container.Summary{exposed(idB, "PR-1.P.Example.com")}, "p.example.com", true},
+		{"the domain itself", []container.Summary{exposed(idB, "p.example.com")}, "p.example.com", true},
+		{"another Slipway's domain", []container.Summary{exposed(idB, "pr-1.other.example.com")}, "p.example.com", false},
+		{"a look-alike suffix", []container.Summary{exposed(idB, "pr-1.xp.example.com")}, "p.example.com", false},
+		{"not exposed (a database)", []container.Summary{{ID: idB, Labels: map[string]string{}}}, "p.example.com", false},
+		{"only the proxy itself", []container.Summary{exposed(idA, "pr-1.p.example.com")}, "p.example.com", false},
+		{"any domain", []container.Summary{exposed(idB, "pr-1.anything.test")}, "", true},
+		{"stopped (asleep)", []container.Summary{{ID: idB, State: container.StateExited, Labels: map[string]string{contract.LabelRouteHost: "pr-1.p.example.com"}}}, "p.example.com", false},
+		{"starting", []container.Summary{{ID: idB, State: container.StateCreated, Labels: map[string]string{contract.LabelRouteHost: "pr-1.p.example.com"}}}, "p.example.com", true},
+		{"one stopped, one running", []container.Summary{
+			{ID: idB, State: container.StateExited, Labels: map[string]string{contract.LabelRouteHost: "pr-1.p.example.com"}},
+			{ID: idA[:10] + "ff", State: container.StateRunning, Labels: map[string]string{contract.LabelRouteHost: "api-pr-1.p.example.com"}},
+		}, "p.example.com", true},
+		{"a malformed host", []container.Summary{exposed(idB, "bad host!")}, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := hasOtherContainers(tt.ins, idA); got != tt.want {
-				t.Errorf("hasOtherContainers = %v, want %v", got, tt.want)
+			if got := servesNetwork(tt.running, idA, tt.domain); got != tt.want {
+				t.Errorf("servesNetwork = %v, want %v", got, tt.want)
 			}
 		})
 	}
@@ -353,13 +370,17 @@ func startSleeper(t *testing.T, cli *client.Client, img, name, netName string) s
 }
 
 // startProjectContainer runs a sleeping service container of project on
-// netName, labelled as the stack engine labels it.
-func startProjectContainer(t *testing.T, cli *client.Client, img, project, netName string) string {
+// netName, labelled as the stack engine labels it; exposed at host unless
+// host is empty.
+func startProjectContainer(t *testing.T, cli *client.Client, img, project, netName, host string) string {
 	t.Helper()
-	return startContainer(t, cli, &container.Config{
-		Image: img, Cmd: []string{"sleep", "300"},
-		Labels: map[string]string{contract.LabelManaged: "true", contract.LabelProject: project, contract.LabelService: "web"},
-	}, contract.ContainerName(project, "web", 1), netName)
+	labels := map[string]string{contract.LabelManaged: "true", contract.LabelProject: project, contract.LabelService: "web"}
+	if host != "" {
+		labels[contract.LabelRouteHost] = host
+		labels[contract.LabelRoutePort] = "8080"
+	}
+	return startContainer(t, cli, &container.Config{Image: img, Cmd: []string{"sleep", "300"}, Labels: labels},
+		contract.ContainerName(project, "web", 1), netName)
 }
 
 func startContainer(t *testing.T, cli *client.Client, cfg *container.Config, name, netName string) string {

@@ -166,6 +166,16 @@ func TestContainerImageServesPreviews(t *testing.T) {
 		t.Errorf("network %s still exists after down", projectNet)
 	}
 	waitHTTP(t, ctx, base+"/", host, http.StatusNotFound, "", run)
+	// It joined no other network: not the previews of other domains (other
+	// tests' environments on this engine).
+	if ins, err = cli.ContainerInspect(ctx, run.id); err != nil {
+		t.Fatal(err)
+	}
+	for n := range ins.NetworkSettings.Networks {
+		if n != run.network {
+			t.Errorf("slipway's container is still on %s", n)
+		}
+	}
 	left, err := dockertest.Leftovers(ctx, cli, contract.LabelProject+"="+project)
 	if err != nil {
 		t.Fatal(err)
@@ -339,6 +349,7 @@ type runningSlipway struct {
 	cli      *client.Client
 	id       string
 	hostPort string
+	network  string // its own
 }
 
 // runSlipwayContainer runs the image hardened as docker-compose.yml runs it,
@@ -389,7 +400,7 @@ func runSlipwayContainer(t *testing.T, ctx context.Context, cli *client.Client, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &runningSlipway{cli: cli, id: resp.ID}
+	r := &runningSlipway{cli: cli, id: resp.ID, network: name}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("logs of %s:\n%s", name, r.logs(t))
@@ -538,7 +549,7 @@ func TestComposeFileLoads(t *testing.T) {
 		if !ok {
 			return nil, fmt.Errorf("no slipway service")
 		}
-		return &slipwayService{s.GroupAdd, s.ReadOnly, s.CapDrop, s.CapAdd, s.SecurityOpt, s.Sysctls, s.Tmpfs, s.Restart, len(s.Secrets), s.Build.Target}, nil
+		return &slipwayService{s.GroupAdd, s.ReadOnly, s.CapDrop, s.CapAdd, s.SecurityOpt, s.Sysctls, s.Tmpfs, s.Restart, len(s.Secrets), s.Build.Target, p.Networks["default"].Name}, nil
 	}
 	s, err := load([]string{"DOCKER_GID=105"})
 	if err != nil {
@@ -547,7 +558,7 @@ func TestComposeFileLoads(t *testing.T) {
 	want := &slipwayService{
 		groupAdd: []string{"105"}, readOnly: true, capDrop: []string{"ALL"}, securityOpt: []string{"no-new-privileges:true"},
 		sysctls: map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}, tmpfs: []string{"/tmp"}, restart: "unless-stopped",
-		secrets: 2, target: "image",
+		secrets: 2, target: "image", network: "0-slipway",
 	}
 	if fmt.Sprint(s) != fmt.Sprint(want) {
 		t.Errorf("compose-go reads\n%+v\nwant\n%+v", *s, *want)
@@ -569,7 +580,7 @@ func TestComposeFileLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("docker-compose config: %v\n%s", err, out)
 	}
-	for _, want := range []string{"group_add:\n    - '105'", "read_only: true", "net.ipv4.ip_unprivileged_port_start: '0'", "- no-new-privileges:true", "restart: unless-stopped"} {
+	for _, want := range []string{"group_add:\n    - '105'", "read_only: true", "net.ipv4.ip_unprivileged_port_start: '0'", "- no-new-privileges:true", "restart: unless-stopped", "name: 0-slipway"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("docker-compose config lacks %q:\n%s", want, out)
 		}
@@ -593,4 +604,5 @@ type slipwayService struct {
 	restart     string
 	secrets     int
 	target      string
+	network     string
 }

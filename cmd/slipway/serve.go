@@ -85,8 +85,8 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 	routes := proxy.NewRoutes(log)
 	observerOpts := proxy.ObserverOptions{Logger: log}
 	// In a container, the proxy reaches environments only over networks its
-	// container joined: keep it on every managed project network.
-	attacher, err := proxy.NewAttacher(ctx, cli, proxy.AttacherOptions{ContainerID: os.Getenv(proxy.EnvContainerID), Logger: log})
+	// container joined: keep it on the project networks of its previews.
+	attacher, err := proxy.NewAttacher(ctx, cli, proxy.AttacherOptions{ContainerID: os.Getenv(proxy.EnvContainerID), Domain: cfg.Domain, Logger: log})
 	if err != nil {
 		return err
 	}
