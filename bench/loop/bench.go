@@ -107,7 +107,7 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 
-	if b.gh, err = newGitHub(b.cfg.ghLatency); err != nil {
+	if b.gh, err = newGitHub(b.cfg.ghLatency, b.cfg.delayReports); err != nil {
 		return err
 	}
 	b.gh.fake.AddRepo(b.repo, githubfake.RepoOptions{})

@@ -65,7 +65,7 @@ type gitHub struct {
 	delay  []*httptest.Server
 }
 
-func newGitHub(latency time.Duration) (*gitHub, error) {
+func newGitHub(latency time.Duration, delayReports bool) (*gitHub, error) {
 	tb := &cleanupTB{}
 	g := &gitHub{fake: githubfake.New(tb), tb: tb}
 	g.apiURL = g.fake.URL
@@ -74,11 +74,11 @@ func newGitHub(latency time.Duration) (*gitHub, error) {
 	}
 	// Archives: the API answers 302 to CodeloadURL; send that through a
 	// delaying proxy too.
-	codeload, err := delayingProxy(g.fake.CodeloadURL, latency, nil)
+	codeload, err := delayingProxy(g.fake.CodeloadURL, latency, true, nil)
 	if err != nil {
 		return nil, err
 	}
-	api, err := delayingProxy(g.fake.URL, latency, func(loc string) string {
+	api, err := delayingProxy(g.fake.URL, latency, delayReports, func(loc string) string {
 		if rest, ok := strings.CutPrefix(loc, g.fake.CodeloadURL); ok {
 			return codeload.URL + "/" + rest
 		}
@@ -94,8 +94,11 @@ func newGitHub(latency time.Duration) (*gitHub, error) {
 }
 
 // delayingProxy forwards to target after sleeping latency, rewriting
-// Location headers through relocate.
-func delayingProxy(target string, latency time.Duration, relocate func(string) string) (*httptest.Server, error) {
+// Location headers through relocate. Without delayReports, the calls the
+// controller makes to report phases (deployments, commit statuses,
+// comments) are not delayed: what reporting off the critical path would
+// give.
+func delayingProxy(target string, latency time.Duration, delayReports bool, relocate func(string) string) (*httptest.Server, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", target, err)
@@ -110,6 +113,10 @@ func delayingProxy(target string, latency time.Duration, relocate func(string) s
 		},
 	}
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !delayReports && isReportCall(r.URL.Path) {
+			rp.ServeHTTP(w, r)
+			return
+		}
 		select {
 		case <-time.After(latency):
 		case <-r.Context().Done():
@@ -117,6 +124,11 @@ func delayingProxy(target string, latency time.Duration, relocate func(string) s
 		}
 		rp.ServeHTTP(w, r)
 	})), nil
+}
+
+// isReportCall reports whether an API path is one the Reporter uses.
+func isReportCall(path string) bool {
+	return strings.Contains(path, "/deployments") || strings.Contains(path, "/statuses/") || strings.Contains(path, "/comments")
 }
 
 func (g *gitHub) close() {

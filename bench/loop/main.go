@@ -58,6 +58,7 @@ type config struct {
 	paced         int
 	pace          time.Duration
 	ghLatency     time.Duration
+	delayReports  bool
 	liveTimeout   time.Duration
 	cleanTimeout  time.Duration
 	maxDuration   time.Duration
@@ -83,6 +84,7 @@ func main() {
 	flag.IntVar(&cfg.busy, "busy", 3, "pull requests with slow builds (RUN sleep) kept building during the bursts")
 	flag.IntVar(&cfg.newPRs, "new-prs", 20, "opened deliveries (new pull requests) per burst")
 	flag.IntVar(&cfg.dups, "dups", 60, "duplicate deliveries per burst (half repeat an ID of the same burst, half one delivered before)")
+	flag.BoolVar(&cfg.delayReports, "delay-reports", true, "with -github-latency, delay the reporting calls too (deployments, statuses, comments); false shows what reporting off the critical path would give")
 	flag.IntVar(&cfg.paced, "paced", 100, "deliveries sent one at a time while builds run, before the bursts (0 skips)")
 	flag.DurationVar(&cfg.pace, "pace", 100*time.Millisecond, "interval between paced deliveries")
 	flag.DurationVar(&cfg.ghLatency, "github-latency", 0, "delay added to every GitHub API and archive request (real GitHub answers in 100-500 ms)")
@@ -191,6 +193,9 @@ func run(ctx context.Context, cfg config) (err error) {
 	}()
 	fmt.Printf("loop benchmark: slipway serve %s against a fake GitHub (repo %s, domain %s)\n", b.serve.version, b.repo, b.domain)
 	fmt.Printf("serve defaults in force: debounce 1s (not configurable), %d build slots, 4 workers; GitHub latency added: %s\n", b.buildSlots, cfg.ghLatency)
+	if cfg.ghLatency > 0 && !cfg.delayReports {
+		fmt.Println("what-if: the reporting calls (deployments, statuses, comments) are not delayed")
+	}
 	if len(cfg.slipwayEnv) > 0 {
 		fmt.Printf("serve environment: %s\n", strings.Join(cfg.slipwayEnv, " "))
 	}
