@@ -21,9 +21,7 @@ import (
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -73,11 +71,14 @@ func TestContainerImageServesPreviews(t *testing.T) {
 	buildOfflineImage(t, ctx, cli, tag)
 
 	domain := dockertest.UniqueName("ctr") + ".localhost"
+	// state_dir from the host at the same path, as docs/container.md says
+	// (previews' bind mounts of their checkout resolve on the host).
+	stateDir := stateDirFor(t, 10001)
 	cfgFile := filepath.Join(t.TempDir(), "slipway.yaml")
-	writeFile(t, cfgFile, fmt.Sprintf("domain: %s\nlisten: {http: \":8080\"}\nstate_dir: /var/lib/slipway\n", domain), 0o644)
+	writeFile(t, cfgFile, fmt.Sprintf("domain: %s\nlisten: {http: \":8080\"}\nstate_dir: %s\n", domain, stateDir), 0o644)
 
 	run := runSlipwayContainer(t, ctx, cli, slipwayContainer{
-		image: tag, socket: socket, groupAdd: []string{gid}, config: cfgFile,
+		image: tag, socket: socket, groupAdd: []string{gid}, config: cfgFile, stateDir: stateDir,
 		cmd: nil, // the image's CMD: serve --config /etc/slipway/slipway.yaml
 	})
 	base := fmt.Sprintf("http://127.0.0.1:%s", run.hostPort)
@@ -185,12 +186,13 @@ func TestContainerImageServesPreviews(t *testing.T) {
 	}
 
 	// doctor inside the running container: engine through the socket as
-	// uid 10001, state_dir writable on the volume, the port held by serve.
+	// uid 10001, state_dir writable and from the host at the same path, the
+	// port held by serve.
 	out, code := execInContainer(t, ctx, cli, run.id, "/slipway", "doctor", "--config", "/etc/slipway/slipway.yaml")
 	if code != 0 {
 		t.Errorf("doctor in the container exited %d:\n%s", code, out)
 	}
-	for _, want := range []string{"ok    engine", "ok    state_dir     /var/lib/slipway", "in use by a running Slipway"} {
+	for _, want := range []string{"ok    engine", "ok    state_dir     " + stateDir, "ok    state mount", "in use by a running Slipway"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor in the container lacks %q:\n%s", want, out)
 		}
@@ -199,7 +201,7 @@ func TestContainerImageServesPreviews(t *testing.T) {
 	// Without the socket's group the same image cannot use the engine, and
 	// doctor says how to fix it.
 	denied := runSlipwayContainer(t, ctx, cli, slipwayContainer{
-		image: tag, socket: socket, config: cfgFile,
+		image: tag, socket: socket, config: cfgFile, stateDir: stateDirFor(t, 10001),
 		cmd: []string{"doctor", "--config", "/etc/slipway/slipway.yaml"},
 	})
 	code = denied.wait(t, ctx)
@@ -207,6 +209,19 @@ func TestContainerImageServesPreviews(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "FAIL  engine") || !strings.Contains(out, "permission denied") || !strings.Contains(out, "--group-add") {
 		t.Errorf("doctor without the socket's group: exit %d:\n%s", code, out)
 	}
+}
+
+// stateDirFor makes a state directory owned by uid (world-writable when
+// the test may not chown).
+func stateDirFor(t *testing.T, uid int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chown(dir, uid, uid); err != nil {
+		if err := os.Chmod(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // engineSocket returns the engine's unix socket path and its group ID.
@@ -339,9 +354,9 @@ func tarDir(dir string) (io.Reader, error) {
 
 // slipwayContainer says how to run the image.
 type slipwayContainer struct {
-	image, socket, config string
-	groupAdd              []string
-	cmd                   []string
+	image, socket, config, stateDir string
+	groupAdd                        []string
+	cmd                             []string
 }
 
 // runningSlipway is a started container of the image.
@@ -353,8 +368,8 @@ type runningSlipway struct {
 }
 
 // runSlipwayContainer runs the image hardened as docker-compose.yml runs it,
-// on a network and state volume of its own, its port 8080 published on
-// loopback. Container, network and volume are removed at cleanup.
+// on a network of its own, its port 8080 published on loopback. Container
+// and network are removed at cleanup.
 func runSlipwayContainer(t *testing.T, ctx context.Context, cli *client.Client, sc slipwayContainer) *runningSlipway {
 	t.Helper()
 	// "0-" sorts before every project network name: on engines before API
@@ -369,14 +384,6 @@ func runSlipwayContainer(t *testing.T, ctx context.Context, cli *client.Client, 
 			t.Errorf("remove network %s: %v", name, err)
 		}
 	})
-	if _, err := cli.VolumeCreate(ctx, volume.CreateOptions{Name: name}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := cli.VolumeRemove(context.Background(), name, true); err != nil {
-			t.Errorf("remove volume %s: %v", name, err)
-		}
-	})
 	port := nat.Port("8080/tcp")
 	resp, err := cli.ContainerCreate(ctx, &container.Config{
 		Image:        sc.image,
@@ -384,9 +391,10 @@ func runSlipwayContainer(t *testing.T, ctx context.Context, cli *client.Client, 
 		ExposedPorts: nat.PortSet{port: {}},
 		Labels:       map[string]string{"dev.slipway.test": name},
 	}, &container.HostConfig{
-		Binds: []string{sc.socket + ":/var/run/docker.sock", sc.config + ":/etc/slipway/slipway.yaml:ro"},
-		Mounts: []mount.Mount{
-			{Type: mount.TypeVolume, Source: name, Target: "/var/lib/slipway"},
+		Binds: []string{
+			sc.socket + ":/var/run/docker.sock",
+			sc.config + ":/etc/slipway/slipway.yaml:ro",
+			sc.stateDir + ":" + sc.stateDir,
 		},
 		GroupAdd:       sc.groupAdd,
 		ReadonlyRootfs: true,
@@ -405,7 +413,8 @@ func runSlipwayContainer(t *testing.T, ctx context.Context, cli *client.Client, 
 		if t.Failed() {
 			t.Logf("logs of %s:\n%s", name, r.logs(t))
 		}
-		if err := cli.ContainerRemove(context.Background(), resp.ID, container.RemoveOptions{Force: true}); err != nil {
+		// RemoveVolumes: the anonymous volume of the image's VOLUME.
+		if err := cli.ContainerRemove(context.Background(), resp.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
 			t.Errorf("remove container %s: %v", name, err)
 		}
 	})
@@ -549,7 +558,13 @@ func TestComposeFileLoads(t *testing.T) {
 		if !ok {
 			return nil, fmt.Errorf("no slipway service")
 		}
-		return &slipwayService{s.GroupAdd, s.ReadOnly, s.CapDrop, s.CapAdd, s.SecurityOpt, s.Sysctls, s.Tmpfs, s.Restart, len(s.Secrets), s.Build.Target, p.Networks["default"].Name}, nil
+		state := ""
+		for _, v := range s.Volumes {
+			if v.Type == "bind" && v.Target == "/var/lib/slipway" {
+				state = v.Source
+			}
+		}
+		return &slipwayService{s.GroupAdd, s.ReadOnly, s.CapDrop, s.CapAdd, s.SecurityOpt, s.Sysctls, s.Tmpfs, s.Restart, len(s.Secrets), s.Build.Target, p.Networks["default"].Name, state}, nil
 	}
 	s, err := load([]string{"DOCKER_GID=105"})
 	if err != nil {
@@ -558,7 +573,7 @@ func TestComposeFileLoads(t *testing.T) {
 	want := &slipwayService{
 		groupAdd: []string{"105"}, readOnly: true, capDrop: []string{"ALL"}, securityOpt: []string{"no-new-privileges:true"},
 		sysctls: map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}, tmpfs: []string{"/tmp"}, restart: "unless-stopped",
-		secrets: 2, target: "image", network: "0-slipway",
+		secrets: 2, target: "image", network: "0-slipway", stateSource: "/var/lib/slipway",
 	}
 	if fmt.Sprint(s) != fmt.Sprint(want) {
 		t.Errorf("compose-go reads\n%+v\nwant\n%+v", *s, *want)
@@ -580,7 +595,10 @@ func TestComposeFileLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("docker-compose config: %v\n%s", err, out)
 	}
-	for _, want := range []string{"group_add:\n    - '105'", "read_only: true", "net.ipv4.ip_unprivileged_port_start: '0'", "- no-new-privileges:true", "restart: unless-stopped", "name: 0-slipway"} {
+	for _, want := range []string{
+		"group_add:\n    - '105'", "read_only: true", "net.ipv4.ip_unprivileged_port_start: '0'", "- no-new-privileges:true",
+		"restart: unless-stopped", "name: 0-slipway", "- /var/lib/slipway:/var/lib/slipway:rw", "SLIPWAY_STATE_DIR: /var/lib/slipway",
+	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("docker-compose config lacks %q:\n%s", want, out)
 		}
@@ -605,4 +623,5 @@ type slipwayService struct {
 	secrets     int
 	target      string
 	network     string
+	stateSource string // host path of the state_dir bind
 }

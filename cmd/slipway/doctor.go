@@ -23,6 +23,7 @@ import (
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/client"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller/stack/policy"
+	"github.com/slipwayhq/slipway/proxy"
 )
 
 func newDoctorCmd(g *globals) *cobra.Command {
@@ -139,13 +141,16 @@ type hostResolver interface {
 // doctor gathers facts through its dependencies; the judge* functions
 // turn facts into results.
 type doctor struct {
-	docker        doctorDocker // nil when the client could not be made
-	dockerErr     error
-	resolver      hostResolver
-	http          *http.Client
-	listen        func(network, address string) (net.Listener, error)
-	diskFree      func(path string) (uint64, error)
-	env           func(string) (string, bool)
+	docker    doctorDocker // nil when the client could not be made
+	dockerErr error
+	resolver  hostResolver
+	http      *http.Client
+	listen    func(network, address string) (net.Listener, error)
+	diskFree  func(path string) (uint64, error)
+	env       func(string) (string, bool)
+	// findSelf inspects the container doctor runs in; ok is false outside
+	// a container (nil: not looked for).
+	findSelf      func(ctx context.Context) (self container.InspectResponse, ok bool, err error)
 	skipGitHubAPI bool
 	timeout       time.Duration
 	closeDocker   func()
@@ -166,6 +171,14 @@ func newDoctor() *doctor {
 	} else {
 		d.docker = cli
 		d.closeDocker = func() { cli.Close() }
+		d.findSelf = func(ctx context.Context) (container.InspectResponse, bool, error) {
+			a, err := proxy.NewAttacher(ctx, cli, proxy.AttacherOptions{ContainerID: os.Getenv(proxy.EnvContainerID)})
+			if err != nil || a == nil {
+				return container.InspectResponse{}, false, err
+			}
+			self, err := cli.ContainerInspect(ctx, a.ContainerID())
+			return self, err == nil, err
+		}
 	}
 	return d
 }
@@ -192,6 +205,15 @@ func (d *doctor) run(ctx context.Context, configPath string) []checkResult {
 		out = append(out, checkSkip("state_dir", "the configuration did not load"))
 	} else {
 		out = append(out, d.checkStateDir(cfg.StateDir))
+		if info != nil && d.findSelf != nil {
+			ctx, cancel := context.WithTimeout(ctx, d.timeout)
+			if self, inContainer, err := d.findSelf(ctx); err != nil {
+				out = append(out, checkWarn("state mount", "set "+proxy.EnvContainerID+" to this container's ID or name", "cannot tell whether doctor runs in a container: %v", err))
+			} else if inContainer {
+				out = append(out, judgeStateMount(cfg.StateDir, self.Mounts))
+			}
+			cancel()
+		}
 	}
 	if info != nil {
 		out = append(out, d.checkDockerRoot(info.DockerRootDir))
@@ -394,6 +416,39 @@ func judgeStateDir(dir string, exists bool, writeErr error, free uint64, statErr
 		return checkWarn(name, "check the free space by hand (df)", "%s%s is writable; free space unknown: %v", dir, note, statErr)
 	}
 	return judgeFree(name, dir+note, free, stateDirWarn, stateDirFail)
+}
+
+// judgeStateMount reports how state_dir reaches a containerised Slipway.
+// Previews may bind-mount files of their checkout, which lives under
+// state_dir; the engine resolves bind sources on the host, so state_dir
+// must be the same path on the host and in the container.
+func judgeStateMount(stateDir string, mounts []container.MountPoint) checkResult {
+	const name = "state mount"
+	fix := fmt.Sprintf("mount the host's %s at the same path: -v %s:%s (docker-compose.yml does)", stateDir, stateDir, stateDir)
+	var best *container.MountPoint
+	for i, m := range mounts {
+		rel, err := filepath.Rel(m.Destination, stateDir)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			continue
+		}
+		if best == nil || len(m.Destination) > len(best.Destination) {
+			best = &mounts[i]
+		}
+	}
+	switch {
+	case best == nil:
+		return checkWarn(name, fix, "%s is in the container's own filesystem: lost with the container, and previews that bind-mount files of their checkout fail", stateDir)
+	case best.Type != "bind":
+		return checkWarn(name, fix, "%s is on %s %s: previews that bind-mount files of their checkout fail (the engine looks for them on the host)", stateDir, best.Type, best.Name)
+	}
+	rel, _ := filepath.Rel(best.Destination, stateDir)
+	if host := filepath.Join(best.Source, rel); host != filepath.Clean(stateDir) {
+		return checkWarn(name, fix, "%s is the host's %s: previews that bind-mount files of their checkout fail (the engine looks for them at %s on the host)", stateDir, host, stateDir)
+	}
+	if !best.RW {
+		return checkFail(name, "mount it read-write", "%s is mounted read-only", stateDir)
+	}
+	return checkOK(name, "%s is the host's %s, at the same path", stateDir, stateDir)
 }
 
 // checkDockerRoot checks the free space under Docker's root directory, when

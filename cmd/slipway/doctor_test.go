@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
 
 	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/internal/dockertest"
@@ -79,6 +80,41 @@ func TestJudgeDisk(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { assertResult(t, tt.got, tt.want, tt.detail, tt.mentions) })
+	}
+}
+
+func TestJudgeStateMount(t *testing.T) {
+	bind := func(src, dst string, rw bool) container.MountPoint {
+		return container.MountPoint{Type: "bind", Source: src, Destination: dst, RW: rw}
+	}
+	tests := []struct {
+		name     string
+		mounts   []container.MountPoint
+		want     checkStatus
+		detail   string
+		mentions string
+	}{
+		{"same path", []container.MountPoint{bind("/var/lib/slipway", "/var/lib/slipway", true)}, statusOK, "at the same path", ""},
+		{"a parent at the same path", []container.MountPoint{bind("/srv", "/srv", true)}, statusOK, "at the same path", ""},
+		{
+			"the deepest mount decides",
+			[]container.MountPoint{bind("/srv", "/srv", true), {Type: "volume", Name: "state", Destination: "/srv/slipway", RW: true}},
+			statusWarn, "on volume state", "-v /srv/slipway:/srv/slipway",
+		},
+		{"a named volume", []container.MountPoint{{Type: "volume", Name: "slipway-state", Destination: "/srv/slipway", RW: true}}, statusWarn, "bind-mount files of their checkout fail", "same path"},
+		{"another host path", []container.MountPoint{bind("/data/slipway", "/srv/slipway", true)}, statusWarn, "the host's /data/slipway", "-v /srv/slipway:/srv/slipway"},
+		{"not mounted", []container.MountPoint{bind("/etc/slipway.yaml", "/etc/slipway/slipway.yaml", false)}, statusWarn, "the container's own filesystem", "same path"},
+		{"a sibling with a common prefix is not a parent", []container.MountPoint{bind("/srv/slip", "/srv/slip", true)}, statusWarn, "own filesystem", ""},
+		{"read-only", []container.MountPoint{bind("/srv/slipway", "/srv/slipway", false)}, statusFail, "read-only", "read-write"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := "/srv/slipway"
+			if tt.name == "same path" {
+				dir = "/var/lib/slipway"
+			}
+			assertResult(t, judgeStateMount(dir, tt.mounts), tt.want, tt.detail, tt.mentions)
+		})
 	}
 }
 
