@@ -21,13 +21,17 @@
 # (stat -c %g /var/run/docker.sock) so the non-root user may use it:
 #
 #   docker network create 0-slipway     # sorts before project networks
+#   sudo install -d -o 10001 -g 10001 -m 0750 /var/lib/slipway
 #   docker run -d --name slipway --network 0-slipway -p 80:80 -p 443:443 \
 #     -v /var/run/docker.sock:/var/run/docker.sock \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
 #     -v "$PWD/slipway.yaml:/etc/slipway/slipway.yaml:ro" \
-#     -v slipway-state:/var/lib/slipway \
+#     -v /var/lib/slipway:/var/lib/slipway \
 #     --read-only --tmpfs /tmp --cap-drop ALL \
-#     --security-opt no-new-privileges slipway
+#     --security-opt no-new-privileges --restart unless-stopped slipway
+#
+# state_dir comes from the host at the same path: previews may bind-mount
+# files of their checkout, and the engine resolves bind sources on the host.
 
 ARG GO_IMAGE=golang:1.26
 
