@@ -112,7 +112,8 @@ type Attacher struct {
 
 // NewAttacher returns an Attacher for the container this process runs in,
 // or nil and no error when it does not run in a container of this engine
-// (Slipway on the host reaches bridge networks directly).
+// (Slipway on the host reaches bridge networks directly), or runs in one
+// without a network stack of its own (network_mode host).
 func NewAttacher(ctx context.Context, docker AttachAPI, opts AttacherOptions) (*Attacher, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -130,7 +131,7 @@ func NewAttacher(ctx context.Context, docker AttachAPI, opts AttacherOptions) (*
 		opts.MountInfo = "/proc/self/mountinfo"
 	}
 	self, found, err := findSelf(ctx, docker, opts)
-	if err != nil || !found {
+	if err != nil || !found || !OwnNetworkStack(self) {
 		return nil, err
 	}
 	a := &Attacher{
@@ -188,6 +189,18 @@ func findSelf(ctx context.Context, docker AttachAPI, opts AttacherOptions) (cont
 		}
 	}
 	return container.InspectResponse{}, false, nil
+}
+
+// OwnNetworkStack reports whether a container has a network namespace of
+// its own, which joining networks extends. With network_mode host it
+// reaches bridge networks as the host does; with container:<id> it shares
+// another container's networks (and cannot join any).
+func OwnNetworkStack(ins container.InspectResponse) bool {
+	if ins.ContainerJSONBase == nil || ins.HostConfig == nil {
+		return true
+	}
+	m := ins.HostConfig.NetworkMode
+	return !m.IsHost() && !m.IsContainer() && !m.IsNone()
 }
 
 // mountedIDPattern matches the files Docker (…/containers/<id>/hostname)

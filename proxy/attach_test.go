@@ -107,6 +107,22 @@ func TestIsHostnameOf(t *testing.T) {
 	}
 }
 
+func TestOwnNetworkStack(t *testing.T) {
+	withMode := func(mode string) container.InspectResponse {
+		return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{
+			HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(mode)},
+		}}
+	}
+	for mode, want := range map[string]bool{
+		"0-slipway": true, "bridge": true, "default": true,
+		"host": false, "container:" + idB: false, "none": false,
+	} {
+		if got := OwnNetworkStack(withMode(mode)); got != want {
+			t.Errorf("network_mode %s: OwnNetworkStack = %v, want %v", mode, got, want)
+		}
+	}
+}
+
 func TestSharedNetworkIP(t *testing.T) {
 	joinedOf := func(names ...string) func(string) bool {
 		return func(n string) bool { return slices.Contains(names, n) }
@@ -336,6 +352,12 @@ func TestNewAttacherOutsideAContainer(t *testing.T) {
 	// An explicit ID that names nothing is a configuration error.
 	if _, err := NewAttacher(ctx, cli, AttacherOptions{ContainerID: "no-such-container-" + name}); err == nil || !strings.Contains(err.Error(), EnvContainerID) {
 		t.Errorf("NewAttacher with a wrong explicit ID: err = %v, want one naming %s", err, EnvContainerID)
+	}
+	// A container on the host's network stack needs no joining.
+	hostNet := dockertest.UniqueName("slipway-attach-hostnet-")
+	startSleeper(t, cli, img, hostNet, "host")
+	if a, err := NewAttacher(ctx, cli, AttacherOptions{ContainerID: hostNet}); err != nil || a != nil {
+		t.Errorf("network_mode host: NewAttacher = %v, %v; want nil, nil", a, err)
 	}
 	// An explicit name is trusted.
 	a, err := NewAttacher(ctx, cli, AttacherOptions{ContainerID: name, MountInfo: "/nonexistent"})
