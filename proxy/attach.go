@@ -339,8 +339,8 @@ func networkEventFilters() filters.Args {
 	)
 }
 
-// watch subscribes, joins every managed network, then follows the stream
-// until it breaks. It reports whether the list succeeded.
+// watch subscribes, looks at every managed network (Sync), then follows
+// the stream until it breaks. It reports whether Sync succeeded.
 func (a *Attacher) watch(ctx context.Context) bool {
 	evCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -373,8 +373,8 @@ func (a *Attacher) watch(ctx context.Context) bool {
 }
 
 // Sync refreshes the set of joined networks from the engine, joins every
-// managed network that has an exposed container and leaves those that have
-// none.
+// managed network that has an exposed container, and marks the joined ones
+// that have none to be left after LeaveAfter.
 func (a *Attacher) Sync(ctx context.Context) error {
 	self, err := a.docker.ContainerInspect(ctx, a.id)
 	if err != nil {
