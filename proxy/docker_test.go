@@ -104,7 +104,7 @@ func TestObserverRoutesRealContainers(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("create network: %v", err)
 	}
-	t.Cleanup(func() { _ = cli.NetworkRemove(context.Background(), netName) })
+	t.Cleanup(func() { removeNetwork(cli, netName) })
 
 	var wakeMu sync.Mutex
 	var woken []string
@@ -277,7 +277,7 @@ func TestObserverRelistsAfterTheEventStreamBreaks(t *testing.T) {
 	if _, err := cli.NetworkCreate(ctx, netName, network.CreateOptions{}); err != nil {
 		t.Fatalf("create network: %v", err)
 	}
-	t.Cleanup(func() { _ = cli.NetworkRemove(context.Background(), netName) })
+	t.Cleanup(func() { removeNetwork(cli, netName) })
 
 	flaky := &flakyEvents{Client: cli, breakCh: make(chan error, 1), allow: make(chan struct{})}
 	routes := NewRoutes(nil)
@@ -301,4 +301,16 @@ func TestObserverRelistsAfterTheEventStreamBreaks(t *testing.T) {
 		}
 		return r.Phase == PhaseRunning, string(r.Phase)
 	})
+}
+
+// removeNetwork force-disconnects whatever is still attached (another
+// test's containerised proxy, say), then removes the network.
+func removeNetwork(cli *client.Client, name string) {
+	ctx := context.Background()
+	if ins, err := cli.NetworkInspect(ctx, name, network.InspectOptions{}); err == nil {
+		for id := range ins.Containers {
+			_ = cli.NetworkDisconnect(ctx, ins.ID, id, true)
+		}
+	}
+	_ = cli.NetworkRemove(ctx, name)
 }

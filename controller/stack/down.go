@@ -40,7 +40,9 @@ func (e *Engine) Down(ctx context.Context, project string) error {
 		// in a container): detach it first.
 		if ins, err := e.docker.NetworkInspect(ctx, n.ID, network.InspectOptions{}); err == nil {
 			for id := range ins.Containers {
-				if err := e.docker.NetworkDisconnect(ctx, n.ID, id, true); err != nil && !errdefs.IsNotFound(err) {
+				// Gone meanwhile, or already left (the proxy's attacher leaves
+				// networks on its own): either way it is no longer attached.
+				if err := e.docker.NetworkDisconnect(ctx, n.ID, id, true); err != nil && !errdefs.IsNotFound(err) && !strings.Contains(err.Error(), "is not connected") {
 					errs = append(errs, fmt.Errorf("disconnect %s from network %s: %w", id[:min(12, len(id))], n.Name, err))
 				}
 			}
