@@ -312,18 +312,7 @@ func (a *Attacher) Start(ctx context.Context) (stop func()) {
 // ctx ends; a broken events stream is subscribed again (and every managed
 // network listed again, since events may have been missed).
 func (a *Attacher) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
-	const maxBackoff = 5 * time.Second
-	for ctx.Err() == nil {
-		if a.watch(ctx) {
-			backoff = 100 * time.Millisecond
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, maxBackoff)
-	}
+	resubscribe(ctx, a.watch)
 	return nil
 }
 

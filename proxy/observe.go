@@ -120,12 +120,20 @@ func eventFilters() filters.Args {
 // Run observes Docker until ctx is done. It returns nil when ctx ends; it
 // never gives up on a broken connection (it backs off and tries again).
 func (o *Observer) Run(ctx context.Context) error {
+	resubscribe(ctx, o.watch)
+	return nil
+}
+
+// resubscribe calls watch (which follows an events stream until it breaks)
+// again and again until ctx ends, backing off from 100ms to 5s between
+// attempts; an attempt that made progress resets the backoff.
+func resubscribe(ctx context.Context, watch func(context.Context) bool) {
 	backoff := 100 * time.Millisecond
 	const maxBackoff = 5 * time.Second
 	for ctx.Err() == nil {
-		ok := o.watch(ctx)
+		ok := watch(ctx)
 		if ctx.Err() != nil {
-			break
+			return
 		}
 		if ok {
 			backoff = 100 * time.Millisecond
@@ -136,7 +144,6 @@ func (o *Observer) Run(ctx context.Context) error {
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
-	return nil
 }
 
 // watch subscribes to events, lists, and follows the stream until it
