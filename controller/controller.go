@@ -133,6 +133,7 @@ type Controller struct {
 	limits   gh.ExtractLimits
 	mask     *Masker
 	metrics  *metrics
+	reports  *reports
 
 	queue  *Queue
 	builds chan struct{} // build slots
@@ -141,6 +142,7 @@ type Controller struct {
 	inflight    map[Key]*inflight
 	commands    map[Key][]command
 	lastEvent   map[Key]time.Time
+	burst       map[Key]bool     // events arrived within the debounce of each other
 	install     map[string]int64 // repo → GitHub App installation
 	forced      map[Key]bool     // redeploy requested
 	wake        map[Key]bool     // a request arrived for a sleeping environment
@@ -189,7 +191,7 @@ func New(o Options) (*Controller, error) {
 		routes: o.Routes, lastReq: o.LastRequest, hosts: o.Hosts, dashURL: strings.TrimSuffix(o.DashboardURL, "/"),
 		log: o.Logger, now: o.Now, workers: o.Workers, debounce: o.Debounce, limits: o.SourceLimits,
 		queue:    NewQueue(time.Second, 5*time.Minute),
-		inflight: map[Key]*inflight{}, commands: map[Key][]command{}, lastEvent: map[Key]time.Time{},
+		inflight: map[Key]*inflight{}, commands: map[Key][]command{}, lastEvent: map[Key]time.Time{}, burst: map[Key]bool{},
 		install: map[string]int64{}, forced: map[Key]bool{}, wake: map[Key]bool{}, converged: map[string]convergedState{},
 	}
 	if c.log == nil {
@@ -233,6 +235,7 @@ func New(o Options) (*Controller, error) {
 	if c.mask == nil {
 		c.mask = NewMasker(secrets)
 	}
+	c.reports = newReports(c.reporter, c.log, c.mask.String)
 	m, err := newMetrics(o.Registerer, c.queue)
 	if err != nil {
 		return nil, err
@@ -274,6 +277,10 @@ func (c *Controller) Run(ctx context.Context) error {
 			c.queue.ShutDown()
 			c.cancelAll(ctx.Err())
 			wg.Wait()
+			// Send what GitHub has not been told yet, for a while.
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			c.reports.flush(fctx)
+			cancel()
 			return nil
 		case <-resyncT.C:
 			c.resync(ctx)
@@ -325,6 +332,9 @@ func (c *Controller) HandleEvent(ev webhooks.Event) {
 	c.mu.Lock()
 	if ev.InstallationID != 0 {
 		c.install[strings.ToLower(key.Repo)] = ev.InstallationID
+	}
+	if last, ok := c.lastEvent[key]; ok && c.now().Sub(last) < c.debounce {
+		c.burst[key] = true
 	}
 	c.lastEvent[key] = c.now()
 	switch ev.Kind {

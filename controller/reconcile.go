@@ -195,12 +195,13 @@ func (c *Controller) upToDate(project, sha string, env *stack.Environment) bool 
 }
 
 // debounceLeft is how long to wait until the key's events have been quiet
-// for the debounce period.
+// for the debounce period. A lone event is not delayed: only a burst (an
+// event within the debounce of the one before) waits for quiet.
 func (c *Controller) debounceLeft(key Key) time.Duration {
 	c.mu.Lock()
-	last := c.lastEvent[key]
+	last, burst := c.lastEvent[key], c.burst[key]
 	c.mu.Unlock()
-	if last.IsZero() {
+	if last.IsZero() || !burst {
 		return 0
 	}
 	if left := c.debounce - c.now().Sub(last); left > 0 {
@@ -266,6 +267,7 @@ func (c *Controller) deploy(ctx context.Context, key Key, rp config.RepoPolicy, 
 	c.mu.Lock()
 	c.inflight[key] = &inflight{sha: sha, cancel: cancel}
 	delete(c.forced, key)
+	delete(c.burst, key)
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -280,11 +282,11 @@ func (c *Controller) deploy(ctx context.Context, key Key, rp config.RepoPolicy, 
 		if quiet {
 			return
 		}
+		c.setRouteState(project, hosts, proxy.State{Phase: pp, Step: string(p)})
 		c.recordPhase(ctx, project, store.PhaseEntry{Phase: p, SHA: sha, Detail: detail})
 		s := status
 		s.Phase, s.Reason = gp, detail
 		c.report(ctx, s)
-		c.setRouteState(project, hosts, proxy.State{Phase: pp, Step: string(p)})
 	}
 	phase(store.PhaseQueued, gh.PhaseQueued, proxy.PhaseQueued, "")
 
@@ -701,14 +703,9 @@ func (c *Controller) recordPhase(ctx context.Context, project string, e store.Ph
 	c.metrics.setPhase(project, string(e.Phase))
 }
 
-// report sends a status to GitHub. A failure is logged, not fatal: the
-// Reporter sends what is missing with the next report, and the next
-// resync reports again.
-func (c *Controller) report(ctx context.Context, s gh.Status) {
-	if err := c.reporter.Report(ctx, s); err != nil {
-		c.log.Warn("report to GitHub", "project", contract.ProjectName(s.Repo.Owner, s.Repo.Name, s.PR), "sha", s.SHA, "phase", s.Phase, "err", c.mask.String(err.Error()))
-	}
-}
+// report queues a status for GitHub; it is sent off the deploy's path and
+// retried until GitHub takes it (see reports).
+func (c *Controller) report(_ context.Context, s gh.Status) { c.reports.send(s) }
 
 // reportOnce reports a status unless the history already shows it.
 func (c *Controller) reportOnce(ctx context.Context, project string, s gh.Status) error {

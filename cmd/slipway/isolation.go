@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/filters"
@@ -58,20 +58,36 @@ type networkLister interface {
 // metrics) that come from a preview's network: a preview reaches other
 // previews only the way everyone does, through the proxy, and never
 // Slipway's own endpoints. It keeps the subnets of managed networks,
-// refreshed at most every few seconds.
+// refreshed in the background, so a request only reads a snapshot.
 type previewGuard struct {
-	docker networkLister
-	log    *slog.Logger
-	every  time.Duration
+	docker  networkLister
+	log     *slog.Logger
+	subnets atomic.Pointer[[]netip.Prefix]
+}
 
-	mu      sync.Mutex
-	at      time.Time
-	subnets []netip.Prefix
+// newPreviewGuard lists the managed networks once, then every `every`
+// until ctx ends.
+func newPreviewGuard(ctx context.Context, docker networkLister, log *slog.Logger, every time.Duration) *previewGuard {
+	g := &previewGuard{docker: docker, log: log}
+	g.refresh(ctx)
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				g.refresh(ctx)
+			}
+		}
+	}()
+	return g
 }
 
 func (g *previewGuard) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if g.fromPreview(r.Context(), r.RemoteAddr) {
+		if g.fromPreview(r.RemoteAddr) {
 			http.Error(w, "forbidden: requests from preview environments cannot reach Slipway's control surface", http.StatusForbidden)
 			return
 		}
@@ -79,7 +95,7 @@ func (g *previewGuard) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-func (g *previewGuard) fromPreview(ctx context.Context, remote string) bool {
+func (g *previewGuard) fromPreview(remote string) bool {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
 		host = remote
@@ -89,7 +105,11 @@ func (g *previewGuard) fromPreview(ctx context.Context, remote string) bool {
 		return false
 	}
 	ip = ip.Unmap()
-	for _, p := range g.current(ctx) {
+	subnets := g.subnets.Load()
+	if subnets == nil {
+		return false
+	}
+	for _, p := range *subnets {
 		if p.Contains(ip) {
 			return true
 		}
@@ -97,22 +117,17 @@ func (g *previewGuard) fromPreview(ctx context.Context, remote string) bool {
 	return false
 }
 
-func (g *previewGuard) current(ctx context.Context) []netip.Prefix {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if time.Since(g.at) < g.every {
-		return g.subnets
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+// refresh lists the managed networks; on failure the last known subnets stay.
+func (g *previewGuard) refresh(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	nets, err := g.docker.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", contract.ManagedFilter))})
 	if err != nil {
 		g.log.Warn("list preview networks for the control-surface guard", "err", err)
-		return g.subnets // keep the last known ones
+		return
 	}
-	g.subnets = previewSubnets(nets)
-	g.at = time.Now()
-	return g.subnets
+	subnets := previewSubnets(nets)
+	g.subnets.Store(&subnets)
 }
 
 // previewSubnets returns the subnets of networks. Pure.

@@ -33,7 +33,9 @@ func summary(subnets ...string) network.Summary {
 
 func TestPreviewGuard(t *testing.T) {
 	nets := &fakeNetworks{nets: []network.Summary{summary("172.20.0.0/16"), summary("fd00:1::/64", "bogus")}}
-	g := &previewGuard{docker: nets, log: slog.New(slog.DiscardHandler), every: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g := newPreviewGuard(ctx, nets, slog.New(slog.DiscardHandler), time.Hour)
 	ok := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
 	tests := []struct {
 		remote string
@@ -57,12 +59,12 @@ func TestPreviewGuard(t *testing.T) {
 		}
 	}
 	if nets.calls != 1 {
-		t.Errorf("listed networks %d times, want once within the refresh period", nets.calls)
+		t.Errorf("listed networks %d times, want once (requests read a snapshot)", nets.calls)
 	}
 	// A failing engine keeps the last known subnets.
 	nets.err = errors.New("engine down")
-	g.at = time.Time{}
-	if !g.fromPreview(context.Background(), "172.20.0.2:1") {
+	g.refresh(ctx)
+	if !g.fromPreview("172.20.0.2:1") {
 		t.Error("lost the known subnets when the engine failed")
 	}
 }

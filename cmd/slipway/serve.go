@@ -159,6 +159,9 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 		}
 		defer st.Close()
 		history, stateDir = st, cfg.StateDir
+		// Webhook dedupe without a disk sync on the request path.
+		deliveries := st.DeliveryLog(log)
+		defer deliveries.Close()
 		secrets := map[string]string{"github token": cfg.GitHub.Token, "webhook secret": cfg.GitHub.WebhookSecret, "private key": cfg.GitHub.PrivateKey}
 		for name, s := range cfg.Secrets {
 			secrets[name] = s.Value
@@ -184,7 +187,7 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 		wh, err := webhooks.NewHandler(webhooks.Options{
 			Secrets:    cfg.GitHub.WebhookSecrets(),
 			AllowRepo:  func(name string) bool { _, ok := cfg.Repo(name); return ok },
-			Deliveries: st,
+			Deliveries: deliveries,
 			Enqueuer:   webhooks.EnqueueFunc(ctrl.HandleEvent),
 			Logger:     log,
 			Registerer: reg,
@@ -220,7 +223,7 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 
 	srv, err := proxy.NewServer(proxy.ServerOptions{
 		Domain: cfg.Domain, HTTPAddr: cfg.Listen.HTTP, HTTPSAddr: cfg.Listen.HTTPS, HTTPListener: so.httpListener,
-		Proxy: handler, Control: (&previewGuard{docker: cli, log: log, every: 5 * time.Second}).Wrap(mux), TLS: tlsm, Logger: log,
+		Proxy: handler, Control: newPreviewGuard(gctx, cli, log, 5*time.Second).Wrap(mux), TLS: tlsm, Logger: log,
 	})
 	if err != nil {
 		return err
