@@ -21,14 +21,15 @@ import (
 )
 
 // firewallFor returns the firewall the configuration asks for: in auto
-// mode iptables when Slipway runs as root on the host, else none with a
-// warning (inside a container, rules would guard the container, not the host).
+// mode iptables when Slipway runs as root in the network namespace of the
+// engine's bridges (on the host), else none with a warning (in a container
+// of its own, rules would guard that container, not the host).
 func firewallFor(ctx context.Context, mode string, log *slog.Logger) (stack.Firewall, error) {
 	if mode == config.FirewallOff {
 		return nil, nil
 	}
-	if mode == config.FirewallAuto && inContainer() {
-		log.Warn("running in a container: preview networks are not firewalled from the host; add the host rules from docs/security.md")
+	if mode == config.FirewallAuto && !bridgesHere() {
+		log.Warn("the engine's bridges are not in this network namespace (Slipway runs in a container): preview networks are not firewalled from the host; add the host rules from docs/security.md")
 		return nil, nil
 	}
 	fw, err := stack.NewIPTables(ctx, log)
@@ -44,8 +45,10 @@ func firewallFor(ctx context.Context, mode string, log *slog.Logger) (stack.Fire
 	return nil, err
 }
 
-func inContainer() bool {
-	_, err := os.Stat("/.dockerenv")
+// bridgesHere reports whether the engine's default bridge is an interface
+// of this network namespace, where iptables rules then apply to it.
+func bridgesHere() bool {
+	_, err := os.Stat("/sys/class/net/docker0")
 	return err == nil
 }
 
