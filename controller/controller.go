@@ -62,6 +62,7 @@ type Engine interface {
 	Projects(ctx context.Context) (map[string]stack.ProjectRef, error)
 	Stop(ctx context.Context, project string) error
 	Start(ctx context.Context, project string) error
+	WritableBinds(ctx context.Context, project string) ([]string, error)
 }
 
 // History records what happened (controller/store).

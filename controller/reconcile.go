@@ -378,7 +378,7 @@ func (c *Controller) deploy(ctx context.Context, key Key, rp config.RepoPolicy, 
 	c.mu.Lock()
 	c.converged[project] = convergedState{sha: sha, containers: names, repo: plan.Repo, ready: c.now()}
 	c.mu.Unlock()
-	c.cleanSources(project, sha)
+	c.keepSources(project, sha, filepath.Base(dir))
 	if quiet {
 		if res.Changed() {
 			c.log.Info("re-converged environment", "project", project, "sha", sha, "created", res.Created)
@@ -615,42 +615,6 @@ func (c *Controller) sleeping(ctx context.Context, key Key, repo gh.Repo, projec
 	c.recordPhase(ctx, project, store.PhaseEntry{Phase: store.PhaseReady, SHA: sha, Detail: "woken by a request"})
 	c.log.Info("environment woken", "project", project, "sha", sha)
 	return Result{}, nil
-}
-
-// source returns the extracted source of sha, downloading it once.
-func (c *Controller) source(ctx context.Context, repo gh.Repo, project, sha string) (string, error) {
-	dir := filepath.Join(c.srcDir, project, sha)
-	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-		return dir, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-		return "", fmt.Errorf("create source directory: %w", err)
-	}
-	tmp := dir + ".partial"
-	if err := os.RemoveAll(tmp); err != nil {
-		return "", fmt.Errorf("clear partial source: %w", err)
-	}
-	if _, err := c.gh.DownloadSource(ctx, repo, sha, tmp, c.limits); err != nil {
-		return "", fmt.Errorf("fetch source of %s at %s: %w", repo, contract.ShortSHA(sha), err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		os.RemoveAll(tmp)
-		return "", fmt.Errorf("store source: %w", err)
-	}
-	return dir, nil
-}
-
-// cleanSources removes the project's sources other than sha's.
-func (c *Controller) cleanSources(project, sha string) {
-	entries, err := os.ReadDir(filepath.Join(c.srcDir, project))
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if e.Name() != sha {
-			os.RemoveAll(filepath.Join(c.srcDir, project, e.Name()))
-		}
-	}
 }
 
 // limitsFor lowers the global container limits by a repo's own (never raises).

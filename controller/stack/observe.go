@@ -283,3 +283,21 @@ func projectIP(project string, ns *container.NetworkSettingsSummary) string {
 	}
 	return fallback
 }
+
+// WritableBinds lists the host paths that project's containers mount
+// read-write from the host (bind mounts).
+func (e *Engine) WritableBinds(ctx context.Context, project string) ([]string, error) {
+	cs, err := e.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: projectFilter(project)})
+	if err != nil {
+		return nil, fmt.Errorf("list containers of %s: %w", project, err)
+	}
+	var out []string
+	for _, c := range cs {
+		for _, m := range c.Mounts {
+			if m.Type == "bind" && m.RW {
+				out = append(out, m.Source)
+			}
+		}
+	}
+	return out, nil
+}

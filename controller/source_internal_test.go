@@ -1,0 +1,61 @@
+package controller
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestCopyTreeKeepsLinksAsLinks(t *testing.T) {
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "web", "www"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "web", "run.sh"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../web/run.sh", filepath.Join(src, "web", "www", "link")); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "copy")
+	if err := copyTree(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dst, "web", "run.sh"))
+	if err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("run.sh: %v %v", fi, err)
+	}
+	link, err := os.Readlink(filepath.Join(dst, "web", "www", "link"))
+	if err != nil || link != "../web/run.sh" {
+		t.Errorf("link %q %v: want the same relative link, not a copy of its target", link, err)
+	}
+	if err := copyTree(src, dst); err == nil {
+		t.Error("copying over an existing tree succeeded")
+	}
+}
+
+func TestDeployCopiesAndMounts(t *testing.T) {
+	base := t.TempDir()
+	for _, d := range []string{"abc", "abc.d1", "abc.d10", "abc.d2", "abc.dx", "abd.d3", "abc.partial"} {
+		os.Mkdir(filepath.Join(base, d), 0o755)
+	}
+	got := deployCopies(base, "abc")
+	if len(got) != 3 || got[0].n != 1 || got[1].n != 2 || got[2].n != 10 {
+		t.Errorf("copies %+v", got)
+	}
+	dir := filepath.Join(base, "abc.d1")
+	for _, tt := range []struct {
+		sources []string
+		want    bool
+	}{
+		{[]string{dir}, true},
+		{[]string{filepath.Join(dir, "src")}, true},
+		{[]string{dir + "0/src"}, false},
+		{[]string{"/var/lib/other"}, false},
+		{nil, false},
+	} {
+		if got := mountedFrom(tt.sources, dir); got != tt.want {
+			t.Errorf("mountedFrom(%v) = %v", tt.sources, got)
+		}
+	}
+}
