@@ -423,3 +423,40 @@ func TestLineWriterPrefixes(t *testing.T) {
 		t.Errorf("%q", b.String())
 	}
 }
+
+func TestOwnsHost(t *testing.T) {
+	src := Source{Owner: "acme", Repo: "Shop", PR: 9}
+	tests := []struct {
+		host        string
+		requireRepo bool
+		ok          bool
+	}{
+		{"pr-9.x.dev", false, true},
+		{"docs-pr-9.x.dev", false, true},
+		{"pr-9-shop.x.dev", true, true},
+		{"pr-90.x.dev", false, false},
+		{"pr-10.x.dev", false, false},
+		{"xpr-9.x.dev", false, false},
+		{"pr-9.x.dev", true, false},
+		{"x.dev", false, false},
+		{"admin.x.dev", false, false},
+	}
+	for _, tt := range tests {
+		err := ownsHost(tt.host, "x.dev", src, tt.requireRepo)
+		if (err == nil) != tt.ok {
+			t.Errorf("ownsHost(%q, repo required %v) = %v, want ok %v", tt.host, tt.requireRepo, err, tt.ok)
+		}
+	}
+}
+
+func TestLoadRefusesAHostOverrideNamingAnotherPR(t *testing.T) {
+	dir := t.TempDir()
+	dockertest.WriteFiles(t, dir, map[string]string{
+		".slipway.yml": "expose:\n  - service: web\n    port: 80\n    host: \"pr-9.{{.Domain}}\"\n",
+		"compose.yaml": "services:\n  web:\n    image: w\n",
+	})
+	_, err := Load(context.Background(), Source{Dir: dir, Owner: "o", Repo: "r", PR: 10, SHA: sha1}, LoadOptions{})
+	if err == nil || !strings.Contains(err.Error(), "pr-10") {
+		t.Fatalf("PR 10 claiming pr-9's host: %v", err)
+	}
+}
