@@ -8,6 +8,7 @@ import (
 
 	gh "github.com/slipwayhq/slipway/controller/github"
 	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // Actions the dashboard asks for. They need no GitHub permission check: the
@@ -55,7 +56,7 @@ func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, p
 			continue
 		}
 		if cmd.label != "" {
-			if cmd.label != c.approvalLabel() {
+			if !strings.EqualFold(cmd.label, c.approvalLabel()) {
 				continue
 			}
 			can, err := c.gh.CanWrite(ctx, repo, cmd.sender)
@@ -120,7 +121,15 @@ func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, p
 				return false, false, fmt.Errorf("record keep: %w", err)
 			}
 		case gh.CommandApprove:
-			if err := c.store.Approve(ctx, store.Approval{Repo: key.Repo, PR: key.PR, SHA: pr.HeadSHA, By: cmd.sender}); err != nil {
+			sha := cmd.headSHA
+			if sha == "" { // no pull_request event seen since start: the head read now
+				sha = pr.HeadSHA
+			}
+			if sha != pr.HeadSHA {
+				c.reply(ctx, repo, key.PR, fmt.Sprintf("@%s the pull request moved to %s after your approval of %s; approve again to build the new commit.",
+					cmd.sender, contract.ShortSHA(pr.HeadSHA), contract.ShortSHA(sha)))
+			}
+			if err := c.store.Approve(ctx, store.Approval{Repo: key.Repo, PR: key.PR, SHA: sha, By: cmd.sender}); err != nil {
 				c.requeueCommands(key, cmds[i:])
 				return false, false, fmt.Errorf("record approval: %w", err)
 			}

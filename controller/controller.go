@@ -144,6 +144,7 @@ type Controller struct {
 	commands    map[Key][]command
 	lastEvent   map[Key]time.Time
 	burst       map[Key]bool     // events arrived within the debounce of each other
+	heads       map[Key]string   // the head SHA the latest pull_request event named
 	install     map[string]int64 // repo → GitHub App installation
 	forced      map[Key]bool     // redeploy requested
 	wake        map[Key]bool     // a request arrived for a sleeping environment
@@ -192,7 +193,7 @@ func New(o Options) (*Controller, error) {
 		routes: o.Routes, lastReq: o.LastRequest, hosts: o.Hosts, dashURL: strings.TrimSuffix(o.DashboardURL, "/"),
 		log: o.Logger, now: o.Now, workers: o.Workers, debounce: o.Debounce, limits: o.SourceLimits,
 		queue:    NewQueue(time.Second, 5*time.Minute),
-		inflight: map[Key]*inflight{}, commands: map[Key][]command{}, lastEvent: map[Key]time.Time{}, burst: map[Key]bool{},
+		inflight: map[Key]*inflight{}, commands: map[Key][]command{}, lastEvent: map[Key]time.Time{}, burst: map[Key]bool{}, heads: map[Key]string{},
 		install: map[string]int64{}, forced: map[Key]bool{}, wake: map[Key]bool{}, converged: map[string]convergedState{},
 	}
 	if c.log == nil {
@@ -341,6 +342,9 @@ func (c *Controller) HandleEvent(ev webhooks.Event) {
 	c.lastEvent[key] = c.now()
 	switch ev.Kind {
 	case webhooks.KindPullRequest:
+		if ev.HeadSHA != "" {
+			c.heads[key] = ev.HeadSHA
+		}
 		f := c.inflight[key]
 		switch {
 		case f == nil:
@@ -354,7 +358,10 @@ func (c *Controller) HandleEvent(ev webhooks.Event) {
 		}
 	case webhooks.KindIssueComment:
 		if ev.Comment != nil && strings.HasPrefix(strings.TrimSpace(ev.Comment.Body), gh.CommandPrefix) {
-			c.commands[key] = append(c.commands[key], command{commentID: ev.Comment.ID, body: ev.Comment.Body, sender: ev.Comment.Author})
+			// An approval covers the commit that was the head when it was
+			// written, as far as the events tell, not whatever the head is
+			// when the reconcile gets to it.
+			c.commands[key] = append(c.commands[key], command{commentID: ev.Comment.ID, body: ev.Comment.Body, sender: ev.Comment.Author, headSHA: c.heads[key]})
 		} else {
 			c.mu.Unlock()
 			return // an ordinary comment (or our own sticky one): nothing to do
