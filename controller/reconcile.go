@@ -366,6 +366,11 @@ func (c *Controller) deploy(ctx context.Context, key Key, rp config.RepoPolicy, 
 		}
 		return c.failed(ctx, dctx, key, repo, project, status, hosts, step, err)
 	}
+	if dctx.Err() != nil {
+		// Superseded, closed or out of time as the deploy finished: never
+		// publish it as ready.
+		return c.failed(ctx, dctx, key, repo, project, status, hosts, "deploy", context.Cause(dctx))
+	}
 	c.metrics.deploySeconds.Observe(c.now().Sub(start).Seconds())
 	var names []string
 	if env, err := c.engine.Inspect(ctx, project); err == nil && env != nil {

@@ -152,10 +152,13 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 	baseline := map[string]int{}
 	for {
 		var still []string
-		for _, id := range pending {
+		for i, id := range pending {
 			ins, err := e.docker.ContainerInspect(ctx, id)
 			if err != nil {
 				if ctx.Err() != nil {
+					// The wait ended while this one was looked at: it and the
+					// rest are still pending, never ready.
+					still = append(still, pending[i:]...)
 					break
 				}
 				return fmt.Errorf("inspect container %s: %w", id[:min(12, len(id))], err)
@@ -188,21 +191,25 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 			return nil
 		}
 		select {
-		case <-ctx.Done():
-			if ctx.Err() == context.DeadlineExceeded {
-				id := pending[0]
-				ins, _ := e.docker.ContainerInspect(context.WithoutCancel(ctx), id)
-				svc := service
-				if svc == "" && ins.Config != nil {
-					svc = ins.Config.Labels[contract.LabelService]
-				}
-				return badInput(&ServiceError{Service: svc, Container: strings.TrimPrefix(ins.Name, "/"),
-					Reason: fmt.Sprintf("not ready after %s (%s)", timeout, reasons[id]),
-					Logs:   e.logTail(context.WithoutCancel(ctx), id, serviceLogTail)})
-			}
-			return ctx.Err()
 		case <-tick.C:
+			if ctx.Err() == nil {
+				continue
+			}
+		case <-ctx.Done():
 		}
+		// The wait is over with containers still pending.
+		if ctx.Err() == context.DeadlineExceeded {
+			id := pending[0]
+			ins, _ := e.docker.ContainerInspect(context.WithoutCancel(ctx), id)
+			svc := service
+			if svc == "" && ins.Config != nil {
+				svc = ins.Config.Labels[contract.LabelService]
+			}
+			return badInput(&ServiceError{Service: svc, Container: strings.TrimPrefix(ins.Name, "/"),
+				Reason: fmt.Sprintf("not ready after %s (%s)", timeout, reasons[id]),
+				Logs:   e.logTail(context.WithoutCancel(ctx), id, serviceLogTail)})
+		}
+		return ctx.Err()
 	}
 }
 
