@@ -86,7 +86,16 @@ func (e *Engine) Up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 	if err != nil {
 		return nil, err
 	}
+	// Fresh means nothing of the project exists: a failure then removes
+	// everything. Volumes (a database's data) or networks left by an
+	// environment whose containers were removed make it not fresh, and a
+	// failure removes only what this run made.
 	fresh := len(existing) == 0
+	if fresh {
+		if fresh, err = e.nothingOf(ctx, p.Name); err != nil {
+			return nil, err
+		}
+	}
 	res := &UpResult{Project: p.Name}
 	tx := &transaction{engine: e, project: p.Name, fresh: fresh}
 
@@ -172,6 +181,19 @@ func (e *Engine) Up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 		e.log.Warn("remove stale objects", "project", p.Name, "err", err)
 	}
 	return res, nil
+}
+
+// nothingOf reports whether the engine has no network or volume of project.
+func (e *Engine) nothingOf(ctx context.Context, project string) (bool, error) {
+	nets, err := e.docker.NetworkList(ctx, network.ListOptions{Filters: projectFilter(project)})
+	if err != nil {
+		return false, fmt.Errorf("list networks of %s: %w", project, err)
+	}
+	vols, err := e.docker.VolumeList(ctx, volume.ListOptions{Filters: projectFilter(project)})
+	if err != nil {
+		return false, fmt.Errorf("list volumes of %s: %w", project, err)
+	}
+	return len(nets) == 0 && len(vols.Volumes) == 0, nil
 }
 
 // projectContainers returns the project's service containers (not one-off

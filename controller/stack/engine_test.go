@@ -769,3 +769,32 @@ networks:
 		t.Error("scale down recreated the remaining replica")
 	}
 }
+
+// Containers removed by hand, the volumes left: a failed heal must not take
+// the data with it.
+func TestFailedUpKeepsVolumesOfAnEnvironmentWithoutContainers(t *testing.T) {
+	t.Parallel()
+	e, cli := testEngine(t)
+	src := newSource(t, e, cli, copyFixture(t, "shop"))
+	p, _ := up(t, e, src)
+	for name, id := range containerIDs(t, e, p.Name) {
+		if err := cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true}); err != nil {
+			t.Fatalf("remove %s: %v", name, err)
+		}
+	}
+	// The heal fails: the api never becomes healthy.
+	compose := filepath.Join(src.Dir, "compose.yaml")
+	b, _ := os.ReadFile(compose)
+	broken := strings.Replace(strings.Replace(string(b), `"http://127.0.0.1:8081/"]`, `"http://127.0.0.1:9/"]`, 1), "      retries: 30\n  migrate:", "      retries: 2\n  migrate:", 1)
+	if err := os.WriteFile(compose, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Up(context.Background(), mustLoad(t, src), UpOptions{}); err == nil {
+		t.Fatal("the broken heal came up")
+	}
+	for _, v := range []string{"data", "dbdata"} {
+		if _, err := cli.VolumeInspect(context.Background(), contract.ResourceName(p.Name, v)); err != nil {
+			t.Errorf("volume %s lost in the rollback: %v", v, err)
+		}
+	}
+}
