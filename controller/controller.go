@@ -150,6 +150,7 @@ type Controller struct {
 	wake        map[Key]bool     // a request arrived for a sleeping environment
 	converged   map[string]convergedState
 	envWaitlist []Key
+	reserved    map[string]bool // projects granted an environment slot, deploying
 }
 
 // inflight is a reconcile that is building or deploying.
@@ -194,7 +195,7 @@ func New(o Options) (*Controller, error) {
 		log: o.Logger, now: o.Now, workers: o.Workers, debounce: o.Debounce, limits: o.SourceLimits,
 		queue:    NewQueue(time.Second, 5*time.Minute),
 		inflight: map[Key]*inflight{}, commands: map[Key][]command{}, lastEvent: map[Key]time.Time{}, burst: map[Key]bool{}, heads: map[Key]string{},
-		install: map[string]int64{}, forced: map[Key]bool{}, wake: map[Key]bool{}, converged: map[string]convergedState{},
+		install: map[string]int64{}, forced: map[Key]bool{}, wake: map[Key]bool{}, converged: map[string]convergedState{}, reserved: map[string]bool{},
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

@@ -93,3 +93,32 @@ func TestSleepAndWakeOnRequest(t *testing.T) {
 		return strings.HasPrefix(p, string(store.PhaseReady)), p
 	})
 }
+
+// Over limits.builds a PR says it waits for a build slot, without holding
+// a worker, and builds when the slot frees.
+func TestBuildSlotsQueue(t *testing.T) {
+	t.Parallel()
+	lim := config.Defaults().Limits
+	lim.Builds = 1
+	h := newHarness(t, harnessOptions{limits: &lim})
+	slow := app("slow")
+	slow["Dockerfile"] = "FROM slipway-test/busybox:1\nRUN sleep 4\nCOPY index.html /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+	n1, _ := h.fake.OpenPR(h.repo, githubfake.PR{Author: "alice", Files: slow})
+	h.deliver("pull_request", h.prEvent("opened", n1, "alice"))
+	eventually(t, 20*time.Second, "the first build", func() (bool, string) {
+		p := h.phase(n1)
+		return strings.HasPrefix(p, string(store.PhaseBuilding)), p
+	})
+	n2, _ := h.fake.OpenPR(h.repo, githubfake.PR{Author: "alice", Files: app("second")})
+	h.deliver("pull_request", h.prEvent("opened", n2, "alice"))
+	eventually(t, 10*time.Second, "the second PR to wait for a build slot", func() (bool, string) {
+		p := h.phase(n2)
+		return strings.Contains(p, "waiting for a build slot"), p
+	})
+	// A close of another PR is handled meanwhile: workers are not all blocked.
+	n3, _ := h.fake.OpenPR(h.repo, githubfake.PR{Author: "alice", Files: app("third")})
+	h.fake.ClosePR(h.repo, n3)
+	h.deliver("pull_request", h.prEvent("closed", n3, "alice"))
+	h.waitServes(n1, "version slow")
+	h.waitServes(n2, "version second")
+}

@@ -144,7 +144,7 @@ func (c *Controller) converge(ctx context.Context, key Key, rp config.RepoPolicy
 	}
 	if env != nil && env.SHA == sha && !forced {
 		if st.Phase == store.PhaseSleeping {
-			return c.sleeping(ctx, key, repo, project)
+			return c.sleeping(ctx, key, rp, repo, project, st)
 		}
 		if c.upToDate(project, sha, env) {
 			return c.lifetimes(ctx, key, rp, repo, project, st)
@@ -226,12 +226,20 @@ func (c *Controller) environmentSlot(ctx context.Context, key Key, project strin
 		}
 	}
 	limit := c.cfg.Limits.Environments
-	free := limit - running
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Environments granted a slot are not on the engine until their build
+	// is done: count them too.
+	for p := range c.reserved {
+		if _, onEngine := projects[p]; !onEngine && p != project {
+			running++
+		}
+	}
+	free := limit - running
 	pos := slices.Index(c.envWaitlist, key)
 	if pos < 0 {
 		if free > 0 && len(c.envWaitlist) == 0 {
+			c.reserved[project] = true
 			return true, "", nil
 		}
 		pos = len(c.envWaitlist)
@@ -239,9 +247,18 @@ func (c *Controller) environmentSlot(ctx context.Context, key Key, project strin
 	}
 	if pos < free {
 		c.envWaitlist = slices.Delete(c.envWaitlist, pos, pos+1)
+		c.reserved[project] = true
 		return true, "", nil
 	}
 	return false, fmt.Sprintf("waiting: %d environments are running (limit %d); %d ahead in line", running, limit, pos), nil
+}
+
+// release ends project's reservation of an environment slot: once its
+// deploy is over it is either on the engine or gone.
+func (c *Controller) release(project string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.reserved, project)
 }
 
 func (c *Controller) leaveWaitlist(key Key) {
@@ -257,8 +274,24 @@ func (c *Controller) leaveWaitlist(key Key) {
 // or to heal a removed container) without reporting the phases again.
 func (c *Controller) deploy(ctx context.Context, key Key, rp config.RepoPolicy, repo gh.Repo, project string, pr gh.PullRequest, st store.Environment, d desired, forced, quiet bool) (Result, error) {
 	sha := pr.HeadSHA
+	// A build slot first, without holding a worker: over limits.builds the
+	// PR says it waits and comes back.
+	select {
+	case c.builds <- struct{}{}:
+		defer func() { <-c.builds }()
+	default:
+		detail := fmt.Sprintf("waiting for a build slot (limit %d)", cap(c.builds))
+		if !quiet && !(st.Phase == store.PhaseWaiting && st.SHA == sha && st.Detail == detail) {
+			c.upsert(ctx, key, project, pr, st)
+			c.setRouteState(project, c.defaultHosts(repo, key.PR), proxy.State{Phase: proxy.PhaseQueued, Step: string(store.PhaseWaiting)})
+			c.recordPhase(ctx, project, store.PhaseEntry{Phase: store.PhaseWaiting, SHA: sha, Detail: detail})
+			c.report(ctx, gh.Status{Repo: repo, PR: key.PR, SHA: sha, Phase: gh.PhaseQueued, Reason: detail})
+		}
+		return Result{RequeueAfter: 2 * time.Second}, nil
+	}
 	dctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// The deploy's own time counts from here, not the wait for a slot.
 	if limit := c.cfg.BuildTimeout.D(); limit > 0 {
 		var stop context.CancelFunc
 		dctx, stop = context.WithTimeoutCause(dctx, limit, fmt.Errorf("%w (build_timeout %s)", errDeployTimeout, limit))
@@ -288,20 +321,7 @@ func (c *Controller) deploy(ctx context.Context, key Key, rp config.RepoPolicy, 
 		s.Phase, s.Reason = gp, detail
 		c.report(ctx, s)
 	}
-	phase(store.PhaseQueued, gh.PhaseQueued, proxy.PhaseQueued, "")
-
-	select {
-	case c.builds <- struct{}{}:
-	default:
-		phase(store.PhaseWaiting, gh.PhaseQueued, proxy.PhaseQueued, fmt.Sprintf("waiting for a build slot (limit %d)", cap(c.builds)))
-		select {
-		case c.builds <- struct{}{}:
-		case <-dctx.Done():
-			return c.failed(ctx, dctx, key, repo, project, status, hosts, "queue", dctx.Err())
-		}
-	}
-	defer func() { <-c.builds }()
-
+	defer c.release(project)
 	start := c.now()
 	phase(store.PhaseBuilding, gh.PhaseBuilding, proxy.PhaseBuilding, "")
 	dir, err := c.source(dctx, repo, project, sha)
@@ -499,7 +519,11 @@ func (c *Controller) teardown(ctx context.Context, key Key, repo gh.Repo, projec
 		c.clearRoute(project)
 		return Result{}, nil // nothing was ever deployed or reported: stay silent
 	}
-	if exists {
+	c.release(project)
+	// Down is idempotent: run it whenever the history says the environment
+	// is not removed yet, since a half-done teardown may have left volumes
+	// or images that Projects does not see.
+	if exists || known {
 		c.recordPhase(ctx, project, store.PhaseEntry{Phase: store.PhaseRemoving, SHA: sha, Detail: reason})
 		c.setRouteState(project, c.defaultHosts(repo, key.PR), proxy.State{Phase: proxy.PhaseRemoving, Reason: reason})
 		start := c.now()
@@ -562,20 +586,7 @@ func (c *Controller) lifetimes(ctx context.Context, key Key, rp config.RepoPolic
 	delete(c.wake, key) // awake already
 	c.mu.Unlock()
 	now := c.now()
-	ttl := DefaultTTL
-	if cs.repo.TTL != nil {
-		ttl = cs.repo.TTL.D()
-	}
-	if rp.TTL != nil {
-		ttl = rp.TTL.D()
-	}
-	lastPush := st.LastPush
-	if lastPush.IsZero() {
-		lastPush = st.Created
-	}
-	kept := st.Keep.Forever || now.Before(st.Keep.Until)
-	if ttl > 0 && !kept && !lastPush.IsZero() && now.Sub(lastPush) > ttl {
-		reason := fmt.Sprintf("removed after %s without a push; push again or comment /slipway redeploy to bring it back", humanDuration(ttl))
+	if expired, reason := c.expired(rp, cs, st); expired {
 		return c.teardown(ctx, key, repo, project, st.SHA, reason, true)
 	}
 	if after := cs.repo.SleepAfter.D(); after > 0 && c.lastReq != nil {
@@ -594,13 +605,41 @@ func (c *Controller) lifetimes(ctx context.Context, key Key, rp config.RepoPolic
 	return Result{}, nil
 }
 
-// sleeping keeps a sleeping environment asleep until a request wakes it.
-func (c *Controller) sleeping(ctx context.Context, key Key, repo gh.Repo, project string) (Result, error) {
+// expired reports whether the environment outlived its TTL (repos[].ttl,
+// else .slipway.yml's ttl, else DefaultTTL; 0 disables) without a push,
+// unless it is kept.
+func (c *Controller) expired(rp config.RepoPolicy, cs convergedState, st store.Environment) (bool, string) {
+	ttl := DefaultTTL
+	if cs.repo.TTL != nil {
+		ttl = cs.repo.TTL.D()
+	}
+	if rp.TTL != nil {
+		ttl = rp.TTL.D()
+	}
+	lastPush := st.LastPush
+	if lastPush.IsZero() {
+		lastPush = st.Created
+	}
+	now := c.now()
+	kept := st.Keep.Forever || now.Before(st.Keep.Until)
+	if ttl <= 0 || kept || lastPush.IsZero() || now.Sub(lastPush) <= ttl {
+		return false, ""
+	}
+	return true, fmt.Sprintf("removed after %s without a push; push again or comment /slipway redeploy to bring it back", humanDuration(ttl))
+}
+
+// sleeping keeps a sleeping environment asleep until a request wakes it,
+// or its TTL removes it.
+func (c *Controller) sleeping(ctx context.Context, key Key, rp config.RepoPolicy, repo gh.Repo, project string, st store.Environment) (Result, error) {
 	c.mu.Lock()
 	wake := c.wake[key]
 	delete(c.wake, key)
+	cs := c.converged[project]
 	c.mu.Unlock()
 	if !wake {
+		if expired, reason := c.expired(rp, cs, st); expired {
+			return c.teardown(ctx, key, repo, project, st.SHA, reason, true)
+		}
 		return Result{}, nil
 	}
 	if err := c.engine.Start(ctx, project); err != nil {

@@ -21,7 +21,6 @@ func (d cancellingDocker) ContainerInspect(ctx context.Context, id string) (cont
 	return container.InspectResponse{}, ctx.Err()
 }
 
-
 // A wait that ends while a container is inspected is not a success.
 func TestWaitEndedDuringInspectIsNotReady(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
