@@ -130,6 +130,7 @@ func TestLoadControllerErrors(t *testing.T) {
 		{"bad firewall", "firewall: maybe\n", nil, "firewall"},
 		{"bad env number", "", map[string]string{"SLIPWAY_LIMITS_BUILDS": "two"}, "SLIPWAY_LIMITS_BUILDS"},
 		{"app without key", "github: {app_id: 42, webhook_secret: s}\n", nil, "private_key"},
+		{"dashboard user without password", "dashboard: {user: ops}\n", nil, "both user and password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

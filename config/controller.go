@@ -497,6 +497,9 @@ func (c *Controller) Validate() error {
 			c.Listen.HTTP = ":8080"
 		}
 	}
+	if (c.Dashboard.User == "") != (c.Dashboard.Password == "") {
+		errs = append(errs, errors.New("dashboard: set both user and password (or password_file), or neither"))
+	}
 	if c.Limits.Builds < 1 {
 		errs = append(errs, fmt.Errorf("limits.builds %d: want at least 1", c.Limits.Builds))
 	}

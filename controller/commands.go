@@ -201,13 +201,13 @@ func (c *Controller) reply(ctx context.Context, repo gh.Repo, pr int, body strin
 var ErrUnknownEnvironment = errors.New("unknown environment")
 
 // queueAction records a dashboard action for the project's next reconcile.
-func (c *Controller) queueAction(project, action, user string) error {
+func (c *Controller) queueAction(project, action string) error {
 	key, ok := c.keyOf(project)
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownEnvironment, project)
 	}
 	c.mu.Lock()
-	c.commands[key] = append(c.commands[key], command{action: action, sender: user})
+	c.commands[key] = append(c.commands[key], command{action: action})
 	c.mu.Unlock()
 	c.queue.Add(key)
 	return nil
@@ -215,32 +215,20 @@ func (c *Controller) queueAction(project, action, user string) error {
 
 // Redeploy recreates the environment at the PR's head (dashboard action).
 func (c *Controller) Redeploy(ctx context.Context, project string) error {
-	return c.queueAction(project, actionRedeploy, userFrom(ctx))
+	return c.queueAction(project, actionRedeploy)
 }
 
 // Destroy removes the environment until the next push or redeploy.
 func (c *Controller) Destroy(ctx context.Context, project string) error {
-	return c.queueAction(project, actionDestroy, userFrom(ctx))
+	return c.queueAction(project, actionDestroy)
 }
 
 // Sleep stops the environment's containers; the next request wakes it.
 func (c *Controller) Sleep(ctx context.Context, project string) error {
-	return c.queueAction(project, actionSleep, userFrom(ctx))
+	return c.queueAction(project, actionSleep)
 }
 
 // Wake starts a sleeping environment.
 func (c *Controller) Wake(ctx context.Context, project string) error {
-	return c.queueAction(project, actionWake, userFrom(ctx))
-}
-
-type userKey struct{}
-
-// WithUser tells the actions who asked (for the history).
-func WithUser(ctx context.Context, user string) context.Context {
-	return context.WithValue(ctx, userKey{}, user)
-}
-
-func userFrom(ctx context.Context) string {
-	u, _ := ctx.Value(userKey{}).(string)
-	return strings.TrimSpace(u)
+	return c.queueAction(project, actionWake)
 }

@@ -40,6 +40,7 @@ type Queue struct {
 	dirty      map[Key]bool // added while processing
 	failures   map[Key]int  // consecutive failures, for backoff
 	timers     map[Key]*time.Timer
+	due        map[Key]time.Time // when each timer fires
 	wake       chan struct{}
 	stop       chan struct{}
 	closed     bool
@@ -52,7 +53,7 @@ type Queue struct {
 func NewQueue(base, max time.Duration) *Queue {
 	return &Queue{
 		waiting: map[Key]bool{}, processing: map[Key]bool{}, dirty: map[Key]bool{},
-		failures: map[Key]int{}, timers: map[Key]*time.Timer{},
+		failures: map[Key]int{}, timers: map[Key]*time.Timer{}, due: map[Key]time.Time{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), baseDelay: base, maxDelay: max,
 	}
 }
@@ -71,6 +72,7 @@ func (q *Queue) addLocked(k Key) {
 	if t := q.timers[k]; t != nil {
 		t.Stop()
 		delete(q.timers, k)
+		delete(q.due, k)
 	}
 	if q.processing[k] {
 		q.dirty[k] = true
@@ -99,8 +101,12 @@ func (q *Queue) AddAfter(k Key, d time.Duration) {
 	if q.closed || q.waiting[k] {
 		return
 	}
-	if t := q.timers[k]; t != nil {
-		t.Stop()
+	at := time.Now().Add(d)
+	if old := q.timers[k]; old != nil {
+		if !at.Before(q.due[k]) {
+			return // the pending one fires sooner
+		}
+		old.Stop()
 	}
 	var t *time.Timer
 	t = time.AfterFunc(d, func() {
@@ -108,10 +114,12 @@ func (q *Queue) AddAfter(k Key, d time.Duration) {
 		defer q.mu.Unlock()
 		if q.timers[k] == t {
 			delete(q.timers, k)
+			delete(q.due, k)
 			q.addLocked(k)
 		}
 	})
 	q.timers[k] = t
+	q.due[k] = at
 }
 
 // AddRateLimited queues k after its backoff: base × 2^(failures), capped.

@@ -148,3 +148,21 @@ func TestParseKey(t *testing.T) {
 		}
 	}
 }
+
+func TestQueueAddAfterKeepsTheSoonerTimer(t *testing.T) {
+	q := NewQueue(time.Millisecond, time.Second)
+	k := Key{"o/r", 1}
+	q.AddAfter(k, 20*time.Millisecond)
+	q.AddAfter(k, time.Hour) // later: must not postpone the first
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if got, ok := q.Get(ctx); !ok || got != k {
+		t.Fatal("a later AddAfter postponed the sooner one")
+	}
+	q.Done(k)
+	q.AddAfter(k, time.Hour)
+	q.AddAfter(k, 20*time.Millisecond) // sooner: replaces
+	if got, ok := q.Get(ctx); !ok || got != k {
+		t.Fatal("a sooner AddAfter did not replace the later one")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -109,4 +110,16 @@ func repoTTL(cfg *config.Controller) func(string) time.Duration {
 		}
 		return controller.DefaultTTL
 	}
+}
+
+// maskedLogs is the engine as the dashboard sees it: services' logs pass
+// through the secret masker, as build logs and reports do (the engine
+// writes them a line at a time).
+type maskedLogs struct {
+	*stack.Engine
+	mask *controller.Masker
+}
+
+func (m maskedLogs) Logs(ctx context.Context, project string, o stack.LogOptions, w io.Writer) error {
+	return m.Engine.Logs(ctx, project, o, m.mask.Writer(w))
 }

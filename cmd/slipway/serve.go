@@ -143,6 +143,17 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 	mux.Handle("GET /readyz", ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
+	// Every secret Slipway holds is masked in what it shows: build and
+	// service logs, comments, statuses, pages.
+	secrets := map[string]string{"dashboard token": cfg.Dashboard.Token, "dashboard password": cfg.Dashboard.Password, "dns token": cfg.TLS.DNSAPIToken}
+	if g := cfg.GitHub; g != nil {
+		secrets["github token"], secrets["webhook secret"], secrets["private key"] = g.Token, g.WebhookSecret, g.PrivateKey
+	}
+	for name, s := range cfg.Secrets {
+		secrets[name] = s.Value
+	}
+	masker := controller.NewMasker(secrets)
+
 	// How preview URLs look: the scheme and port QA opens.
 	hostOpts := stack.HostOptions{Domain: cfg.Domain, Scheme: "http", Port: portOf(cfg.Listen.HTTP, so.httpListener)}
 	if cfg.TLS.Mode != config.TLSOff {
@@ -162,11 +173,6 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 		// Webhook dedupe without a disk sync on the request path.
 		deliveries := st.DeliveryLog(log)
 		defer deliveries.Close()
-		secrets := map[string]string{"github token": cfg.GitHub.Token, "webhook secret": cfg.GitHub.WebhookSecret, "private key": cfg.GitHub.PrivateKey}
-		for name, s := range cfg.Secrets {
-			secrets[name] = s.Value
-		}
-		masker := controller.NewMasker(secrets)
 		ghc, err := gh.New(gh.Options{APIURL: cfg.GitHub.APIURL, Token: cfg.GitHub.Token, AppID: cfg.GitHub.AppID, PrivateKey: []byte(cfg.GitHub.PrivateKey), Logger: log})
 		if err != nil {
 			return err
@@ -202,9 +208,9 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 		log.Info("no github section: local mode, serving environments made by slipway up")
 	}
 
-	noCredentials := cfg.Dashboard.Token == "" && cfg.Dashboard.Password == ""
+	noCredentials := cfg.Dashboard.Token == "" && cfg.Dashboard.Password == "" && cfg.Dashboard.User == ""
 	dash, err := dashboard.New(dashboard.Options{
-		Engine: engine, History: history, Stats: cli, Requests: handler, Actions: actions,
+		Engine: maskedLogs{engine, masker}, History: history, Stats: cli, Requests: handler, Actions: actions,
 		Token: cfg.Dashboard.Token, User: cfg.Dashboard.User, Password: cfg.Dashboard.Password,
 		Public: cfg.Dashboard.Public, PublicLogs: cfg.Dashboard.PublicLogs,
 		// Local mode without credentials: the dashboard answers loopback clients only.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +61,8 @@ func (e *Engine) runJob(ctx context.Context, p *Plan, index int, service string,
 	_, _ = rand.Read(suffix)
 	spec.Name = p.Name + "-" + service + "-run-" + hex.EncodeToString(suffix)
 	spec.Config, spec.Host = &cfg, &host
+	// The networks are the service's: copy them before changing aliases.
+	spec.Networks = slices.Clone(spec.Networks)
 	for i := range spec.Networks {
 		spec.Networks[i].Aliases = []string{spec.Name}
 	}

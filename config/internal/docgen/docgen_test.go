@@ -146,6 +146,7 @@ func yamlKeys(t reflect.Type, prefix string, seen map[reflect.Type]bool) []strin
 const probeBase = `
 github: {token: base-token, webhook_secret: base-secret, private_key: base-key}
 tls: {dns_provider: cloudflare}
+dashboard: {user: base-user, password: base-password}
 `
 
 // load writes yamlText to a file and loads it with env as the only environment.
@@ -265,7 +266,9 @@ func TestSecretFilesAreRead(t *testing.T) {
 			// The github section needs a token and a webhook secret; inline
 			// ones also show that the file replaces an inline value.
 			withFile := func(path string) string {
-				doc := map[string]any{"github": map[string]any{"token": "inline", "webhook_secret": "inline"}}
+				// A dashboard password goes with a user.
+				doc := map[string]any{"github": map[string]any{"token": "inline", "webhook_secret": "inline"},
+					"dashboard": map[string]any{"user": "probe-user", "password": "inline"}}
 				parts := strings.Split(strings.ReplaceAll(f.FileKey, ".<name>", ".PROBE"), ".")
 				m := doc
 				for _, p := range parts[:len(parts)-1] {
