@@ -339,6 +339,9 @@ func (e *Engine) ensureNetworks(ctx context.Context, p *Plan, tx *transaction) e
 		} else if !errdefs.IsNotFound(err) {
 			return fmt.Errorf("inspect network %s: %w", n.Name, err)
 		}
+		if e.opts.Firewall != nil && n.EnableIPv6 != nil && *n.EnableIPv6 {
+			return badInput(fmt.Errorf("network %s: enable_ipv6 is not supported while the firewall is on (its rules are IPv4)", key))
+		}
 		labels := map[string]string{}
 		maps.Copy(labels, n.Labels)
 		maps.Copy(labels, projectLabels(p))

@@ -31,7 +31,11 @@ type LoadOptions struct {
 	// A name listed in .slipway.yml but absent here is an error, unless
 	// WithholdSecrets is set (an untrusted PR): then it is left out and
 	// reported in Plan.WithheldSecrets.
-	Secrets         map[string]string
+	Secrets map[string]string
+	// WithholdSecrets marks an untrusted PR: no secrets, and no build
+	// settings that could poison the layer cache trusted PRs share
+	// (build.extra_hosts, which the classic builder leaves out of its cache
+	// key).
 	WithholdSecrets bool
 }
 
@@ -147,6 +151,13 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 	}
 	if err := checkJobs(project, repo); err != nil {
 		return nil, err
+	}
+	if opts.WithholdSecrets {
+		for _, name := range builtServices(project) {
+			if len(project.Services[name].Build.ExtraHosts) > 0 {
+				return nil, fmt.Errorf("service %s: build.extra_hosts is not allowed for an untrusted pull request: the build cache does not tell its layers apart, so they could reach trusted builds", name)
+			}
+		}
 	}
 
 	built := builtServices(project)

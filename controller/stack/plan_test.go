@@ -460,3 +460,18 @@ func TestLoadRefusesAHostOverrideNamingAnotherPR(t *testing.T) {
 		t.Fatalf("PR 10 claiming pr-9's host: %v", err)
 	}
 }
+
+func TestUntrustedBuildsMayNotSetExtraHosts(t *testing.T) {
+	dir := t.TempDir()
+	dockertest.WriteFiles(t, dir, map[string]string{
+		"compose.yaml": "services:\n  web:\n    build:\n      context: .\n      extra_hosts: [\"deb.debian.org:203.0.113.7\"]\n",
+		"Dockerfile":   "FROM scratch\n",
+	})
+	src := Source{Dir: dir, Owner: "o", Repo: "r", PR: 1, SHA: sha1}
+	if _, err := Load(context.Background(), src, LoadOptions{}); err != nil {
+		t.Fatalf("a trusted PR: %v", err)
+	}
+	if _, err := Load(context.Background(), src, LoadOptions{WithholdSecrets: true}); err == nil || !strings.Contains(err.Error(), "extra_hosts") {
+		t.Fatalf("an untrusted PR with build.extra_hosts: %v", err)
+	}
+}

@@ -192,6 +192,17 @@ func (c *checker) service(name string, s *types.ServiceConfig) {
 		c.add(sc, ExternalLinks, fmt.Sprintf("external_links[%d]", i), l,
 			"links a container outside the project into this service")
 	}
+	if strings.Contains(name, ".") {
+		c.add(sc, DottedName, "name", name, "a service name is a DNS name on the project's networks; with a dot it can shadow a real domain")
+	}
+	if strings.Contains(s.ContainerName, ".") {
+		c.add(sc, DottedName, "container_name", s.ContainerName, "container_name becomes a DNS alias; with a dot it can shadow a real domain")
+	}
+	for i, l := range s.Links {
+		if _, alias, ok := strings.Cut(l, ":"); ok && strings.Contains(alias, ".") {
+			c.add(sc, DottedName, fmt.Sprintf("links[%d]", i), l, "a link alias is a DNS name; with a dot it can shadow a real domain")
+		}
+	}
 	if s.Provider != nil {
 		c.add(sc, HostSideExtensions, "provider.type", s.Provider.Type,
 			"a provider service runs a plugin binary on the host, outside any container; Slipway does not run it")
@@ -334,6 +345,11 @@ func (c *checker) container(sc scope, s *types.ContainerSpec) {
 			continue
 		}
 		field := "networks." + name
+		for i, a := range n.Aliases {
+			if strings.Contains(a, ".") {
+				c.add(sc, DottedName, fmt.Sprintf("%s.aliases[%d]", field, i), a, "a network alias is a DNS name; with a dot it can shadow a real domain")
+			}
+		}
 		if n.Ipv4Address != "" {
 			c.add(sc, StaticAddressing, field+".ipv4_address", n.Ipv4Address, "fixed addresses collide across previews and need a custom subnet")
 		}

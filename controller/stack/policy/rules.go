@@ -52,6 +52,7 @@ const (
 	StaticAddressing  = "SW-NET-004"
 	NetworkName       = "SW-NET-005"
 	ExternalLinks     = "SW-NET-006"
+	DottedName        = "SW-NET-007"
 
 	LoadFileOutside       = "SW-FILE-001"
 	RemoteResource        = "SW-FILE-002"
@@ -275,6 +276,10 @@ func Rules() []Rule {
 			Blocks: "`external_links`.",
 			Why:    "Links containers outside the project into the service's name resolution.",
 			Relax:  allow(ExternalLinks), Phase: PhaseCheck},
+		{ID: DottedName, Key: "dotted-name", Title: "a DNS name with a dot",
+			Blocks: "a service name, network alias, `container_name` or `links` alias containing a dot.",
+			Why:    "Docker's resolver answers a network's names before real DNS for every container on that network, Slipway's own among them when it runs in a container: an alias `api.github.com` would take the controller's GitHub traffic.",
+			Relax:  allow(DottedName), Phase: PhaseCheck},
 
 		{ID: LoadFileOutside, Key: "load-file-outside", Title: "file read while loading is outside the checkout",
 			Blocks: "a compose file, `.env`, `include` path/`project_directory`/`env_file`, `extends.file`, `env_file` or `label_file` (on services, pre_start hooks and jobs) that is, symlinks followed, outside the checkout — after interpolation, in every file reached through include and extends.",
