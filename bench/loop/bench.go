@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/slipwayhq/slipway/bench/internal/benchkit"
 
 	"github.com/docker/docker/client"
 
@@ -48,22 +48,16 @@ type bench struct {
 }
 
 func newBench(ctx context.Context, cfg config) (*bench, error) {
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, err := benchkit.Docker(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := cli.Ping(pctx); err != nil {
-		cli.Close()
-		return nil, fmt.Errorf("cannot reach the Docker Engine: %w", err)
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "slipway-bench-loop-")
 	if err != nil {
 		cli.Close()
 		return nil, err
 	}
-	runID := randomHex(4)
+	runID := benchkit.RandomHex(4)
 	b := &bench{
 		cfg: cfg, cli: cli, dir: dir, runID: runID,
 		owner: "bench", name: "loop" + runID,
@@ -247,12 +241,6 @@ func keepLogs(dir string, p *serveProc) error {
 		}
 	}
 	return nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // gitDescribe names the source tree slipway was built from.

@@ -33,11 +33,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/slipwayhq/slipway/bench/internal/benchkit"
 )
 
 // Parts of the benchmark (-phases).
@@ -102,36 +102,14 @@ func main() {
 	flag.BoolVar(&cfg.verbose, "v", false, "stream serve's log to stderr")
 	flag.BoolVar(&cfg.trace, "trace", false, "print each run's timeline")
 	flag.Parse()
-	cfg.parts = splitList(parts)
-	cfg.slipwayEnv = splitList(slipwayEnv)
+	cfg.parts = benchkit.SplitList(parts)
+	cfg.slipwayEnv = benchkit.SplitList(slipwayEnv)
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C ends the process (and its cleanup) at once
-	}()
-	ctx, cancel := context.WithTimeout(ctx, cfg.maxDuration)
-	err := run(ctx, cfg)
-	cancel()
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
+	benchkit.Main(cfg.maxDuration, func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
 func (c *config) validate() error {

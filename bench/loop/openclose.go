@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slipwayhq/slipway/bench/internal/benchkit"
+
 	"github.com/slipwayhq/slipway/controller/github/githubfake"
 )
 
@@ -301,9 +303,9 @@ func (b *bench) closeAndClean(ctx context.Context, r *openRun) error {
 
 // printRun prints one run's figures as it finishes.
 func (b *bench) printRun(r *openRun, closed bool) {
-	line := fmt.Sprintf("  %-6s run %d  pr-%-3d  open-to-live %s", r.Cache, r.Run, r.PR, fmtDur(r.Live))
+	line := fmt.Sprintf("  %-6s run %d  pr-%-3d  open-to-live %s", r.Cache, r.Run, r.PR, benchkit.FmtDur(r.Live))
 	if closed {
-		line += fmt.Sprintf("  close-to-clean %s", fmtDur(r.Clean))
+		line += fmt.Sprintf("  close-to-clean %s", benchkit.FmtDur(r.Clean))
 	}
 	line += fmt.Sprintf("  (GitHub API calls before live: %d)", r.GitHubCalls)
 	if r.Err != "" {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/slipwayhq/slipway/bench/internal/benchkit"
 )
 
 // Targets from issue 4.
@@ -44,11 +46,11 @@ func report(w io.Writer, cfg config, res *results) {
 	if cfg.has(partOpen) {
 		cold, warm := liveTimes(res.Open, cacheCold), liveTimes(res.Open, cacheWarm)
 		fmt.Fprintf(tw, "open-to-live, warm cache (median of %d; min–max %s s)\t%s\t< %s\t%s\n",
-			len(warm), spread(warm), fmtDur(median(warm)), fmtDur(targetWarmLive), verdict(len(warm) > 0, median(warm) < targetWarmLive)+maxNote(warm, targetWarmLive))
-		fmt.Fprintf(tw, "open-to-live, cold cache (median of %d; min–max %s s)\t%s\t(none)\t-\n", len(cold), spread(cold), fmtDur(median(cold)))
+			len(warm), benchkit.Spread(warm), benchkit.FmtDur(benchkit.Median(warm)), benchkit.FmtDur(targetWarmLive), verdict(len(warm) > 0, benchkit.Median(warm) < targetWarmLive)+maxNote(warm, targetWarmLive))
+		fmt.Fprintf(tw, "open-to-live, cold cache (median of %d; min–max %s s)\t%s\t(none)\t-\n", len(cold), benchkit.Spread(cold), benchkit.FmtDur(benchkit.Median(cold)))
 		cleans := cleanTimes(res.Open)
 		fmt.Fprintf(tw, "close-to-clean (median of %d; min–max %s s)\t%s\t< %s\t%s\n",
-			len(cleans), spread(cleans), fmtDur(median(cleans)), fmtDur(targetCleanTime), verdict(len(cleans) > 0, median(cleans) < targetCleanTime)+maxNote(cleans, targetCleanTime))
+			len(cleans), benchkit.Spread(cleans), benchkit.FmtDur(benchkit.Median(cleans)), benchkit.FmtDur(targetCleanTime), verdict(len(cleans) > 0, benchkit.Median(cleans) < targetCleanTime)+maxNote(cleans, targetCleanTime))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "Debounce: serve's controller waits until a PR's events have been quiet for 1s (its default; serve has no setting for it) before it builds, so every open-to-live includes about 1s of debounce.")
@@ -57,7 +59,7 @@ func report(w io.Writer, cfg config, res *results) {
 			q, live := markTimes(res.Open, c, "history: queued"), liveTimes(res.Open, c)
 			if len(q) > 0 && len(live) > 0 {
 				fmt.Fprintf(w, "  %s: %s of the %s median passes before the history shows the PR queued (debounce, then reading the PR from GitHub).\n",
-					c, fmtDur(median(q)), fmtDur(median(live)))
+					c, benchkit.FmtDur(benchkit.Median(q)), benchkit.FmtDur(benchkit.Median(live)))
 			}
 		}
 	}
@@ -139,7 +141,7 @@ func verdict(have, ok bool) string {
 
 // maxNote warns when the median passes but the slowest run does not.
 func maxNote(ds []time.Duration, target time.Duration) string {
-	if len(ds) > 0 && median(ds) < target && slices.Max(ds) >= target {
+	if len(ds) > 0 && benchkit.Median(ds) < target && slices.Max(ds) >= target {
 		return " (slowest run over)"
 	}
 	return ""
@@ -192,7 +194,7 @@ func medianInt(runs []*openRun, cache string) string {
 	if len(ns) == 0 {
 		return "-"
 	}
-	return fmt.Sprint(int64(median(ns)))
+	return fmt.Sprint(int64(benchkit.Median(ns)))
 }
 
 func floorLatencies(bs []*burstResult) []time.Duration {
@@ -246,8 +248,8 @@ func breakdown(w io.Writer, runs []*openRun, marksOf func(*openRun) []mark, cach
 	whats := map[string]time.Duration{}
 	for _, c := range caches {
 		for what, ds := range at[c] {
-			if d, ok := whats[what]; !ok || median(ds) < d {
-				whats[what] = median(ds)
+			if d, ok := whats[what]; !ok || benchkit.Median(ds) < d {
+				whats[what] = benchkit.Median(ds)
 			}
 		}
 	}
@@ -266,7 +268,7 @@ func breakdown(w io.Writer, runs []*openRun, marksOf func(*openRun) []mark, cach
 				line += "-\t\t"
 				continue
 			}
-			line += fmt.Sprintf("%.3fs\t%d\t", median(ds).Seconds(), len(ds))
+			line += fmt.Sprintf("%.3fs\t%d\t", benchkit.Median(ds).Seconds(), len(ds))
 		}
 		fmt.Fprintln(tw, line)
 	}

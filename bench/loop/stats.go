@@ -26,40 +26,9 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	return s[rank-1]
 }
 
-// median returns the median of ds (the mean of the middle two for an even
-// count), or 0 for none.
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
-// fmtDur prints a duration in seconds with two decimals, "-" for none.
-func fmtDur(d time.Duration) string {
-	if d <= 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2fs", d.Seconds())
-}
-
 // fmtMs prints a duration in milliseconds.
 func fmtMs(d time.Duration) string {
 	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
-}
-
-// spread prints min–max of ds in seconds.
-func spread(ds []time.Duration) string {
-	if len(ds) == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2f–%.2f", slices.Min(ds).Seconds(), slices.Max(ds).Seconds())
 }
 
 // latencies returns the latencies of the samples answered without error.

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipwayhq/slipway/bench/internal/benchkit"
+
 	"github.com/docker/docker/api/types/events"
 
 	"github.com/slipwayhq/slipway/controller/store"
@@ -53,8 +55,8 @@ func TestMedian(t *testing.T) {
 		{ms(9, 1, 5), 5 * time.Millisecond},
 		{ms(4, 1, 2, 3), 2500 * time.Microsecond},
 	} {
-		if got := median(tc.ds); got != tc.want {
-			t.Errorf("median(%v) = %v, want %v", tc.ds, got, tc.want)
+		if got := benchkit.Median(tc.ds); got != tc.want {
+			t.Errorf("benchkit.Median(%v) = %v, want %v", tc.ds, got, tc.want)
 		}
 	}
 }

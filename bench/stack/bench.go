@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/slipwayhq/slipway/bench/internal/benchkit"
 
 	"github.com/docker/docker/client"
 
@@ -72,22 +72,16 @@ func newBench(ctx context.Context, cfg config) (*bench, error) {
 	if _, err := exec.LookPath(cfg.composeBin); err != nil && slices.Contains(cfg.tools, toolCompose) {
 		return nil, fmt.Errorf("docker-compose v1 not found as %q (apt-get install -y docker-compose): %w", cfg.composeBin, err)
 	}
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, err := benchkit.Docker(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := cli.Ping(pctx); err != nil {
-		cli.Close()
-		return nil, fmt.Errorf("cannot reach the Docker Engine: %w", err)
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "slipway-bench-stack-")
 	if err != nil {
 		cli.Close()
 		return nil, err
 	}
-	suffix := randomHex(4)
+	suffix := benchkit.RandomHex(4)
 	b := &bench{cfg: cfg, cli: cli, dir: dir, out: os.Stderr, anchorRepo: "slipway-bench-cache-" + suffix}
 	if err := b.setup(ctx, root, suffix); err != nil {
 		b.close()
@@ -386,14 +380,8 @@ func tail(s string, n int) string {
 	return "    " + strings.Join(lines, "\n    ")
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // newSHA is a fresh commit-like SHA: every timed up is a new push.
-func newSHA() string { return randomHex(20) }
+func newSHA() string { return benchkit.RandomHex(20) }
 
 // prepareFixture copies src to dst and turns web's host port binding into
 // an expose: slipway drops host ports anyway, and docker-compose must not

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/slipwayhq/slipway/bench/internal/benchkit"
 )
 
 // cycles runs the timed up/down cycles: for each cache mode, -runs rounds,
@@ -41,7 +43,7 @@ func (b *bench) cycles(ctx context.Context) ([]runResult, error) {
 					continue
 				}
 				fmt.Fprintf(b.out, "  %s run %d %-14s up %s  serving %s  down %s  cached steps %d\n",
-					cache, run, t.label, fmtDur(r.Up), fmtDur(r.Serving), fmtDur(r.Down), r.CacheHits)
+					cache, run, t.label, benchkit.FmtDur(r.Up), benchkit.FmtDur(r.Serving), benchkit.FmtDur(r.Down), r.CacheHits)
 				if b.cfg.trace {
 					for _, m := range r.Marks {
 						fmt.Fprintf(b.out, "      %7.3fs %s\n", m.At.Seconds(), m.What)
@@ -198,7 +200,7 @@ func (b *bench) reupTool(ctx context.Context, t *tool) ([]time.Duration, error) 
 			return ds, fmt.Errorf("re-up %d changed the containers: before %v, after %v", i, before, after)
 		}
 		ds = append(ds, d)
-		fmt.Fprintf(b.out, "  no-change re-up %d %-14s %s\n", i, t.label, fmtDur(d))
+		fmt.Fprintf(b.out, "  no-change re-up %d %-14s %s\n", i, t.label, benchkit.FmtDur(d))
 	}
 	if _, out, err := b.command(ctx, t, "reup-"+t.name+"-down", t.down, t.env(sha), nil); err != nil {
 		return ds, fmt.Errorf("down: %w\n%s", err, tail(out, 15))

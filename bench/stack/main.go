@@ -32,11 +32,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/slipwayhq/slipway/bench/internal/benchkit"
 )
 
 // Tool names, as used in flags and results.
@@ -101,38 +101,16 @@ func main() {
 	flag.BoolVar(&cfg.trace, "trace", false, "print each run's timeline (events and the tools' output lines)")
 	flag.Parse()
 
-	cfg.tools = splitList(tools)
-	cfg.caches = splitList(caches)
-	cfg.phases = splitList(phases)
-	cfg.slipwayEnv = splitList(slipwayEnv)
+	cfg.tools = benchkit.SplitList(tools)
+	cfg.caches = benchkit.SplitList(caches)
+	cfg.phases = benchkit.SplitList(phases)
+	cfg.slipwayEnv = benchkit.SplitList(slipwayEnv)
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C ends the process (and its cleanup) at once
-	}()
-	ctx, cancel := context.WithTimeout(ctx, cfg.maxDuration)
-	err := run(ctx, cfg)
-	cancel()
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
+	benchkit.Main(cfg.maxDuration, func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
 func (c *config) validate() error {

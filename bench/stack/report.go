@@ -7,6 +7,8 @@ import (
 	"slices"
 	"text/tabwriter"
 	"time"
+
+	"github.com/slipwayhq/slipway/bench/internal/benchkit"
 )
 
 func numCPU() int { return runtime.NumCPU() }
@@ -34,8 +36,8 @@ func report(w io.Writer, cfg config, results []runResult, reups map[string][]tim
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "\tslipway\tdocker-compose\tslipway/compose\ttarget")
 		row := func(name string, a, b []time.Duration, target string) {
-			ma, mb := median(a), median(b)
-			fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%s\t%s\n", name, fmtDur(ma), spread(a), fmtDur(mb), spread(b), fmtRatio(ratio(ma, mb)), target)
+			ma, mb := benchkit.Median(a), benchkit.Median(b)
+			fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%s\t%s\n", name, benchkit.FmtDur(ma), benchkit.Spread(a), benchkit.FmtDur(mb), benchkit.Spread(b), fmtRatio(ratio(ma, mb)), target)
 		}
 		row("up (until the command returns)", sl.Ups, co.Ups, fmt.Sprintf("≤ %.2f×", targetUpRatio))
 		row("up until web answers 200", sl.Servings, co.Servings, "")
@@ -54,9 +56,9 @@ func report(w io.Writer, cfg config, results []runResult, reups map[string][]tim
 			}
 			diff := "-"
 			if len(a) > 0 && len(b) > 0 {
-				diff = fmt.Sprintf("%+.2fs", (median(a) - median(b)).Seconds())
+				diff = fmt.Sprintf("%+.2fs", (benchkit.Median(a) - benchkit.Median(b)).Seconds())
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m, fmtDur(median(a)), fmtDur(median(b)), diff)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m, benchkit.FmtDur(benchkit.Median(a)), benchkit.FmtDur(benchkit.Median(b)), diff)
 		}
 		tw.Flush()
 
@@ -67,9 +69,9 @@ func report(w io.Writer, cfg config, results []runResult, reups map[string][]tim
 			a, b := sl.Phases[p.Name], co.Phases[p.Name]
 			diff := "-"
 			if len(a) > 0 && len(b) > 0 {
-				diff = fmt.Sprintf("%+.2fs", (median(a) - median(b)).Seconds())
+				diff = fmt.Sprintf("%+.2fs", (benchkit.Median(a) - benchkit.Median(b)).Seconds())
 			}
-			fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%s\n", p.Name, fmtDur(median(a)), spread(a), fmtDur(median(b)), spread(b), diff)
+			fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%s\n", p.Name, benchkit.FmtDur(benchkit.Median(a)), benchkit.Spread(a), benchkit.FmtDur(benchkit.Median(b)), benchkit.Spread(b), diff)
 		}
 		tw.Flush()
 		fmt.Fprintln(w)
@@ -78,10 +80,10 @@ func report(w io.Writer, cfg config, results []runResult, reups map[string][]tim
 		fmt.Fprintln(w, "== no-change re-up (same SHA, nothing changed), median (min–max) ==")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		if hasTool(toolSlipway) {
-			fmt.Fprintf(tw, "slipway up\t%s (%s)\ttarget < %s\n", fmtDur(median(reups[toolSlipway])), spread(reups[toolSlipway]), fmtDur(targetReup))
+			fmt.Fprintf(tw, "slipway up\t%s (%s)\ttarget < %s\n", benchkit.FmtDur(benchkit.Median(reups[toolSlipway])), benchkit.Spread(reups[toolSlipway]), benchkit.FmtDur(targetReup))
 		}
 		if hasTool(toolCompose) {
-			fmt.Fprintf(tw, "docker-compose up -d --build\t%s (%s)\tfor reference\n", fmtDur(median(reups[toolCompose])), spread(reups[toolCompose]))
+			fmt.Fprintf(tw, "docker-compose up -d --build\t%s (%s)\tfor reference\n", benchkit.FmtDur(benchkit.Median(reups[toolCompose])), benchkit.Spread(reups[toolCompose]))
 		}
 		tw.Flush()
 	}

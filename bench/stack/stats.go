@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -31,21 +30,6 @@ type runResult struct {
 	Err   string `json:"error,omitempty"`
 }
 
-// median returns the median of ds (the mean of the middle two for an even
-// count), or 0 for none.
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 // ratio is a/b, or 0 when either is missing.
 func ratio(a, b time.Duration) float64 {
 	if a <= 0 || b <= 0 {
@@ -54,27 +38,11 @@ func ratio(a, b time.Duration) float64 {
 	return float64(a) / float64(b)
 }
 
-// fmtDur prints a duration in seconds with two decimals, "-" for none.
-func fmtDur(d time.Duration) string {
-	if d <= 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2fs", d.Seconds())
-}
-
 func fmtRatio(r float64) string {
 	if r == 0 {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f×", r)
-}
-
-// spread prints min–max of ds.
-func spread(ds []time.Duration) string {
-	if len(ds) == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2f–%.2f", slices.Min(ds).Seconds(), slices.Max(ds).Seconds())
 }
 
 // milestones are the points of an up that the breakdown table shows, in

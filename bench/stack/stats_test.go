@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipwayhq/slipway/bench/internal/benchkit"
+
 	"github.com/docker/docker/api/types/events"
 
 	"github.com/slipwayhq/slipway/internal/contract"
@@ -24,12 +26,12 @@ func TestMedian(t *testing.T) {
 		{[]time.Duration{4 * s, 1 * s, 3 * s, 2 * s}, 2500 * time.Millisecond},
 	}
 	for _, tt := range tests {
-		if got := median(tt.in); got != tt.want {
-			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
+		if got := benchkit.Median(tt.in); got != tt.want {
+			t.Errorf("benchkit.Median(%v) = %v, want %v", tt.in, got, tt.want)
 		}
 	}
 	in := []time.Duration{3 * s, 1 * s, 2 * s}
-	median(in)
+	benchkit.Median(in)
 	if in[0] != 3*s {
 		t.Errorf("median sorted its input in place: %v", in)
 	}
