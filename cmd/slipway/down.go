@@ -25,7 +25,19 @@ func newDownCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			engine, _, closeEngine, err := g.localEngine(ctx, stack.EngineOptions{})
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			// The rules up added for the project's networks go with them
+			// (where there can be any: as root, beside the engine's bridges).
+			var fw stack.Firewall
+			if bridgesHere() {
+				if ipt, err := stack.NewIPTables(ctx, log); err == nil {
+					fw = ipt
+				}
+			}
+			engine, _, closeEngine, err := g.localEngine(ctx, stack.EngineOptions{Firewall: fw})
 			if err != nil {
 				return err
 			}

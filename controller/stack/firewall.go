@@ -33,10 +33,11 @@ const MetadataAddress = "169.254.169.254"
 // SLIPWAY-INPUT, jumped to from INPUT, plus one DOCKER-USER rule per bridge
 // for the metadata address.
 type IPTables struct {
-	bin string
-	log *slog.Logger
-	mu  sync.Mutex
-	run func(ctx context.Context, args ...string) ([]byte, error)
+	bin    string
+	log    *slog.Logger
+	mu     sync.Mutex
+	run    func(ctx context.Context, args ...string) ([]byte, error)
+	exists func(iface string) bool // whether a network interface exists
 }
 
 // Chain is the filter chain that holds Slipway's INPUT rules.
@@ -59,7 +60,10 @@ func NewIPTables(ctx context.Context, log *slog.Logger) (*IPTables, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoFirewall, err)
 	}
-	f := &IPTables{bin: bin, log: log}
+	f := &IPTables{bin: bin, log: log, exists: func(iface string) bool {
+		_, err := os.Stat("/sys/class/net/" + iface)
+		return err == nil
+	}}
 	f.run = func(ctx context.Context, args ...string) ([]byte, error) {
 		cmd := exec.CommandContext(ctx, f.bin, append([]string{"-w", "5"}, args...)...)
 		var out bytes.Buffer
@@ -100,7 +104,51 @@ func (f *IPTables) ensureChain(ctx context.Context) error {
 			return fmt.Errorf("jump from INPUT to %s: %v: %s", Chain, err, strings.TrimSpace(string(out)))
 		}
 	}
+	f.sweep(ctx)
 	return nil
+}
+
+// sweep deletes Slipway's rules for bridges that no longer exist (a network
+// removed by something other than Slipway, or while it was down).
+func (f *IPTables) sweep(ctx context.Context) {
+	for _, chain := range []string{Chain, "DOCKER-USER"} {
+		out, err := f.run(ctx, "-S", chain)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			bridge := ruleBridge(line, chain)
+			if bridge == "" || f.exists(bridge) {
+				continue
+			}
+			if spec, ok := ruleOf(line, chain, bridge); ok {
+				if out, err := f.run(ctx, append([]string{"-D", chain}, spec...)...); err != nil {
+					f.log.Warn("delete a stale firewall rule", "bridge", bridge, "err", strings.TrimSpace(string(out)))
+				}
+			}
+		}
+	}
+}
+
+// ruleBridge is the input interface of one of Slipway's rules, else "".
+func ruleBridge(line, chain string) string {
+	fields := splitRule(line)
+	if len(fields) < 3 || fields[0] != "-A" || fields[1] != chain {
+		return ""
+	}
+	iface, ours := "", false
+	for i := 2; i+1 < len(fields); i++ {
+		switch fields[i] {
+		case "-i":
+			iface = fields[i+1]
+		case "--comment":
+			ours = strings.HasPrefix(fields[i+1], "slipway:")
+		}
+	}
+	if !ours {
+		return ""
+	}
+	return iface
 }
 
 // Isolate adds the bridge's rules unless they are there.

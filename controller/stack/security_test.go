@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os/exec"
@@ -246,3 +247,46 @@ func runOnce(t *testing.T, cli *client.Client, net string, cmd ...string) string
 	b, _ := io.ReadAll(rc)
 	return string(b)
 }
+
+// The firewall deletes its rules for bridges that are gone, whoever
+// removed the network.
+func TestFirewallSweepsRulesOfGoneBridges(t *testing.T) {
+	rules := map[string][]string{
+		Chain: {
+			`-N SLIPWAY-INPUT`,
+			`-A SLIPWAY-INPUT -i br-gone00000000 -m conntrack ! --ctstate RELATED,ESTABLISHED -m comment --comment "slipway:old-pr-1" -j DROP`,
+			`-A SLIPWAY-INPUT -i br-alive0000000 -m conntrack ! --ctstate RELATED,ESTABLISHED -m comment --comment "slipway:live-pr-2" -j DROP`,
+		},
+		"DOCKER-USER": {
+			`-N DOCKER-USER`,
+			`-A DOCKER-USER -d 169.254.169.254/32 -i br-gone00000000 -m comment --comment slipway:old-pr-1 -j DROP`,
+			`-A DOCKER-USER -i br-gone00000000 -j DROP`,
+			`-A DOCKER-USER -j RETURN`,
+		},
+	}
+	var deleted []string
+	f := &IPTables{
+		log:    slogDiscard(),
+		exists: func(iface string) bool { return iface == "br-alive0000000" },
+		run: func(_ context.Context, args ...string) ([]byte, error) {
+			switch args[0] {
+			case "-S":
+				return []byte(strings.Join(rules[args[1]], "\n")), nil
+			case "-D":
+				deleted = append(deleted, strings.Join(args[1:], " "))
+			}
+			return nil, nil
+		},
+	}
+	f.sweep(context.Background())
+	if len(deleted) != 2 {
+		t.Fatalf("deleted %d rules, want the 2 of the gone bridge: %q", len(deleted), deleted)
+	}
+	for _, d := range deleted {
+		if !strings.Contains(d, "br-gone00000000") || !strings.Contains(d, "slipway:old-pr-1") {
+			t.Errorf("deleted %q", d)
+		}
+	}
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
