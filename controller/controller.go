@@ -217,7 +217,6 @@ func New(o Options) (*Controller, error) {
 		c.hosts.ServiceTemplate = o.Config.ServiceHostTemplate
 	}
 	if len(o.Config.Repos) > 1 {
-		c.hosts.RequireRepoInHost = true
 		if c.hosts.PrimaryTemplate == "" {
 			c.hosts.PrimaryTemplate = contract.MultiRepoPrimaryHostTemplate
 		}

@@ -424,31 +424,6 @@ func TestLineWriterPrefixes(t *testing.T) {
 	}
 }
 
-func TestOwnsHost(t *testing.T) {
-	src := Source{Owner: "acme", Repo: "Shop", PR: 9}
-	tests := []struct {
-		host        string
-		requireRepo bool
-		ok          bool
-	}{
-		{"pr-9.x.dev", false, true},
-		{"docs-pr-9.x.dev", false, true},
-		{"pr-9-shop.x.dev", true, true},
-		{"pr-90.x.dev", false, false},
-		{"pr-10.x.dev", false, false},
-		{"xpr-9.x.dev", false, false},
-		{"pr-9.x.dev", true, false},
-		{"x.dev", false, false},
-		{"admin.x.dev", false, false},
-	}
-	for _, tt := range tests {
-		err := ownsHost(tt.host, "x.dev", src, tt.requireRepo)
-		if (err == nil) != tt.ok {
-			t.Errorf("ownsHost(%q, repo required %v) = %v, want ok %v", tt.host, tt.requireRepo, err, tt.ok)
-		}
-	}
-}
-
 func TestLoadRefusesAHostOverrideNamingAnotherPR(t *testing.T) {
 	dir := t.TempDir()
 	dockertest.WriteFiles(t, dir, map[string]string{
@@ -473,5 +448,35 @@ func TestUntrustedBuildsMayNotSetExtraHosts(t *testing.T) {
 	}
 	if _, err := Load(context.Background(), src, LoadOptions{WithholdSecrets: true}); err == nil || !strings.Contains(err.Error(), "extra_hosts") {
 		t.Fatalf("an untrusted PR with build.extra_hosts: %v", err)
+	}
+}
+
+// A repository's own expose[].host may name only hosts its templates give
+// the PR: exact, whole-host matching (repo shop may not take workshop's).
+func TestLoadHostOverrideOwnership(t *testing.T) {
+	multi := HostOptions{Domain: "x.dev", PrimaryTemplate: contract.MultiRepoPrimaryHostTemplate, ServiceTemplate: contract.MultiRepoServiceHostTemplate}
+	tests := []struct {
+		name, host string
+		hosts      HostOptions
+		ok         bool
+	}{
+		{"own service host", "docs-pr-9.{{.Domain}}", HostOptions{Domain: "x.dev"}, true},
+		{"another PR", "pr-90.{{.Domain}}", HostOptions{Domain: "x.dev"}, false},
+		{"multi: own primary", "pr-9-shop.{{.Domain}}", multi, true},
+		{"multi: another repository by substring", "pr-9-workshop.{{.Domain}}", multi, false},
+		{"multi: single-repo form", "pr-9.{{.Domain}}", multi, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			dockertest.WriteFiles(t, dir, map[string]string{
+				".slipway.yml": "expose:\n  - service: web\n    port: 80\n    host: \"" + tt.host + "\"\n",
+				"compose.yaml": "services:\n  web:\n    image: w\n",
+			})
+			_, err := Load(context.Background(), Source{Dir: dir, Owner: "acme", Repo: "shop", PR: 9, SHA: sha1}, LoadOptions{Hosts: tt.hosts})
+			if (err == nil) != tt.ok {
+				t.Fatalf("host %q: err = %v, want ok %v", tt.host, err, tt.ok)
+			}
+		})
 	}
 }
