@@ -105,7 +105,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.engine = stack.NewEngine(cli, log, stack.EngineOptions{ReadyTimeout: time.Minute, StopTimeout: 2 * time.Second})
-	routes := proxy.NewRoutes(log)
+	routes := proxy.NewRoutes(log, cfg.HostTemplates())
 	observer := proxy.NewObserver(cli, routes, proxy.ObserverOptions{Logger: log})
 	var ctrl *controller.Controller
 	handler := proxy.NewHandler(routes, proxy.HandlerOptions{Logger: log, OnWake: func(project string) {

@@ -44,7 +44,7 @@ func (h *recordHandler) count(substr string) int {
 }
 
 func TestSetStateRejectsBadInputAndChangesNothing(t *testing.T) {
-	r := NewRoutes(nil)
+	r := NewRoutes(nil, anyHost{})
 	if err := r.SetState("p1", []string{"pr-1.localhost"}, State{Phase: PhaseBuilding}); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestSetStateRejectsBadInputAndChangesNothing(t *testing.T) {
 }
 
 func TestSetStateKeepsOneLineReason(t *testing.T) {
-	r := NewRoutes(nil)
+	r := NewRoutes(nil, anyHost{})
 	long := strings.Repeat("é", 400)
 	if err := r.SetState("p1", []string{"pr-1.localhost"}, State{Phase: PhaseFailed, Step: "build\nmore", Service: " web ", Reason: "exit 1\nSECRET=hunter2"}); err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func TestSetStateKeepsOneLineReason(t *testing.T) {
 }
 
 func TestRoutesStateLifecycle(t *testing.T) {
-	r := NewRoutes(nil)
+	r := NewRoutes(nil, anyHost{})
 	hosts := []string{"pr-1.localhost"}
 	steps := []struct {
 		do   func()
@@ -138,7 +138,7 @@ func TestRoutesStateLifecycle(t *testing.T) {
 
 func TestRoutesLogProblemsOnce(t *testing.T) {
 	rec := &recordHandler{}
-	r := NewRoutes(slog.New(rec))
+	r := NewRoutes(slog.New(rec), anyHost{})
 	r.PutContainer(ctr("bad", "p1", "web", "pr-1.localhost", "nope", "10.0.0.2"))
 	for i := 0; i < 5; i++ {
 		r.PutContainer(ctr("good", "p2", "web", "pr-2.localhost", "80", "10.0.0.3", health([]string{"starting", "healthy"}[i%2])))
@@ -158,7 +158,7 @@ func TestRoutesLogProblemsOnce(t *testing.T) {
 }
 
 func TestRoutesSubscribeSeesEveryTableInOrder(t *testing.T) {
-	r := NewRoutes(nil)
+	r := NewRoutes(nil, anyHost{})
 	var seen []int
 	unsub := r.Subscribe(func(t *Table) { seen = append(seen, t.Len()) })
 	r.PutContainer(ctr("a", "p1", "web", "a.localhost", "80", "10.0.0.2"))
@@ -174,7 +174,7 @@ func TestRoutesSubscribeSeesEveryTableInOrder(t *testing.T) {
 }
 
 func TestReplaceContainersDropsVanished(t *testing.T) {
-	r := NewRoutes(nil)
+	r := NewRoutes(nil, anyHost{})
 	r.ReplaceContainers([]Container{
 		ctr("a", "p1", "web", "a.localhost", "80", "10.0.0.2"),
 		ctr("b", "p2", "web", "b.localhost", "80", "10.0.0.3"),

@@ -82,7 +82,10 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 		return err
 	}
 	engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw})
-	routes := proxy.NewRoutes(log)
+	// The proxy serves a container's route only when the host is one the
+	// configured host templates give its own pull request (in local mode:
+	// the defaults under localhost, or the configured domain).
+	routes := proxy.NewRoutes(log, cfg.HostTemplates())
 	observerOpts := proxy.ObserverOptions{Logger: log}
 	// In a container, the proxy reaches environments only over networks its
 	// container joined: keep it on the project networks of its previews.
