@@ -139,7 +139,16 @@ func buildHash(sha string, b *types.BuildConfig) string {
 }
 
 // buildService builds one service's image unless it is already there. It
-// reports whether it built.
+// reports whether it built (and so may have left the tag behind).
+//
+// The build runs in two steps so that nothing in the PR's Dockerfile can
+// touch Slipway's labels: first the PR's Dockerfile exactly as written
+// (target stage included), untagged and without labels; then a Dockerfile
+// of Slipway's own, FROM that image, whose one LABEL sets every reserved
+// label and empties the reserved ones the image brought along. Appending
+// the LABEL to the PR's file instead let a trailing line continuation
+// swallow it. The tagged image's reserved labels are then checked to be
+// exactly Slipway's, and the image is refused otherwise.
 func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log *lineWriter) (bool, error) {
 	svc := p.Project.Services[service]
 	bc := svc.Build
@@ -150,11 +159,7 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log 
 		return false, nil
 	}
 	log.Printf(service, "building %s", tag)
-	labels := map[string]string{}
-	maps.Copy(labels, bc.Labels)
-	maps.Copy(labels, projectLabels(p))
-	labels[contract.LabelBuildHash] = hash
-	ctxTar, dockerfile, err := contextTar(bc, labels)
+	ctxTar, dockerfile, err := contextTar(bc)
 	if err != nil {
 		return false, badInput(&BuildError{Service: service, Err: err})
 	}
@@ -164,8 +169,7 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log 
 			args[k] = v
 		}
 	}
-	resp, err := e.docker.ImageBuild(ctx, ctxTar, build.ImageBuildOptions{
-		Tags:        []string{tag},
+	id, err := e.runBuild(ctx, service, ctxTar, build.ImageBuildOptions{
 		Dockerfile:  dockerfile,
 		BuildArgs:   args,
 		Target:      bc.Target,
@@ -176,29 +180,158 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log 
 		ExtraHosts:  bc.ExtraHosts.AsList(":"),
 		NetworkMode: bc.Network,
 		Version:     build.BuilderV1,
-	})
+	}, log)
 	if err != nil {
-		return false, &BuildError{Service: service, Err: fmt.Errorf("start build: %w", err)}
+		return false, err
+	}
+	built, err := e.docker.ImageInspect(ctx, id)
+	if err != nil {
+		return false, &BuildError{Service: service, Err: fmt.Errorf("inspect built image %s: %w", id, err)}
+	}
+	labels := imageLabels(p, bc, hash, imageOf(built).Labels)
+	labelTar, err := labelContext(id, labels)
+	if err != nil {
+		return false, &BuildError{Service: service, Err: err}
+	}
+	if _, err := e.runBuild(ctx, service, labelTar, build.ImageBuildOptions{
+		Tags:        []string{tag},
+		Dockerfile:  labelDockerfile,
+		Remove:      true,
+		ForceRemove: true,
+		Version:     build.BuilderV1,
+	}, log); err != nil {
+		return true, err
+	}
+	final, err := e.docker.ImageInspect(ctx, tag)
+	if err != nil {
+		return true, &BuildError{Service: service, Err: fmt.Errorf("inspect image %s: %w", tag, err)}
+	}
+	if err := checkReservedLabels(imageOf(final).Labels, labels); err != nil {
+		return true, badInput(&BuildError{Service: service, Err: fmt.Errorf("image %s refused: %w", tag, err)})
+	}
+	return true, nil
+}
+
+// runBuild runs one ImageBuild, writing its output to log, and returns the
+// ID of the image it made.
+func (e *Engine) runBuild(ctx context.Context, service string, context io.Reader, opts build.ImageBuildOptions, log *lineWriter) (string, error) {
+	resp, err := e.docker.ImageBuild(ctx, context, opts)
+	if err != nil {
+		return "", &BuildError{Service: service, Err: fmt.Errorf("start build: %w", err)}
 	}
 	defer resp.Body.Close()
 	tail := &tailBuffer{max: buildLogTail}
-	if err := decodeBuildStream(resp.Body, func(line string) {
+	id, err := decodeBuild(resp.Body, func(line string) {
 		tail.Add(line)
 		log.Println(service, line)
-	}); err != nil {
+	})
+	if err != nil {
 		// The build may have created the tag before failing in a later
 		// stage; whatever exists is removed by the caller's rollback.
-		return true, badInput(&BuildError{Service: service, Err: err, Tail: tail.Lines()})
+		return "", badInput(&BuildError{Service: service, Err: err, Tail: tail.Lines()})
 	}
-	return true, nil
+	if id == "" {
+		return "", &BuildError{Service: service, Err: errors.New("the engine did not say which image it built"), Tail: tail.Lines()}
+	}
+	return id, nil
+}
+
+// imageLabels are the labels Slipway gives a built image: the compose
+// file's build labels (reserved keys dropped), the project's labels, the
+// build hash, and an empty value for every other reserved label the PR's
+// image carries (from its base image or its own LABEL lines).
+func imageLabels(p *Plan, bc *types.BuildConfig, hash string, built map[string]string) map[string]string {
+	labels := map[string]string{}
+	for k, v := range bc.Labels {
+		if !contract.Reserved(k) {
+			labels[k] = v
+		}
+	}
+	maps.Copy(labels, projectLabels(p))
+	labels[contract.LabelBuildHash] = hash
+	clearImageLabels(labels, built)
+	return labels
+}
+
+// checkReservedLabels checks that the image's reserved labels are exactly
+// the ones Slipway set (a key Slipway did not set must be absent or empty).
+func checkReservedLabels(have, want map[string]string) error {
+	keys := map[string]bool{}
+	for k := range have {
+		keys[k] = true
+	}
+	for k := range want {
+		keys[k] = true
+	}
+	var bad []string
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if !contract.Reserved(k) {
+			continue
+		}
+		w, wantSet := want[k]
+		h, has := have[k]
+		if h != w || (wantSet && !has) {
+			bad = append(bad, fmt.Sprintf("%s=%q, want %q", k, h, w))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("its reserved labels are not the ones Slipway set: %s", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// labelDockerfile is the name of the Dockerfile of the labelling step.
+const labelDockerfile = "Dockerfile"
+
+// labelContext is the build context of the labelling step: only a
+// Dockerfile, FROM the image the PR's Dockerfile produced, with one LABEL.
+func labelContext(imageID string, labels map[string]string) (io.Reader, error) {
+	if !strings.HasPrefix(imageID, "sha256:") || strings.ContainsAny(imageID, " \t\n\\") {
+		return nil, fmt.Errorf("unexpected image ID %q", imageID)
+	}
+	df := "FROM " + imageID + "\n" + labelInstruction(labels)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: labelDockerfile, Mode: 0o644, Size: int64(len(df)), Typeflag: tar.TypeReg}); err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(tw, df); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return &buf, nil
+}
+
+// labelInstruction is one LABEL instruction setting labels, keys sorted,
+// keys and values JSON-quoted, newline-terminated.
+func labelInstruction(labels map[string]string) string {
+	var inst strings.Builder
+	inst.WriteString("LABEL")
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		kj, _ := json.Marshal(k)
+		vj, _ := json.Marshal(labels[k])
+		inst.WriteString(" " + string(kj) + "=" + string(vj))
+	}
+	inst.WriteString("\n")
+	return inst.String()
 }
 
 // decodeBuildStream reads the engine's JSON message stream. ImageBuild
 // returns a nil error for failed builds: the failure is an errorDetail in
 // the stream.
 func decodeBuildStream(r io.Reader, line func(string)) error {
+	_, err := decodeBuild(r, line)
+	return err
+}
+
+// decodeBuild is decodeBuildStream that also returns the ID of the image
+// built, from the stream's aux message.
+func decodeBuild(r io.Reader, line func(string)) (string, error) {
 	dec := json.NewDecoder(r)
 	var partial strings.Builder
+	var id string
 	flush := func() {
 		if partial.Len() > 0 {
 			line(partial.String())
@@ -210,17 +343,23 @@ func decodeBuildStream(r io.Reader, line func(string)) error {
 		if err := dec.Decode(&m); err != nil {
 			flush()
 			if errors.Is(err, io.EOF) {
-				return nil
+				return id, nil
 			}
-			return fmt.Errorf("read build output: %w", err)
+			return "", fmt.Errorf("read build output: %w", err)
 		}
 		if m.Error != nil {
 			flush()
-			return errors.New(strings.TrimSpace(m.Error.Message))
+			return "", errors.New(strings.TrimSpace(m.Error.Message))
 		}
 		if m.ErrorMessage != "" {
 			flush()
-			return errors.New(strings.TrimSpace(m.ErrorMessage))
+			return "", errors.New(strings.TrimSpace(m.ErrorMessage))
+		}
+		if m.Aux != nil {
+			var res build.Result
+			if json.Unmarshal(*m.Aux, &res) == nil && res.ID != "" {
+				id = res.ID
+			}
 		}
 		s := m.Stream
 		if s == "" && m.Status != "" {
@@ -240,16 +379,16 @@ func decodeBuildStream(r io.Reader, line func(string)) error {
 }
 
 // contextTar streams a tar of the build context, honouring .dockerignore
-// (and <Dockerfile>.dockerignore). The Dockerfile is always included, with a
-// LABEL instruction carrying labels added to the built stage; one outside
-// the context, or an inline one, is added under a generated name. It
-// returns the Dockerfile's path inside the tar.
+// (and <Dockerfile>.dockerignore). The Dockerfile is always included, as
+// the PR wrote it; one outside the context, or an inline one, is added
+// under a generated name. It returns the Dockerfile's path inside the tar.
 //
-// The labels go into the Dockerfile rather than the build's Labels option:
-// the classic builder puts that option on every intermediate image, which
-// both leaves project-labelled layers behind in the cache and makes every
-// SHA a cache miss.
-func contextTar(bc *types.BuildConfig, labels map[string]string) (io.Reader, string, error) {
+// Slipway's labels are not part of this build (see buildService): the
+// classic builder would put the build's Labels option on every
+// intermediate image, leaving project-labelled layers in the cache and
+// making every SHA a cache miss, and a LABEL line appended to the PR's
+// Dockerfile can be swallowed by the file's last line.
+func contextTar(bc *types.BuildConfig) (io.Reader, string, error) {
 	root := bc.Context
 	fi, err := os.Stat(root)
 	if err != nil {
@@ -281,10 +420,6 @@ func contextTar(bc *types.BuildConfig, labels map[string]string) (io.Reader, str
 		if content, err = os.ReadFile(abs); err != nil {
 			return nil, "", fmt.Errorf("dockerfile %s: %w", bc.Dockerfile, errors.Unwrap(err))
 		}
-	}
-	content, err = withLabels(content, bc.Target, labels)
-	if err != nil {
-		return nil, "", fmt.Errorf("dockerfile %s: %w", dockerfile, err)
 	}
 	extra := map[string][]byte{dockerfile: content}
 	patterns, err := readIgnore(root, dockerfile)
@@ -401,57 +536,6 @@ func writeContext(w io.Writer, root string, pm *patternmatcher.PatternMatcher, d
 		}
 	}
 	return tw.Close()
-}
-
-// withLabels adds a LABEL instruction to the end of the stage the build
-// produces: the target stage, else the last one.
-func withLabels(dockerfile []byte, target string, labels map[string]string) ([]byte, error) {
-	var inst strings.Builder
-	inst.WriteString("LABEL")
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		kj, _ := json.Marshal(k)
-		vj, _ := json.Marshal(labels[k])
-		inst.WriteString(" " + string(kj) + "=" + string(vj))
-	}
-	inst.WriteString("\n")
-	lines := strings.SplitAfter(string(dockerfile), "\n")
-	if len(lines) > 0 && lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1]
-	}
-	insertAt := len(lines) // end of file: the last stage
-	if target != "" {
-		found := false
-		for i, l := range lines {
-			f := strings.Fields(l)
-			if len(f) == 0 || !strings.EqualFold(f[0], "FROM") {
-				continue
-			}
-			if found {
-				insertAt = i
-				break
-			}
-			if len(f) >= 4 && strings.EqualFold(f[len(f)-2], "AS") && strings.EqualFold(f[len(f)-1], target) {
-				found = true
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("target stage %q not found", target)
-		}
-	}
-	var out strings.Builder
-	for i, l := range lines {
-		if i == insertAt {
-			out.WriteString(inst.String())
-		}
-		out.WriteString(l)
-	}
-	if insertAt == len(lines) {
-		if len(lines) > 0 && !strings.HasSuffix(lines[len(lines)-1], "\n") {
-			out.WriteString("\n")
-		}
-		out.WriteString(inst.String())
-	}
-	return []byte(out.String()), nil
 }
 
 // lineWriter writes whole lines, prefixed with a service name, from

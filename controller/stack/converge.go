@@ -128,11 +128,11 @@ func (e *Engine) Up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 	if err != nil {
 		return fail(err)
 	}
-	imageIDs, err := e.ensureImages(ctx, p, log)
+	images, err := e.ensureImages(ctx, p, log)
 	if err != nil {
 		return fail(err)
 	}
-	specs, err := e.specs(p, imageIDs)
+	specs, err := e.specs(p, images)
 	if err != nil {
 		return fail(badInput(err))
 	}
@@ -233,11 +233,19 @@ func (e *Engine) removeInterrupted(ctx context.Context, existing map[string]cont
 	return nil
 }
 
+// serviceImage is the image a service's containers run, as the engine has it.
+type serviceImage struct {
+	ID string
+	// Labels are the image's own labels; the reserved ones among them are
+	// overridden on every container (see clearImageLabels).
+	Labels map[string]string
+}
+
 // ensureImages makes sure every image-only service's image is on the engine,
 // pulling it as docker compose does (honouring pull_policy), and returns the
-// image ID of every service.
-func (e *Engine) ensureImages(ctx context.Context, p *Plan, log io.Writer) (map[string]string, error) {
-	ids := map[string]string{}
+// image of every service.
+func (e *Engine) ensureImages(ctx context.Context, p *Plan, log io.Writer) (map[string]serviceImage, error) {
+	ids := map[string]serviceImage{}
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(p.Project.Services)) {
 		svc := p.Project.Services[name]
@@ -256,43 +264,51 @@ func (e *Engine) ensureImages(ctx context.Context, p *Plan, log io.Writer) (map[
 	return ids, errors.Join(errs...)
 }
 
-func (e *Engine) ensureImage(ctx context.Context, service, ref, policy string, built bool, log io.Writer) (string, error) {
+func (e *Engine) ensureImage(ctx context.Context, service, ref, policy string, built bool, log io.Writer) (serviceImage, error) {
 	img, err := e.docker.ImageInspect(ctx, ref)
 	present := err == nil
 	if err != nil && !errdefs.IsNotFound(err) {
-		return "", fmt.Errorf("service %s: inspect image %s: %w", service, ref, err)
+		return serviceImage{}, fmt.Errorf("service %s: inspect image %s: %w", service, ref, err)
 	}
 	if built {
 		if !present {
-			return "", fmt.Errorf("service %s: built image %s is missing", service, ref)
+			return serviceImage{}, fmt.Errorf("service %s: built image %s is missing", service, ref)
 		}
-		return img.ID, nil
+		return imageOf(img), nil
 	}
 	switch policy {
 	case types.PullPolicyNever:
 		if !present {
-			return "", badInput(fmt.Errorf("service %s: image %s is not present locally and pull_policy is never", service, ref))
+			return serviceImage{}, badInput(fmt.Errorf("service %s: image %s is not present locally and pull_policy is never", service, ref))
 		}
-		return img.ID, nil
+		return imageOf(img), nil
 	case types.PullPolicyAlways:
 	default:
 		if present {
-			return img.ID, nil
+			return imageOf(img), nil
 		}
 	}
 	fmt.Fprintf(log, "%s | pulling %s\n", service, ref)
 	if err := e.pull(ctx, ref); err != nil {
 		if present {
 			e.log.Warn("pull failed; using the local image", "service", service, "image", ref, "err", err)
-			return img.ID, nil
+			return imageOf(img), nil
 		}
-		return "", badInput(fmt.Errorf("service %s: image %s is not present locally and could not be pulled: %w", service, ref, err))
+		return serviceImage{}, badInput(fmt.Errorf("service %s: image %s is not present locally and could not be pulled: %w", service, ref, err))
 	}
 	img, err = e.docker.ImageInspect(ctx, ref)
 	if err != nil {
-		return "", fmt.Errorf("service %s: inspect pulled image %s: %w", service, ref, err)
+		return serviceImage{}, fmt.Errorf("service %s: inspect pulled image %s: %w", service, ref, err)
 	}
-	return img.ID, nil
+	return imageOf(img), nil
+}
+
+func imageOf(img image.InspectResponse) serviceImage {
+	si := serviceImage{ID: img.ID}
+	if img.Config != nil {
+		si.Labels = img.Config.Labels
+	}
+	return si
 }
 
 func (e *Engine) pull(ctx context.Context, ref string) error {
@@ -304,16 +320,18 @@ func (e *Engine) pull(ctx context.Context, ref string) error {
 	return decodeBuildStream(rc, func(string) {})
 }
 
-// specs computes every container of the plan.
-func (e *Engine) specs(p *Plan, imageIDs map[string]string) (map[string][]*containerSpec, error) {
+// specs computes every container of the plan. The reserved labels each
+// image carries are overridden (see clearImageLabels).
+func (e *Engine) specs(p *Plan, images map[string]serviceImage) (map[string][]*containerSpec, error) {
 	out := map[string][]*containerSpec{}
 	for name, svc := range p.Project.Services {
 		n := svc.GetScale()
 		for i := 1; i <= n; i++ {
-			s, err := specFor(p, name, i, imageIDs[name])
+			s, err := specFor(p, name, i, images[name].ID)
 			if err != nil {
 				return nil, err
 			}
+			clearImageLabels(s.Config.Labels, images[name].Labels)
 			out[name] = append(out[name], s)
 		}
 	}

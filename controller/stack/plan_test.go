@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -65,27 +66,65 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
-func TestWithLabels(t *testing.T) {
-	labels := map[string]string{"b": "2", "a": `quote " me`}
+func TestLabelInstruction(t *testing.T) {
+	got := labelInstruction(map[string]string{"b": "2", "a": `quote " me`, "c": ""})
+	if want := "LABEL \"a\"=\"quote \\\" me\" \"b\"=\"2\" \"c\"=\"\"\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestLabelContextRefusesOddImageIDs(t *testing.T) {
+	for _, id := range []string{"", "busybox", "sha256:abc\nRUN x", "sha256:a b"} {
+		if _, err := labelContext(id, nil); err == nil {
+			t.Errorf("labelContext(%q) accepted", id)
+		}
+	}
+	if _, err := labelContext("sha256:0123abcd", map[string]string{"a": "b"}); err != nil {
+		t.Errorf("labelContext: %v", err)
+	}
+}
+
+// Every reserved key an image carries that Slipway does not set gets an
+// explicit empty value; the others are left alone.
+func TestClearImageLabels(t *testing.T) {
+	labels := map[string]string{contract.LabelProject: "acme-shop-pr-1", "app": "mine"}
+	clearImageLabels(labels, map[string]string{
+		contract.LabelProject:   "acme-shop-pr-2",
+		contract.LabelRouteHost: "pr-2.localhost",
+		"com.docker.compose.x":  "y",
+		"dev.slipway.future":    "z",
+		"org.opencontainers.x":  "kept by the engine",
+		"app":                   "image's",
+	})
+	want := map[string]string{
+		contract.LabelProject:   "acme-shop-pr-1",
+		contract.LabelRouteHost: "",
+		"com.docker.compose.x":  "",
+		"dev.slipway.future":    "",
+		"app":                   "mine",
+	}
+	if fmt.Sprint(labels) != fmt.Sprint(want) {
+		t.Errorf("labels = %v, want %v", labels, want)
+	}
+}
+
+func TestCheckReservedLabels(t *testing.T) {
+	want := map[string]string{contract.LabelProject: "p1", contract.LabelRouteHost: "", "app": "x"}
 	tests := []struct {
-		name, in, target, want string
-		wantErr                bool
+		name string
+		have map[string]string
+		ok   bool
 	}{
-		{"appends to the last stage", "FROM x\nRUN a\n", "", "FROM x\nRUN a\nLABEL \"a\"=\"quote \\\" me\" \"b\"=\"2\"\n", false},
-		{"no trailing newline", "FROM x", "", "FROM x\nLABEL \"a\"=\"quote \\\" me\" \"b\"=\"2\"\n", false},
-		{"target stage", "FROM x AS build\nRUN make\nFROM y AS run\nCOPY --from=build /a /a\n", "build",
-			"FROM x AS build\nRUN make\nLABEL \"a\"=\"quote \\\" me\" \"b\"=\"2\"\nFROM y AS run\nCOPY --from=build /a /a\n", false},
-		{"target is the last stage", "FROM x AS a\nFROM y as Final\nRUN b\n", "final", "FROM x AS a\nFROM y as Final\nRUN b\nLABEL \"a\"=\"quote \\\" me\" \"b\"=\"2\"\n", false},
-		{"missing target", "FROM x AS a\n", "nope", "", true},
+		{"exactly Slipway's", map[string]string{contract.LabelProject: "p1", contract.LabelRouteHost: "", "app": "other", "org.x": "y"}, true},
+		{"the LABEL never happened", map[string]string{contract.LabelProject: "p2"}, false},
+		{"an empty one missing", map[string]string{contract.LabelProject: "p1"}, false},
+		{"an extra reserved key", map[string]string{contract.LabelProject: "p1", contract.LabelRouteHost: "", contract.LabelPR: "2"}, false},
+		{"an extra reserved key, empty", map[string]string{contract.LabelProject: "p1", contract.LabelRouteHost: "", contract.LabelPR: ""}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := withLabels([]byte(tt.in), tt.target, labels)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err %v", err)
-			}
-			if string(got) != tt.want {
-				t.Errorf("got\n%s\nwant\n%s", got, tt.want)
+			if err := checkReservedLabels(tt.have, want); (err == nil) != tt.ok {
+				t.Errorf("checkReservedLabels = %v, want ok %v", err, tt.ok)
 			}
 		})
 	}

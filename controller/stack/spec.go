@@ -153,11 +153,15 @@ func specFor(p *Plan, service string, n int, imageID string) (*containerSpec, er
 	return spec, nil
 }
 
-// containerLabels are the labels docker compose would set, plus ours.
+// containerLabels are the labels docker compose would set, plus ours. A
+// reserved key in the compose file's labels never gets through (the policy
+// refuses such a file; this keeps it so whatever the policy allows).
 func containerLabels(p *Plan, svc types.ServiceConfig, n int) map[string]string {
 	labels := map[string]string{}
 	for k, v := range svc.Labels {
-		labels[k] = v
+		if !contract.Reserved(k) {
+			labels[k] = v
+		}
 	}
 	maps.Copy(labels, projectLabels(p))
 	labels[contract.LabelService] = svc.Name
@@ -175,6 +179,22 @@ func containerLabels(p *Plan, svc types.ServiceConfig, n int) map[string]string 
 		}
 	}
 	return labels
+}
+
+// clearImageLabels gives every reserved label the image carries and
+// Slipway does not set an explicit empty value in labels (a container's
+// create request). The engine copies an image's labels into the container
+// unless the request names the key, so without this an image built from a
+// PR, or any image a service runs, could bring its own
+// dev.slipway.route.host (another PR's host) or com.docker.compose.project.
+// An empty route label means "no route" to the proxy. The values depend on
+// the image only, whose ID the config hash already covers.
+func clearImageLabels(labels, image map[string]string) {
+	for k := range image {
+		if _, set := labels[k]; !set && contract.Reserved(k) {
+			labels[k] = ""
+		}
+	}
 }
 
 // projectLabels are on every object of the project.
