@@ -213,7 +213,7 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 
 	noCredentials := cfg.Dashboard.Token == "" && cfg.Dashboard.Password == "" && cfg.Dashboard.User == ""
 	dash, err := dashboard.New(dashboard.Options{
-		Engine: maskedLogs{engine, masker}, History: history, Stats: cli, Requests: handler, Actions: actions,
+		Engine: maskedLogs{engine, masker}, History: history, Stats: cli, Requests: handler, Routes: routes, Actions: actions,
 		Token: cfg.Dashboard.Token, User: cfg.Dashboard.User, Password: cfg.Dashboard.Password,
 		Public: cfg.Dashboard.Public, PublicLogs: cfg.Dashboard.PublicLogs,
 		// Local mode without credentials: the dashboard answers loopback clients only.
