@@ -62,7 +62,7 @@ func backendContainer(t *testing.T, srv *httptest.Server, name, project, host st
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Container{ID: "id-" + name, Name: name, Project: project, Service: "web", Host: host, Port: u.Port(), Running: true, IP: u.Hostname()}
+	return Container{ID: "id-" + name, Name: name, Project: project, Service: "web", Repo: "o/r", PR: 1, Host: host, Port: u.Port(), Running: true, IP: u.Hostname()}
 }
 
 // get sends a GET for host through the proxy and returns the response with
