@@ -77,6 +77,21 @@ type Controller struct {
 	// BuildTimeout bounds one deploy of an environment (fetching the source,
 	// building the images, starting and waiting for the services). Default 20m.
 	BuildTimeout Duration `yaml:"build_timeout"`
+	// Loader bounds the confined process that loads a pull request's compose
+	// files (see docs/security.md).
+	Loader Loader `yaml:"loader"`
+}
+
+// Loader bounds the child process that loads untrusted compose files.
+type Loader struct {
+	// Confinement is "auto" (Landlock where the kernel has it; a warning and
+	// the pre-load path checks alone where it does not) or "required"
+	// (refuse to load on a kernel without Landlock). Default auto.
+	Confinement string `yaml:"confinement"`
+	// Timeout bounds one load. Default 20s.
+	Timeout Duration `yaml:"timeout"`
+	// Memory bounds the loader's memory, e.g. 512m. Default 1g.
+	Memory ByteSize `yaml:"memory"`
 }
 
 // Listen holds listen addresses.
@@ -263,8 +278,15 @@ func Defaults() Controller {
 		},
 		ReadyTimeout: Duration(3 * time.Minute),
 		BuildTimeout: Duration(20 * time.Minute),
+		Loader:       Loader{Confinement: LoaderAuto, Timeout: Duration(20 * time.Second), Memory: 1 << 30},
 	}
 }
+
+// Loader confinement modes.
+const (
+	LoaderAuto     = "auto"
+	LoaderRequired = "required"
+)
 
 // LoadController reads path (may be "" for defaults only), applies SLIPWAY_*
 // overrides from env (nil means the process environment), resolves *_file
@@ -483,6 +505,16 @@ func (c *Controller) Validate() error {
 	}
 	if c.TLS.Mode == "" {
 		c.TLS.Mode = TLSOff
+	}
+	switch c.Loader.Confinement {
+	case "":
+		c.Loader.Confinement = LoaderAuto
+	case LoaderAuto, LoaderRequired:
+	default:
+		errs = append(errs, fmt.Errorf("loader.confinement %q: want auto or required", c.Loader.Confinement))
+	}
+	if c.Loader.Memory != 0 && c.Loader.Memory < 64<<20 {
+		errs = append(errs, fmt.Errorf("loader.memory %d: want at least 64m", c.Loader.Memory))
 	}
 	switch c.Firewall {
 	case "":

@@ -310,8 +310,8 @@ func TestPreLoadComposeFilesAndErrors(t *testing.T) {
 		t.Error("PreLoad of a missing compose file: no error")
 	}
 
-	// include cycles end (the loader reports them); unparseable YAML is
-	// left to the loader's error.
+	// include cycles end (the loader reports them); unparseable YAML is a
+	// violation (fail closed).
 	cyc := t.TempDir()
 	writeFile(t, filepath.Join(cyc, "compose.yaml"), "include: [a.yaml]\nservices: {web: {image: busybox}}\n")
 	writeFile(t, filepath.Join(cyc, "a.yaml"), "include: [compose.yaml]\nservices: {a: {image: busybox, env_file: /etc/passwd}}\n")
@@ -320,8 +320,8 @@ func TestPreLoadComposeFilesAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vs) != 1 || vs[0].File != "a.yaml" || vs[0].Service != "a" {
-		t.Errorf("include cycle: %v", vs)
+	if len(vs) != 2 || vs[0].File != "a.yaml" || vs[0].Service != "a" || vs[1].File != "bad.yaml" || vs[1].Rule != YAMLForm {
+		t.Errorf("include cycle and unparseable file: %v", vs)
 	}
 }
 

@@ -56,6 +56,7 @@ const (
 
 	LoadFileOutside       = "SW-FILE-001"
 	RemoteResource        = "SW-FILE-002"
+	YAMLForm              = "SW-FILE-005"
 	ObjectFileOutside     = "SW-FILE-003"
 	ObjectFromEnvironment = "SW-FILE-004"
 
@@ -285,6 +286,10 @@ func Rules() []Rule {
 			Blocks: "a compose file, `.env`, `include` path/`project_directory`/`env_file`, `extends.file`, `env_file` or `label_file` (on services, pre_start hooks and jobs) that is, symlinks followed, outside the checkout — after interpolation, in every file reached through include and extends.",
 			Why:    "compose-go reads these files while loading: their content would land in the environment of PR containers (or in error messages), e.g. /proc/self/environ of the controller or its secrets.",
 			Relax:  allow(LoadFileOutside), Phase: PhaseBoth},
+		{ID: YAMLForm, Key: "yaml-form", Title: "YAML two readers could read differently",
+			Blocks: "a compose file (given, included or extended) that does not parse as YAML; an explicit tag other than compose's own `!reset` and `!override` (`!!binary`, `!!str`, `!!merge`, custom tags) on any key or value; a mapping key longer than 1024 characters.",
+			Why:    "The policy checks what it reads, and compose-go loads what it reads: a tag that turns base64 into a path, or a key one parser refuses and the other accepts, makes the two disagree, and compose-go reads what the check never saw. Compose files need none of these.",
+			Relax:  "cannot be relaxed", Phase: PhasePreLoad, Fixed: true},
 		{ID: RemoteResource, Key: "remote-resource", Title: "remote include or extends",
 			Blocks: "`include` or `extends.file` naming a git, http(s) or oci resource.",
 			Why:    "Makes the controller fetch arbitrary URLs (SSRF) and load compose content that never appeared in the PR.",
