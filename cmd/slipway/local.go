@@ -111,10 +111,15 @@ func (f *loadFlags) load(cmd *cobra.Command) (*stack.Plan, *config.Controller, e
 	if rp, ok := cfg.Repo(owner + "/" + repo); ok {
 		policy = policy.Merge(rp.Policy)
 	}
+	loader, err := stack.NewLoader(cfg.Loader, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
+	if err != nil {
+		return nil, nil, err
+	}
 	plan, err := stack.Load(ctx, stack.Source{Dir: f.dir, Owner: owner, Repo: repo, PR: f.pr, SHA: sha}, stack.LoadOptions{
 		Hosts:  stack.HostOptions{Domain: domain, Port: f.port, PrimaryTemplate: cfg.HostTemplate, ServiceTemplate: cfg.ServiceHostTemplate},
 		Policy: policy,
 		Limits: cfg.Limits,
+		Loader: loader,
 	})
 	return plan, cfg, err
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/graph"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -46,6 +48,21 @@ type LoadOptions struct {
 // them in a confined child process.
 type ProjectLoader interface {
 	Load(ctx context.Context, req loader.Request) (*types.Project, error)
+}
+
+// NewLoader returns the confined loader slipway.yaml's loader section
+// describes; log receives its warnings (nil: discarded).
+func NewLoader(cfg config.Loader, log *slog.Logger) (*loader.Loader, error) {
+	l, err := loader.New(loader.Options{
+		Timeout:     time.Duration(cfg.Timeout),
+		Memory:      int64(cfg.Memory),
+		Confinement: loader.Confinement(cfg.Confinement),
+		Log:         log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("compose loader: %w", err)
+	}
+	return l, nil
 }
 
 // Load reads the compose project and repository configuration in src.Dir,
