@@ -41,7 +41,7 @@ func (c *checker) bind(sc scope, field string, v types.ServiceVolumeConfig) {
 	if v.Source == "" {
 		return
 	}
-	hp := resolveHostPath(c.root, c.root, v.Source)
+	hp := resolveHostPath(c.root, c.given, v.Source)
 	shown := c.display(v.Source)
 	if hp.inside {
 		c.refs = append(c.refs, hostRef{sc: sc, field: field + ".source", value: shown, real: hp.real, writable: !v.ReadOnly})
@@ -132,7 +132,10 @@ func (c *checker) volumeDriverOpts(sc scope, opts map[string]string) {
 		// compose-go resolves a relative device only for an explicit
 		// driver: local; the engine would resolve what is left from its
 		// own working directory, /.
-		hp := resolveHostPath(c.root, "/", device)
+		if !filepath.IsAbs(device) {
+			device = "/" + device
+		}
+		hp := resolveHostPath(c.root, c.given, device)
 		if !hp.inside {
 			c.add(sc, VolumeHostMount, "driver_opts.device", device,
 				"a bind volume may only use a directory of the checkout; the device "+hp.describe(device))
@@ -202,7 +205,7 @@ func (c *checker) network(key string, n types.NetworkConfig) {
 func (c *checker) fileObject(kind, key string, o types.FileObjectConfig) {
 	sc := scope{prefix: kind + "." + key + "."}
 	if o.File != "" {
-		hp := resolveHostPath(c.root, c.root, o.File)
+		hp := resolveHostPath(c.root, c.given, o.File)
 		if hp.inside {
 			c.refs = append(c.refs, hostRef{sc: sc, field: "file", value: c.display(o.File), real: hp.real})
 		} else {
