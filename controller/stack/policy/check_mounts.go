@@ -21,6 +21,11 @@ func (c *checker) mounts(sc scope, vols []types.ServiceVolumeConfig) {
 		case types.VolumeTypeVolume:
 			if v.Volume != nil {
 				c.labels(sc, field+".volume.labels", v.Volume.Labels)
+				c.subpath(sc, field+".volume.subpath", v.Volume.Subpath)
+			}
+		case types.VolumeTypeImage:
+			if v.Image != nil {
+				c.subpath(sc, field+".image.subpath", v.Image.SubPath)
 			}
 		case types.VolumeTypeCluster:
 			c.add(sc, VolumeDriver, field+".type", v.Type, "cluster (CSI) volumes are provided by plugins outside the project")
@@ -60,6 +65,35 @@ func (c *checker) bind(sc scope, field string, v types.ServiceVolumeConfig) {
 			"bind mounts may only use files of the checkout; the source "+hp.describe(v.Source))
 	}
 }
+
+// subpath checks the path of a volume (or image) that a mount takes
+// instead of its root.
+func (c *checker) subpath(sc scope, field, sub string) {
+	if problem := subpathProblem(sub); problem != "" {
+		c.add(sc, VolumeSubpath, field, sub, problem+
+			": the engine mounts this path of the volume, and one leaving it reaches other volumes and the engine's data under /var/lib/docker")
+	}
+}
+
+// subpathProblem says what is wrong with a volume subpath, or "" when it
+// names a path inside the volume as written. Symlinks inside the volume are
+// the engine's to refuse: its content is made at run time, and the engine
+// joins the subpath with its own scoped resolution (safepath).
+func subpathProblem(sub string) string {
+	switch {
+	case sub == "":
+		return ""
+	case strings.HasPrefix(sub, "/"):
+		return "the subpath is absolute"
+	case slices.Contains(strings.FieldsFunc(sub, isPathSeparator), ".."):
+		return "the subpath climbs with .."
+	}
+	return ""
+}
+
+// isPathSeparator splits on both separators: a name with a backslash is
+// harmless on Linux, and refused as a climb where the engine splits on it.
+func isPathSeparator(r rune) bool { return r == '/' || r == '\\' }
 
 // volumesFrom accepts only services of the project.
 func (c *checker) volumesFrom(sc scope, list []string) {
