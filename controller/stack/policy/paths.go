@@ -58,8 +58,14 @@ func (h hostPath) describe(string) string {
 // that resolves to root); an absolute path that reaches the checkout some
 // other way (/proc/self/cwd/...) is refused.
 func resolveHostPath(root, base, p string) hostPath {
+	return resolveBelow(root, base, p, "the checkout")
+}
+
+// resolveBelow is resolveHostPath for any trusted directory root, named
+// in messages as what.
+func resolveBelow(root, base, p, what string) hostPath {
 	if strings.HasPrefix(p, "~") {
-		return inHome(p)
+		return inHome(p, what)
 	}
 	written := p
 	if !filepath.IsAbs(p) {
@@ -68,38 +74,38 @@ func resolveHostPath(root, base, p string) hostPath {
 	written = normalize(written)
 	rel, ok := belowCheckout(root, base, written)
 	if !ok {
-		return outsideCheckout(written, "")
+		return outsideCheckout(written, "", what)
 	}
-	return agree(root, rel, written)
+	return agree(root, rel, written, what)
 }
 
 // agree accepts written (below the checkout root as rel) when its three
 // readings agree.
-func agree(root, rel, written string) hostPath {
+func agree(root, rel, written, what string) hostPath {
 	cleaned := filepath.Clean(written)
 	asCleaned, err := kernelPath(cleaned)
 	if err != nil {
 		return refused(cleaned, "cannot be resolved (%v)", err)
 	}
 	if !within(root, asCleaned) {
-		return refused(asCleaned, "resolves to %s, outside the checkout", asCleaned)
+		return refused(asCleaned, "resolves to %s, outside %s", asCleaned, what)
 	}
 	asWritten, err := kernelPath(written)
 	if err != nil {
 		return refused(cleaned, "cannot be resolved (%v)", err)
 	}
 	if !within(root, asWritten) {
-		return refused(asWritten, "resolves to %s, outside the checkout", asWritten)
+		return refused(asWritten, "resolves to %s, outside %s", asWritten, what)
 	}
 	if asWritten != asCleaned {
 		return refused(asCleaned, "reaches %s as written but %s once cleaned (.. after a symlink); refused as ambiguous", asWritten, asCleaned)
 	}
 	scoped, err := securejoin.SecureJoin(root, rel)
 	if err != nil {
-		return refused(asCleaned, "cannot be resolved inside the checkout (%v)", err)
+		return refused(asCleaned, "cannot be resolved inside %s (%v)", what, err)
 	}
 	if scoped != asCleaned {
-		return refused(asCleaned, "reaches %s through a symlink that leaves the checkout (resolved inside the checkout alone it would be %s)", asCleaned, scoped)
+		return refused(asCleaned, "reaches %s through a symlink that leaves %s (resolved inside %s alone it would be %s)", asCleaned, what, what, scoped)
 	}
 	return hostPath{real: asCleaned, inside: true}
 }
@@ -111,16 +117,16 @@ func refused(real, format string, args ...any) hostPath {
 // outsideCheckout describes a path not written below the checkout; real is
 // its kernel reading when it has one, for classifying it (engine socket,
 // system path).
-func outsideCheckout(written, problem string) hostPath {
+func outsideCheckout(written, problem, what string) hostPath {
 	cleaned := filepath.Clean(written)
 	real, err := kernelPath(cleaned)
 	if err != nil {
 		real = cleaned
 	}
 	if problem == "" {
-		problem = "is outside the checkout"
+		problem = "is outside " + what
 		if real != cleaned {
-			problem = "resolves to " + real + ", outside the checkout"
+			problem = "resolves to " + real + ", outside " + what
 		}
 	}
 	return hostPath{real: real, problem: problem}
@@ -128,13 +134,13 @@ func outsideCheckout(written, problem string) hostPath {
 
 // inHome refuses a path compose-go expands to the home directory (any "~"
 // prefix: the name that follows is joined to it).
-func inHome(p string) hostPath {
-	const problem = "is in the controller's home directory (~), outside the checkout"
+func inHome(p, what string) hostPath {
+	problem := "is in the controller's home directory (~), outside " + what
 	home, err := os.UserHomeDir()
 	if err != nil {
 		return hostPath{real: p, problem: problem}
 	}
-	return outsideCheckout(filepath.Join(home, p[1:]), problem)
+	return outsideCheckout(filepath.Join(home, p[1:]), problem, what)
 }
 
 // normalize drops the empty and "." components of an absolute path, which
@@ -147,6 +153,31 @@ func normalize(p string) string {
 		}
 	}
 	return "/" + strings.Join(kept, "/")
+}
+
+// OpenInside opens the file name, relative to the trusted directory dir
+// (a build context), for reading, only if it is a file of dir by the rule
+// every path of the project is held to: a symlink leaving dir, or one that
+// cannot be resolved, is refused with an error that says which file and
+// why. A missing file gives an error that matches fs.ErrNotExist. The file
+// is opened through an os.Root, so what is read lies inside dir even if the
+// tree changed since it was resolved.
+func OpenInside(dir, name string) (*os.File, error) {
+	if filepath.IsAbs(name) {
+		return nil, fmt.Errorf("open %s in %s: not a relative path", name, dir)
+	}
+	given, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open %s in %s: %w", name, dir, err)
+	}
+	root, err := filepath.EvalSymlinks(given)
+	if err != nil {
+		return nil, fmt.Errorf("open %s in %s: %w", name, dir, err)
+	}
+	if hp := resolveBelow(root, given, name, given); !hp.inside {
+		return nil, fmt.Errorf("refused %s: it %s", filepath.Join(given, name), hp.problem)
+	}
+	return os.OpenInRoot(root, name)
 }
 
 // belowCheckout reports whether the normalized absolute path written starts

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,6 +147,39 @@ func TestNormalize(t *testing.T) {
 	} {
 		if got := normalize(in); got != want {
 			t.Errorf("normalize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestOpenInside(t *testing.T) {
+	parent, root := pathFixture(t)
+	if err := os.WriteFile(filepath.Join(root, "a", "file"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dir, name string
+		notExist  bool
+		problem   string // substring of the error; "" for success
+	}{
+		{dir: root, name: "a/file"},
+		{dir: parent + "/alias", name: "ab/up/a/file"},
+		{dir: root, name: "a/none", notExist: true, problem: "no such file"},
+		{dir: root, name: "ssl/openssl.cnf", problem: "refused " + root + "/ssl/openssl.cnf: it resolves to /etc/ssl/openssl.cnf"},
+		{dir: root + "/a", name: "b/up/a/file", problem: "a symlink that leaves " + root + "/a"},
+		{dir: root, name: "missing", problem: "cannot be resolved"},
+		{dir: root, name: root + "/a/file", problem: "not a relative path"},
+	} {
+		f, err := OpenInside(tc.dir, tc.name)
+		if err == nil {
+			f.Close()
+		}
+		switch {
+		case tc.problem == "" && err != nil:
+			t.Errorf("OpenInside(%s, %s): %v", tc.dir, tc.name, err)
+		case tc.problem != "" && (err == nil || !strings.Contains(err.Error(), tc.problem)):
+			t.Errorf("OpenInside(%s, %s) = %v, want an error containing %q", tc.dir, tc.name, err, tc.problem)
+		case errors.Is(err, fs.ErrNotExist) != tc.notExist:
+			t.Errorf("OpenInside(%s, %s) = %v, not-exist %v, want %v", tc.dir, tc.name, err, !tc.notExist, tc.notExist)
 		}
 	}
 }
