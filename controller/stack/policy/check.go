@@ -509,7 +509,7 @@ func (c *checker) loadFile(sc scope, field, p string) {
 	if p == "" {
 		return
 	}
-	if hp := resolveHostPath(c.root, c.root, p); !hp.inside {
+	if hp := resolveHostPath(c.root, c.given, p); !hp.inside {
 		c.add(sc, LoadFileOutside, field, p, "compose-go read this file while loading, and it "+hp.describe(p))
 	}
 }

@@ -22,7 +22,7 @@ func (c *checker) build(sc scope, b *types.BuildConfig) {
 	case isRemoteContext(ctx) || strings.Contains(ctx, "://"):
 		c.add(sc, BuildRemote, "build.context", ctx, "the builder would fetch a remote context from the host's network")
 	default:
-		hp := resolveHostPath(c.root, c.root, ctx)
+		hp := resolveHostPath(c.root, c.given, ctx)
 		if !hp.inside {
 			c.add(sc, BuildPathOutside, "build.context", c.display(ctx),
 				"the whole context is sent to the builder and readable by RUN steps, and it "+hp.describe(ctx))
@@ -109,13 +109,13 @@ func (c *checker) additionalContext(sc scope, field, v string) {
 		if i := strings.LastIndexByte(p, ':'); i > strings.LastIndexByte(p, '/') {
 			p = p[:i]
 		}
-		if hp := resolveHostPath(c.root, c.root, p); !hp.inside {
+		if hp := resolveHostPath(c.root, c.given, p); !hp.inside {
 			c.add(sc, BuildPathOutside, field, v, "the OCI layout "+hp.describe(p))
 		}
 	case isRemoteContext(v) || strings.Contains(v, "://"):
 		c.add(sc, BuildRemote, field, v, "the builder would fetch a remote context from the host's network")
 	default:
-		if hp := resolveHostPath(c.root, c.root, v); !hp.inside {
+		if hp := resolveHostPath(c.root, c.given, v); !hp.inside {
 			c.add(sc, BuildPathOutside, field, c.display(v), "the context is readable by RUN steps, and it "+hp.describe(v))
 		}
 	}

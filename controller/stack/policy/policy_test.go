@@ -123,61 +123,6 @@ func TestFromConfig(t *testing.T) {
 	}
 }
 
-func TestResolvePath(t *testing.T) {
-	dir := t.TempDir()
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.MkdirAll(filepath.Join(real, "a", "b"), 0o755))
-	must(os.Symlink("a/b", filepath.Join(real, "ab")))
-	must(os.Symlink("../..", filepath.Join(real, "a", "b", "up")))
-	must(os.Symlink("loop2", filepath.Join(real, "loop1")))
-	must(os.Symlink("loop1", filepath.Join(real, "loop2")))
-	must(os.Symlink("/nonexistent/target", filepath.Join(real, "dangling")))
-	for _, tc := range []struct {
-		in, want string
-		err      bool
-	}{
-		{in: real + "/a/b", want: real + "/a/b"},
-		{in: real + "/ab/new/file", want: real + "/a/b/new/file"},
-		// ".." after a symlink climbs from the target, as the kernel does.
-		{in: real + "/ab/..", want: real + "/a"},
-		{in: real + "/ab/up", want: real},
-		{in: real + "/ab/up/x", want: real + "/x"},
-		{in: real + "/ab/up/../x", want: filepath.Dir(real) + "/x"},
-		{in: real + "/dangling/x", want: "/nonexistent/target/x"},
-		{in: real + "/missing/../a", want: real + "/missing/../a"},
-		{in: real + "/loop1", err: true},
-		{in: "relative", err: true},
-	} {
-		got, err := resolvePath(tc.in)
-		if tc.err {
-			if err == nil {
-				t.Errorf("resolvePath(%q) = %q, want an error", tc.in, got)
-			}
-			continue
-		}
-		if err != nil || filepath.Clean(got) != filepath.Clean(tc.want) {
-			t.Errorf("resolvePath(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-		}
-	}
-	// Lexically "ab/up/.." is ab; the kernel climbs from the target. Both
-	// readings must stay inside for the path to count as inside.
-	if hp := resolveHostPath(real+"/a", real+"/a", "b/up/../a/b"); hp.inside {
-		t.Errorf("b/up/../a/b resolved inside: %+v", hp)
-	}
-	if hp := resolveHostPath(real, real, "loop1/x"); hp.inside || hp.err == nil {
-		t.Errorf("a symlink loop must fail closed: %+v", hp)
-	}
-}
-
 func TestPathClassification(t *testing.T) {
 	for _, tc := range []struct {
 		path           string

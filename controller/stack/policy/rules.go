@@ -45,6 +45,7 @@ const (
 	VolumeDriver    = "SW-VOL-002"
 	ExternalVolume  = "SW-VOL-003"
 	VolumeName      = "SW-VOL-004"
+	VolumeSubpath   = "SW-VOL-005"
 
 	ExternalNetwork   = "SW-NET-001"
 	NetworkDriver     = "SW-NET-002"
@@ -252,6 +253,10 @@ func Rules() []Rule {
 			Blocks: "top-level volume `name:` (the engine uses it verbatim instead of `<project>_<key>`).",
 			Why:    "A fixed name reaches a volume of another preview or of the host by name.",
 			Relax:  allow(VolumeName), Phase: PhaseCheck},
+		{ID: VolumeSubpath, Key: "volume-subpath", Title: "volume subpath leaving the volume",
+			Blocks: "a mount's `volume.subpath` (or `image.subpath`) that is absolute or has a `..` component.",
+			Why:    "The engine mounts that path of the volume: one climbing out of it reaches other previews' volumes and the engine's data under /var/lib/docker. (The engine joins subpaths with its own scoped resolution too; this rule does not depend on its version.)",
+			Relax:  "cannot be relaxed", Phase: PhaseCheck, Fixed: true},
 
 		{ID: ExternalNetwork, Key: "external-network", Title: "external network not allowlisted",
 			Blocks: "`external: true` networks whose name is not in `policy.external_networks`.",
