@@ -186,7 +186,7 @@ type childError struct {
 // Load resolves req in a confined child and returns the project compose-go
 // built from it.
 func (l *Loader) Load(ctx context.Context, req Request) (*types.Project, error) {
-	in, err := json.Marshal(childRequest{Request: req, Memory: l.opts.Memory, Confinement: l.opts.Confinement})
+	in, err := json.Marshal(childRequest{Request: req, Memory: l.opts.Memory, Timeout: l.opts.Timeout, Confinement: l.opts.Confinement})
 	if err != nil {
 		return nil, fmt.Errorf("encode load request: %w", err)
 	}

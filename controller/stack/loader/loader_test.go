@@ -412,3 +412,36 @@ func TestChildLoadsTheBenignCorpus(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkLoad measures what confinement costs a deploy: the same real
+// project loaded in process and in a confined child.
+//
+//	go test ./controller/stack/loader -run '^$' -bench Load -benchtime 20x
+func BenchmarkLoad(b *testing.B) {
+	root, err := filepath.Abs("../policy/testdata/benign/webshop")
+	if err == nil {
+		root, err = filepath.EvalSymlinks(root)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := request(root)
+	b.Run("in-process", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := loadCompose(context.Background(), req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("confined", func(b *testing.B) {
+		l, err := New(Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := l.Load(context.Background(), req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
