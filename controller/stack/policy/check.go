@@ -46,6 +46,7 @@ func Check(project *types.Project, root string, opts Options) []Violation {
 		sc := scope{prefix: "jobs." + name + "."}
 		c.container(sc, &j.ContainerSpec)
 		c.workload(sc, &j.WorkloadSpec)
+		c.serviceImage(sc, &j.ContainerSpec, &j.WorkloadSpec)
 	}
 	for _, key := range slices.Sorted(maps.Keys(project.Networks)) {
 		c.network(key, project.Networks[key])
@@ -171,11 +172,16 @@ func (c *checker) service(name string, s *types.ServiceConfig) {
 	sc := scope{service: name}
 	c.container(sc, &s.ContainerSpec)
 	c.workload(sc, &s.WorkloadSpec)
+	c.serviceImage(sc, &s.ContainerSpec, &s.WorkloadSpec)
 	if s.Net != "" {
 		c.networkMode(sc, "net", s.Net)
 	}
 	for i := range s.PreStart {
-		c.container(scope{service: name, prefix: fmt.Sprintf("pre_start[%d].", i)}, &s.PreStart[i].ContainerSpec)
+		hook := scope{service: name, prefix: fmt.Sprintf("pre_start[%d].", i)}
+		c.container(hook, &s.PreStart[i].ContainerSpec)
+		if img := s.PreStart[i].Image; img != "" && img != s.Image {
+			c.image(hook, "image", img)
+		}
 	}
 	for _, hooks := range []struct {
 		field string

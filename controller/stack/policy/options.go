@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/slipwayhq/slipway/config"
@@ -24,6 +25,9 @@ type Options struct {
 	ExternalNetworks []string
 	// ExternalVolumes lists external volumes a compose file may mount.
 	ExternalVolumes []string
+	// AllowedRegistries lists registries on internal addresses that images
+	// may come from (SW-IMG-002): host:port, or host for every port.
+	AllowedRegistries []string
 }
 
 // FromConfig returns the options of an operator's policy section.
@@ -34,6 +38,8 @@ func FromConfig(p config.Policy) Options {
 		Sysctls:          slices.Clone(p.Sysctls),
 		ExternalNetworks: slices.Clone(p.ExternalNetworks),
 		ExternalVolumes:  slices.Clone(p.ExternalVolumes),
+
+		AllowedRegistries: slices.Clone(p.AllowedRegistries),
 	}
 }
 
@@ -64,7 +70,27 @@ func (o Options) Validate() error {
 			errs = append(errs, fmt.Errorf("policy.sysctls: %q would allow every sysctl; allow SW-PRIV-006 instead", s))
 		}
 	}
+	for _, r := range o.AllowedRegistries {
+		if err := validRegistry(r); err != nil {
+			errs = append(errs, fmt.Errorf("policy.allowed_registries: %q: %w", r, err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// validRegistry accepts host, host:port and [ipv6]:port: what reference.Domain
+// returns for an image, never a URL or a path.
+func validRegistry(r string) error {
+	r = strings.TrimSpace(r)
+	if r == "" || strings.ContainsAny(r, "/ \t@") || strings.Contains(r, "://") {
+		return errors.New("want a registry host or host:port, not a URL or image")
+	}
+	if _, port := splitRegistry(r); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is not a port number", port)
+		}
+	}
+	return nil
 }
 
 // allowSet resolves Allow to rule IDs. Fixed rules are never in it.

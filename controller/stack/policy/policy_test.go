@@ -101,6 +101,11 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{CapAdd: []string{"all"}}, "ALL is privileged mode"},
 		{Options{CapAdd: []string{"SYS ADMIN"}}, "not a capability name"},
 		{Options{Sysctls: []string{"*"}}, "would allow every sysctl"},
+		{Options{AllowedRegistries: []string{"registry.internal:5000", "10.0.0.5", "[fd00::1]:443"}}, ""},
+		{Options{AllowedRegistries: []string{"https://registry.internal"}}, "not a URL"},
+		{Options{AllowedRegistries: []string{"registry.internal/team"}}, "not a URL or image"},
+		{Options{AllowedRegistries: []string{"registry.internal:http"}}, "not a port number"},
+		{Options{AllowedRegistries: []string{""}}, "want a registry host"},
 	} {
 		err := tc.opts.Validate()
 		switch {
@@ -114,11 +119,14 @@ func TestOptionsValidate(t *testing.T) {
 
 func TestFromConfig(t *testing.T) {
 	p := config.Policy{Allow: []string{"SW-PRIV-001"}, CapAdd: []string{"NET_ADMIN"}, Sysctls: []string{"a"},
-		ExternalNetworks: []string{"n"}, ExternalVolumes: []string{"v"}}
+		ExternalNetworks: []string{"n"}, ExternalVolumes: []string{"v"},
+		AllowedRegistries: []string{"r:5000"}}
 	o := FromConfig(p)
 	p.Allow[0] = "changed"
+	p.AllowedRegistries[0] = "changed"
 	if o.Allow[0] != "SW-PRIV-001" || o.CapAdd[0] != "NET_ADMIN" || o.Sysctls[0] != "a" ||
-		o.ExternalNetworks[0] != "n" || o.ExternalVolumes[0] != "v" {
+		o.ExternalNetworks[0] != "n" || o.ExternalVolumes[0] != "v" ||
+		o.AllowedRegistries[0] != "r:5000" {
 		t.Errorf("FromConfig = %+v", o)
 	}
 }
