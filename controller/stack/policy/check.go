@@ -47,10 +47,13 @@ func Check(project *types.Project, root string, opts Options) []Violation {
 		c.container(sc, &j.ContainerSpec)
 		c.workload(sc, &j.WorkloadSpec)
 		c.serviceImage(sc, &j.ContainerSpec, &j.WorkloadSpec)
+		c.reservedNames(sc, "", "", &j.ContainerSpec, nil)
 	}
 	for _, key := range slices.Sorted(maps.Keys(project.Networks)) {
 		c.network(key, project.Networks[key])
+		c.networkIPv6(key, project.Networks[key])
 	}
+	c.projectCaps()
 	for _, key := range slices.Sorted(maps.Keys(project.Volumes)) {
 		c.volume(key, project.Volumes[key])
 	}
@@ -173,6 +176,7 @@ func (c *checker) service(name string, s *types.ServiceConfig) {
 	c.container(sc, &s.ContainerSpec)
 	c.workload(sc, &s.WorkloadSpec)
 	c.serviceImage(sc, &s.ContainerSpec, &s.WorkloadSpec)
+	c.reservedNames(sc, name, s.ContainerName, &s.ContainerSpec, s.Links)
 	if s.Net != "" {
 		c.networkMode(sc, "net", s.Net)
 	}
@@ -284,6 +288,10 @@ func (c *checker) container(sc scope, s *types.ContainerSpec) {
 		c.add(sc, Isolation, "isolation", s.Isolation, "changes the container's isolation technology")
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Sysctls)) {
+		if msg := malformedSysctl(k); msg != "" {
+			c.add(sc, Sysctls, "sysctls."+k, s.Sysctls[k], msg)
+			continue
+		}
 		if !c.opts.sysctlAllowed(k) {
 			c.add(sc, Sysctls, "sysctls."+k, s.Sysctls[k],
 				"sysctl is not in the safe set nor in the operator's policy.sysctls")

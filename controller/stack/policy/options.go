@@ -28,6 +28,19 @@ type Options struct {
 	// AllowedRegistries lists registries on internal addresses that images
 	// may come from (SW-IMG-002): host:port, or host for every port.
 	AllowedRegistries []string
+	// ReservedNames lists single-label names that no service, alias or
+	// container_name may take (SW-NET-009), besides BuiltinReservedNames.
+	// The caller adds the hosts the controller dials
+	// (config.Controller.ImpliedReservedNames) to the operator's list.
+	ReservedNames []string
+	// ProjectCaps bound the project as a whole (SW-RES-007); zero keys
+	// take config.DefaultProjectCaps.
+	ProjectCaps config.ProjectCaps
+	// ContainerLimits are the per-container limits the controller applies
+	// (config.Limits after repos[].limits): SW-RES-007 counts a container
+	// that sets no limit, or a higher one, at these. Zero means
+	// config.Defaults().Limits.
+	ContainerLimits config.Limits
 }
 
 // FromConfig returns the options of an operator's policy section.
@@ -40,6 +53,8 @@ func FromConfig(p config.Policy) Options {
 		ExternalVolumes:  slices.Clone(p.ExternalVolumes),
 
 		AllowedRegistries: slices.Clone(p.AllowedRegistries),
+		ReservedNames:     slices.Clone(p.ReservedNames),
+		ProjectCaps:       p.ProjectCaps,
 	}
 }
 
@@ -75,6 +90,12 @@ func (o Options) Validate() error {
 			errs = append(errs, fmt.Errorf("policy.allowed_registries: %q: %w", r, err))
 		}
 	}
+	for _, n := range o.ReservedNames {
+		if !isDNSLabel(strings.ToLower(strings.TrimSpace(n))) {
+			errs = append(errs, fmt.Errorf("policy.reserved_names: %q is not a single DNS label", n))
+		}
+	}
+	errs = append(errs, validCaps(o.ProjectCaps)...)
 	return errors.Join(errs...)
 }
 
@@ -91,6 +112,23 @@ func validRegistry(r string) error {
 		}
 	}
 	return nil
+}
+
+func validCaps(c config.ProjectCaps) []error {
+	var errs []error
+	neg := func(key string, bad bool) {
+		if bad {
+			errs = append(errs, fmt.Errorf("policy.project_caps.%s: must not be negative", key))
+		}
+	}
+	neg("services", c.Services < 0)
+	neg("containers", c.Containers < 0)
+	neg("networks", c.Networks < 0)
+	neg("volumes", c.Volumes < 0)
+	neg("memory", c.Memory < 0)
+	neg("cpus", c.CPUs < 0)
+	neg("pids", c.PIDs < 0)
+	return errs
 }
 
 // allowSet resolves Allow to rule IDs. Fixed rules are never in it.

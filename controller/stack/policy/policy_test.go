@@ -101,11 +101,15 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{CapAdd: []string{"all"}}, "ALL is privileged mode"},
 		{Options{CapAdd: []string{"SYS ADMIN"}}, "not a capability name"},
 		{Options{Sysctls: []string{"*"}}, "would allow every sysctl"},
-		{Options{AllowedRegistries: []string{"registry.internal:5000", "10.0.0.5", "[fd00::1]:443"}}, ""},
+		{Options{AllowedRegistries: []string{"registry.internal:5000", "10.0.0.5", "[fd00::1]:443"}, ReservedNames: []string{"vault", "GitHub"},
+			ProjectCaps: config.ProjectCaps{Services: 80, Memory: 1 << 40}}, ""},
 		{Options{AllowedRegistries: []string{"https://registry.internal"}}, "not a URL"},
 		{Options{AllowedRegistries: []string{"registry.internal/team"}}, "not a URL or image"},
 		{Options{AllowedRegistries: []string{"registry.internal:http"}}, "not a port number"},
 		{Options{AllowedRegistries: []string{""}}, "want a registry host"},
+		{Options{ReservedNames: []string{"api.github.com"}}, "not a single DNS label"},
+		{Options{ReservedNames: []string{"-x"}}, "not a single DNS label"},
+		{Options{ProjectCaps: config.ProjectCaps{Containers: -1}}, "project_caps.containers: must not be negative"},
 	} {
 		err := tc.opts.Validate()
 		switch {
@@ -120,13 +124,13 @@ func TestOptionsValidate(t *testing.T) {
 func TestFromConfig(t *testing.T) {
 	p := config.Policy{Allow: []string{"SW-PRIV-001"}, CapAdd: []string{"NET_ADMIN"}, Sysctls: []string{"a"},
 		ExternalNetworks: []string{"n"}, ExternalVolumes: []string{"v"},
-		AllowedRegistries: []string{"r:5000"}}
+		AllowedRegistries: []string{"r:5000"}, ReservedNames: []string{"vault"}, ProjectCaps: config.ProjectCaps{Services: 7}}
 	o := FromConfig(p)
 	p.Allow[0] = "changed"
 	p.AllowedRegistries[0] = "changed"
 	if o.Allow[0] != "SW-PRIV-001" || o.CapAdd[0] != "NET_ADMIN" || o.Sysctls[0] != "a" ||
 		o.ExternalNetworks[0] != "n" || o.ExternalVolumes[0] != "v" ||
-		o.AllowedRegistries[0] != "r:5000" {
+		o.AllowedRegistries[0] != "r:5000" || o.ReservedNames[0] != "vault" || o.ProjectCaps.Services != 7 {
 		t.Errorf("FromConfig = %+v", o)
 	}
 }
