@@ -86,15 +86,27 @@ func (j imageJudge) judge(ref string) []imageFinding {
 	}
 	var out []imageFinding
 	domain := reference.Domain(named)
-	if why := internalRegistry(domain); why != "" && !registryAllowed(domain, j.allowedRegistries) {
+	internal := internalRegistry(domain)
+	if internal != "" && !registryAllowed(domain, j.allowedRegistries) {
 		out = append(out, imageFinding{PrivateRegistry,
-			fmt.Sprintf("the engine pulls from the host's own network, and registry %s %s; not in the operator's policy.allowed_registries", domain, why)})
+			fmt.Sprintf("the engine pulls from the host's own network, and registry %s %s; not in the operator's policy.allowed_registries", domain, internal)})
+	}
+	if !localName(named) && internal == "" {
+		return out // a public registry's image is not one Slipway built
 	}
 	if other := j.otherProject(path.Base(reference.Path(named))); other != "" {
 		out = append(out, imageFinding{ForeignImage,
 			fmt.Sprintf("named as Slipway names the images it builds for another preview (%s); an image-only service may use public images and this project's own (%s-<service>)", other, j.project)})
 	}
 	return out
+}
+
+// localName reports whether named is what the engine's local store calls
+// an image with a one-component name, as Slipway tags what it builds
+// (docker.io/library/<name>).
+func localName(named reference.Named) bool {
+	name, ok := strings.CutPrefix(reference.Path(named), "library/")
+	return ok && reference.Domain(named) == "docker.io" && !strings.Contains(name, "/")
 }
 
 // hexID matches what the engine accepts as an image ID or ID prefix.
@@ -112,7 +124,9 @@ func isImageID(ref string) bool {
 var slipwayImage = regexp.MustCompile(`^[a-z0-9._-]*-pr-[0-9]+-[a-z0-9._-]+$`)
 
 // otherProject returns name when it is named the way Slipway names a
-// built image and is not one of this project's own images.
+// built image and is not one of this project's own images. It is asked
+// about names in the local store and on internal registries (where a
+// swarm engine's images would be pushed), not about public registries.
 func (j imageJudge) otherProject(name string) string {
 	if !slipwayImage.MatchString(name) {
 		return ""

@@ -132,6 +132,10 @@ func TestImageJudge(t *testing.T) {
 		{"acme-rw-pr-9-db:0123456789ab", []string{ForeignImage}},
 		{"acme-rw-pr-9-web-pr-3-api", []string{ForeignImage}},
 		{"local-demo-pr-1-web", []string{ForeignImage}},
+		{"registry.internal:5000/acme-rw-pr-12-web", []string{ForeignImage}},
+		// A public registry's image is not one Slipway built.
+		{"ghcr.io/acme/rw-pr-12-web:0123456789ab", nil},
+		{"acme/rw-pr-12-web", nil},
 		// Image IDs.
 		{"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", []string{ForeignImage}},
 		{"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", []string{ForeignImage}},

@@ -357,7 +357,7 @@ func Rules() []Rule {
 			Relax:  allow(HostSideExtensions) + " (the feature is still not run)", Phase: PhaseCheck},
 
 		{ID: ForeignImage, Key: "foreign-image", Title: "another preview's image, or an image by ID",
-			Blocks: "an image named as Slipway names the images it builds for another project, `<owner>-<repo>-pr-<N>-<service>` (e.g. `image: acme-rw-pr-12-web:0123456789ab` in project acme-rw-pr-9; the project's own `<project>-<service>` is fine), an image ID or ID prefix (`sha256:…`, a bare hexadecimal word), or a reference that does not parse — as the `image` of a service or job that is not built, in a Dockerfile built from the PR (`FROM`, `COPY --from`, `RUN --mount=from=`, `# syntax=`), in `docker-image://` build contexts and registry `cache_from`.",
+			Blocks: "an image named as Slipway names the images it builds for another project, `<owner>-<repo>-pr-<N>-<service>`, in the engine's local store or on an internal registry (e.g. `image: acme-rw-pr-12-web:0123456789ab` in project acme-rw-pr-9; the project's own `<project>-<service>` is fine), an image ID or ID prefix (`sha256:…`, a bare hexadecimal word), or a reference that does not parse — as the `image` of a service or job that is not built, in a Dockerfile built from the PR (`FROM`, `COPY --from`, `RUN --mount=from=`, `# syntax=`), in `docker-image://` build contexts and registry `cache_from`.",
 			Why:    "Every preview shares one engine's image store: another PR's image (a trusted PR's may hold build secrets) is one name away, and an ID prefix picks any local image.",
 			Relax:  allow(ForeignImage), Phase: PhaseCheck},
 		{ID: PrivateRegistry, Key: "private-registry", Title: "registry on an internal address",
