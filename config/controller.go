@@ -282,6 +282,16 @@ func (p Policy) Merge(o Policy) Policy {
 	}
 }
 
+// PolicyFor returns the policy for a repository: the global one with the
+// repository's merged in (repo may be the zero RepoPolicy of an
+// unconfigured repository), and the names this configuration makes the
+// controller dial reserved.
+func (c *Controller) PolicyFor(repo RepoPolicy) Policy {
+	p := c.Policy.Merge(repo.Policy)
+	p.ReservedNames = append(p.ReservedNames, c.ImpliedReservedNames()...)
+	return p
+}
+
 // ImpliedReservedNames returns the single-label host names this
 // configuration makes the controller dial (github.api_url, tls.ca): names
 // a preview's services must not take, for Slipway's own container may

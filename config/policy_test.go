@@ -74,3 +74,16 @@ func TestImpliedReservedNames(t *testing.T) {
 		t.Errorf("local mode: %v", got)
 	}
 }
+
+func TestPolicyFor(t *testing.T) {
+	c := Defaults()
+	c.GitHub = &GitHub{APIURL: "http://ghe:8080/api/v3/"}
+	c.Policy.ReservedNames = []string{"vault"}
+	p := c.PolicyFor(RepoPolicy{Policy: Policy{ReservedNames: []string{"ldap"}, ProjectCaps: ProjectCaps{Services: 5}}})
+	if !slices.Equal(p.ReservedNames, []string{"vault", "ldap", "ghe"}) || p.ProjectCaps.Services != 5 || p.ProjectCaps.Containers != 100 {
+		t.Errorf("PolicyFor = %+v", p)
+	}
+	if !slices.Equal(c.Policy.ReservedNames, []string{"vault"}) {
+		t.Errorf("PolicyFor changed the global policy: %v", c.Policy.ReservedNames)
+	}
+}

@@ -107,10 +107,8 @@ func (f *loadFlags) load(cmd *cobra.Command) (*stack.Plan, *config.Controller, e
 			return nil, nil, err
 		}
 	}
-	policy := cfg.Policy
-	if rp, ok := cfg.Repo(owner + "/" + repo); ok {
-		policy = policy.Merge(rp.Policy)
-	}
+	rp, _ := cfg.Repo(owner + "/" + repo)
+	policy := cfg.PolicyFor(rp)
 	plan, err := stack.Load(ctx, stack.Source{Dir: f.dir, Owner: owner, Repo: repo, PR: f.pr, SHA: sha}, stack.LoadOptions{
 		Hosts:  stack.HostOptions{Domain: domain, Port: f.port, PrimaryTemplate: cfg.HostTemplate, ServiceTemplate: cfg.ServiceHostTemplate},
 		Policy: policy,
