@@ -24,7 +24,8 @@ const maxNofile = 1 << 20
 // cli.WithWorkingDirectory(root) and cli.WithResolvedPaths(true), after
 // PreLoad passed) and returns every violation, in a stable order. Run it on
 // the project as the PR wrote it, before Slipway's rewrites add labels of
-// its own. It reads the checkout (to follow symlinks) and nothing else.
+// its own. It reads the checkout (to follow symlinks, and the Dockerfiles
+// of builds) and nothing else: no engine, no network.
 func Check(project *types.Project, root string, opts Options) []Violation {
 	given, err := filepath.Abs(root)
 	if err != nil {
