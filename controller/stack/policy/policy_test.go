@@ -75,6 +75,18 @@ func TestOperatorAllowances(t *testing.T) {
 			Options{Allow: []string{ReservedLabel}}, []string{ReservedLabel}},
 		{"pre-load rule relaxed", func(t *testing.T) (string, []string) { return hostile(t, "proj-name") },
 			Options{Allow: []string{ProjectName}}, nil},
+		{"internal registry allowed", func(t *testing.T) (string, []string) { return hostile(t, "img-registry-localhost") },
+			Options{AllowedRegistries: []string{"localhost:5000"}}, nil},
+		{"another internal registry allowed", func(t *testing.T) (string, []string) { return hostile(t, "img-registry-localhost") },
+			Options{AllowedRegistries: []string{"localhost:5001"}}, []string{PrivateRegistry}},
+		{"allowing a registry does not admit another preview's image", func(t *testing.T) (string, []string) { return hostile(t, "img-dockerfile-from-foreign") },
+			Options{AllowedRegistries: []string{"docker.io"}}, []string{ForeignImage}},
+		{"remote ADD relaxed", func(t *testing.T) (string, []string) { return hostile(t, "bld-add-remote-arg") },
+			Options{Allow: []string{"remote-add"}}, nil},
+		{"project caps raised for one repository", func(t *testing.T) (string, []string) { return hostile(t, "res-project-containers") },
+			Options{ProjectCaps: config.ProjectCaps{Containers: 110, Memory: 110 << 30, CPUs: 110, PIDs: 110 * 512}}, nil},
+		{"reserved names added by the operator", func(t *testing.T) (string, []string) { return hostile(t, "net-external") },
+			Options{ExternalNetworks: []string{"slipway"}, ReservedNames: []string{"web"}}, []string{ReservedName}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root, files := tc.root(t)
