@@ -29,9 +29,9 @@ type Options struct {
 	// may come from (SW-IMG-002): host:port, or host for every port.
 	AllowedRegistries []string
 	// ReservedNames lists single-label names that no service, alias or
-	// container_name may take (SW-NET-009), besides BuiltinReservedNames.
-	// The caller adds the hosts the controller dials
-	// (config.Controller.ImpliedReservedNames) to the operator's list.
+	// container_name may take (SW-NET-009), besides BuiltinReservedNames:
+	// the operator's policy.reserved_names and the hosts the controller
+	// dials, which config.Controller.PolicyFor adds.
 	ReservedNames []string
 	// ProjectCaps bound the project as a whole (SW-RES-007); zero keys
 	// take config.DefaultProjectCaps.
@@ -46,12 +46,11 @@ type Options struct {
 // FromConfig returns the options of an operator's policy section.
 func FromConfig(p config.Policy) Options {
 	return Options{
-		Allow:            slices.Clone(p.Allow),
-		CapAdd:           slices.Clone(p.CapAdd),
-		Sysctls:          slices.Clone(p.Sysctls),
-		ExternalNetworks: slices.Clone(p.ExternalNetworks),
-		ExternalVolumes:  slices.Clone(p.ExternalVolumes),
-
+		Allow:             slices.Clone(p.Allow),
+		CapAdd:            slices.Clone(p.CapAdd),
+		Sysctls:           slices.Clone(p.Sysctls),
+		ExternalNetworks:  slices.Clone(p.ExternalNetworks),
+		ExternalVolumes:   slices.Clone(p.ExternalVolumes),
 		AllowedRegistries: slices.Clone(p.AllowedRegistries),
 		ReservedNames:     slices.Clone(p.ReservedNames),
 		ProjectCaps:       p.ProjectCaps,
@@ -114,6 +113,7 @@ func validRegistry(r string) error {
 	return nil
 }
 
+// validCaps reports negative caps; 0 means the default.
 func validCaps(c config.ProjectCaps) []error {
 	var errs []error
 	neg := func(key string, bad bool) {
