@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -81,6 +82,8 @@ func (c *checker) dockerfile(sc scope, b *types.BuildConfig, ctxDir string) {
 	c.dockerfileFindings(sc, "build.dockerfile", c.display(hp.real), checkDockerfile(content, in))
 }
 
+// dockerfileFindings reports a Dockerfile's findings as violations whose
+// field names the file, the line and the instruction.
 func (c *checker) dockerfileFindings(sc scope, field, file string, fs []dockerfileFinding) {
 	for _, f := range fs {
 		where := field + " (" + file + ")"
@@ -95,19 +98,21 @@ func (c *checker) dockerfileFindings(sc scope, field, file string, fs []dockerfi
 }
 
 // readDockerfile reads a regular file of at most maxDockerfileSize bytes.
+// It opens without blocking and checks the file it opened, so that a FIFO
+// (or a file swapped for one) cannot hang the controller.
 func readDockerfile(p string) ([]byte, error) {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", p)
-	}
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxDockerfileSize+1))
 	if err != nil {
 		return nil, err
