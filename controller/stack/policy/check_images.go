@@ -20,9 +20,10 @@ import (
 // engine pulls from the host's own network namespace, where the loopback
 // and private addresses are the host's and its LAN's, past every firewall
 // rule that guards the preview networks. SW-IMG-001 and SW-IMG-002 judge
-// each reference the PR controls: an image-only service's image, and in
-// Dockerfiles built from the PR, FROM, COPY --from and the syntax
-// directive.
+// each reference the PR controls: the image of a service, job or pre_start
+// hook that is not built, docker-image:// build contexts, registry
+// cache_from, and in Dockerfiles built from the PR, FROM, COPY --from,
+// RUN --mount=from= and the syntax directive.
 
 // imageFinding is one problem with an image reference.
 type imageFinding struct {
@@ -42,6 +43,7 @@ type imageJudge struct {
 	allowedRegistries []string
 }
 
+// imageJudge returns the judge of this project's image references.
 func (c *checker) imageJudge() imageJudge {
 	j := imageJudge{project: c.project.Name, allowedRegistries: c.opts.AllowedRegistries}
 	for name := range c.project.Services {
@@ -96,7 +98,7 @@ func (j imageJudge) judge(ref string) []imageFinding {
 	}
 	if other := j.otherProject(path.Base(reference.Path(named))); other != "" {
 		out = append(out, imageFinding{ForeignImage,
-			fmt.Sprintf("named as Slipway names the images it builds for another preview (%s); an image-only service may use public images and this project's own (%s-<service>)", other, j.project)})
+			fmt.Sprintf("named as Slipway names the images it builds for another preview (%s); use public images, or this project's own (%s-<service>)", other, j.project)})
 	}
 	return out
 }
