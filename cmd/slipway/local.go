@@ -107,10 +107,8 @@ func (f *loadFlags) load(cmd *cobra.Command) (*stack.Plan, *config.Controller, e
 			return nil, nil, err
 		}
 	}
-	policy := cfg.Policy
-	if rp, ok := cfg.Repo(owner + "/" + repo); ok {
-		policy = policy.Merge(rp.Policy)
-	}
+	rp, _ := cfg.Repo(owner + "/" + repo)
+	policy := cfg.PolicyFor(rp)
 	loader, err := stack.NewLoader(cfg.Loader, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
 	if err != nil {
 		return nil, nil, err

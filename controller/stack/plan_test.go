@@ -271,10 +271,10 @@ services:
   zz-worker:
     image: w
   mm-front:
-    image: f
+    image: front
     ports: ["3000"]
   aa-admin:
-    image: a
+    image: admin
     ports: ["4000"]
 `})
 	p, err := Load(context.Background(), Source{Dir: dir, Owner: "o", Repo: "r", PR: 1, SHA: sha1}, LoadOptions{Hosts: HostOptions{Port: 8080}})
