@@ -8,8 +8,10 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,6 +79,21 @@ type Controller struct {
 	// BuildTimeout bounds one deploy of an environment (fetching the source,
 	// building the images, starting and waiting for the services). Default 20m.
 	BuildTimeout Duration `yaml:"build_timeout"`
+	// Loader bounds the confined process that loads a pull request's compose
+	// files (see docs/security.md).
+	Loader Loader `yaml:"loader"`
+}
+
+// Loader bounds the child process that loads untrusted compose files.
+type Loader struct {
+	// Confinement is "auto" (Landlock where the kernel has it; a warning and
+	// the pre-load path checks alone where it does not) or "required"
+	// (refuse to load on a kernel without Landlock). Default auto.
+	Confinement string `yaml:"confinement"`
+	// Timeout bounds one load. Default 20s.
+	Timeout Duration `yaml:"timeout"`
+	// Memory bounds the loader's memory, e.g. 512m. Default 1g.
+	Memory ByteSize `yaml:"memory"`
 }
 
 // Listen holds listen addresses.
@@ -209,17 +226,118 @@ type Policy struct {
 	ExternalNetworks []string `yaml:"external_networks"`
 	// ExternalVolumes lists external volumes a compose file may mount.
 	ExternalVolumes []string `yaml:"external_volumes"`
+	// AllowedRegistries lists image registries on internal addresses
+	// (loopback, private, link-local, single-label or .internal names) that
+	// images and Dockerfiles may pull from, as host:port, or host for
+	// every port: ["registry.internal:5000", "10.0.0.5"].
+	AllowedRegistries []string `yaml:"allowed_registries"`
+	// ReservedNames lists single-label names no service, alias or
+	// container_name may take, added to the built-in ones (localhost,
+	// slipway, docker, metadata, …) and the hosts the controller dials: the
+	// names of hosts Slipway's own container resolves on preview networks.
+	ReservedNames []string `yaml:"reserved_names"`
+	// ProjectCaps bound the size of one preview project. In repos[].policy,
+	// each key set replaces the global one (higher or lower).
+	ProjectCaps ProjectCaps `yaml:"project_caps"`
 }
 
-// Merge returns p with the allowances of o added.
+// ProjectCaps bound one preview project as a whole (rule SW-RES-007). A key
+// left out (or 0) takes its default.
+type ProjectCaps struct {
+	// Services is the most services of one project. Default 50.
+	Services int `yaml:"services"`
+	// Containers is the most containers of one project: every service's
+	// scale (or deploy.replicas), plus jobs. Default 100.
+	Containers int `yaml:"containers"`
+	// Networks is the most networks of one project. Default 20.
+	Networks int `yaml:"networks"`
+	// Volumes is the most volumes of one project. Default 20.
+	Volumes int `yaml:"volumes"`
+	// Memory is the most memory of all containers together, each counted at
+	// its limit (capped by limits.memory). Default 100g.
+	Memory ByteSize `yaml:"memory"`
+	// CPUs is the most CPUs of all containers together, each counted at its
+	// limit (capped by limits.cpus). Default 100.
+	CPUs float64 `yaml:"cpus"`
+	// PIDs is the most processes of all containers together, each counted
+	// at its limit (capped by limits.pids). Default 51200.
+	PIDs int64 `yaml:"pids"`
+}
+
+// DefaultProjectCaps returns the caps that apply to a key left out.
+func DefaultProjectCaps() ProjectCaps {
+	return ProjectCaps{Services: 50, Containers: 100, Networks: 20, Volumes: 20, Memory: 100 << 30, CPUs: 100, PIDs: 51200}
+}
+
+// Or returns p with every zero key taken from d.
+func (p ProjectCaps) Or(d ProjectCaps) ProjectCaps {
+	return ProjectCaps{
+		Services:   cmp.Or(p.Services, d.Services),
+		Containers: cmp.Or(p.Containers, d.Containers),
+		Networks:   cmp.Or(p.Networks, d.Networks),
+		Volumes:    cmp.Or(p.Volumes, d.Volumes),
+		Memory:     cmp.Or(p.Memory, d.Memory),
+		CPUs:       cmp.Or(p.CPUs, d.CPUs),
+		PIDs:       cmp.Or(p.PIDs, d.PIDs),
+	}
+}
+
+// Merge returns p with the allowances of o added, and o's project caps
+// replacing p's where o sets them.
 func (p Policy) Merge(o Policy) Policy {
 	return Policy{
-		Allow:            append(append([]string(nil), p.Allow...), o.Allow...),
-		CapAdd:           append(append([]string(nil), p.CapAdd...), o.CapAdd...),
-		Sysctls:          append(append([]string(nil), p.Sysctls...), o.Sysctls...),
-		ExternalNetworks: append(append([]string(nil), p.ExternalNetworks...), o.ExternalNetworks...),
-		ExternalVolumes:  append(append([]string(nil), p.ExternalVolumes...), o.ExternalVolumes...),
+		Allow:             append(append([]string(nil), p.Allow...), o.Allow...),
+		CapAdd:            append(append([]string(nil), p.CapAdd...), o.CapAdd...),
+		Sysctls:           append(append([]string(nil), p.Sysctls...), o.Sysctls...),
+		ExternalNetworks:  append(append([]string(nil), p.ExternalNetworks...), o.ExternalNetworks...),
+		ExternalVolumes:   append(append([]string(nil), p.ExternalVolumes...), o.ExternalVolumes...),
+		AllowedRegistries: append(append([]string(nil), p.AllowedRegistries...), o.AllowedRegistries...),
+		ReservedNames:     append(append([]string(nil), p.ReservedNames...), o.ReservedNames...),
+		ProjectCaps:       o.ProjectCaps.Or(p.ProjectCaps),
 	}
+}
+
+// PolicyFor returns the policy for a repository: the global one with the
+// repository's merged in (repo may be the zero RepoPolicy of an
+// unconfigured repository), and the names this configuration makes the
+// controller dial reserved.
+func (c *Controller) PolicyFor(repo RepoPolicy) Policy {
+	p := c.Policy.Merge(repo.Policy)
+	p.ReservedNames = append(p.ReservedNames, c.ImpliedReservedNames()...)
+	return p
+}
+
+// ImpliedReservedNames returns the single-label host names this
+// configuration makes the controller dial (github.api_url, tls.ca): names
+// a preview's services must not take, for Slipway's own container may
+// resolve them through a preview network's DNS.
+func (c *Controller) ImpliedReservedNames() []string {
+	var urls []string
+	if c.GitHub != nil {
+		urls = append(urls, c.GitHub.APIURL)
+	}
+	urls = append(urls, c.TLS.CA)
+	var out []string
+	for _, raw := range urls {
+		if h := singleLabelHost(raw); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// singleLabelHost returns the host of a URL when it is one DNS label (no
+// dot, not an IP literal), lower-cased; "" otherwise.
+func singleLabelHost(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return ""
+	}
+	h := strings.ToLower(u.Hostname())
+	if h == "" || strings.ContainsAny(h, ".:") {
+		return ""
+	}
+	return h
 }
 
 // Secret is one controller-side secret value.
@@ -263,8 +381,16 @@ func Defaults() Controller {
 		},
 		ReadyTimeout: Duration(3 * time.Minute),
 		BuildTimeout: Duration(20 * time.Minute),
+		Loader:       Loader{Confinement: LoaderAuto, Timeout: Duration(20 * time.Second), Memory: 1 << 30},
+		Policy:       Policy{ProjectCaps: DefaultProjectCaps()},
 	}
 }
+
+// Loader confinement modes.
+const (
+	LoaderAuto     = "auto"
+	LoaderRequired = "required"
+)
 
 // LoadController reads path (may be "" for defaults only), applies SLIPWAY_*
 // overrides from env (nil means the process environment), resolves *_file
@@ -483,6 +609,16 @@ func (c *Controller) Validate() error {
 	}
 	if c.TLS.Mode == "" {
 		c.TLS.Mode = TLSOff
+	}
+	switch c.Loader.Confinement {
+	case "":
+		c.Loader.Confinement = LoaderAuto
+	case LoaderAuto, LoaderRequired:
+	default:
+		errs = append(errs, fmt.Errorf("loader.confinement %q: want auto or required", c.Loader.Confinement))
+	}
+	if c.Loader.Memory != 0 && c.Loader.Memory < 64<<20 {
+		errs = append(errs, fmt.Errorf("loader.memory %d: want at least 64m", c.Loader.Memory))
 	}
 	switch c.Firewall {
 	case "":

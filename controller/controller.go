@@ -125,6 +125,7 @@ type Controller struct {
 	routes   RouteStates
 	lastReq  func(string) (time.Time, bool)
 	hosts    stack.HostOptions
+	loader   stack.ProjectLoader
 	dashURL  string
 	log      *slog.Logger
 	now      func() time.Time
@@ -203,6 +204,11 @@ func New(o Options) (*Controller, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
+	loader, err := stack.NewLoader(o.Config.Loader, c.log)
+	if err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	c.loader = loader
 	if c.workers <= 0 {
 		c.workers = 4
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipwayhq/slipway/config"
+	"github.com/slipwayhq/slipway/controller/stack/loader"
 	"github.com/slipwayhq/slipway/controller/stack/policy"
 	"github.com/slipwayhq/slipway/proxy"
 )
@@ -196,6 +197,7 @@ func (d *doctor) run(ctx context.Context, configPath string) []checkResult {
 	out = append(out, judgeConfig(configPath, cfg, cfgErr))
 	if cfgErr == nil {
 		out = append(out, judgePolicy(cfg))
+		out = append(out, judgeLoader(loader.KernelConfinement(), cfg.Loader.Confinement))
 	}
 
 	engine, info := d.checkEngine(ctx)
@@ -283,6 +285,26 @@ func judgePolicy(cfg *config.Controller) checkResult {
 		return checkOK("policy", "every rule enforced (no relaxations)")
 	}
 	return checkOK("policy", "%d relaxation(s), all valid", n)
+}
+
+// judgeLoader says what confines the process that loads pull requests'
+// compose files, given the kernel's Landlock ABI (0: none) and
+// loader.confinement.
+func judgeLoader(abi int, mode string) checkResult {
+	const name = "loader"
+	switch {
+	case abi >= 4:
+		return checkOK(name, "compose files load in a child confined by Landlock ABI %d: it reads only the checkout and opens no TCP connection", abi)
+	case abi > 0:
+		return checkWarn(name, "a kernel of 6.7 or later adds the TCP restriction (Landlock ABI 4)",
+			"compose files load in a child confined by Landlock ABI %d: it reads only the checkout, but this kernel cannot stop it opening TCP connections", abi)
+	case mode == config.LoaderRequired:
+		return checkFail(name, "run on a Linux kernel with Landlock (5.13 or later, with landlock in the lsm= list), or set loader.confinement: auto",
+			"loader.confinement is required, but this kernel has no Landlock: every deploy will be refused")
+	default:
+		return checkWarn(name, "run on a Linux kernel with Landlock (5.13 or later, with landlock in the lsm= list); loader.confinement: required refuses to load without it",
+			"this kernel has no Landlock: compose files load without kernel confinement, and only the pre-load path checks keep compose-go from reading host files")
+	}
 }
 
 // --- engine ---

@@ -524,3 +524,10 @@ func testRSAKey(t *testing.T) string {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}))
 }
+
+func TestJudgeLoader(t *testing.T) {
+	assertResult(t, judgeLoader(7, config.LoaderAuto), statusOK, "Landlock ABI 7", "")
+	assertResult(t, judgeLoader(3, config.LoaderAuto), statusWarn, "cannot stop it opening TCP", "ABI 4")
+	assertResult(t, judgeLoader(0, config.LoaderAuto), statusWarn, "no Landlock", "loader.confinement: required")
+	assertResult(t, judgeLoader(0, config.LoaderRequired), statusFail, "every deploy will be refused", "loader.confinement: auto")
+}

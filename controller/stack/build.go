@@ -26,6 +26,7 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/slipwayhq/slipway/controller/stack/policy"
 	"github.com/slipwayhq/slipway/internal/contract"
 )
 
@@ -437,11 +438,13 @@ func contextTar(bc *types.BuildConfig) (io.Reader, string, error) {
 	return pr, dockerfile, nil
 }
 
-// readIgnore reads <dockerfile>.dockerignore if present, else .dockerignore.
+// readIgnore reads <dockerfile>.dockerignore if present, else .dockerignore,
+// from inside the build context only: one that is a symlink leaving the
+// context (or that cannot be resolved) is refused, and the error names it.
 func readIgnore(root, dockerfile string) ([]string, error) {
 	for _, name := range []string{dockerfile + ".dockerignore", ".dockerignore"} {
-		f, err := os.Open(filepath.Join(root, filepath.FromSlash(name)))
-		if errors.Is(err, os.ErrNotExist) {
+		f, err := policy.OpenInside(root, filepath.FromSlash(name))
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {

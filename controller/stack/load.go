@@ -4,18 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
-	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/graph"
 	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
 
 	"github.com/slipwayhq/slipway/config"
+	"github.com/slipwayhq/slipway/controller/stack/loader"
 	"github.com/slipwayhq/slipway/controller/stack/policy"
 	"github.com/slipwayhq/slipway/internal/contract"
 )
@@ -37,6 +39,30 @@ type LoadOptions struct {
 	// (build.extra_hosts, which the classic builder leaves out of its cache
 	// key).
 	WithholdSecrets bool
+	// Loader resolves the compose files. Default: a confined loader with
+	// default bounds (loader.New). Tests and the CLI pass their own.
+	Loader ProjectLoader
+}
+
+// ProjectLoader resolves compose files into a project; *loader.Loader loads
+// them in a confined child process.
+type ProjectLoader interface {
+	Load(ctx context.Context, req loader.Request) (*types.Project, error)
+}
+
+// NewLoader returns the confined loader slipway.yaml's loader section
+// describes; log receives its warnings (nil: discarded).
+func NewLoader(cfg config.Loader, log *slog.Logger) (*loader.Loader, error) {
+	l, err := loader.New(loader.Options{
+		Timeout:     time.Duration(cfg.Timeout),
+		Memory:      int64(cfg.Memory),
+		Confinement: loader.Confinement(cfg.Confinement),
+		Log:         log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("compose loader: %w", err)
+	}
+	return l, nil
 }
 
 // Load reads the compose project and repository configuration in src.Dir,
@@ -87,8 +113,17 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 		return nil, fmt.Errorf(".env: %w", err)
 	}
 	popts := policy.FromConfig(opts.Policy)
+	popts.ContainerLimits = opts.Limits
 	if err := popts.Validate(); err != nil {
 		return nil, fmt.Errorf("controller policy configuration: %w", err)
+	}
+
+	if opts.Loader == nil {
+		l, err := loader.New(loader.Options{})
+		if err != nil {
+			return nil, err
+		}
+		opts.Loader = l
 	}
 
 	order := serviceOrder(files)
@@ -100,6 +135,7 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 	var routes []Route
 	var env, rEnv map[string]string
 	var firstEnv map[string]string
+	var loadedProfiles []string
 	for pass := 0; pass < 2; pass++ {
 		env = slipwayEnv(src, routes)
 		rEnv, err = repoEnv(repo, src, env)
@@ -115,7 +151,10 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 				interp[k] = ""
 			}
 		}
-		if pass == 1 && maps.Equal(interp, firstEnv) {
+		// Load again when the first pass changed what loading depends on:
+		// the URLs, or the profiles x-slipway enabled (the policy below then
+		// sees the services those profiles add).
+		if pass == 1 && maps.Equal(interp, firstEnv) && slices.Equal(repo.Profiles, loadedProfiles) {
 			break
 		}
 		firstEnv = interp
@@ -127,7 +166,10 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 		} else if len(vs) > 0 {
 			return nil, &PolicyError{Violations: vs}
 		}
-		project, err = loadCompose(ctx, root, name, files, interp, repo.Profiles)
+		loadedProfiles = slices.Clone(repo.Profiles)
+		project, err = loadCompose(ctx, opts.Loader, loader.Request{
+			Root: root, Name: name, Files: files, Env: interp, Profiles: repo.Profiles,
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -241,31 +283,28 @@ func checkInsideRoot(root, p string) error {
 	return nil
 }
 
-// loadCompose loads the compose files with compose-go: never the process
-// environment, never a parent directory's files, no remote resources.
-func loadCompose(ctx context.Context, root, name string, files []string, env map[string]string, profiles []string) (*types.Project, error) {
-	vars := make([]string, 0, len(env))
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		vars = append(vars, k+"="+env[k])
-	}
-	opts, err := cli.NewProjectOptions(files,
-		cli.WithWorkingDirectory(root),
-		cli.WithName(name),
-		cli.WithEnv(vars),
-		cli.WithEnvFiles(),
-		cli.WithDotEnv,
-		cli.WithProfiles(profiles),
-		cli.WithResolvedPaths(true),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("compose options: %w", err)
-	}
-	p, err := opts.LoadProject(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load compose project (%s): %w", relList(root, files), err)
+// loadCompose loads the compose files through l (in the controller, a
+// confined child). A read the kernel refused is a policy violation naming
+// the file; any other failure says which compose files failed to load.
+func loadCompose(ctx context.Context, l ProjectLoader, req loader.Request) (*types.Project, error) {
+	p, err := l.Load(ctx, req)
+	var le *loader.Error
+	switch {
+	case errors.As(err, &le) && le.Denied:
+		return nil, &PolicyError{Violations: []Violation{{
+			Rule:    policy.LoadFileOutside,
+			File:    relList(req.Root, req.Files),
+			Field:   "file read while loading",
+			Value:   le.File,
+			Message: "compose-go tried to read a file outside the checkout (through include, extends, env_file, label_file or .env); the kernel refused",
+		}}}
+	case errors.As(err, &le):
+		return nil, fmt.Errorf("load compose project (%s): %s", relList(req.Root, req.Files), le.Reason)
+	case err != nil:
+		return nil, fmt.Errorf("load compose project (%s): %w", relList(req.Root, req.Files), err)
 	}
 	if len(p.Services) == 0 {
-		return nil, fmt.Errorf("compose project (%s) has no services", relList(root, files))
+		return nil, fmt.Errorf("compose project (%s) has no services", relList(req.Root, req.Files))
 	}
 	return p, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/slipwayhq/slipway/config"
+	"github.com/slipwayhq/slipway/controller/stack/loader"
 	"github.com/slipwayhq/slipway/internal/contract"
 	"github.com/slipwayhq/slipway/internal/dockertest"
 )
@@ -309,10 +310,10 @@ services:
   zz-worker:
     image: w
   mm-front:
-    image: f
+    image: front
     ports: ["3000"]
   aa-admin:
-    image: a
+    image: admin
     ports: ["4000"]
 `})
 	p, err := Load(context.Background(), Source{Dir: dir, Owner: "o", Repo: "r", PR: 1, SHA: sha1}, LoadOptions{Hosts: HostOptions{Port: 8080}})
@@ -517,5 +518,47 @@ func TestLoadHostOverrideOwnership(t *testing.T) {
 				t.Fatalf("host %q: err = %v, want ok %v", tt.host, err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestProfilesFromXSlipwayAreChecked: profiles that x-slipway enables load
+// the services they add, and the policy sees those services.
+func TestProfilesFromXSlipwayAreChecked(t *testing.T) {
+	dir := t.TempDir()
+	dockertest.WriteFiles(t, dir, map[string]string{
+		"compose.yaml": "x-slipway:\n  profiles: [debug]\n" +
+			"services:\n  web:\n    image: w\n  shell:\n    image: w\n    profiles: [debug]\n    privileged: true\n",
+	})
+	p, err := Load(context.Background(), Source{Dir: dir, Owner: "o", Repo: "r", PR: 1, SHA: sha1}, LoadOptions{})
+	var perr *PolicyError
+	if !errors.As(err, &perr) || !strings.Contains(err.Error(), `SW-PRIV-001 service "shell"`) {
+		t.Fatalf("a privileged service enabled by an x-slipway profile: %v", err)
+	}
+	if _, ok := p.Project.Services["shell"]; !ok {
+		t.Errorf("the profile's service was not loaded: %v", p.Project.ServiceNames())
+	}
+}
+
+// deniedLoader answers every load as the confined loader answers a read the
+// kernel refused.
+type deniedLoader struct{}
+
+func (deniedLoader) Load(context.Context, loader.Request) (*types.Project, error) {
+	return nil, &loader.Error{File: "/etc/hostname", Denied: true, Reason: "refused"}
+}
+
+// TestLoadReportsAReadTheKernelRefused: whatever the pre-load check missed,
+// a read the confined loader's kernel refused is a policy violation naming
+// the file (the confinement itself is tested in package loader).
+func TestLoadReportsAReadTheKernelRefused(t *testing.T) {
+	dir := t.TempDir()
+	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": "services:\n  web:\n    image: w\n"})
+	_, err := Load(context.Background(), Source{Dir: dir, Owner: "o", Repo: "r", PR: 1, SHA: sha1}, LoadOptions{Loader: deniedLoader{}})
+	var perr *PolicyError
+	if !errors.As(err, &perr) || len(perr.Violations) != 1 || perr.Violations[0].Rule != "SW-FILE-001" || perr.Violations[0].Value != "/etc/hostname" {
+		t.Fatalf("want one SW-FILE-001 naming /etc/hostname, got %v", err)
+	}
+	if !errors.Is(err, ErrBadInput) {
+		t.Errorf("not ErrBadInput: %v", err)
 	}
 }

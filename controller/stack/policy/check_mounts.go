@@ -21,6 +21,11 @@ func (c *checker) mounts(sc scope, vols []types.ServiceVolumeConfig) {
 		case types.VolumeTypeVolume:
 			if v.Volume != nil {
 				c.labels(sc, field+".volume.labels", v.Volume.Labels)
+				c.subpath(sc, field+".volume.subpath", v.Volume.Subpath)
+			}
+		case types.VolumeTypeImage:
+			if v.Image != nil {
+				c.subpath(sc, field+".image.subpath", v.Image.SubPath)
 			}
 		case types.VolumeTypeCluster:
 			c.add(sc, VolumeDriver, field+".type", v.Type, "cluster (CSI) volumes are provided by plugins outside the project")
@@ -41,7 +46,7 @@ func (c *checker) bind(sc scope, field string, v types.ServiceVolumeConfig) {
 	if v.Source == "" {
 		return
 	}
-	hp := resolveHostPath(c.root, c.root, v.Source)
+	hp := resolveHostPath(c.root, c.given, v.Source)
 	shown := c.display(v.Source)
 	if hp.inside {
 		c.refs = append(c.refs, hostRef{sc: sc, field: field + ".source", value: shown, real: hp.real, writable: !v.ReadOnly})
@@ -60,6 +65,35 @@ func (c *checker) bind(sc scope, field string, v types.ServiceVolumeConfig) {
 			"bind mounts may only use files of the checkout; the source "+hp.describe(v.Source))
 	}
 }
+
+// subpath checks the path of a volume (or image) that a mount takes
+// instead of its root.
+func (c *checker) subpath(sc scope, field, sub string) {
+	if problem := subpathProblem(sub); problem != "" {
+		c.add(sc, VolumeSubpath, field, sub, problem+
+			": the engine mounts this path of the volume, and one leaving it reaches other volumes and the engine's data under /var/lib/docker")
+	}
+}
+
+// subpathProblem says what is wrong with a volume subpath, or "" when it
+// names a path inside the volume as written. Symlinks inside the volume are
+// the engine's to refuse: its content is made at run time, and the engine
+// joins the subpath with its own scoped resolution (safepath).
+func subpathProblem(sub string) string {
+	switch {
+	case sub == "":
+		return ""
+	case strings.HasPrefix(sub, "/"):
+		return "the subpath is absolute"
+	case slices.Contains(strings.FieldsFunc(sub, isPathSeparator), ".."):
+		return "the subpath climbs with .."
+	}
+	return ""
+}
+
+// isPathSeparator splits on both separators: a name with a backslash is
+// harmless on Linux, and refused as a climb where the engine splits on it.
+func isPathSeparator(r rune) bool { return r == '/' || r == '\\' }
 
 // volumesFrom accepts only services of the project.
 func (c *checker) volumesFrom(sc scope, list []string) {
@@ -132,7 +166,10 @@ func (c *checker) volumeDriverOpts(sc scope, opts map[string]string) {
 		// compose-go resolves a relative device only for an explicit
 		// driver: local; the engine would resolve what is left from its
 		// own working directory, /.
-		hp := resolveHostPath(c.root, "/", device)
+		if !filepath.IsAbs(device) {
+			device = "/" + device
+		}
+		hp := resolveHostPath(c.root, c.given, device)
 		if !hp.inside {
 			c.add(sc, VolumeHostMount, "driver_opts.device", device,
 				"a bind volume may only use a directory of the checkout; the device "+hp.describe(device))
@@ -202,7 +239,7 @@ func (c *checker) network(key string, n types.NetworkConfig) {
 func (c *checker) fileObject(kind, key string, o types.FileObjectConfig) {
 	sc := scope{prefix: kind + "." + key + "."}
 	if o.File != "" {
-		hp := resolveHostPath(c.root, c.root, o.File)
+		hp := resolveHostPath(c.root, c.given, o.File)
 		if hp.inside {
 			c.refs = append(c.refs, hostRef{sc: sc, field: "file", value: c.display(o.File), real: hp.real})
 		} else {

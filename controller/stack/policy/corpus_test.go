@@ -27,6 +27,7 @@ import (
 //	# setup: symlink data -> /etc             (made at run time: git stores symlinks awkwardly)
 //	# setup: dir data
 //	# setup: write data/site.conf server {}   (a file and its one-line content)
+//	# setup: write .env CHECKOUT={checkout}   ({checkout} is the checkout's absolute path)
 
 const testProject = "acme-shop-pr-7"
 
@@ -158,6 +159,7 @@ func materialize(t *testing.T, c hostileCase) string {
 			}
 		case "write":
 			p, content, _ := strings.Cut(rest, " ")
+			content = strings.ReplaceAll(content, "{checkout}", root)
 			writeFile(t, filepath.Join(root, p), content+"\n")
 		default:
 			t.Fatalf("unknown setup %q", s)

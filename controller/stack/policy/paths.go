@@ -7,65 +7,247 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
 )
 
-// maxSymlinks bounds symlink resolution, as the kernel's ELOOP does.
-const maxSymlinks = 40
+// A path the project names is accepted as a path of the checkout only when
+// three readings of it agree on one place inside the checkout:
+//
+//   - the kernel's, as written: what compose-go opens for an absolute
+//     env_file, and what the engine's local driver mounts as a device (".."
+//     after a symlink climbs from the link's target);
+//   - the kernel's, after lexical cleaning: what compose-go makes of a
+//     relative path (filepath.Join) and what the engine mounts as a bind
+//     source (path.Clean in its mount parser);
+//   - the checkout's alone: the path resolved with the checkout as the root
+//     of the filesystem (securejoin.SecureJoin), so that no symlink in it
+//     leaves the checkout, even one that leads back in.
+//
+// A path that cannot be resolved (a symlink loop, a dangling symlink, a
+// permission error, ".." below a directory that does not exist) is refused.
+// Components that do not exist yet are taken as written: the engine would
+// create them, and nothing in them can be a symlink yet.
 
-// resolvePath follows every symlink in the absolute path p the way the
-// kernel does when the engine (or compose-go) opens it: ".." after a
-// symlink climbs from the symlink's target, not lexically. The first
-// component that does not exist ends the walk and the rest is appended as
-// written: the engine would create it, and nothing in it can be a symlink
-// yet.
-func resolvePath(p string) (string, error) {
-	if !filepath.IsAbs(p) {
-		return "", fmt.Errorf("path %q is not absolute", p)
-	}
-	resolved := string(filepath.Separator)
-	rest := splitPath(p)
-	links := 0
-	for len(rest) > 0 {
-		c := rest[0]
-		rest = rest[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			resolved = filepath.Dir(resolved)
-			continue
-		}
-		next := filepath.Join(resolved, c)
-		fi, err := os.Lstat(next)
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			return filepath.Join(append([]string{next}, rest...)...), nil
-		}
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			resolved = next
-			continue
-		}
-		links++
-		if links > maxSymlinks {
-			return "", fmt.Errorf("resolve %s: too many levels of symbolic links", p)
-		}
-		target, err := os.Readlink(next)
-		if err != nil {
-			return "", err
-		}
-		if filepath.IsAbs(target) {
-			resolved = string(filepath.Separator)
-		}
-		rest = append(splitPath(target), rest...)
-	}
-	return resolved, nil
+// hostPath is a path on the host that some field of the project names,
+// resolved.
+type hostPath struct {
+	// real is where the kernel's reading of the path ends: the reading
+	// that leaves the checkout when one does, else the cleaned one (what
+	// the engine mounts).
+	real string
+	// inside says whether the path was accepted as a path of the checkout.
+	inside bool
+	// problem says why it was not, as a phrase following "it".
+	problem string
 }
 
-func splitPath(p string) []string {
-	return strings.Split(filepath.ToSlash(p), "/")
+// describe says why a path was refused, for messages that already show the
+// path as written (the parameter).
+func (h hostPath) describe(string) string {
+	if h.inside {
+		return "is inside the checkout"
+	}
+	return h.problem
+}
+
+// resolveHostPath resolves p (absolute, or relative to base, a directory
+// of the checkout the caller chose) against the checkout root, whose
+// symlinks are resolved. A path counts as a path of the checkout only when
+// it is written below the checkout (as root, or as the ancestor of base
+// that resolves to root); an absolute path that reaches the checkout some
+// other way (/proc/self/cwd/...) is refused.
+func resolveHostPath(root, base, p string) hostPath {
+	return resolveBelow(root, base, p, "the checkout")
+}
+
+// resolveBelow is resolveHostPath for any trusted directory root, named
+// in messages as what.
+func resolveBelow(root, base, p, what string) hostPath {
+	if strings.HasPrefix(p, "~") {
+		return inHome(p, what)
+	}
+	written := p
+	if !filepath.IsAbs(p) {
+		written = base + string(filepath.Separator) + p
+	}
+	written = normalize(written)
+	rel, ok := belowCheckout(root, base, written)
+	if !ok {
+		return outsideCheckout(written, "", what)
+	}
+	return agree(root, rel, written, what)
+}
+
+// agree accepts written (below the checkout root as rel) when its three
+// readings agree.
+func agree(root, rel, written, what string) hostPath {
+	cleaned := filepath.Clean(written)
+	asCleaned, err := kernelPath(cleaned)
+	if err != nil {
+		return refused(cleaned, "cannot be resolved (%v)", err)
+	}
+	if !within(root, asCleaned) {
+		return refused(asCleaned, "resolves to %s, outside %s", asCleaned, what)
+	}
+	asWritten, err := kernelPath(written)
+	if err != nil {
+		return refused(cleaned, "cannot be resolved (%v)", err)
+	}
+	if !within(root, asWritten) {
+		return refused(asWritten, "resolves to %s, outside %s", asWritten, what)
+	}
+	if asWritten != asCleaned {
+		return refused(asCleaned, "reaches %s as written but %s once cleaned (.. after a symlink); refused as ambiguous", asWritten, asCleaned)
+	}
+	scoped, err := securejoin.SecureJoin(root, rel)
+	if err != nil {
+		return refused(asCleaned, "cannot be resolved inside %s (%v)", what, err)
+	}
+	if scoped != asCleaned {
+		return refused(asCleaned, "reaches %s through a symlink that leaves %s (resolved inside %s alone it would be %s)", asCleaned, what, what, scoped)
+	}
+	return hostPath{real: asCleaned, inside: true}
+}
+
+func refused(real, format string, args ...any) hostPath {
+	return hostPath{real: real, problem: fmt.Sprintf(format, args...)}
+}
+
+// outsideCheckout describes a path not written below the checkout; real is
+// its kernel reading when it has one, for classifying it (engine socket,
+// system path).
+func outsideCheckout(written, problem, what string) hostPath {
+	cleaned := filepath.Clean(written)
+	real, err := kernelPath(cleaned)
+	if err != nil {
+		real = cleaned
+	}
+	if problem == "" {
+		problem = "is outside " + what
+		if real != cleaned {
+			problem = "resolves to " + real + ", outside " + what
+		}
+	}
+	return hostPath{real: real, problem: problem}
+}
+
+// inHome refuses a path compose-go expands to the home directory (any "~"
+// prefix: the name that follows is joined to it).
+func inHome(p, what string) hostPath {
+	problem := "is in the controller's home directory (~), outside " + what
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return hostPath{real: p, problem: problem}
+	}
+	return outsideCheckout(filepath.Join(home, p[1:]), problem, what)
+}
+
+// normalize drops the empty and "." components of an absolute path, which
+// change nothing for the kernel, and keeps "..", which does.
+func normalize(p string) string {
+	var kept []string
+	for _, c := range strings.Split(filepath.ToSlash(p), "/") {
+		if c != "" && c != "." {
+			kept = append(kept, c)
+		}
+	}
+	return "/" + strings.Join(kept, "/")
+}
+
+// OpenInside opens the file name, relative to the trusted directory dir
+// (a build context), for reading, only if it is a file of dir by the rule
+// every path of the project is held to: a symlink leaving dir, or one that
+// cannot be resolved, is refused with an error that says which file and
+// why. A missing file gives an error that matches fs.ErrNotExist. The file
+// is opened through an os.Root, so what is read lies inside dir even if the
+// tree changed since it was resolved.
+func OpenInside(dir, name string) (*os.File, error) {
+	if filepath.IsAbs(name) {
+		return nil, fmt.Errorf("open %s in %s: not a relative path", name, dir)
+	}
+	given, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open %s in %s: %w", name, dir, err)
+	}
+	root, err := filepath.EvalSymlinks(given)
+	if err != nil {
+		return nil, fmt.Errorf("open %s in %s: %w", name, dir, err)
+	}
+	if hp := resolveBelow(root, given, name, given); !hp.inside {
+		return nil, fmt.Errorf("refused %s: it %s", filepath.Join(given, name), hp.problem)
+	}
+	return os.OpenInRoot(root, name)
+}
+
+// belowCheckout reports whether the normalized absolute path written starts
+// with a spelling of the checkout, and returns the rest of it, unresolved.
+func belowCheckout(root, base, written string) (string, bool) {
+	for _, spelling := range checkoutSpellings(root, base) {
+		if written == spelling {
+			return ".", true
+		}
+		prefix := strings.TrimSuffix(spelling, "/") + "/"
+		if rest, ok := strings.CutPrefix(written, prefix); ok {
+			return rest, true
+		}
+	}
+	return "", false
+}
+
+// checkoutSpellings returns the ways a path of the checkout can begin: the
+// resolved root, and the checkout as the loader was given it — the
+// shortest ancestor of base (trusted: chosen by the caller) that resolves
+// to root.
+func checkoutSpellings(root, base string) []string {
+	spellings := []string{root}
+	var given string
+	for dir := filepath.Clean(base); ; dir = filepath.Dir(dir) {
+		if real, err := filepath.EvalSymlinks(dir); err == nil && real == root {
+			given = dir
+		}
+		if dir == filepath.Dir(dir) {
+			break
+		}
+	}
+	if given != "" && given != root {
+		spellings = append(spellings, given)
+	}
+	return spellings
+}
+
+// kernelPath resolves every symlink in the normalized absolute path p as
+// the kernel does when it opens p: ".." after a symlink climbs from the
+// link's target. A last component that does not exist is taken as written,
+// below its resolved parent, when it is a plain name; a dangling symlink,
+// or ".." below something that does not exist, is an error.
+func kernelPath(p string) (string, error) {
+	real, err := filepath.EvalSymlinks(p)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return real, err
+	}
+	if _, lerr := os.Lstat(p); lerr == nil {
+		return "", fmt.Errorf("%s is a symlink to something that does not exist", p)
+	}
+	parent, name := splitLast(p)
+	if name == "" || name == ".." {
+		return "", err
+	}
+	realParent, err := kernelPath(parent)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(realParent, name), nil
+}
+
+// splitLast splits a normalized absolute path into its parent, unresolved
+// and uncleaned, and its last component.
+func splitLast(p string) (parent, name string) {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return "/", p[i+1:]
+	}
+	return p[:i], p[i+1:]
 }
 
 // within reports whether p is root or lies below it. Both must be clean and
@@ -78,57 +260,6 @@ func within(root, p string) bool {
 // strictlyWithin reports whether p lies below dir (and is not dir itself).
 func strictlyWithin(dir, p string) bool {
 	return p != dir && within(dir, p)
-}
-
-// hostPath is a path on the host that some field of the project names,
-// resolved.
-type hostPath struct {
-	// real is the path with symlinks followed (the later of the lexical
-	// and the kernel reading when they differ and one escapes).
-	real string
-	// inside says whether real is inside the checkout.
-	inside bool
-	// err is set when the path could not be resolved; it is then treated
-	// as outside.
-	err error
-}
-
-// resolveHostPath resolves p (absolute, or relative to base) against the
-// checkout root. The path is resolved twice — as written, the kernel's way,
-// and after lexical cleaning, the way compose-go and the engine clean paths
-// before using them — and it is inside only if both readings are.
-func resolveHostPath(root, base, p string) hostPath {
-	if !filepath.IsAbs(p) {
-		// Not filepath.Join: it would clean away the kernel's reading.
-		p = strings.TrimSuffix(base, string(filepath.Separator)) + string(filepath.Separator) + p
-	}
-	var first hostPath
-	for i, candidate := range []string{p, filepath.Clean(p)} {
-		real, err := resolvePath(candidate)
-		hp := hostPath{real: real, err: err, inside: err == nil && within(root, real)}
-		if err != nil {
-			hp.real = filepath.Clean(candidate)
-		}
-		if !hp.inside {
-			return hp
-		}
-		if i == 0 {
-			first = hp
-		}
-	}
-	return first
-}
-
-// describe says where a path resolved to, for messages.
-func (h hostPath) describe(written string) string {
-	switch {
-	case h.err != nil:
-		return fmt.Sprintf("cannot be resolved (%v)", h.err)
-	case filepath.Clean(written) != h.real:
-		return "resolves to " + h.real + ", outside the checkout"
-	default:
-		return "is outside the checkout"
-	}
 }
 
 // isEngineSocket reports whether the host path p is, or contains, a

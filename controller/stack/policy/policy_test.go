@@ -75,6 +75,18 @@ func TestOperatorAllowances(t *testing.T) {
 			Options{Allow: []string{ReservedLabel}}, []string{ReservedLabel}},
 		{"pre-load rule relaxed", func(t *testing.T) (string, []string) { return hostile(t, "proj-name") },
 			Options{Allow: []string{ProjectName}}, nil},
+		{"internal registry allowed", func(t *testing.T) (string, []string) { return hostile(t, "img-registry-localhost") },
+			Options{AllowedRegistries: []string{"localhost:5000"}}, nil},
+		{"another internal registry allowed", func(t *testing.T) (string, []string) { return hostile(t, "img-registry-localhost") },
+			Options{AllowedRegistries: []string{"localhost:5001"}}, []string{PrivateRegistry}},
+		{"allowing a registry does not admit another preview's image", func(t *testing.T) (string, []string) { return hostile(t, "img-dockerfile-from-foreign") },
+			Options{AllowedRegistries: []string{"docker.io"}}, []string{ForeignImage}},
+		{"remote ADD relaxed", func(t *testing.T) (string, []string) { return hostile(t, "bld-add-remote-arg") },
+			Options{Allow: []string{"remote-add"}}, nil},
+		{"project caps raised for one repository", func(t *testing.T) (string, []string) { return hostile(t, "res-project-containers") },
+			Options{ProjectCaps: config.ProjectCaps{Containers: 110, Memory: 110 << 30, CPUs: 110, PIDs: 110 * 512}}, nil},
+		{"reserved names added by the operator", func(t *testing.T) (string, []string) { return hostile(t, "net-external") },
+			Options{ExternalNetworks: []string{"slipway"}, ReservedNames: []string{"web"}}, []string{ReservedName}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root, files := tc.root(t)
@@ -101,6 +113,15 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{CapAdd: []string{"all"}}, "ALL is privileged mode"},
 		{Options{CapAdd: []string{"SYS ADMIN"}}, "not a capability name"},
 		{Options{Sysctls: []string{"*"}}, "would allow every sysctl"},
+		{Options{AllowedRegistries: []string{"registry.internal:5000", "10.0.0.5", "[fd00::1]:443"}, ReservedNames: []string{"vault", "GitHub"},
+			ProjectCaps: config.ProjectCaps{Services: 80, Memory: 1 << 40}}, ""},
+		{Options{AllowedRegistries: []string{"https://registry.internal"}}, "not a URL"},
+		{Options{AllowedRegistries: []string{"registry.internal/team"}}, "not a URL or image"},
+		{Options{AllowedRegistries: []string{"registry.internal:http"}}, "not a port number"},
+		{Options{AllowedRegistries: []string{""}}, "want a registry host"},
+		{Options{ReservedNames: []string{"api.github.com"}}, "not a single DNS label"},
+		{Options{ReservedNames: []string{"-x"}}, "not a single DNS label"},
+		{Options{ProjectCaps: config.ProjectCaps{Containers: -1}}, "project_caps.containers: must not be negative"},
 	} {
 		err := tc.opts.Validate()
 		switch {
@@ -114,67 +135,15 @@ func TestOptionsValidate(t *testing.T) {
 
 func TestFromConfig(t *testing.T) {
 	p := config.Policy{Allow: []string{"SW-PRIV-001"}, CapAdd: []string{"NET_ADMIN"}, Sysctls: []string{"a"},
-		ExternalNetworks: []string{"n"}, ExternalVolumes: []string{"v"}}
+		ExternalNetworks: []string{"n"}, ExternalVolumes: []string{"v"},
+		AllowedRegistries: []string{"r:5000"}, ReservedNames: []string{"vault"}, ProjectCaps: config.ProjectCaps{Services: 7}}
 	o := FromConfig(p)
 	p.Allow[0] = "changed"
+	p.AllowedRegistries[0] = "changed"
 	if o.Allow[0] != "SW-PRIV-001" || o.CapAdd[0] != "NET_ADMIN" || o.Sysctls[0] != "a" ||
-		o.ExternalNetworks[0] != "n" || o.ExternalVolumes[0] != "v" {
+		o.ExternalNetworks[0] != "n" || o.ExternalVolumes[0] != "v" ||
+		o.AllowedRegistries[0] != "r:5000" || o.ReservedNames[0] != "vault" || o.ProjectCaps.Services != 7 {
 		t.Errorf("FromConfig = %+v", o)
-	}
-}
-
-func TestResolvePath(t *testing.T) {
-	dir := t.TempDir()
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.MkdirAll(filepath.Join(real, "a", "b"), 0o755))
-	must(os.Symlink("a/b", filepath.Join(real, "ab")))
-	must(os.Symlink("../..", filepath.Join(real, "a", "b", "up")))
-	must(os.Symlink("loop2", filepath.Join(real, "loop1")))
-	must(os.Symlink("loop1", filepath.Join(real, "loop2")))
-	must(os.Symlink("/nonexistent/target", filepath.Join(real, "dangling")))
-	for _, tc := range []struct {
-		in, want string
-		err      bool
-	}{
-		{in: real + "/a/b", want: real + "/a/b"},
-		{in: real + "/ab/new/file", want: real + "/a/b/new/file"},
-		// ".." after a symlink climbs from the target, as the kernel does.
-		{in: real + "/ab/..", want: real + "/a"},
-		{in: real + "/ab/up", want: real},
-		{in: real + "/ab/up/x", want: real + "/x"},
-		{in: real + "/ab/up/../x", want: filepath.Dir(real) + "/x"},
-		{in: real + "/dangling/x", want: "/nonexistent/target/x"},
-		{in: real + "/missing/../a", want: real + "/missing/../a"},
-		{in: real + "/loop1", err: true},
-		{in: "relative", err: true},
-	} {
-		got, err := resolvePath(tc.in)
-		if tc.err {
-			if err == nil {
-				t.Errorf("resolvePath(%q) = %q, want an error", tc.in, got)
-			}
-			continue
-		}
-		if err != nil || filepath.Clean(got) != filepath.Clean(tc.want) {
-			t.Errorf("resolvePath(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-		}
-	}
-	// Lexically "ab/up/.." is ab; the kernel climbs from the target. Both
-	// readings must stay inside for the path to count as inside.
-	if hp := resolveHostPath(real+"/a", real+"/a", "b/up/../a/b"); hp.inside {
-		t.Errorf("b/up/../a/b resolved inside: %+v", hp)
-	}
-	if hp := resolveHostPath(real, real, "loop1/x"); hp.inside || hp.err == nil {
-		t.Errorf("a symlink loop must fail closed: %+v", hp)
 	}
 }
 
@@ -310,8 +279,8 @@ func TestPreLoadComposeFilesAndErrors(t *testing.T) {
 		t.Error("PreLoad of a missing compose file: no error")
 	}
 
-	// include cycles end (the loader reports them); unparseable YAML is
-	// left to the loader's error.
+	// include cycles end (the loader reports them); unparseable YAML is a
+	// violation (fail closed).
 	cyc := t.TempDir()
 	writeFile(t, filepath.Join(cyc, "compose.yaml"), "include: [a.yaml]\nservices: {web: {image: busybox}}\n")
 	writeFile(t, filepath.Join(cyc, "a.yaml"), "include: [compose.yaml]\nservices: {a: {image: busybox, env_file: /etc/passwd}}\n")
@@ -320,8 +289,8 @@ func TestPreLoadComposeFilesAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vs) != 1 || vs[0].File != "a.yaml" || vs[0].Service != "a" {
-		t.Errorf("include cycle: %v", vs)
+	if len(vs) != 2 || vs[0].File != "a.yaml" || vs[0].Service != "a" || vs[1].File != "bad.yaml" || vs[1].Rule != YAMLForm {
+		t.Errorf("include cycle and unparseable file: %v", vs)
 	}
 }
 

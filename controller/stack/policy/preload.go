@@ -2,7 +2,9 @@ package policy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -149,14 +151,75 @@ func (p *preloader) scanFile(path, base string, env types.Mapping, top bool) err
 	for {
 		var doc yaml.Node
 		if err := dec.Decode(&doc); err != nil {
-			// io.EOF ends the stream; anything else is unparseable YAML,
-			// which the loader rejects with a better message.
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			// Fail closed: what this parser cannot read, the check cannot
+			// have checked.
+			p.add(loc, YAMLForm, "(file)", "", "does not parse as YAML: "+err.Error())
 			return nil
+		}
+		if bad := p.checkForm(&doc, loc); bad {
+			continue // what the tags mean is not what the check would read
 		}
 		if err := p.scanDocument(&doc, loc, base, bases, env, top); err != nil {
 			return err
 		}
 	}
+}
+
+// maxKeyLength is the longest mapping key accepted: YAML parsers disagree
+// on longer implicit keys.
+const maxKeyLength = 1024
+
+// checkForm reports (SW-FILE-005) explicit tags other than compose's
+// !reset and !override, and over-long keys, anywhere in doc; it says
+// whether it found any.
+func (p *preloader) checkForm(doc *yaml.Node, loc fileLoc) bool {
+	found := false
+	var walk func(n *yaml.Node, path string, depth int)
+	walk = func(n *yaml.Node, path string, depth int) {
+		if n == nil || depth > 200 {
+			return
+		}
+		if n.Style&yaml.TaggedStyle != 0 && n.Tag != "!reset" && n.Tag != "!override" {
+			found = true
+			p.add(loc, YAMLForm, pathOr(path), n.Tag, "explicit YAML tags other than !reset and !override are refused")
+		}
+		if n.Kind == yaml.AliasNode {
+			return // its anchor is walked where it is defined
+		}
+		for i, c := range n.Content {
+			child := path
+			if n.Kind == yaml.MappingNode && i%2 == 1 {
+				child = joinPath(path, n.Content[i-1].Value)
+			}
+			if n.Kind == yaml.MappingNode && i%2 == 0 && len(c.Value) > maxKeyLength {
+				found = true
+				p.add(loc, YAMLForm, pathOr(path), c.Value[:40]+"…", fmt.Sprintf("a mapping key of %d characters (at most %d)", len(c.Value), maxKeyLength))
+			}
+			walk(c, child, depth+1)
+		}
+	}
+	walk(doc, "", 0)
+	return found
+}
+
+func joinPath(path, key string) string {
+	if len(key) > 40 {
+		key = key[:40] + "…"
+	}
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func pathOr(path string) string {
+	if path == "" {
+		return "(document)"
+	}
+	return path
 }
 
 func (p *preloader) scanDocument(doc *yaml.Node, loc fileLoc, base string, bases []string, env types.Mapping, top bool) error {
@@ -388,8 +451,9 @@ type keyValue struct {
 	value *yaml.Node
 }
 
-// pairs returns the entries of a mapping, merge keys ("<<") expanded, later
-// entries overriding earlier ones as YAML specifies.
+// pairs returns the entries of a mapping, merge keys ("<<") expanded, the
+// mapping's own entries overriding merged ones and earlier merge sources
+// overriding later ones, as YAML specifies.
 func pairs(n *yaml.Node) []keyValue {
 	return pairsDepth(n, 0)
 }
@@ -403,8 +467,11 @@ func pairsDepth(n *yaml.Node, depth int) []keyValue {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := deref(n.Content[i]), n.Content[i+1]
 		if k.Value == "<<" && k.Tag != "!!str" {
-			for _, src := range mergeSources(v) {
-				merged = append(merged, pairsDepth(src, depth+1)...)
+			// Of several merged mappings the first wins (as compose-go's
+			// parser merges): apply them last to first.
+			srcs := mergeSources(v)
+			for i := len(srcs) - 1; i >= 0; i-- {
+				merged = append(merged, pairsDepth(srcs[i], depth+1)...)
 			}
 			continue
 		}

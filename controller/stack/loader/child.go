@@ -1,0 +1,190 @@
+package loader
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"runtime/metrics"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+)
+
+// childEnv marks the environment of a confined loader child.
+const childEnv = "SLIPWAY_CONFINED_LOADER"
+
+// childRequest is what the parent writes on the child's stdin.
+type childRequest struct {
+	Request
+	Memory      int64         `json:"memory"`
+	Timeout     time.Duration `json:"timeout"`
+	Confinement Confinement   `json:"confinement"`
+}
+
+func init() {
+	if os.Getenv(childEnv) != "1" {
+		return
+	}
+	os.Exit(runChild(os.Stdin, os.Stdout))
+}
+
+// replier writes the child's one answer; the memory watchdog and the load
+// race to it, the first wins.
+type replier struct {
+	once sync.Once
+	w    io.Writer
+}
+
+func (r *replier) reply(a answer) {
+	r.once.Do(func() {
+		b, err := json.Marshal(a)
+		if err != nil {
+			b, _ = json.Marshal(answer{Confined: a.Confined, Error: &childError{Message: "encode the loaded project: " + err.Error()}})
+		}
+		_, _ = r.w.Write(b)
+	})
+}
+
+// runChild is the child's whole life: read the request, confine itself,
+// load, answer. The exit code is 0 whenever an answer was written.
+func runChild(stdin io.Reader, stdout io.Writer) int {
+	out := &replier{w: stdout}
+	var req childRequest
+	if err := json.NewDecoder(io.LimitReader(stdin, 16<<20)).Decode(&req); err != nil {
+		out.reply(answer{Error: &childError{Message: "read load request: " + err.Error()}})
+		return 0
+	}
+	limitMemory(req.Memory, out)
+	if req.Timeout > 0 {
+		// The parent kills the child at its deadline; this ends a child
+		// whose parent died first.
+		time.AfterFunc(req.Timeout+time.Second, func() { os.Exit(2) })
+	}
+
+	confined, err := confine(req.Root)
+	if err != nil {
+		out.reply(answer{Error: &childError{Message: "confine the loader: " + err.Error()}})
+		return 0
+	}
+	if confined == "" && req.Confinement == ConfineRequired {
+		out.reply(answer{Error: &childError{Message: "this kernel has no Landlock, and the operator requires the compose loader to be confined (loader.confinement: required)"}})
+		return 0
+	}
+	project, err := loadCompose(context.Background(), req.Request)
+	if err != nil {
+		out.reply(answer{Confined: confined, Error: describe(err, req.Root)})
+		return 0
+	}
+	b, err := encodeProject(project)
+	if err != nil {
+		out.reply(answer{Confined: confined, Error: &childError{Message: "encode the loaded project: " + err.Error()}})
+		return 0
+	}
+	out.reply(answer{Confined: confined, Project: b})
+	return 0
+}
+
+// limitMemory bounds the child's memory: a soft limit that makes the
+// garbage collector work harder, an address-space limit where the build
+// allows one (the race detector maps terabytes of shadow memory), and a
+// watchdog that answers and exits once the runtime holds more than max.
+func limitMemory(max int64, out *replier) {
+	if max <= 0 {
+		max = DefaultMemory
+	}
+	debug.SetMemoryLimit(max / 2)
+	limitAddressSpace(max)
+	go func() {
+		sample := []metrics.Sample{{Name: "/memory/classes/total:bytes"}}
+		for {
+			metrics.Read(sample)
+			if v := sample[0].Value; v.Kind() == metrics.KindUint64 && int64(v.Uint64()) > max {
+				out.reply(answer{Error: &childError{Message: fmt.Sprintf("loading used more than %d MiB of memory (a file that never ends, such as /dev/zero, or a YAML bomb?); stopped", max>>20)}})
+				os.Exit(0)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+}
+
+// loadCompose loads the compose files with compose-go: the environment given
+// and nothing of the process's, never a parent directory's files, no remote
+// resources.
+func loadCompose(ctx context.Context, req Request) (*projectModel, error) {
+	vars := make([]string, 0, len(req.Env))
+	for _, k := range slices.Sorted(maps.Keys(req.Env)) {
+		vars = append(vars, k+"="+req.Env[k])
+	}
+	opts, err := cli.NewProjectOptions(req.Files,
+		cli.WithWorkingDirectory(req.Root),
+		cli.WithName(req.Name),
+		cli.WithEnv(vars),
+		cli.WithEnvFiles(),
+		cli.WithDotEnv,
+		cli.WithProfiles(req.Profiles),
+		cli.WithResolvedPaths(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("compose options: %w", err)
+	}
+	p, err := opts.LoadProject(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return fromProject(p)
+}
+
+// deniedPath matches the path of a refused open in an error compose-go
+// flattened to text.
+var deniedPath = regexp.MustCompile(`(?:open|read|lstat|stat) (\S+?):? permission denied`)
+
+// describe turns a load error into the child's answer. A read the kernel
+// refused is named by its path when that path lies outside the checkout,
+// and the message is not passed on: it could quote the file.
+func describe(err error, root string) *childError {
+	var path string
+	var pe *fs.PathError
+	if errors.As(err, &pe) && errors.Is(pe.Err, fs.ErrPermission) {
+		path = pe.Path
+	} else if m := deniedPath.FindStringSubmatch(err.Error()); m != nil {
+		path = m[1]
+	}
+	if path == "" {
+		return &childError{Message: err.Error()}
+	}
+	if real, ok := resolve(path); ok && real != path && !inside(root, real) {
+		return &childError{Message: "read refused", Denied: path + " (resolves to " + real + ")"}
+	}
+	if !inside(root, path) {
+		return &childError{Message: "read refused", Denied: path}
+	}
+	return &childError{Message: err.Error()}
+}
+
+// inside reports whether p, with the symlinks that can be read followed, is
+// root or below it. Landlock leaves lstat and readlink alone, so the
+// resolution works inside the sandbox.
+func inside(root, p string) bool {
+	if real, ok := resolve(p); ok {
+		p = real
+	}
+	rel, err := filepath.Rel(root, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && !filepath.IsAbs(rel)
+}
+
+// resolve follows the symlinks of p as far as they can be read.
+func resolve(p string) (string, bool) {
+	real, err := filepath.EvalSymlinks(p)
+	return real, err == nil
+}

@@ -1,0 +1,309 @@
+// Package loader loads an untrusted compose project in a confined child
+// process and hands back the model compose-go resolved.
+//
+// compose-go reads files while it loads: include, extends.file, env_file,
+// label_file, .env. A hostile compose file can point any of them anywhere,
+// through tags, merge keys, interpolation or symlinks, and whatever
+// compose-go reads ends up in the model (a service's environment, an image
+// tag) or in an error message the pull request sees. Checking paths before
+// loading is a second parse of the same bytes, and every disagreement between
+// the two parsers is a hole. So the controller does not load PR files in its
+// own process: it starts itself again as a child that
+//
+//   - can read only the checkout (Landlock, enforced by the kernel; reading
+//     /etc/hostname or /proc/self/environ fails with EACCES whatever path
+//     compose-go was tricked into building),
+//   - can open no TCP connection and bind no port (Landlock ABI 4+),
+//   - has an empty environment (the controller's tokens are not there to
+//     interpolate),
+//   - has its memory bounded (RLIMIT_AS and a heap watchdog), its run time
+//     bounded (killed after Options.Timeout) and its output bounded,
+//
+// and writes the resolved project as JSON on stdout. A read outside the
+// checkout, a crash, a timeout or an oversized answer becomes an *Error
+// naming the file; the controller and the proxy in the parent keep serving.
+//
+// Any binary that imports this package can act as the child: an init
+// function recognises the child's environment marker and runs the child
+// instead of main (the re-exec pattern of moby's pkg/reexec). The slipway
+// binary and every test binary therefore load through themselves.
+package loader
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// Confinement says how strictly the child's file reads must be confined.
+type Confinement string
+
+const (
+	// ConfineAuto confines with Landlock where the kernel has it and loads
+	// unconfined (with a warning) where it does not.
+	ConfineAuto Confinement = "auto"
+	// ConfineRequired refuses to load when the kernel cannot confine reads.
+	ConfineRequired Confinement = "required"
+)
+
+// Options bound the child. Zero fields take the defaults.
+type Options struct {
+	// Executable is the program started as the child; default os.Executable().
+	Executable string
+	// Timeout bounds one load, start to answer. Default 20s.
+	Timeout time.Duration
+	// Memory bounds the child's memory in bytes. Default 1 GiB.
+	Memory int64
+	// Output bounds the child's answer in bytes. Default 32 MiB.
+	Output int64
+	// Confinement: ConfineAuto (default) or ConfineRequired.
+	Confinement Confinement
+	// Log receives a warning when a load runs unconfined. Default: discard.
+	Log *slog.Logger
+}
+
+// Defaults of Options.
+const (
+	DefaultTimeout = 20 * time.Second
+	DefaultMemory  = 1 << 30
+	DefaultOutput  = 32 << 20
+)
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Memory <= 0 {
+		o.Memory = DefaultMemory
+	}
+	if o.Output <= 0 {
+		o.Output = DefaultOutput
+	}
+	if o.Confinement == "" {
+		o.Confinement = ConfineAuto
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Validate reports options that cannot work.
+func (o Options) Validate() error {
+	switch o.Confinement {
+	case "", ConfineAuto, ConfineRequired:
+	default:
+		return fmt.Errorf("loader confinement %q: want %q or %q", o.Confinement, ConfineAuto, ConfineRequired)
+	}
+	if o.Memory != 0 && o.Memory < 64<<20 {
+		return fmt.Errorf("loader memory %d bytes: want at least 64 MiB", o.Memory)
+	}
+	return nil
+}
+
+// Request is what one load resolves.
+type Request struct {
+	// Root is the checkout, absolute with symlinks resolved: the only
+	// directory the child may read.
+	Root string `json:"root"`
+	// Name is the project name (already normalized).
+	Name string `json:"name"`
+	// Files are the compose files, absolute, inside Root.
+	Files []string `json:"files"`
+	// Env is the whole interpolation environment.
+	Env map[string]string `json:"env"`
+	// Profiles to enable.
+	Profiles []string `json:"profiles,omitempty"`
+}
+
+// Loader loads compose projects in confined children. The zero value is
+// not usable; call New.
+type Loader struct {
+	opts Options
+}
+
+// New returns a Loader with opts (defaults filled in).
+func New(opts Options) (*Loader, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	if opts.Executable == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find own executable to start the confined loader: %w", err)
+		}
+		opts.Executable = exe
+	}
+	return &Loader{opts: opts}, nil
+}
+
+// Error is a load that failed in the child: a compose error, a read the
+// kernel refused, a crash, a timeout or an oversized answer.
+type Error struct {
+	// File is the file the failure concerns, when known: the file the
+	// kernel refused, or the compose files of the request.
+	File string
+	// Denied is true when the kernel refused a read outside the checkout.
+	Denied bool
+	// Reason says what happened.
+	Reason string
+}
+
+func (e *Error) Error() string {
+	if e.File != "" {
+		return fmt.Sprintf("load compose project: %s: %s", e.File, e.Reason)
+	}
+	return "load compose project: " + e.Reason
+}
+
+// answer is the child's reply on stdout.
+type answer struct {
+	Project []byte `json:"project,omitempty"` // encodeProject
+
+	Error *childError `json:"error,omitempty"`
+	// Confined names the confinement the child applied ("landlock ABI 7",
+	// or "" when it ran unconfined).
+	Confined string `json:"confined"`
+}
+
+type childError struct {
+	Message string `json:"message"`
+	// Denied is the path whose read the kernel refused, if that is what
+	// failed the load.
+	Denied string `json:"denied,omitempty"`
+}
+
+// Load resolves req in a confined child and returns the project compose-go
+// built from it.
+func (l *Loader) Load(ctx context.Context, req Request) (*types.Project, error) {
+	in, err := json.Marshal(childRequest{Request: req, Memory: l.opts.Memory, Timeout: l.opts.Timeout, Confinement: l.opts.Confinement})
+	if err != nil {
+		return nil, fmt.Errorf("encode load request: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, l.opts.Executable)
+	cmd.Env = []string{childEnv + "=1"}
+	cmd.Dir = "/"
+	cmd.Stdin = bytes.NewReader(in)
+	out := &limitedBuffer{max: l.opts.Output}
+	errOut := &limitedBuffer{max: 64 << 10}
+	cmd.Stdout = out
+	cmd.Stderr = errOut
+	killGroupOnCancel(cmd)
+	cmd.WaitDelay = 2 * time.Second
+	runErr := cmd.Run()
+	files := relFiles(req)
+	switch {
+	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return nil, &Error{File: files, Reason: fmt.Sprintf("took longer than %s (a file that never ends, such as a FIFO or a device?); stopped", l.opts.Timeout)}
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case out.overflow:
+		return nil, &Error{File: files, Reason: fmt.Sprintf("the resolved project is larger than %d bytes", l.opts.Output)}
+	}
+	var a answer
+	if err := json.Unmarshal(out.Bytes(), &a); err != nil {
+		reason := "the confined loader ended without an answer"
+		if runErr != nil {
+			reason += " (" + runErr.Error() + ")"
+		}
+		if tail := crashLine(errOut.Bytes()); tail != "" {
+			reason += ": " + tail
+		}
+		return nil, &Error{File: files, Reason: reason}
+	}
+	if a.Confined == "" {
+		l.opts.Log.Warn("compose project loaded without kernel confinement: this kernel has no Landlock, so compose-go could read files outside the checkout; only the pre-load path checks stand in the way", "project", req.Name)
+	}
+	if a.Error != nil {
+		if a.Error.Denied != "" {
+			return nil, &Error{File: a.Error.Denied, Denied: true, Reason: "compose-go tried to read this file, which is outside the checkout; the kernel refused (Landlock)"}
+		}
+		return nil, &Error{File: files, Reason: a.Error.Message}
+	}
+	p, err := decodeProject(a.Project)
+	if err != nil {
+		return nil, fmt.Errorf("decode the project the confined loader resolved: %w", err)
+	}
+	return p, nil
+}
+
+func relFiles(req Request) string {
+	var b bytes.Buffer
+	for i, f := range req.Files {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if rel, ok := cutPrefixDir(f, req.Root); ok {
+			f = rel
+		}
+		b.WriteString(f)
+	}
+	return b.String()
+}
+
+func cutPrefixDir(p, dir string) (string, bool) {
+	if len(p) > len(dir)+1 && p[:len(dir)] == dir && p[len(dir)] == '/' {
+		return p[len(dir)+1:], true
+	}
+	return p, false
+}
+
+// crashLine picks what the child said last before it died: the Go
+// runtime's "fatal error:" or "panic:" line when there is one (the goroutine
+// dump after it says nothing to a user), else the first line.
+func crashLine(b []byte) string {
+	var first string
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if first == "" {
+			first = string(line)
+		}
+		if bytes.HasPrefix(line, []byte("fatal error:")) || bytes.HasPrefix(line, []byte("panic:")) || bytes.HasPrefix(line, []byte("runtime:")) {
+			first = string(line)
+			break
+		}
+	}
+	if len(first) > 300 {
+		first = first[:300]
+	}
+	return first
+}
+
+// limitedBuffer keeps at most max bytes and remembers that more came. It
+// keeps accepting writes so that the child is never blocked on a full pipe.
+type limitedBuffer struct {
+	bytes.Buffer
+	max      int64
+	overflow bool
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	room := b.max - int64(b.Len())
+	if int64(len(p)) > room {
+		b.overflow = true
+		if room > 0 {
+			b.Buffer.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	return b.Buffer.Write(p)
+}
+
+var _ io.Writer = (*limitedBuffer)(nil)
+
+var errNoProject = errors.New("no project in the answer")
