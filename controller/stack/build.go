@@ -243,11 +243,7 @@ func (e *Engine) runBuild(ctx context.Context, service string, context io.Reader
 // image carries (from its base image or its own LABEL lines).
 func imageLabels(p *Plan, bc *types.BuildConfig, hash string, built map[string]string) map[string]string {
 	labels := map[string]string{}
-	for k, v := range bc.Labels {
-		if !contract.Reserved(k) {
-			labels[k] = v
-		}
-	}
+	copyUnreserved(labels, bc.Labels)
 	maps.Copy(labels, projectLabels(p))
 	labels[contract.LabelBuildHash] = hash
 	clearImageLabels(labels, built)

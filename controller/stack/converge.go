@@ -361,7 +361,7 @@ func (e *Engine) ensureNetworks(ctx context.Context, p *Plan, tx *transaction) e
 			return badInput(fmt.Errorf("network %s: enable_ipv6 is not supported while the firewall is on (its rules are IPv4)", key))
 		}
 		labels := map[string]string{}
-		maps.Copy(labels, n.Labels)
+		copyUnreserved(labels, n.Labels)
 		maps.Copy(labels, projectLabels(p))
 		labels[contract.LabelNetwork] = key
 		opts := network.CreateOptions{
@@ -426,7 +426,7 @@ func (e *Engine) ensureVolumes(ctx context.Context, p *Plan, tx *transaction) er
 			return fmt.Errorf("inspect volume %s: %w", v.Name, err)
 		}
 		labels := map[string]string{}
-		maps.Copy(labels, v.Labels)
+		copyUnreserved(labels, v.Labels)
 		maps.Copy(labels, projectLabels(p))
 		labels[contract.LabelVolume] = key
 		if _, err := e.docker.VolumeCreate(ctx, volume.CreateOptions{Name: v.Name, Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: labels}); err != nil {

@@ -562,3 +562,11 @@ func TestLoadReportsAReadTheKernelRefused(t *testing.T) {
 		t.Errorf("not ErrBadInput: %v", err)
 	}
 }
+
+func TestCopyUnreserved(t *testing.T) {
+	dst := map[string]string{}
+	copyUnreserved(dst, map[string]string{contract.LabelRouteHost: "pr-2.localhost", "com.docker.compose.project": "x", "app.tier": "web"})
+	if fmt.Sprint(dst) != "map[app.tier:web]" {
+		t.Errorf("copied %v", dst)
+	}
+}

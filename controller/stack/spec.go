@@ -153,16 +153,10 @@ func specFor(p *Plan, service string, n int, imageID string) (*containerSpec, er
 	return spec, nil
 }
 
-// containerLabels are the labels docker compose would set, plus ours. A
-// reserved key in the compose file's labels never gets through (the policy
-// refuses such a file; this keeps it so whatever the policy allows).
+// containerLabels are the labels docker compose would set, plus ours.
 func containerLabels(p *Plan, svc types.ServiceConfig, n int) map[string]string {
 	labels := map[string]string{}
-	for k, v := range svc.Labels {
-		if !contract.Reserved(k) {
-			labels[k] = v
-		}
-	}
+	copyUnreserved(labels, svc.Labels)
 	maps.Copy(labels, projectLabels(p))
 	labels[contract.LabelService] = svc.Name
 	labels[contract.LabelNumber] = strconv.Itoa(n)
@@ -179,6 +173,17 @@ func containerLabels(p *Plan, svc types.ServiceConfig, n int) map[string]string 
 		}
 	}
 	return labels
+}
+
+// copyUnreserved copies the labels of src that are not reserved into dst.
+// A reserved key in a compose file's labels never gets through: the policy
+// refuses such a file, and this keeps it so whatever the policy allows.
+func copyUnreserved(dst, src map[string]string) {
+	for k, v := range src {
+		if !contract.Reserved(k) {
+			dst[k] = v
+		}
+	}
 }
 
 // clearImageLabels gives every reserved label the image carries and
