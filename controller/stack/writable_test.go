@@ -91,3 +91,27 @@ volumes:
 		t.Errorf("WritableBinds = %q, want %q", got, want)
 	}
 }
+
+func TestStaleBind(t *testing.T) {
+	bindTo := func(dir string) map[string]string {
+		return map[string]string{"type": "none", "o": "bind", "device": dir}
+	}
+	tests := []struct {
+		name             string
+		current, planned map[string]string
+		want             bool
+	}{
+		{"same copy", bindTo("/src/p/a.d1"), bindTo("/src/p/a.d1"), false},
+		{"a new copy", bindTo("/src/p/a.d1"), bindTo("/src/p/a.d2"), true},
+		{"a new SHA", bindTo("/src/p/a.d1/data"), bindTo("/src/p/b.d1/data"), true},
+		{"now read-only", bindTo("/src/p/a.d1"), map[string]string{"type": "none", "o": "bind,ro", "device": "/src/p/a.d1"}, true},
+		{"a data volume", nil, nil, false},
+		{"a tmpfs whose size changed keeps its data", map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}, map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "size=2m"}, false},
+		{"a bind no longer", bindTo("/src/p/a.d1"), nil, true},
+	}
+	for _, tt := range tests {
+		if got := staleBind(tt.current, tt.planned); got != tt.want {
+			t.Errorf("%s: staleBind = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
