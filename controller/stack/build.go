@@ -339,12 +339,14 @@ func (b *buildNetwork) remove(ctx context.Context) {
 
 func (b *buildNetwork) removeID(ctx context.Context, id string) {
 	e := b.engine
-	e.release(ctx, id, nil)
 	// A step the daemon still finishes after a cancelled build may hold an
-	// endpoint: the network then stays until the next Up's cleanup or Down.
+	// endpoint: the network then stays, firewalled, until the next Up's
+	// cleanup or Down. Its rules go only with it.
 	if err := e.docker.NetworkRemove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
 		e.log.Warn("remove build network", "project", b.plan.Name, "network", buildNetworkName(b.plan.Name), "err", err)
+		return
 	}
+	e.release(ctx, id, nil)
 }
 
 // decodeBuildStream reads the engine's JSON message stream. ImageBuild

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/errdefs"
@@ -309,5 +310,79 @@ func TestDownRemovesALeftoverBuildNetwork(t *testing.T) {
 	}
 	if left := rulesOf(br); left != "" {
 		t.Errorf("Down left the build network's rules:\n%s", left)
+	}
+}
+
+// stepWatcher closes started once the build log shows the RUN step running.
+type stepWatcher struct {
+	mu      sync.Mutex
+	log     bytes.Buffer
+	step    string
+	started chan struct{}
+	once    sync.Once
+}
+
+func (w *stepWatcher) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.log.Write(b)
+	if _, after, ok := strings.Cut(w.log.String(), w.step); ok && strings.Contains(after, "Running in") {
+		w.once.Do(func() { close(w.started) })
+	}
+	return len(b), nil
+}
+
+func (w *stepWatcher) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.log.String()
+}
+
+// A build cancelled while a RUN step runs on the build network (a newer
+// push, a closed PR) leaves neither the network nor its rules.
+func TestCancelledBuildLeavesNoBuildNetwork(t *testing.T) {
+	t.Parallel()
+	ipt, err := NewIPTables(context.Background(), nil)
+	if err != nil {
+		dockertest.Unavailable(t, "firewall: %v", err)
+	}
+	cli := dockertest.Client(t)
+	dockertest.Busybox(t)
+	fw := &recordingFirewall{Firewall: ipt}
+	e := NewEngine(cli, nil, EngineOptions{Firewall: fw, ReadyTimeout: time.Minute, StopTimeout: 2 * time.Second})
+	dir := t.TempDir()
+	dockertest.WriteFiles(t, dir, map[string]string{
+		"Dockerfile":   "FROM " + dockertest.BusyboxImage + "\nRUN sleep 600\n",
+		"compose.yaml": "services:\n  app:\n    build: {context: ., no_cache: true}\n",
+	})
+	p := mustLoad(t, newSource(t, e, cli, dir))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &stepWatcher{step: "RUN sleep 600", started: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Up(ctx, p, UpOptions{BuildLog: w})
+		done <- err
+	}()
+	select {
+	case <-w.started:
+	case err := <-done:
+		t.Fatalf("up ended before its RUN step ran: %v\n%s", err, w.String())
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("a cancelled up succeeded")
+	}
+	fw.mu.Lock()
+	isolated := fw.isolated
+	fw.mu.Unlock()
+	if len(isolated) != 1 {
+		t.Fatalf("isolated %v, want the build network's bridge", isolated)
+	}
+	if _, err := cli.NetworkInspect(context.Background(), buildNetworkName(p.Name), network.InspectOptions{}); !errdefs.IsNotFound(err) {
+		t.Errorf("the build network outlived the cancelled build: %v", err)
+	}
+	if left := rulesOf(isolated[0]); left != "" {
+		t.Errorf("rules of the build network outlived the cancelled build:\n%s", left)
 	}
 }
