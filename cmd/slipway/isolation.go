@@ -51,7 +51,7 @@ func firewallFor(ctx context.Context, mode string, log *slog.Logger) (stack.Fire
 func buildNetworkFor(mode string, fw stack.Firewall, log *slog.Logger) string {
 	switch {
 	case fw != nil:
-	case mode == config.BuildNetworkAuto:
+	case mode == config.BuildNetworkAuto || mode == "":
 		log.Warn("builds run without a network: preview networks are not firewalled here; set build_network: bridge once host rules (docs/security.md) keep br-+ interfaces from the host and the metadata address")
 	case mode == config.BuildNetworkBridge:
 		log.Warn("build_network is bridge without Slipway's firewall: builds reach the host unless the host's own rules stop them")

@@ -386,3 +386,31 @@ func TestCancelledBuildLeavesNoBuildNetwork(t *testing.T) {
 		t.Errorf("rules of the build network outlived the cancelled build:\n%s", left)
 	}
 }
+
+// A network that merely has the build network's name (another project's,
+// or anyone's) is never built on.
+func TestBuildRefusesAForeignNetworkOfTheBuildNetworksName(t *testing.T) {
+	t.Parallel()
+	e, cli := testEngine(t)
+	e.opts.BuildNetwork = BuildNetworkBridge
+	dir := t.TempDir()
+	dockertest.WriteFiles(t, dir, map[string]string{
+		"Dockerfile":   "FROM " + dockertest.BusyboxImage + "\nRUN true\n",
+		"compose.yaml": "services:\n  app:\n    build: .\n",
+	})
+	p := mustLoad(t, newSource(t, e, cli, dir))
+	ctx := context.Background()
+	foreign, err := cli.NetworkCreate(ctx, buildNetworkName(p.Name), network.CreateOptions{Driver: "bridge"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.NetworkRemove(context.Background(), foreign.ID)
+	var log bytes.Buffer
+	_, err = e.Build(ctx, p, &log)
+	if err == nil || !strings.Contains(err.Error(), "is not "+p.Name+"'s build network") {
+		t.Fatalf("build on a foreign network of the build network's name: %v\n%s", err, log.String())
+	}
+	if _, err := cli.NetworkInspect(ctx, foreign.ID, network.InspectOptions{}); err != nil {
+		t.Errorf("the build removed a network that is not its own: %v", err)
+	}
+}
