@@ -323,8 +323,8 @@ func (b *buildNetwork) ensure(ctx context.Context) (string, error) {
 	return id, nil
 }
 
-// remove releases the network's firewall rules and removes it, if use made
-// it. It runs even when ctx was cancelled.
+// remove removes the network, if use made it, and then releases its
+// firewall rules. It runs even when ctx was cancelled.
 func (b *buildNetwork) remove(ctx context.Context) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
