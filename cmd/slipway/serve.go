@@ -81,7 +81,7 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 	if err != nil {
 		return err
 	}
-	engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw})
+	engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log)})
 	routes := proxy.NewRoutes(log)
 	observerOpts := proxy.ObserverOptions{Logger: log}
 	// In a container, the proxy reaches environments only over networks its
