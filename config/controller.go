@@ -70,6 +70,16 @@ type Controller struct {
 	// refuse to start without it) or "off". Default auto. See docs/security.md
 	// for the rules to add by hand when Slipway runs in a container.
 	Firewall string `yaml:"firewall"`
+	// BuildNetwork is where the RUN steps of a pull request's build run
+	// (unless its compose file sets build.network: none): "auto" (on a
+	// bridge network of the preview's own, firewalled like its other networks;
+	// without a network when the firewall is off), "bridge" (on that
+	// network even when the firewall is off: the operator's own rules for
+	// br-+ interfaces, see docs/security.md, must then keep builds from the
+	// host and the metadata address) or "none" (never a network: builds
+	// that download dependencies fail). Default auto. Builds never run on
+	// the engine's default bridge.
+	BuildNetwork string `yaml:"build_network"`
 	// LogFormat is text or json; default text on a terminal, json otherwise.
 	// The --log-format flag wins.
 	LogFormat string `yaml:"log_format"`
@@ -160,6 +170,13 @@ const (
 	FirewallAuto     = "auto"
 	FirewallIPTables = "iptables"
 	FirewallOff      = "off"
+)
+
+// Build network settings.
+const (
+	BuildNetworkAuto   = "auto"
+	BuildNetworkBridge = "bridge"
+	BuildNetworkNone   = "none"
 )
 
 // Fork trust settings.
@@ -488,6 +505,10 @@ var envKeys = map[string]func(c *Controller, v string) error{
 	},
 	"SLIPWAY_LOG_FORMAT": func(c *Controller, v string) error { c.LogFormat = v; return nil },
 	"SLIPWAY_FIREWALL":   func(c *Controller, v string) error { c.Firewall = v; return nil },
+	"SLIPWAY_BUILD_NETWORK": func(c *Controller, v string) error {
+		c.BuildNetwork = v
+		return nil
+	},
 	"SLIPWAY_RESYNC": func(c *Controller, v string) error {
 		d, err := ParseDuration(v)
 		if err != nil {
@@ -626,6 +647,13 @@ func (c *Controller) Validate() error {
 	case FirewallAuto, FirewallIPTables, FirewallOff:
 	default:
 		errs = append(errs, fmt.Errorf("firewall %q: want auto, iptables or off", c.Firewall))
+	}
+	switch c.BuildNetwork {
+	case "":
+		c.BuildNetwork = BuildNetworkAuto
+	case BuildNetworkAuto, BuildNetworkBridge, BuildNetworkNone:
+	default:
+		errs = append(errs, fmt.Errorf("build_network %q: want auto, bridge or none", c.BuildNetwork))
 	}
 	if c.Listen.HTTP == "" {
 		c.Listen.HTTP = ":80"

@@ -81,7 +81,7 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 	if err != nil {
 		return err
 	}
-	engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw})
+	engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log)})
 	// The proxy serves a container's route only when the host is one the
 	// configured host templates give its own pull request (in local mode:
 	// the defaults under localhost, or the configured domain).

@@ -18,9 +18,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -58,11 +61,16 @@ func (e *BuildError) Unwrap() error { return e.Err }
 // one build, tagged for each. An image already built for the same SHA and
 // build settings is not built again. It returns the images this call built
 // or tagged, so a caller rolling back can remove them.
+//
+// RUN steps never run on the engine's default bridge, which no firewall rule
+// of Slipway's covers: see buildNetworkMode.
 func (e *Engine) Build(ctx context.Context, p *Plan, log io.Writer) ([]string, error) {
 	if log == nil {
 		log = io.Discard
 	}
 	lw := &lineWriter{w: log}
+	runNet := &buildNetwork{engine: e, plan: p}
+	defer runNet.remove(ctx)
 	var mu sync.Mutex
 	var built []string
 	g, gctx := errgroup.WithContext(ctx)
@@ -70,7 +78,7 @@ func (e *Engine) Build(ctx context.Context, p *Plan, log io.Writer) ([]string, e
 	for _, group := range buildGroups(p) {
 		g.Go(func() error {
 			leader := group[0]
-			did, err := e.buildService(gctx, p, leader, lw)
+			did, err := e.buildService(gctx, p, leader, runNet, lw)
 			if did {
 				mu.Lock()
 				built = append(built, p.Image(leader))
@@ -150,7 +158,7 @@ func buildHash(sha string, b *types.BuildConfig) string {
 // the LABEL to the PR's file instead let a trailing line continuation
 // swallow it. The tagged image's reserved labels are then checked to be
 // exactly Slipway's, and the image is refused otherwise.
-func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log *lineWriter) (bool, error) {
+func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runNet *buildNetwork, log *lineWriter) (bool, error) {
 	svc := p.Project.Services[service]
 	bc := svc.Build
 	tag := p.Image(service)
@@ -170,6 +178,19 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log 
 			args[k] = v
 		}
 	}
+	networkMode, onBuildNetwork := buildNetworkMode(bc.Network, e.opts.BuildNetwork, e.opts.Firewall != nil)
+	switch {
+	case onBuildNetwork:
+		if networkMode, err = runNet.use(ctx); err != nil {
+			return false, &BuildError{Service: service, Err: err}
+		}
+	case networkMode == "none" && bc.Network != "none":
+		why := "build_network is none"
+		if e.opts.BuildNetwork != BuildNetworkNone {
+			why = "Slipway's firewall is off, and an unfirewalled network would let them reach the host and the metadata address (build_network: bridge opts in)"
+		}
+		log.Printf(service, "RUN steps have no network: %s", why)
+	}
 	id, err := e.runBuild(ctx, service, ctxTar, build.ImageBuildOptions{
 		Dockerfile:  dockerfile,
 		BuildArgs:   args,
@@ -179,7 +200,7 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log 
 		NoCache:     bc.NoCache,
 		ShmSize:     int64(bc.ShmSize),
 		ExtraHosts:  bc.ExtraHosts.AsList(":"),
-		NetworkMode: bc.Network,
+		NetworkMode: networkMode,
 		Version:     build.BuilderV1,
 	}, log)
 	if err != nil {
@@ -194,11 +215,13 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log 
 	if err != nil {
 		return false, &BuildError{Service: service, Err: err}
 	}
+	// The labelling step runs nothing: no network.
 	if _, err := e.runBuild(ctx, service, labelTar, build.ImageBuildOptions{
 		Tags:        []string{tag},
 		Dockerfile:  labelDockerfile,
 		Remove:      true,
 		ForceRemove: true,
+		NetworkMode: "none",
 		Version:     build.BuilderV1,
 	}, log); err != nil {
 		return true, err
@@ -313,6 +336,141 @@ func labelInstruction(labels map[string]string) string {
 	}
 	inst.WriteString("\n")
 	return inst.String()
+}
+
+// Build network modes (EngineOptions.BuildNetwork): where the RUN steps of
+// a build whose compose file leaves build.network unset (or "default") run.
+const (
+	// BuildNetworkAuto runs them on the project's build network when the
+	// firewall is on, else without a network.
+	BuildNetworkAuto = "auto"
+	// BuildNetworkBridge always runs them on the project's build network,
+	// firewalled when the firewall is on; without it, the operator's own
+	// rules for br-+ interfaces must keep them from the host.
+	BuildNetworkBridge = "bridge"
+	// BuildNetworkNone runs them without a network.
+	BuildNetworkNone = "none"
+)
+
+// buildNetworkMode decides where a build's RUN steps run: the network mode
+// to pass to the engine, or onBuildNetwork when they go on the project's
+// build network. The classic builder would otherwise put them on the
+// engine's default bridge (docker0), which Slipway's firewall does not
+// cover: a Dockerfile could read the metadata address, any host port and
+// Slipway's own endpoints. build.network "none" always wins; any other
+// value the policy let through (an operator's allowance of SW-BLD-002) is
+// passed on. Pure.
+func buildNetworkMode(requested, mode string, firewalled bool) (networkMode string, onBuildNetwork bool) {
+	switch strings.TrimSpace(requested) {
+	case "", "default":
+	case "none":
+		return "none", false
+	default:
+		return requested, false
+	}
+	switch mode {
+	case BuildNetworkNone:
+		return "none", false
+	case BuildNetworkBridge:
+		return "", true
+	}
+	if firewalled {
+		return "", true
+	}
+	return "none", false
+}
+
+// labelBuildNetwork marks a project's build network, telling it from a
+// network of the compose file.
+const labelBuildNetwork = contract.SlipwayLabelPrefix + "build-network"
+
+// buildNetworkName names a project's build network. A compose network is
+// always <project>_<key>, so this name is never one of the project's own.
+func buildNetworkName(project string) string { return project + "-build" }
+
+// buildNetwork is the bridge network the RUN steps of one project's builds
+// share. It is made, and firewalled like the project's other networks, on
+// first use (an Up whose images are all up to date makes none), and removed
+// when the build ends. It carries the project's labels, so Down removes one
+// an interrupted build left behind.
+type buildNetwork struct {
+	engine *Engine
+	plan   *Plan
+
+	mu  sync.Mutex
+	id  string
+	err error
+}
+
+// use makes the network unless it exists and returns its name.
+func (b *buildNetwork) use(ctx context.Context) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.id == "" && b.err == nil {
+		b.id, b.err = b.ensure(ctx)
+	}
+	return buildNetworkName(b.plan.Name), b.err
+}
+
+func (b *buildNetwork) ensure(ctx context.Context) (string, error) {
+	e, p, name := b.engine, b.plan, buildNetworkName(b.plan.Name)
+	var id string
+	ins, err := e.docker.NetworkInspect(ctx, name, network.InspectOptions{})
+	switch {
+	case err == nil:
+		// Left by an interrupted build of this project: reuse it. Anything
+		// else of that name is not ours to build on.
+		if ins.Labels[labelBuildNetwork] != "true" || ins.Labels[contract.LabelProject] != p.Name {
+			return "", fmt.Errorf("build network %s exists and is not %s's build network", name, p.Name)
+		}
+		id = ins.ID
+	case errdefs.IsNotFound(err):
+		labels := projectLabels(p)
+		labels[labelBuildNetwork] = "true"
+		created, err := e.docker.NetworkCreate(ctx, name, network.CreateOptions{
+			Driver: "bridge",
+			Labels: labels,
+			// Builds of different services do not talk to each other.
+			Options: map[string]string{"com.docker.network.bridge.enable_icc": "false"},
+		})
+		if err != nil {
+			return "", fmt.Errorf("create build network %s: %w", name, err)
+		}
+		id = created.ID
+	default:
+		return "", fmt.Errorf("inspect build network %s: %w", name, err)
+	}
+	if err := e.isolate(ctx, p.Name, id, "bridge", nil); err != nil {
+		b.removeID(ctx, id)
+		return "", fmt.Errorf("build network %s: %w", name, err)
+	}
+	return id, nil
+}
+
+// remove removes the network, if use made it, and then releases its
+// firewall rules. It runs even when ctx was cancelled.
+func (b *buildNetwork) remove(ctx context.Context) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	b.removeID(ctx, b.id)
+	b.id = ""
+}
+
+func (b *buildNetwork) removeID(ctx context.Context, id string) {
+	e := b.engine
+	// A step the daemon still finishes after a cancelled build may hold an
+	// endpoint: the network then stays, firewalled, until the next Up's
+	// cleanup or Down. Its rules go only with it.
+	if err := e.docker.NetworkRemove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+		e.log.Warn("remove build network", "project", b.plan.Name, "network", buildNetworkName(b.plan.Name), "err", err)
+		return
+	}
+	e.release(ctx, id, nil)
 }
 
 // decodeBuildStream reads the engine's JSON message stream. ImageBuild

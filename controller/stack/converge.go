@@ -146,7 +146,7 @@ func (e *Engine) Up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 	if err := e.ensureNetworks(ctx, p, tx); err != nil {
 		return fail(err)
 	}
-	if err := e.ensureVolumes(ctx, p, tx); err != nil {
+	if err := e.ensureVolumes(ctx, p, tx, existing); err != nil {
 		return fail(err)
 	}
 	if err := e.removeInterrupted(ctx, existing); err != nil {
@@ -410,8 +410,11 @@ func (e *Engine) release(ctx context.Context, id string, options map[string]stri
 	}
 }
 
-// ensureVolumes creates the project's volumes that do not exist.
-func (e *Engine) ensureVolumes(ctx context.Context, p *Plan, tx *transaction) error {
+// ensureVolumes creates the project's volumes that do not exist, and
+// replaces those that bind a directory other than the plan's (see
+// replaceBindVolume). Containers it removes on the way are dropped from
+// existing.
+func (e *Engine) ensureVolumes(ctx context.Context, p *Plan, tx *transaction, existing map[string]container.Summary) error {
 	for _, key := range slices.Sorted(maps.Keys(p.Project.Volumes)) {
 		v := p.Project.Volumes[key]
 		if v.External {
@@ -420,8 +423,13 @@ func (e *Engine) ensureVolumes(ctx context.Context, p *Plan, tx *transaction) er
 			}
 			continue
 		}
-		if _, err := e.docker.VolumeInspect(ctx, v.Name); err == nil {
-			continue
+		if cur, err := e.docker.VolumeInspect(ctx, v.Name); err == nil {
+			if !staleBind(cur.Options, v.DriverOpts) {
+				continue
+			}
+			if err := e.replaceBindVolume(ctx, p.Name, v.Name, existing); err != nil {
+				return err
+			}
 		} else if !errdefs.IsNotFound(err) {
 			return fmt.Errorf("inspect volume %s: %w", v.Name, err)
 		}
@@ -434,6 +442,54 @@ func (e *Engine) ensureVolumes(ctx context.Context, p *Plan, tx *transaction) er
 		}
 		tx.volumes = append(tx.volumes, v.Name)
 	}
+	return nil
+}
+
+// staleBind reports whether an existing volume binds a host directory and
+// the plan's volume binds another one (or the same differently). Such a
+// volume holds no data of its own, only the checkout copy it binds: a new
+// copy (a new SHA, or one made because a container could write the old
+// one) must replace it, or the next container mounting it would get the
+// old copy, whatever a container wrote there. Pure.
+func staleBind(current, planned map[string]string) bool {
+	if !bindOption(current["o"]) && !bindOption(planned["o"]) {
+		return false
+	}
+	return !maps.Equal(current, planned)
+}
+
+// bindOption reports whether a local volume's o option binds a directory.
+func bindOption(o string) bool {
+	for _, tok := range strings.Split(o, ",") {
+		if t := strings.TrimSpace(tok); t == "bind" || t == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+// replaceBindVolume removes a volume that binds a stale directory, and
+// first the project's containers that mount it: the engine removes no
+// volume a container still references, and those containers ran on the
+// old copy anyway. They are created again by the converge; a failed deploy
+// does not bring them back on the old copy.
+func (e *Engine) replaceBindVolume(ctx context.Context, project, name string, existing map[string]container.Summary) error {
+	f := projectFilter(project)
+	f.Add("volume", name)
+	users, err := e.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return fmt.Errorf("list containers mounting volume %s: %w", name, err)
+	}
+	for _, c := range users {
+		if err := e.removeContainer(ctx, c.ID); err != nil {
+			return fmt.Errorf("remove container %s to replace volume %s: %w", containerName(c), name, err)
+		}
+		delete(existing, containerName(c))
+	}
+	if err := e.docker.VolumeRemove(ctx, name, false); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("replace volume %s that binds an old checkout: %w", name, err)
+	}
+	e.log.Info("replaced a volume that bound an old checkout", "project", project, "volume", name, "containers", len(users))
 	return nil
 }
 
