@@ -757,10 +757,13 @@ func (e *Engine) removeStale(ctx context.Context, p *Plan) error {
 	}
 	for _, n := range nets {
 		if !wanted[n.Name] {
-			e.release(ctx, n.ID, n.Options)
+			// Remove first, release after: a network that could not be
+			// removed keeps its firewall rules.
 			if err := e.docker.NetworkRemove(ctx, n.ID); err != nil && !errdefs.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+				continue
 			}
+			e.release(ctx, n.ID, n.Options)
 		}
 	}
 	return errors.Join(errs...)
@@ -845,11 +848,13 @@ func (t *transaction) rollback(ctx context.Context) error {
 		return errors.Join(errs...)
 	}
 	for _, n := range t.networks {
-		if ins, err := e.docker.NetworkInspect(ctx, n, network.InspectOptions{}); err == nil {
-			e.release(ctx, ins.ID, ins.Options)
-		}
+		ins, inspectErr := e.docker.NetworkInspect(ctx, n, network.InspectOptions{})
 		if err := e.docker.NetworkRemove(ctx, n); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n, err))
+			continue // it keeps its firewall rules while it exists
+		}
+		if inspectErr == nil {
+			e.release(ctx, ins.ID, ins.Options)
 		}
 	}
 	for _, v := range t.volumes {

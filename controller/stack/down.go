@@ -47,10 +47,13 @@ func (e *Engine) Down(ctx context.Context, project string) error {
 				}
 			}
 		}
-		e.release(ctx, n.ID, n.Options)
+		// Remove first, release after: a network that could not be removed
+		// keeps its firewall rules.
 		if err := e.docker.NetworkRemove(ctx, n.ID); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+			continue
 		}
+		e.release(ctx, n.ID, n.Options)
 	}
 
 	vols, err := e.docker.VolumeList(ctx, volume.ListOptions{Filters: f})
