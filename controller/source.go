@@ -52,9 +52,19 @@ func (c *Controller) source(ctx context.Context, repo gh.Repo, project, sha stri
 		next = copies[n-1].n + 1
 	}
 	dir := filepath.Join(base, sha+deployDirPrefix+strconv.Itoa(next))
-	if err := copyTree(pristine, dir); err != nil {
-		os.RemoveAll(dir)
+	// Copy under a name deployCopies does not list, then rename: a copy cut
+	// short (the controller killed mid-copy) is never taken for a whole one.
+	tmp := dir + ".partial"
+	if err := os.RemoveAll(tmp); err != nil {
+		return "", fmt.Errorf("clear a partial copy of the source: %w", err)
+	}
+	if err := copyTree(pristine, tmp); err != nil {
+		os.RemoveAll(tmp)
 		return "", fmt.Errorf("copy the source for a deploy: %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("store the copy of the source for a deploy: %w", err)
 	}
 	return dir, nil
 }
