@@ -166,10 +166,11 @@ func loadCompose(ctx context.Context, req Request) (*projectModel, error) {
 }
 
 // deniedPath matches the path of a refused open in an error compose-go
-// flattened to text; missingPath that of a file that is not there.
+// flattened to text; missingPath that of a file that is not there, as the
+// fs package or compose-go's dotenv package says it.
 var (
 	deniedPath  = regexp.MustCompile(`(?:open|read|lstat|stat) (\S+?):? permission denied`)
-	missingPath = regexp.MustCompile(`(?:open|read|lstat|stat) (\S+?):? no such file or directory`)
+	missingPath = regexp.MustCompile(`(?:open|read|lstat|stat) (\S+?):? no such file or directory|couldn't (?:find|read) env file: (\S+)`)
 )
 
 // describe turns a load error into the child's answer. A read the kernel
@@ -202,8 +203,11 @@ func failedPath(err, kind error, text *regexp.Regexp) string {
 	if errors.As(err, &pe) && errors.Is(pe.Err, kind) {
 		return pe.Path
 	}
-	if m := text.FindStringSubmatch(err.Error()); m != nil {
-		return m[1]
+	m := text.FindStringSubmatch(err.Error())
+	for i := 1; i < len(m); i++ {
+		if m[i] != "" {
+			return m[i]
+		}
 	}
 	return ""
 }

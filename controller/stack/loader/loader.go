@@ -162,6 +162,10 @@ type Request struct {
 // not usable; call New.
 type Loader struct {
 	opts Options
+	// landlockABI and isolate are KernelConfinement and isolate; tests
+	// replace them to act out kernels without Landlock or namespaces.
+	landlockABI func() int
+	isolate     func(*exec.Cmd) error
 }
 
 // New returns a Loader with opts (defaults filled in).
@@ -177,7 +181,7 @@ func New(opts Options) (*Loader, error) {
 		}
 		opts.Executable = exe
 	}
-	return &Loader{opts: opts}, nil
+	return &Loader{opts: opts, landlockABI: KernelConfinement, isolate: isolate}, nil
 }
 
 // Error is a load that failed in the child: a compose error, a read the
@@ -266,7 +270,7 @@ func (l *Loader) method() Method {
 	if l.opts.Method != MethodAuto {
 		return l.opts.Method
 	}
-	if KernelConfinement() > 0 {
+	if l.landlockABI() > 0 {
 		return MethodLandlock
 	}
 	return MethodNamespace
@@ -307,7 +311,7 @@ func (l *Loader) run(ctx context.Context, req Request, method Method) (answer, e
 	killGroupOnCancel(cmd)
 	cmd.WaitDelay = 2 * time.Second
 	if method == MethodNamespace {
-		if err := isolate(cmd); err != nil {
+		if err := l.isolate(cmd); err != nil {
 			return answer{}, &namespaceError{err}
 		}
 	}
