@@ -244,6 +244,7 @@ func TestConfinementRefusesHostFiles(t *testing.T) {
 		l := newLoader(t, Options{Method: m})
 		for name, files := range cases {
 			t.Run(name, func(t *testing.T) {
+				t.Parallel()
 				root := checkout(t, files)
 				p, err := l.Load(context.Background(), request(root))
 				if err == nil && m == MethodNamespace && name == "dotenv symlink" {
@@ -392,7 +393,7 @@ func testConfineAllowsOnlyReadingTheCheckout(t *testing.T, m Method) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = []string{probeEnv + "=" + root, probeAddrEnv + "=" + ln.Addr().String(), probeMethodEnv + "=" + string(m)}
+	cmd.Env = append(childEnviron()[1:], probeEnv+"="+root, probeAddrEnv+"="+ln.Addr().String(), probeMethodEnv+"="+string(m))
 	if m == MethodNamespace {
 		if err := isolate(cmd); err != nil {
 			t.Fatal(err)
@@ -490,6 +491,7 @@ func TestChildLoadsTheBenignCorpus(t *testing.T) {
 func testBenignCorpus(t *testing.T, l *Loader, dirs []string) {
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
+			t.Parallel()
 			root, err := filepath.Abs(dir)
 			if err == nil {
 				root, err = filepath.EvalSymlinks(root)
