@@ -414,8 +414,13 @@ func testConfineAllowsOnlyReadingTheCheckout(t *testing.T, m Method) {
 		"read-inside":  "ok",
 		"read-outside": "refused",
 		"read-environ": "refused",
+		"list-root":    "refused",
 		"write-inside": "refused",
 		"dial":         "refused",
+	}
+	if m == MethodNamespace {
+		// The new root holds the checkout's path and nothing else.
+		want["list-root"] = strings.Split(root, "/")[1]
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("confined process could do:\n got  %v\n want %v", got, want)
@@ -458,6 +463,15 @@ func probe(root, addr string, m Method) {
 	fmt.Println("read-outside=" + result(err))
 	_, err = os.ReadFile("/proc/self/environ")
 	fmt.Println("read-environ=" + result(err))
+	if entries, err := os.ReadDir("/"); err != nil {
+		fmt.Println("list-root=refused")
+	} else {
+		names := make([]string, len(entries))
+		for i, e := range entries {
+			names[i] = e.Name()
+		}
+		fmt.Println("list-root=" + strings.Join(names, ","))
+	}
 	err = os.WriteFile(filepath.Join(root, "written.txt"), []byte("x"), 0o644)
 	fmt.Println("write-inside=" + result(err))
 	c, err := net.Dial("tcp", addr)
@@ -569,5 +583,34 @@ func TestAutoFallsBackWhereTheKernelRefuses(t *testing.T) {
 	_, err = load(Options{Method: MethodNamespace}, refuse)
 	if !errors.As(err, &le) || le.Denied || !strings.Contains(err.Error(), "confine the loader in a mount namespace") {
 		t.Errorf("namespace method the kernel refuses: want an error and no fallback, got %v", err)
+	}
+}
+
+// BenchmarkConfinedLoad measures one load of a small project per
+// confinement method: a child started, confined, loading and answering.
+func BenchmarkConfinedLoad(b *testing.B) {
+	dir, err := filepath.EvalSymlinks(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	compose := "services:\n  web:\n    image: busybox\n    env_file: web.env\n    ports: [\"8080:8080\"]\n"
+	for name, content := range map[string]string{"compose.yaml": compose, "web.env": "A=1\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, m := range append([]Method{methodNone}, methods...) {
+		b.Run(string(m), func(b *testing.B) {
+			l, err := New(Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			l.opts.Method = m // methodNone: the unconfined baseline
+			for b.Loop() {
+				if _, err := l.Load(context.Background(), request(dir)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
