@@ -43,6 +43,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -259,6 +260,33 @@ func (l *Loader) Load(ctx context.Context, req Request) (*types.Project, error) 
 		return nil, fmt.Errorf("decode the project the confined loader resolved: %w", err)
 	}
 	return p, nil
+}
+
+// NamespaceConfinement loads a one-service project in a child confined by
+// MethodNamespace, end to end: nil means that this kernel and this
+// process's seccomp profile and LSMs let the loader confine itself in a
+// mount namespace, so that a kernel without Landlock still confines it.
+// The error says what refused. executable is the program started as the
+// child ("": this one).
+func NamespaceConfinement(ctx context.Context, executable string) error {
+	l, err := New(Options{Method: MethodNamespace, Executable: executable})
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "slipway-loader-probe-")
+	if err != nil {
+		return fmt.Errorf("make a checkout to probe the mount namespace with: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	if dir, err = filepath.EvalSymlinks(dir); err != nil {
+		return err
+	}
+	compose := filepath.Join(dir, "compose.yaml")
+	if err := os.WriteFile(compose, []byte("services:\n  probe:\n    image: scratch\n"), 0o644); err != nil {
+		return fmt.Errorf("make a checkout to probe the mount namespace with: %w", err)
+	}
+	_, err = l.Load(ctx, Request{Root: dir, Name: "probe", Files: []string{compose}})
+	return err
 }
 
 // methodNone runs the child unconfined: the fallback of MethodAuto where

@@ -614,3 +614,15 @@ func BenchmarkConfinedLoad(b *testing.B) {
 		})
 	}
 }
+
+// TestNamespaceConfinementProbe: the doctor's probe passes where the
+// namespace method works, and names what failed where it cannot.
+func TestNamespaceConfinementProbe(t *testing.T) {
+	requireMethod(t, MethodNamespace)
+	if err := NamespaceConfinement(context.Background(), ""); err != nil {
+		t.Errorf("probe: %v", err)
+	}
+	if err := NamespaceConfinement(context.Background(), "/nonexistent/slipway"); err == nil || !strings.Contains(err.Error(), "/nonexistent/slipway") {
+		t.Errorf("probe with no child to start: want an error naming it, got %v", err)
+	}
+}
