@@ -217,3 +217,21 @@ func TestLoadRepoFileRefusesNonRegular(t *testing.T) {
 		t.Errorf("missing file: %v %v", r, err)
 	}
 }
+
+func TestHostTemplates(t *testing.T) {
+	one := &Controller{Domain: "x.dev", Repos: []RepoPolicy{{Name: "acme/shop"}}}
+	if err := one.HostTemplates().OwnsHost("pr-9.x.dev", "acme/shop", 9, "web"); err != nil {
+		t.Errorf("one repository: %v", err)
+	}
+	two := &Controller{Domain: "x.dev", Repos: []RepoPolicy{{Name: "acme/shop"}, {Name: "acme/workshop"}}}
+	if err := two.HostTemplates().OwnsHost("pr-9-shop.x.dev", "acme/shop", 9, "web"); err != nil {
+		t.Errorf("two repositories, own host: %v", err)
+	}
+	if err := two.HostTemplates().OwnsHost("pr-9-workshop.x.dev", "acme/shop", 9, "web"); err == nil {
+		t.Error("two repositories: shop may claim workshop's host")
+	}
+	custom := &Controller{Domain: "x.dev", HostTemplate: "{{.Repo}}-{{.Number}}.{{.Domain}}"}
+	if err := custom.HostTemplates().OwnsHost("shop-9.x.dev", "acme/shop", 9, "web"); err != nil {
+		t.Errorf("host_template: %v", err)
+	}
+}

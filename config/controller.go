@@ -8,8 +8,10 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -68,6 +70,16 @@ type Controller struct {
 	// refuse to start without it) or "off". Default auto. See docs/security.md
 	// for the rules to add by hand when Slipway runs in a container.
 	Firewall string `yaml:"firewall"`
+	// BuildNetwork is where the RUN steps of a pull request's build run
+	// (unless its compose file sets build.network: none): "auto" (on a
+	// bridge network of the preview's own, firewalled like its other networks;
+	// without a network when the firewall is off), "bridge" (on that
+	// network even when the firewall is off: the operator's own rules for
+	// br-+ interfaces, see docs/security.md, must then keep builds from the
+	// host and the metadata address) or "none" (never a network: builds
+	// that download dependencies fail). Default auto. Builds never run on
+	// the engine's default bridge.
+	BuildNetwork string `yaml:"build_network"`
 	// LogFormat is text or json; default text on a terminal, json otherwise.
 	// The --log-format flag wins.
 	LogFormat string `yaml:"log_format"`
@@ -160,6 +172,13 @@ const (
 	FirewallOff      = "off"
 )
 
+// Build network settings.
+const (
+	BuildNetworkAuto   = "auto"
+	BuildNetworkBridge = "bridge"
+	BuildNetworkNone   = "none"
+)
+
 // Fork trust settings.
 const (
 	ForksNever   = "never"
@@ -224,17 +243,118 @@ type Policy struct {
 	ExternalNetworks []string `yaml:"external_networks"`
 	// ExternalVolumes lists external volumes a compose file may mount.
 	ExternalVolumes []string `yaml:"external_volumes"`
+	// AllowedRegistries lists image registries on internal addresses
+	// (loopback, private, link-local, single-label or .internal names) that
+	// images and Dockerfiles may pull from, as host:port, or host for
+	// every port: ["registry.internal:5000", "10.0.0.5"].
+	AllowedRegistries []string `yaml:"allowed_registries"`
+	// ReservedNames lists single-label names no service, alias or
+	// container_name may take, added to the built-in ones (localhost,
+	// slipway, docker, metadata, …) and the hosts the controller dials: the
+	// names of hosts Slipway's own container resolves on preview networks.
+	ReservedNames []string `yaml:"reserved_names"`
+	// ProjectCaps bound the size of one preview project. In repos[].policy,
+	// each key set replaces the global one (higher or lower).
+	ProjectCaps ProjectCaps `yaml:"project_caps"`
 }
 
-// Merge returns p with the allowances of o added.
+// ProjectCaps bound one preview project as a whole (rule SW-RES-007). A key
+// left out (or 0) takes its default.
+type ProjectCaps struct {
+	// Services is the most services of one project. Default 50.
+	Services int `yaml:"services"`
+	// Containers is the most containers of one project: every service's
+	// scale (or deploy.replicas), plus jobs. Default 100.
+	Containers int `yaml:"containers"`
+	// Networks is the most networks of one project. Default 20.
+	Networks int `yaml:"networks"`
+	// Volumes is the most volumes of one project. Default 20.
+	Volumes int `yaml:"volumes"`
+	// Memory is the most memory of all containers together, each counted at
+	// its limit (capped by limits.memory). Default 100g.
+	Memory ByteSize `yaml:"memory"`
+	// CPUs is the most CPUs of all containers together, each counted at its
+	// limit (capped by limits.cpus). Default 100.
+	CPUs float64 `yaml:"cpus"`
+	// PIDs is the most processes of all containers together, each counted
+	// at its limit (capped by limits.pids). Default 51200.
+	PIDs int64 `yaml:"pids"`
+}
+
+// DefaultProjectCaps returns the caps that apply to a key left out.
+func DefaultProjectCaps() ProjectCaps {
+	return ProjectCaps{Services: 50, Containers: 100, Networks: 20, Volumes: 20, Memory: 100 << 30, CPUs: 100, PIDs: 51200}
+}
+
+// Or returns p with every zero key taken from d.
+func (p ProjectCaps) Or(d ProjectCaps) ProjectCaps {
+	return ProjectCaps{
+		Services:   cmp.Or(p.Services, d.Services),
+		Containers: cmp.Or(p.Containers, d.Containers),
+		Networks:   cmp.Or(p.Networks, d.Networks),
+		Volumes:    cmp.Or(p.Volumes, d.Volumes),
+		Memory:     cmp.Or(p.Memory, d.Memory),
+		CPUs:       cmp.Or(p.CPUs, d.CPUs),
+		PIDs:       cmp.Or(p.PIDs, d.PIDs),
+	}
+}
+
+// Merge returns p with the allowances of o added, and o's project caps
+// replacing p's where o sets them.
 func (p Policy) Merge(o Policy) Policy {
 	return Policy{
-		Allow:            append(append([]string(nil), p.Allow...), o.Allow...),
-		CapAdd:           append(append([]string(nil), p.CapAdd...), o.CapAdd...),
-		Sysctls:          append(append([]string(nil), p.Sysctls...), o.Sysctls...),
-		ExternalNetworks: append(append([]string(nil), p.ExternalNetworks...), o.ExternalNetworks...),
-		ExternalVolumes:  append(append([]string(nil), p.ExternalVolumes...), o.ExternalVolumes...),
+		Allow:             append(append([]string(nil), p.Allow...), o.Allow...),
+		CapAdd:            append(append([]string(nil), p.CapAdd...), o.CapAdd...),
+		Sysctls:           append(append([]string(nil), p.Sysctls...), o.Sysctls...),
+		ExternalNetworks:  append(append([]string(nil), p.ExternalNetworks...), o.ExternalNetworks...),
+		ExternalVolumes:   append(append([]string(nil), p.ExternalVolumes...), o.ExternalVolumes...),
+		AllowedRegistries: append(append([]string(nil), p.AllowedRegistries...), o.AllowedRegistries...),
+		ReservedNames:     append(append([]string(nil), p.ReservedNames...), o.ReservedNames...),
+		ProjectCaps:       o.ProjectCaps.Or(p.ProjectCaps),
 	}
+}
+
+// PolicyFor returns the policy for a repository: the global one with the
+// repository's merged in (repo may be the zero RepoPolicy of an
+// unconfigured repository), and the names this configuration makes the
+// controller dial reserved.
+func (c *Controller) PolicyFor(repo RepoPolicy) Policy {
+	p := c.Policy.Merge(repo.Policy)
+	p.ReservedNames = append(p.ReservedNames, c.ImpliedReservedNames()...)
+	return p
+}
+
+// ImpliedReservedNames returns the single-label host names this
+// configuration makes the controller dial (github.api_url, tls.ca): names
+// a preview's services must not take, for Slipway's own container may
+// resolve them through a preview network's DNS.
+func (c *Controller) ImpliedReservedNames() []string {
+	var urls []string
+	if c.GitHub != nil {
+		urls = append(urls, c.GitHub.APIURL)
+	}
+	urls = append(urls, c.TLS.CA)
+	var out []string
+	for _, raw := range urls {
+		if h := singleLabelHost(raw); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// singleLabelHost returns the host of a URL when it is one DNS label (no
+// dot, not an IP literal), lower-cased; "" otherwise.
+func singleLabelHost(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return ""
+	}
+	h := strings.ToLower(u.Hostname())
+	if h == "" || strings.ContainsAny(h, ".:") {
+		return ""
+	}
+	return h
 }
 
 // Secret is one controller-side secret value.
@@ -279,6 +399,7 @@ func Defaults() Controller {
 		ReadyTimeout: Duration(3 * time.Minute),
 		BuildTimeout: Duration(20 * time.Minute),
 		Loader:       Loader{Confinement: LoaderAuto, Timeout: Duration(20 * time.Second), Memory: 1 << 30},
+		Policy:       Policy{ProjectCaps: DefaultProjectCaps()},
 	}
 }
 
@@ -384,6 +505,10 @@ var envKeys = map[string]func(c *Controller, v string) error{
 	},
 	"SLIPWAY_LOG_FORMAT": func(c *Controller, v string) error { c.LogFormat = v; return nil },
 	"SLIPWAY_FIREWALL":   func(c *Controller, v string) error { c.Firewall = v; return nil },
+	"SLIPWAY_BUILD_NETWORK": func(c *Controller, v string) error {
+		c.BuildNetwork = v
+		return nil
+	},
 	"SLIPWAY_RESYNC": func(c *Controller, v string) error {
 		d, err := ParseDuration(v)
 		if err != nil {
@@ -522,6 +647,13 @@ func (c *Controller) Validate() error {
 	case FirewallAuto, FirewallIPTables, FirewallOff:
 	default:
 		errs = append(errs, fmt.Errorf("firewall %q: want auto, iptables or off", c.Firewall))
+	}
+	switch c.BuildNetwork {
+	case "":
+		c.BuildNetwork = BuildNetworkAuto
+	case BuildNetworkAuto, BuildNetworkBridge, BuildNetworkNone:
+	default:
+		errs = append(errs, fmt.Errorf("build_network %q: want auto, bridge or none", c.BuildNetwork))
 	}
 	if c.Listen.HTTP == "" {
 		c.Listen.HTTP = ":80"

@@ -215,21 +215,16 @@ func New(o Options) (*Controller, error) {
 	if c.debounce == 0 {
 		c.debounce = time.Second
 	}
+	// The templates the proxy checks routes against (serve builds it with
+	// the same Config.HostTemplates), so a plan never declares a host the
+	// proxy would refuse.
 	c.hosts.Domain = o.Config.Domain
+	tmpl := o.Config.HostTemplates()
 	if c.hosts.PrimaryTemplate == "" {
-		c.hosts.PrimaryTemplate = o.Config.HostTemplate
+		c.hosts.PrimaryTemplate = tmpl.Primary
 	}
 	if c.hosts.ServiceTemplate == "" {
-		c.hosts.ServiceTemplate = o.Config.ServiceHostTemplate
-	}
-	if len(o.Config.Repos) > 1 {
-		c.hosts.RequireRepoInHost = true
-		if c.hosts.PrimaryTemplate == "" {
-			c.hosts.PrimaryTemplate = contract.MultiRepoPrimaryHostTemplate
-		}
-		if c.hosts.ServiceTemplate == "" {
-			c.hosts.ServiceTemplate = contract.MultiRepoServiceHostTemplate
-		}
+		c.hosts.ServiceTemplate = tmpl.Service
 	}
 	c.builds = make(chan struct{}, max(1, o.Config.Limits.Builds))
 	c.srcDir = filepath.Join(o.Config.StateDir, "src")

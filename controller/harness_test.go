@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,6 +37,7 @@ const webhookSecret = "e2e-webhook-secret"
 // GitHub, the real engine, store, webhook receiver, proxy and controller.
 type harness struct {
 	t        *testing.T
+	clock    *testClock
 	fake     *githubfake.Fake
 	cli      *client.Client
 	engine   *stack.Engine
@@ -66,7 +68,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
 	cli := dockertest.Client(t)
 	dockertest.Busybox(t)
-	h := &harness{t: t, cli: cli, fake: githubfake.New(t), reg: prometheus.NewRegistry(), done: make(chan struct{})}
+	h := &harness{t: t, cli: cli, fake: githubfake.New(t), reg: prometheus.NewRegistry(), done: make(chan struct{}), clock: &testClock{}}
 	h.repo = "acme/" + dockertest.UniqueName("shop")
 	h.fake.AddRepo(h.repo, githubfake.RepoOptions{})
 	h.fake.SetPermission(h.repo, "alice", githubfake.Write)
@@ -105,7 +107,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.engine = stack.NewEngine(cli, log, stack.EngineOptions{ReadyTimeout: time.Minute, StopTimeout: 2 * time.Second})
-	routes := proxy.NewRoutes(log)
+	routes := proxy.NewRoutes(log, cfg.HostTemplates())
 	observer := proxy.NewObserver(cli, routes, proxy.ObserverOptions{Logger: log})
 	var ctrl *controller.Controller
 	handler := proxy.NewHandler(routes, proxy.HandlerOptions{Logger: log, OnWake: func(project string) {
@@ -126,7 +128,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	h.ctrl, err = controller.New(controller.Options{
 		Config: h.cfg, GitHub: ghc, Reporter: gh.NewReporter(ghc, gh.ReporterOptions{Mask: masker.String}),
 		Engine: h.engine, Store: st, Routes: routes, LastRequest: handler.LastRequest, Masker: masker,
-		Logger: log, Registerer: h.reg, Debounce: debounce, Workers: 4,
+		Logger: log, Registerer: h.reg, Debounce: debounce, Workers: 4, Now: h.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -350,3 +352,24 @@ func firstLine(s string) string {
 }
 
 func keyOf(h *harness, n int) controller.Key { return controller.Key{Repo: h.repo, PR: n} }
+
+// testClock is the controller's clock in the harness: the real time plus an
+// offset a test moves forward, so that a TTL or sleep_after expires when the
+// test says, not when a loaded machine happens to get there.
+type testClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves the clock by d (negative: back).
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}

@@ -44,13 +44,13 @@ func TestEnvironmentLimitQueuesInOrder(t *testing.T) {
 // until the next push.
 func TestTTLRemovesIdleEnvironmentsUntilThePush(t *testing.T) {
 	t.Parallel()
-	ttl := config.Duration(3 * time.Second)
+	ttl := config.Duration(time.Hour)
 	h := newHarness(t, harnessOptions{ttl: &ttl})
 	n, _ := h.fake.OpenPR(h.repo, githubfake.PR{Author: "alice", Files: app("ttl")})
 	h.deliver("pull_request", h.prEvent("opened", n, "alice"))
 	h.waitServes(n, "version ttl")
 	h.waitReady(n)
-	time.Sleep(4 * time.Second)
+	h.clock.Advance(2 * time.Hour)
 	h.ctrl.Enqueue(keyOf(h, n)) // what the minute ticker does
 	h.waitGone(n)
 	eventually(t, 10*time.Second, "held removal", func() (bool, string) {
@@ -72,17 +72,19 @@ func TestSleepAndWakeOnRequest(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
 	files := app("sleepy")
-	files[".slipway.yml"] = "sleep_after: 2s\n"
+	files[".slipway.yml"] = "sleep_after: 1h\n"
 	n, _ := h.fake.OpenPR(h.repo, githubfake.PR{Author: "alice", Files: files})
 	h.deliver("pull_request", h.prEvent("opened", n, "alice"))
 	h.waitServes(n, "version sleepy")
 	h.waitReady(n)
-	time.Sleep(3 * time.Second)
+	h.clock.Advance(2 * time.Hour)
 	h.ctrl.Enqueue(keyOf(h, n))
 	eventually(t, 30*time.Second, "sleeping", func() (bool, string) {
 		env, _ := h.engine.Inspect(context.Background(), h.project(n))
 		return env != nil && env.Phase() == "stopped" && strings.HasPrefix(h.phase(n), string(store.PhaseSleeping)), h.phase(n)
 	})
+	// Back to the present, so the woken environment is not idle at once.
+	h.clock.Advance(-2 * time.Hour)
 	code, body := h.get(n) // the request that wakes it gets the starting page
 	if code == 200 {
 		t.Fatalf("a sleeping environment answered 200: %q", firstLine(body))

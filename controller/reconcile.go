@@ -334,7 +334,7 @@ func (c *Controller) deploy(ctx context.Context, key Key, rp config.RepoPolicy, 
 	}
 	plan, err := stack.Load(dctx, stack.Source{Dir: dir, Owner: repo.Owner, Repo: repo.Name, PR: key.PR, SHA: sha}, stack.LoadOptions{
 		Hosts:           c.hosts,
-		Policy:          c.cfg.Policy.Merge(rp.Policy),
+		Policy:          c.cfg.PolicyFor(rp),
 		Loader:          c.loader,
 		Limits:          limitsFor(c.cfg.Limits, rp.Limits),
 		Secrets:         secrets,

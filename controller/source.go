@@ -19,11 +19,12 @@ import (
 // extraction of a commit, never given to the engine; <sha>.d<N> are the
 // copies deploys use, whose paths bind mounts point into.
 //
-// A deploy never reuses a copy that a container of the environment mounts
-// read-write: the PR's code could have rewritten it (say, turned a mounted
-// directory into a symlink to /) for the next deploy to mount. A copy only
-// mounted read-only, or not at all, is reused, so a re-converge at the same
-// SHA keeps every container.
+// A deploy never reuses a copy that a container of the environment can
+// write, whatever the mount type (a read-write bind, or a read-write mount
+// of a volume that binds a directory of the copy): the PR's code could have
+// rewritten it (say, turned a mounted directory into a symlink to /) for the
+// next deploy to mount. A copy only mounted read-only, or not at all, is
+// reused, so a re-converge at the same SHA keeps every container.
 
 // deployDirPrefix separates a SHA from a copy's number.
 const deployDirPrefix = ".d"
@@ -102,11 +103,25 @@ func deployCopies(base, sha string) []deployCopy {
 	return out
 }
 
-// mountedFrom reports whether any of sources is dir or inside it.
+// mountedFrom reports whether any of sources is dir or inside it, as
+// written or with symlinks followed (a volume's device may name the copy
+// through a link to the state directory).
 func mountedFrom(sources []string, dir string) bool {
+	dirs := []string{dir}
+	if real, err := filepath.EvalSymlinks(dir); err == nil && real != dir {
+		dirs = append(dirs, real)
+	}
 	for _, s := range sources {
-		if s == dir || strings.HasPrefix(s, dir+string(filepath.Separator)) {
-			return true
+		paths := []string{s}
+		if real, err := filepath.EvalSymlinks(s); err == nil && real != s {
+			paths = append(paths, real)
+		}
+		for _, p := range paths {
+			for _, d := range dirs {
+				if p == d || strings.HasPrefix(p, d+string(filepath.Separator)) {
+					return true
+				}
+			}
 		}
 	}
 	return false

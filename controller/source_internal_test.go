@@ -59,3 +59,26 @@ func TestDeployCopiesAndMounts(t *testing.T) {
 		}
 	}
 }
+
+// A mount source that names the copy through a symlink (a volume's device
+// given under a linked state directory) still marks the copy as written.
+func TestMountedFromFollowsSymlinks(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "abc.d1")
+	if err := os.MkdirAll(filepath.Join(dir, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "state")
+	if err := os.Symlink(base, link); err != nil {
+		t.Fatal(err)
+	}
+	if !mountedFrom([]string{filepath.Join(link, "abc.d1", "src")}, dir) {
+		t.Error("a source under a link to the copy's directory is not counted")
+	}
+	if !mountedFrom([]string{filepath.Join(dir, "src")}, filepath.Join(link, "abc.d1")) {
+		t.Error("a source under the copy named through a link is not counted")
+	}
+	if mountedFrom([]string{filepath.Join(link, "abc.d10")}, dir) {
+		t.Error("a sibling copy is counted")
+	}
+}

@@ -17,14 +17,38 @@ import (
 // deploy of the same SHA must not mount what it wrote.
 func TestRedeployNeverMountsATamperedCheckout(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOptions{})
-	files := app("mounted")
-	files["compose.yaml"] += `  writer:
+	redeployFromAFreshCopy(t, `  writer:
     image: slipway-test/busybox:1
     init: true
     volumes: [".:/src"]
     command: ["sh", "-c", "echo boot >> /src/BOOTS; exec sleep 3600"]
-`
+`)
+}
+
+// The same through a volume that binds the checkout: whatever the mount
+// type, a writable mount makes the copy single-use.
+func TestRedeployNeverMountsACheckoutTamperedThroughABindVolume(t *testing.T) {
+	t.Parallel()
+	redeployFromAFreshCopy(t, `  writer:
+    image: slipway-test/busybox:1
+    init: true
+    volumes: ["checkout:/src"]
+    command: ["sh", "-c", "echo boot >> /src/BOOTS; exec sleep 3600"]
+volumes:
+  checkout:
+    driver: local
+    driver_opts: {type: none, o: bind, device: .}
+`)
+}
+
+// redeployFromAFreshCopy deploys the test app plus writerYAML (appended to
+// its compose file: a writer service that appends "boot" to BOOTS in the
+// checkout), makes the controller re-converge at the same SHA, and checks
+// the second deploy runs from a fresh copy that holds only its own boot.
+func redeployFromAFreshCopy(t *testing.T, writerYAML string) {
+	h := newHarness(t, harnessOptions{})
+	files := app("mounted")
+	files["compose.yaml"] += writerYAML
 	n, _ := h.fake.OpenPR(h.repo, githubfake.PR{Author: "alice", Files: files})
 	h.deliver("pull_request", h.prEvent("opened", n, "alice"))
 	h.waitServes(n, "version mounted")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"strings"
@@ -465,5 +466,39 @@ func TestLogsAPIValidation(t *testing.T) {
 		if code := getJSON(t, f.url+path, &e); code != status {
 			t.Errorf("%s: %d %s, want %d", path, code, e.Error, status)
 		}
+	}
+}
+
+// routeProblems is a fixed set of the proxy's route problems.
+type routeProblems map[string][]string
+
+func (r routeProblems) RouteProblems() map[string][]string { return r }
+
+// The routes the proxy refused show on the environment, in the API and on
+// its page, so whoever sees a 404 on a preview host can learn why.
+func TestRouteProblemsShowOnTheEnvironment(t *testing.T) {
+	refused := `acme-shop-pr-1-evil-1 host "pr-2.preview.test": route not declared by Slipway for acme/shop#1, not served`
+	f := newListingFixture(t, func(o *Options) {
+		o.Public = true
+		o.Routes = routeProblems{"acme-shop-pr-1": {refused}}
+	})
+	d, err := f.client.Environment(context.Background(), "acme-shop-pr-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.RouteProblems) != 1 || d.RouteProblems[0] != refused {
+		t.Errorf("route problems %q", d.RouteProblems)
+	}
+	if d, err := f.client.Environment(context.Background(), "local-x-pr-5"); err != nil || len(d.RouteProblems) != 0 {
+		t.Errorf("another environment: %q %v", d.RouteProblems, err)
+	}
+	resp, err := http.Get(f.url + "/environments/acme-shop-pr-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if want := "Route not served: " + html.EscapeString(refused); !strings.Contains(string(b), want) {
+		t.Errorf("environment page lacks %q", want)
 	}
 }

@@ -65,6 +65,9 @@ type Options struct {
 	Stats StatsClient
 	// Requests, if set, gives the last request per environment (the proxy).
 	Requests RequestLog
+	// Routes, if set, gives the routes the proxy refused, shown on each
+	// environment (the proxy's live table).
+	Routes RouteProblems
 	// Actions, if set, runs redeploy, destroy, sleep and wake. Nil (local
 	// mode without a controller) hides the buttons; the API answers 501.
 	Actions Actions

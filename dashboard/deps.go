@@ -42,6 +42,14 @@ type RequestLog interface {
 	LastRequests() map[string]time.Time
 }
 
+// RouteProblems tells, per project, why the proxy refused routes of the
+// environment (a host Slipway did not declare for the PR, a host another
+// environment claimed first, a bad label): one line each. *proxy.Routes
+// satisfies it.
+type RouteProblems interface {
+	RouteProblems() map[string][]string
+}
+
 // Actions change environments. The controller implements it; in local mode
 // without a controller there are none, and the dashboard hides its buttons.
 //

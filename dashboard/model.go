@@ -76,6 +76,10 @@ type Environment struct {
 	URL string `json:"url,omitempty"`
 	// Routes are every exposed service's host, the primary first.
 	Routes []Route `json:"routes,omitempty"`
+	// RouteProblems are the proxy's reasons for not serving routes of the
+	// environment: a host Slipway did not declare for this PR (a label an
+	// image brought along), a host another environment claimed first.
+	RouteProblems []string `json:"route_problems,omitempty"`
 	// Services and their containers, sorted by name.
 	Services []Service `json:"services,omitempty"`
 	// Created is when the environment first appeared (store or engine).
@@ -173,7 +177,8 @@ type mergeInput struct {
 	history   []store.Environment
 	live      []stack.Environment
 	requests  map[string]time.Time
-	usage     map[string]Usage // by container ID
+	problems  map[string][]string // the proxy's route problems, by project
+	usage     map[string]Usage    // by container ID
 	url       func(host string) string
 	ttl       func(repo string) time.Duration
 	liveKnown bool // false when the engine could not be read: no "absent" verdicts
@@ -244,6 +249,7 @@ func merge(in mergeInput) []Environment {
 		if t, ok := in.requests[e.Project]; ok {
 			e.LastRequest = t
 		}
+		e.RouteProblems = in.problems[e.Project]
 		if in.ttl != nil && e.Removed.IsZero() {
 			e.Expires = expiry(e, in.ttl(e.Repo))
 		}

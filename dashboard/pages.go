@@ -106,6 +106,9 @@ func (s *Server) mergeInput(hist []store.Environment, live []stack.Environment, 
 	if s.opts.Requests != nil {
 		in.requests = s.opts.Requests.LastRequests()
 	}
+	if s.opts.Routes != nil {
+		in.problems = s.opts.Routes.RouteProblems()
+	}
 	return in
 }
 

@@ -8,7 +8,11 @@
 //   - Routes holds those and the states the controller publishes
 //     (SetState/ClearState); on every change it recomputes the table with
 //     the pure ComputeTable and swaps it in atomically, so the request
-//     path takes no lock.
+//     path takes no lock. A container's route enters the table only when
+//     its host is one Slipway declared for that pull request (HostOwner:
+//     the repository's host templates for its own number); refused routes
+//     and the hosts two projects claim are Problems, logged and shown on
+//     the dashboard.
 //   - Handler looks the request's Host up and proxies it (websockets, event
 //     streams, streamed uploads) or answers with a status page.
 //   - TLS manages certificates with certmagic (on-demand, decided by the

@@ -35,6 +35,10 @@ exec cat
 
 // runLabeled creates and starts a container of project/service on net with
 // the route labels, removing it at cleanup.
+// projectHosts are the host templates of these tests: the repository
+// local/<project> owns <project>.localhost and <service>-<project>.localhost.
+var projectHosts = contract.HostTemplates{Domain: "localhost", Primary: "{{.Repo}}.{{.Domain}}", Service: "{{.Service}}-{{.Repo}}.{{.Domain}}"}
+
 func runLabeled(t *testing.T, cli *client.Client, img, project, service, netName, host, port string, cmd []string, env []string, hc *container.HealthConfig) string {
 	t.Helper()
 	ctx := context.Background()
@@ -49,7 +53,7 @@ func runLabeled(t *testing.T, cli *client.Client, img, project, service, netName
 			contract.LabelService:   service,
 			contract.LabelNumber:    "1",
 			contract.LabelOneoff:    "False",
-			contract.LabelRepo:      "local/proxytest",
+			contract.LabelRepo:      contract.LocalOwner + "/" + project,
 			contract.LabelPR:        "1",
 			contract.LabelSHA:       "0000000000000000000000000000000000000000",
 			contract.LabelRouteHost: host,
@@ -108,7 +112,7 @@ func TestObserverRoutesRealContainers(t *testing.T) {
 
 	var wakeMu sync.Mutex
 	var woken []string
-	routes := NewRoutes(nil)
+	routes := NewRoutes(nil, projectHosts)
 	obs := NewObserver(cli, routes, ObserverOptions{})
 	obsDone := make(chan error, 1)
 	go func() { obsDone <- obs.Run(ctx) }()
@@ -280,7 +284,7 @@ func TestObserverRelistsAfterTheEventStreamBreaks(t *testing.T) {
 	t.Cleanup(func() { removeNetwork(cli, netName) })
 
 	flaky := &flakyEvents{Client: cli, breakCh: make(chan error, 1), allow: make(chan struct{})}
-	routes := NewRoutes(nil)
+	routes := NewRoutes(nil, projectHosts)
 	obs := NewObserver(flaky, routes, ObserverOptions{Resync: time.Hour})
 	go obs.Run(ctx)
 	<-obs.Synced()

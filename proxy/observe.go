@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -282,9 +283,14 @@ func (o *Observer) fromInspect(ins container.InspectResponse) (Container, bool) 
 		Name:    strings.TrimPrefix(ins.Name, "/"),
 		Project: labels[contract.LabelProject],
 		Service: labels[contract.LabelService],
+		Repo:    labels[contract.LabelRepo],
 		Host:    labels[contract.LabelRouteHost],
 		Port:    labels[contract.LabelRoutePort],
 	}
+	// A label that does not parse leaves the zero value, which
+	// ComputeTable refuses (PR) or ranks last among claimants (Created).
+	c.PR, _ = strconv.Atoi(labels[contract.LabelPR])
+	c.Created, _ = time.Parse(time.RFC3339Nano, ins.Created)
 	if st := ins.State; st != nil {
 		c.Running = st.Running && !st.Restarting && !st.Paused
 		if st.Health != nil && st.Health.Status != container.NoHealthcheck {

@@ -34,7 +34,7 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T, opts HandlerOptions) *testEnv {
 	t.Helper()
-	routes := NewRoutes(nil)
+	routes := NewRoutes(nil, anyHost{})
 	h := NewHandler(routes, opts)
 	front := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -62,7 +62,7 @@ func backendContainer(t *testing.T, srv *httptest.Server, name, project, host st
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Container{ID: "id-" + name, Name: name, Project: project, Service: "web", Host: host, Port: u.Port(), Running: true, IP: u.Hostname()}
+	return Container{ID: "id-" + name, Name: name, Project: project, Service: "web", Repo: "o/r", PR: 1, Host: host, Port: u.Port(), Running: true, IP: u.Hostname()}
 }
 
 // get sends a GET for host through the proxy and returns the response with
@@ -177,7 +177,7 @@ func TestProxyWebsocketEchoAndCloseOnRemoval(t *testing.T) {
 		t.Fatalf("hijacked count %d, want 1", n)
 	}
 	// Another project's change leaves the websocket alone.
-	e.routes.PutContainer(Container{ID: "other", Name: "other", Project: "p2", Host: "pr-2.localhost", Port: "1", Running: true, IP: "127.0.0.1"})
+	e.routes.PutContainer(Container{ID: "other", Name: "other", Project: "p2", Repo: "o/r", PR: 1, Host: "pr-2.localhost", Port: "1", Running: true, IP: "127.0.0.1"})
 	if err := ws.Write(ctx, websocket.MessageText, []byte("still")); err != nil {
 		t.Fatal(err)
 	}
@@ -476,8 +476,8 @@ func TestProxyStatusPages(t *testing.T) {
 	set("acme-shop-pr-3", "pr-3.localhost", State{Phase: PhaseStarting})
 	set("acme-shop-pr-4", "pr-4.localhost", State{Phase: PhaseFailed, Step: "after_deploy", Service: "api", Reason: `migrate: exit 1 <script>alert(1)</script>`})
 	set("acme-shop-pr-5", "pr-5.localhost", State{Phase: PhaseRemoving})
-	e.routes.PutContainer(Container{ID: "s", Name: "acme-shop-pr-6-web-1", Project: "acme-shop-pr-6", Service: "web", Host: "pr-6.localhost", Port: "80"})
-	e.routes.PutContainer(Container{ID: "u", Name: "acme-shop-pr-7-web-1", Project: "acme-shop-pr-7", Service: "web", Host: "pr-7.localhost", Port: "80", Running: true, Health: "unhealthy", IP: "127.0.0.1"})
+	e.routes.PutContainer(Container{ID: "s", Name: "acme-shop-pr-6-web-1", Project: "acme-shop-pr-6", Repo: "o/r", PR: 1, Service: "web", Host: "pr-6.localhost", Port: "80"})
+	e.routes.PutContainer(Container{ID: "u", Name: "acme-shop-pr-7-web-1", Project: "acme-shop-pr-7", Repo: "o/r", PR: 1, Service: "web", Host: "pr-7.localhost", Port: "80", Running: true, Health: "unhealthy", IP: "127.0.0.1"})
 
 	tests := []struct {
 		host       string
@@ -543,7 +543,7 @@ func TestProxyUpstreamErrors(t *testing.T) {
 	}
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
-	e.routes.PutContainer(Container{ID: "r", Name: "r", Project: "p1", Host: "refused.localhost", Port: port, Running: true, IP: "127.0.0.1"})
+	e.routes.PutContainer(Container{ID: "r", Name: "r", Project: "p1", Repo: "o/r", PR: 1, Host: "refused.localhost", Port: port, Running: true, IP: "127.0.0.1"})
 
 	// Timeout: answers after the response-header timeout.
 	slow := make(chan struct{})
@@ -695,7 +695,7 @@ func TestProxyRouteChangesUnderLoad(t *testing.T) {
 				cs := []Container{backendContainer(t, other, "x", "churn", "c9.localhost")}
 				for _, r := range e.routes.Table().Routes() {
 					if r.Project == "stable" {
-						cs = append(cs, Container{ID: "id-stable-web-1", Name: "stable-web-1", Project: "stable", Service: "web",
+						cs = append(cs, Container{ID: "id-stable-web-1", Name: "stable-web-1", Project: "stable", Repo: "o/r", PR: 1, Service: "web",
 							Host: r.Host, Port: strings.Split(r.Backends[0].Addr, ":")[1], Running: true, IP: "127.0.0.1"})
 					}
 				}

@@ -17,29 +17,34 @@ import (
 // atomically, so the request path (Table, Lookup) never takes a lock.
 type Routes struct {
 	log   *slog.Logger
+	owner HostOwner
 	table atomic.Pointer[Table]
 
 	mu         sync.Mutex
 	containers map[string]Container // by ID
 	states     map[string]ProjectState
 	logged     map[string]bool // problems already logged
+	problems   []Problem       // of the current table
 	subs       map[int]func(*Table)
 	nextSub    int
 }
 
-// NewRoutes returns an empty live table. A nil logger discards logs.
-func NewRoutes(log *slog.Logger) *Routes {
+// NewRoutes returns an empty live table whose containers may serve only the
+// hosts owner accepts for their pull request (see ComputeTable); with a nil
+// owner no container route is served. A nil logger discards logs.
+func NewRoutes(log *slog.Logger, owner HostOwner) *Routes {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Routes{
 		log:        log,
+		owner:      owner,
 		containers: map[string]Container{},
 		states:     map[string]ProjectState{},
 		logged:     map[string]bool{},
 		subs:       map[int]func(*Table){},
 	}
-	t, _ := ComputeTable(nil, nil)
+	t, _ := ComputeTable(nil, nil, owner)
 	r.table.Store(t)
 	return r
 }
@@ -65,6 +70,28 @@ func (r *Routes) Subscribe(fn func(*Table)) (unsubscribe func()) {
 		delete(r.subs, id)
 		r.mu.Unlock()
 	}
+}
+
+// Problems returns the problems of the current table: routes refused
+// (undeclared hosts, bad labels, a host another project claimed first) and
+// conflicts resolved.
+func (r *Routes) Problems() []Problem {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Problem(nil), r.problems...)
+}
+
+// RouteProblems returns the current problems by project, as one line each
+// ("<subject> host "<host>": <reason>"); problems of no known project are
+// left out (they are logged). The dashboard shows them on the environment.
+func (r *Routes) RouteProblems() map[string][]string {
+	out := map[string][]string{}
+	for _, p := range r.Problems() {
+		if p.Project != "" {
+			out[p.Project] = append(out[p.Project], p.String())
+		}
+	}
+	return out
 }
 
 // ReplaceContainers sets the whole observed container set (after a list).
@@ -171,15 +198,16 @@ func (r *Routes) recompute() {
 	for _, c := range r.containers {
 		cs = append(cs, c)
 	}
-	t, problems := ComputeTable(cs, r.states)
+	t, problems := ComputeTable(cs, r.states, r.owner)
 	r.table.Store(t)
+	r.problems = problems
 
 	seen := make(map[string]bool, len(problems))
 	for _, p := range problems {
 		key := p.String()
 		seen[key] = true
 		if !r.logged[key] {
-			r.log.Warn("route skipped or conflict resolved", "subject", p.Subject, "host", p.Host, "reason", p.Reason)
+			r.log.Warn("route skipped or conflict resolved", "subject", p.Subject, "project", p.Project, "host", p.Host, "reason", p.Reason)
 		}
 	}
 	r.logged = seen

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // recordHandler is a slog.Handler that keeps messages for assertions.
@@ -44,7 +46,7 @@ func (h *recordHandler) count(substr string) int {
 }
 
 func TestSetStateRejectsBadInputAndChangesNothing(t *testing.T) {
-	r := NewRoutes(nil)
+	r := NewRoutes(nil, anyHost{})
 	if err := r.SetState("p1", []string{"pr-1.localhost"}, State{Phase: PhaseBuilding}); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +82,7 @@ func TestSetStateRejectsBadInputAndChangesNothing(t *testing.T) {
 }
 
 func TestSetStateKeepsOneLineReason(t *testing.T) {
-	r := NewRoutes(nil)
+	r := NewRoutes(nil, anyHost{})
 	long := strings.Repeat("é", 400)
 	if err := r.SetState("p1", []string{"pr-1.localhost"}, State{Phase: PhaseFailed, Step: "build\nmore", Service: " web ", Reason: "exit 1\nSECRET=hunter2"}); err != nil {
 		t.Fatal(err)
@@ -104,7 +106,7 @@ func TestSetStateKeepsOneLineReason(t *testing.T) {
 }
 
 func TestRoutesStateLifecycle(t *testing.T) {
-	r := NewRoutes(nil)
+	r := NewRoutes(nil, anyHost{})
 	hosts := []string{"pr-1.localhost"}
 	steps := []struct {
 		do   func()
@@ -138,7 +140,7 @@ func TestRoutesStateLifecycle(t *testing.T) {
 
 func TestRoutesLogProblemsOnce(t *testing.T) {
 	rec := &recordHandler{}
-	r := NewRoutes(slog.New(rec))
+	r := NewRoutes(slog.New(rec), anyHost{})
 	r.PutContainer(ctr("bad", "p1", "web", "pr-1.localhost", "nope", "10.0.0.2"))
 	for i := 0; i < 5; i++ {
 		r.PutContainer(ctr("good", "p2", "web", "pr-2.localhost", "80", "10.0.0.3", health([]string{"starting", "healthy"}[i%2])))
@@ -158,7 +160,7 @@ func TestRoutesLogProblemsOnce(t *testing.T) {
 }
 
 func TestRoutesSubscribeSeesEveryTableInOrder(t *testing.T) {
-	r := NewRoutes(nil)
+	r := NewRoutes(nil, anyHost{})
 	var seen []int
 	unsub := r.Subscribe(func(t *Table) { seen = append(seen, t.Len()) })
 	r.PutContainer(ctr("a", "p1", "web", "a.localhost", "80", "10.0.0.2"))
@@ -174,7 +176,7 @@ func TestRoutesSubscribeSeesEveryTableInOrder(t *testing.T) {
 }
 
 func TestReplaceContainersDropsVanished(t *testing.T) {
-	r := NewRoutes(nil)
+	r := NewRoutes(nil, anyHost{})
 	r.ReplaceContainers([]Container{
 		ctr("a", "p1", "web", "a.localhost", "80", "10.0.0.2"),
 		ctr("b", "p2", "web", "b.localhost", "80", "10.0.0.3"),
@@ -182,5 +184,31 @@ func TestReplaceContainersDropsVanished(t *testing.T) {
 	r.ReplaceContainers([]Container{ctr("b", "p2", "web", "b.localhost", "80", "10.0.0.3")})
 	if r.Lookup("a.localhost") != nil || r.Lookup("b.localhost") == nil {
 		t.Fatalf("table after replace: %v", r.Table().Routes())
+	}
+}
+
+// Routes keeps the problems of its current table, by project for the
+// dashboard, and the table never holds a refused host.
+func TestRoutesReportRefusedRoutes(t *testing.T) {
+	rec := &recordHandler{}
+	r := NewRoutes(slog.New(rec), contract.DefaultHostTemplates("localhost", false))
+	r.PutContainer(Container{ID: "1", Name: "o-r-pr-1-web-1", Project: "o-r-pr-1", Service: "web", Repo: "o/r", PR: 1, Host: "pr-1.localhost", Port: "80", Running: true, IP: "10.0.0.1"})
+	r.PutContainer(Container{ID: "2", Name: "o-r-pr-1-evil-1", Project: "o-r-pr-1", Service: "evil", Repo: "o/r", PR: 1, Host: "pr-2.localhost", Port: "80", Running: true, IP: "10.0.0.2"})
+	if r.Lookup("pr-2.localhost") != nil {
+		t.Fatal("a host PR 1 does not own is routed")
+	}
+	if r.Lookup("pr-1.localhost") == nil {
+		t.Fatal("PR 1's own host is not routed")
+	}
+	got := r.RouteProblems()
+	if len(got) != 1 || len(got["o-r-pr-1"]) != 1 || !strings.Contains(got["o-r-pr-1"][0], `o-r-pr-1-evil-1 host "pr-2.localhost": route not declared by Slipway for o/r#1`) {
+		t.Fatalf("route problems %q", got)
+	}
+	if n := rec.count("route not declared"); n != 1 {
+		t.Errorf("logged %d times, want once", n)
+	}
+	r.RemoveContainer("2")
+	if got := r.RouteProblems(); len(got) != 0 {
+		t.Errorf("problems after the container went: %q", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/slipwayhq/slipway/internal/contract"
 )
@@ -79,8 +80,17 @@ type Container struct {
 	Name    string
 	Project string
 	Service string
+	// Repo (owner/name) and PR are the dev.slipway.repo and dev.slipway.pr
+	// labels, which Slipway sets on every container it creates: whose
+	// pull request the container belongs to.
+	Repo string
+	PR   int
+	// Created is when the engine created the container; of two projects
+	// claiming one host, the one that claimed it first keeps it.
+	Created time.Time
 	// Host is the dev.slipway.route.host label; empty for a container that
-	// is not exposed (it is then ignored).
+	// is not exposed (it is then ignored). Slipway sets it to "" on the
+	// containers of services it does not expose, whatever the image says.
 	Host string
 	// Port is the dev.slipway.route.port label.
 	Port string
@@ -135,11 +145,20 @@ func (r *Route) Pick() Backend {
 	return r.Backends[int(n%uint32(len(r.Backends)))]
 }
 
+// HostOwner decides whether Slipway itself declared a route: whether host
+// is one of the hosts that the repository's (owner/name) host templates
+// give pull request pr. contract.HostTemplates satisfies it.
+type HostOwner interface {
+	OwnsHost(host, repo string, pr int, service string) error
+}
+
 // Problem is a container or state the table could not use, or a conflict it
 // resolved. Routes logs each problem once.
 type Problem struct {
 	// Subject is the container name (or ID) or "project <name>".
 	Subject string
+	// Project is the project the problem belongs to, when known.
+	Project string
 	Host    string
 	Reason  string
 }
@@ -212,6 +231,9 @@ type claim struct {
 	project  string
 	services map[string]*serviceGroup
 	state    *State
+	// since is when the project's first container carrying the host was
+	// created; zero when only a controller state names the host.
+	since time.Time
 }
 
 // serviceGroup is the containers of one service that carry a host.
@@ -231,6 +253,11 @@ type serviceGroup struct {
 // conflict it resolves.
 //
 // Rules, per host:
+//   - A container's route enters the table only when Slipway itself
+//     declared it for that pull request: owner must accept the host for the
+//     container's dev.slipway.repo and dev.slipway.pr (a label an image or a
+//     compose file smuggled in names a host the PR does not own). A nil
+//     owner accepts no container route.
 //   - Only running containers that are healthy or have no healthcheck are
 //     backends.
 //   - A project in PhaseRemoving shows the removed page even while its
@@ -241,11 +268,14 @@ type serviceGroup struct {
 //   - Otherwise the controller's state wins; then running containers that
 //     are not healthy yet (starting, or unhealthy when all of them are);
 //     then containers that exist but do not run (stopped).
-//   - Two projects claiming one host: the one further along wins (running,
-//     then pending, then stopped, then removing); ties go to the smaller
-//     project name. Two services of one project claiming a host: the one
-//     with backends, then the smaller name.
-func ComputeTable(containers []Container, states map[string]ProjectState) (*Table, []Problem) {
+//   - Two projects claiming one host: the first claimant keeps it (the
+//     project whose earliest container carrying the host was created
+//     first; a claim by a controller state alone comes after any claim by
+//     containers). The others are refused with a Problem naming the
+//     holder; claims of the very same instant are all refused. Two
+//     services of one project claiming a host: the one with backends,
+//     then the smaller name.
+func ComputeTable(containers []Container, states map[string]ProjectState, owner HostOwner) (*Table, []Problem) {
 	var problems []Problem
 	claims := map[string]map[string]*claim{} // host → project → claim
 	getClaim := func(host, project string) *claim {
@@ -270,24 +300,40 @@ func ComputeTable(containers []Container, states map[string]ProjectState) (*Tabl
 		if subject == "" {
 			subject = c.ID
 		}
+		refuse := func(reason string) { problems = append(problems, Problem{subject, c.Project, c.Host, reason}) }
 		if err := contract.ValidHost(c.Host); err != nil {
-			problems = append(problems, Problem{subject, c.Host, "invalid route host label: " + err.Error()})
+			refuse("invalid route host label: " + err.Error())
 			continue
 		}
 		if c.Project == "" {
-			problems = append(problems, Problem{subject, c.Host, "no " + contract.LabelProject + " label"})
+			refuse("no " + contract.LabelProject + " label")
+			continue
+		}
+		if c.Repo == "" || c.PR <= 0 {
+			refuse(fmt.Sprintf("no %s or %s label: not a pull request's container", contract.LabelRepo, contract.LabelPR))
+			continue
+		}
+		if owner == nil {
+			refuse("no host ownership rules configured: not serving")
+			continue
+		}
+		if err := owner.OwnsHost(c.Host, c.Repo, c.PR, c.Service); err != nil {
+			refuse("route not declared by Slipway for " + c.Repo + "#" + strconv.Itoa(c.PR) + ", not served: " + err.Error())
 			continue
 		}
 		port, err := strconv.Atoi(c.Port)
 		if err != nil || port < 1 || port > 65535 {
-			problems = append(problems, Problem{subject, c.Host, fmt.Sprintf("invalid route port label %q", c.Port)})
+			refuse(fmt.Sprintf("invalid route port label %q", c.Port))
 			continue
 		}
 		if c.serves() && c.IP == "" {
-			problems = append(problems, Problem{subject, c.Host, "running but has no IP address on any network"})
+			refuse("running but has no IP address on any network")
 			continue
 		}
 		cl := getClaim(c.Host, c.Project)
+		if !c.Created.IsZero() && (cl.since.IsZero() || c.Created.Before(cl.since)) {
+			cl.since = c.Created
+		}
 		g := cl.services[c.Service]
 		if g == nil {
 			g = &serviceGroup{service: c.Service}
@@ -313,13 +359,13 @@ func ComputeTable(containers []Container, states map[string]ProjectState) (*Tabl
 
 	for project, ps := range states {
 		if !controllerPhase(ps.State.Phase) {
-			problems = append(problems, Problem{"project " + project, "", fmt.Sprintf("unknown phase %q", ps.State.Phase)})
+			problems = append(problems, Problem{"project " + project, project, "", fmt.Sprintf("unknown phase %q", ps.State.Phase)})
 			continue
 		}
 		st := ps.State
 		for _, h := range ps.Hosts {
 			if err := contract.ValidHost(h); err != nil {
-				problems = append(problems, Problem{"project " + project, h, "invalid host: " + err.Error()})
+				problems = append(problems, Problem{"project " + project, project, h, "invalid host: " + err.Error()})
 				continue
 			}
 			getClaim(h, project).state = &st
@@ -328,30 +374,17 @@ func ComputeTable(containers []Container, states map[string]ProjectState) (*Tabl
 
 	t := &Table{routes: make(map[string]*Route, len(claims)), projects: map[string][]string{}}
 	for host, byProject := range claims {
-		var routes []*Route
-		for _, cl := range byProject {
-			r, ps := resolveClaim(host, cl)
-			problems = append(problems, ps...)
-			routes = append(routes, r)
+		winner, refused := firstClaimant(byProject)
+		for _, cl := range refused {
+			problems = append(problems, Problem{"project " + cl.project, cl.project, host, refusal(cl, winner, byProject)})
 		}
-		sort.Slice(routes, func(i, j int) bool {
-			ri, rj := phaseRank(routes[i].Phase), phaseRank(routes[j].Phase)
-			if ri != rj {
-				return ri > rj
-			}
-			return routes[i].Project < routes[j].Project
-		})
-		win := routes[0]
-		if len(routes) > 1 {
-			var others []string
-			for _, r := range routes[1:] {
-				others = append(others, r.Project)
-			}
-			problems = append(problems, Problem{"project " + win.Project, host,
-				fmt.Sprintf("host also claimed by %s; serving %s", strings.Join(others, ", "), win.Project)})
+		if winner == nil {
+			continue
 		}
-		t.routes[host] = win
-		t.projects[win.Project] = append(t.projects[win.Project], host)
+		r, ps := resolveClaim(host, winner)
+		problems = append(problems, ps...)
+		t.routes[host] = r
+		t.projects[r.Project] = append(t.projects[r.Project], host)
 	}
 	for _, hosts := range t.projects {
 		sort.Strings(hosts)
@@ -360,9 +393,67 @@ func ComputeTable(containers []Container, states map[string]ProjectState) (*Tabl
 		if problems[i].Subject != problems[j].Subject {
 			return problems[i].Subject < problems[j].Subject
 		}
-		return problems[i].Host < problems[j].Host
+		if problems[i].Host != problems[j].Host {
+			return problems[i].Host < problems[j].Host
+		}
+		return problems[i].Reason < problems[j].Reason
 	})
 	return t, problems
+}
+
+// firstClaimant picks the claim that keeps a host: the earliest claim by
+// containers, else (no container claims it) the only state claim. It
+// returns nil and every claim when the earliest is not unique.
+func firstClaimant(byProject map[string]*claim) (*claim, []*claim) {
+	all := make([]*claim, 0, len(byProject))
+	for _, cl := range byProject {
+		all = append(all, cl)
+	}
+	if len(all) == 1 {
+		return all[0], nil
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if c := compareSince(all[i].since, all[j].since); c != 0 {
+			return c < 0
+		}
+		return all[i].project < all[j].project // only to order the problems
+	})
+	if compareSince(all[0].since, all[1].since) == 0 {
+		return nil, all
+	}
+	return all[0], all[1:]
+}
+
+// compareSince orders claim times, the zero time (no container) last.
+func compareSince(a, b time.Time) int {
+	switch {
+	case a.Equal(b):
+		return 0
+	case a.IsZero():
+		return 1
+	case b.IsZero():
+		return -1
+	}
+	return a.Compare(b)
+}
+
+// refusal says why cl does not get the host.
+func refusal(cl, winner *claim, byProject map[string]*claim) string {
+	if winner != nil {
+		since := "by its controller state"
+		if !winner.since.IsZero() {
+			since = "since " + winner.since.UTC().Format(time.RFC3339Nano)
+		}
+		return fmt.Sprintf("host already claimed by project %s (%s); %s is refused", winner.project, since, cl.project)
+	}
+	var others []string
+	for p := range byProject {
+		if p != cl.project {
+			others = append(others, p)
+		}
+	}
+	sort.Strings(others)
+	return fmt.Sprintf("host claimed at the same time by project %s; neither is served", strings.Join(others, ", "))
 }
 
 // resolveClaim turns one project's containers and state for host into a Route.
@@ -392,7 +483,7 @@ func resolveClaim(host string, cl *claim) (*Route, []Problem) {
 			for _, o := range groups[1:] {
 				others = append(others, o.service)
 			}
-			problems = append(problems, Problem{"project " + cl.project, host,
+			problems = append(problems, Problem{"project " + cl.project, cl.project, host,
 				fmt.Sprintf("host also claimed by services %s; serving %s", strings.Join(others, ", "), g.service)})
 		}
 	}
@@ -418,20 +509,4 @@ func resolveClaim(host string, cl *claim) (*Route, []Problem) {
 		r.Phase = PhaseStopped
 	}
 	return r, problems
-}
-
-// phaseRank orders phases for choosing between projects that claim one
-// host: the environment further along wins.
-func phaseRank(p Phase) int {
-	switch p {
-	case PhaseRunning:
-		return 4
-	case PhaseQueued, PhaseBuilding, PhaseStarting, PhaseUnhealthy, PhaseFailed:
-		return 3
-	case PhaseStopped:
-		return 2
-	case PhaseRemoving:
-		return 1
-	}
-	return 0
 }

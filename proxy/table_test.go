@@ -5,15 +5,28 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // ctr builds a running container without healthcheck; mods adjust it.
 func ctr(name, project, service, host, port, ip string, mods ...func(*Container)) Container {
-	c := Container{ID: "id-" + name, Name: name, Project: project, Service: service, Host: host, Port: port, Running: true, IP: ip}
+	c := Container{ID: "id-" + name, Name: name, Project: project, Service: service, Repo: "o/r", PR: 1, Host: host, Port: port, Running: true, IP: ip}
 	for _, m := range mods {
 		m(&c)
 	}
 	return c
+}
+
+// anyHost accepts every host: for the tests of the other rules.
+type anyHost struct{}
+
+func (anyHost) OwnsHost(string, string, int, string) error { return nil }
+
+// created sets the creation time to sec seconds into 2026.
+func created(sec int) func(*Container) {
+	return func(c *Container) { c.Created = time.Date(2026, 1, 1, 0, 0, sec, 0, time.UTC) }
 }
 
 func health(h string) func(*Container) { return func(c *Container) { c.Health = h } }
@@ -165,7 +178,7 @@ func TestComputeTable(t *testing.T) {
 		},
 		{
 			name:       "subject falls back to the ID",
-			containers: []Container{{ID: "abc123", Project: "p1", Host: "pr-1.localhost", Port: "x", Running: true, IP: "10.0.0.1"}},
+			containers: []Container{{ID: "abc123", Project: "p1", Repo: "o/r", PR: 1, Host: "pr-1.localhost", Port: "x", Running: true, IP: "10.0.0.1"}},
 			want:       map[string]string{},
 			problems:   []string{"abc123 host"},
 		},
@@ -209,32 +222,57 @@ func TestComputeTable(t *testing.T) {
 			},
 		},
 		{
-			name: "two projects claim a host: running beats stopped",
+			name: "two projects claim a host: the first claimant keeps it, even stopped",
 			containers: []Container{
-				ctr("a-web-1", "a", "web", "pr-1.localhost", "80", "", stopped),
-				ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "10.0.0.3"),
+				ctr("a-web-1", "a", "web", "pr-1.localhost", "80", "", stopped, created(1)),
+				ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "10.0.0.3", created(2)),
+			},
+			want:     map[string]string{"pr-1.localhost": "a/web stopped"},
+			problems: []string{"project b host \"pr-1.localhost\": host already claimed by project a (since 2026-01-01T00:00:01Z); b is refused"},
+		},
+		{
+			name: "two projects both running: the earlier wins, not the smaller name",
+			containers: []Container{
+				ctr("a-web-1", "a", "web", "pr-1.localhost", "80", "10.0.0.2", created(5)),
+				ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "10.0.0.3", created(3)),
 			},
 			want:     map[string]string{"pr-1.localhost": "b/web running 10.0.0.3:80"},
-			problems: []string{"project b host \"pr-1.localhost\": host also claimed by a; serving b"},
+			problems: []string{"project a host \"pr-1.localhost\": host already claimed by project b"},
 		},
 		{
-			name: "two projects both running: smaller name wins",
+			name: "a project's earliest container counts",
 			containers: []Container{
-				ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "10.0.0.3"),
-				ctr("a-web-1", "a", "web", "pr-1.localhost", "80", "10.0.0.2"),
+				ctr("a-web-2", "a", "web", "pr-1.localhost", "80", "10.0.0.2", created(9)),
+				ctr("a-web-1", "a", "web", "pr-1.localhost", "80", "10.0.0.1", created(1)),
+				ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "10.0.0.3", created(3)),
 			},
-			want:     map[string]string{"pr-1.localhost": "a/web running 10.0.0.2:80"},
-			problems: []string{"host also claimed by b; serving a"},
+			want:     map[string]string{"pr-1.localhost": "a/web running 10.0.0.1:80,10.0.0.2:80"},
+			problems: []string{"host already claimed by project a"},
 		},
 		{
-			name: "three projects: order is deterministic",
+			name: "three projects: every later one is refused and told who holds the host",
 			containers: []Container{
-				ctr("c-web-1", "c", "web", "pr-1.localhost", "80", "10.0.0.4"),
-				ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "10.0.0.3", health("starting")),
-				ctr("a-web-1", "a", "web", "pr-1.localhost", "80", "", stopped),
+				ctr("c-web-1", "c", "web", "pr-1.localhost", "80", "10.0.0.4", created(3)),
+				ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "10.0.0.3", health("starting"), created(1)),
+				ctr("a-web-1", "a", "web", "pr-1.localhost", "80", "", stopped, created(2)),
 			},
-			want:     map[string]string{"pr-1.localhost": "c/web running 10.0.0.4:80"},
-			problems: []string{"host also claimed by b, a; serving c"},
+			want: map[string]string{"pr-1.localhost": "b/web starting"},
+			problems: []string{
+				"project a host \"pr-1.localhost\": host already claimed by project b",
+				"project c host \"pr-1.localhost\": host already claimed by project b",
+			},
+		},
+		{
+			name: "claims of the same instant: neither is served",
+			containers: []Container{
+				ctr("a-web-1", "a", "web", "pr-1.localhost", "80", "10.0.0.2", created(1)),
+				ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "10.0.0.3", created(1)),
+			},
+			want: map[string]string{},
+			problems: []string{
+				"project a host \"pr-1.localhost\": host claimed at the same time by project b; neither is served",
+				"project b host \"pr-1.localhost\": host claimed at the same time by project a; neither is served",
+			},
 		},
 		{
 			name: "two services of one project: the one with backends wins",
@@ -299,18 +337,18 @@ func TestComputeTable(t *testing.T) {
 			want:       map[string]string{"pr-1.localhost": "p1/web removing state=removing///"},
 		},
 		{
-			name:       "removing project loses the host to a stopped one",
-			containers: []Container{ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "", stopped)},
+			name:       "a state alone comes after containers: removing project loses the host to a stopped one",
+			containers: []Container{ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "", stopped, created(1))},
 			states:     map[string]ProjectState{"a": {Hosts: []string{"pr-1.localhost"}, State: State{Phase: PhaseRemoving}}},
 			want:       map[string]string{"pr-1.localhost": "b/web stopped"},
-			problems:   []string{"host also claimed by a; serving b"},
+			problems:   []string{"project a host \"pr-1.localhost\": host already claimed by project b (since 2026-01-01T00:00:01Z); a is refused"},
 		},
 		{
 			name:       "state of one project on a host another project serves",
-			containers: []Container{ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "10.0.0.3")},
+			containers: []Container{ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "10.0.0.3", created(1))},
 			states:     map[string]ProjectState{"a": {Hosts: []string{"pr-1.localhost"}, State: State{Phase: PhaseBuilding}}},
 			want:       map[string]string{"pr-1.localhost": "b/web running 10.0.0.3:80"},
-			problems:   []string{"host also claimed by a; serving b"},
+			problems:   []string{"project a host \"pr-1.localhost\": host already claimed by project b"},
 		},
 		{
 			name:     "state with one invalid host keeps the others",
@@ -363,7 +401,7 @@ func TestComputeTable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tab, problems := ComputeTable(tt.containers, tt.states)
+			tab, problems := ComputeTable(tt.containers, tt.states, anyHost{})
 			got := map[string]string{}
 			for _, r := range tab.Routes() {
 				got[r.Host] = summary(r)
@@ -398,17 +436,17 @@ func TestComputeTable(t *testing.T) {
 
 func TestComputeTableIsDeterministic(t *testing.T) {
 	cs := []Container{
-		ctr("c-web-1", "c", "web", "pr-1.localhost", "80", "10.0.0.4"),
-		ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "10.0.0.3"),
-		ctr("a-web-2", "a", "web", "pr-1.localhost", "80", "10.0.0.2"),
-		ctr("a-web-1", "a", "web", "pr-1.localhost", "80", "10.0.0.1"),
-		ctr("a-api-1", "a", "api", "pr-1.localhost", "80", "10.0.0.5"),
+		ctr("c-web-1", "c", "web", "pr-1.localhost", "80", "10.0.0.4", created(1)),
+		ctr("b-web-1", "b", "web", "pr-1.localhost", "80", "10.0.0.3", created(2)),
+		ctr("a-web-2", "a", "web", "pr-1.localhost", "80", "10.0.0.2", created(5)),
+		ctr("a-web-1", "a", "web", "pr-1.localhost", "80", "10.0.0.1", created(3)),
+		ctr("a-api-1", "a", "api", "pr-1.localhost", "80", "10.0.0.5", created(4)),
 	}
-	first, firstProblems := ComputeTable(cs, nil)
+	first, firstProblems := ComputeTable(cs, nil, anyHost{})
 	for i := 0; i < 50; i++ {
 		// Shuffle deterministically by rotating.
 		rot := append(append([]Container(nil), cs[i%len(cs):]...), cs[:i%len(cs)]...)
-		tab, problems := ComputeTable(rot, nil)
+		tab, problems := ComputeTable(rot, nil, anyHost{})
 		if a, b := summary(tab.Lookup("pr-1.localhost")), summary(first.Lookup("pr-1.localhost")); a != b {
 			t.Fatalf("rotation %d: %q != %q", i, a, b)
 		}
@@ -416,7 +454,7 @@ func TestComputeTableIsDeterministic(t *testing.T) {
 			t.Fatalf("rotation %d: problems %v != %v", i, problems, firstProblems)
 		}
 	}
-	if got := summary(first.Lookup("pr-1.localhost")); got != "a/api running 10.0.0.5:80" {
+	if got := summary(first.Lookup("pr-1.localhost")); got != "c/web running 10.0.0.4:80" {
 		t.Fatalf("winner = %q", got)
 	}
 }
@@ -426,7 +464,7 @@ func TestRoutePickSpreadsOverBackends(t *testing.T) {
 		ctr("p-web-1", "p", "web", "pr-1.localhost", "80", "10.0.0.1"),
 		ctr("p-web-2", "p", "web", "pr-1.localhost", "80", "10.0.0.2"),
 		ctr("p-web-3", "p", "web", "pr-1.localhost", "80", "10.0.0.3"),
-	}, nil)
+	}, nil, anyHost{})
 	r := tab.Lookup("pr-1.localhost")
 	counts := map[string]int{}
 	for i := 0; i < 300; i++ {
@@ -460,5 +498,101 @@ func TestProjectNetworkIP(t *testing.T) {
 		if got := ProjectNetworkIP("p1", tt.networks); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+// A route enters the table only when Slipway declared it for that pull
+// request: the host is one its own repository's templates give its own
+// number. Labels copied from an image, or hosts of another PR or
+// repository, are refused with a Problem naming the project.
+func TestComputeTableServesOnlyDeclaredHosts(t *testing.T) {
+	owner := contract.DefaultHostTemplates("x.dev", true) // several repositories share x.dev
+	pr := func(repo string, n int) func(*Container) {
+		return func(c *Container) { c.Repo, c.PR = repo, n }
+	}
+	tests := []struct {
+		name       string
+		owner      HostOwner
+		containers []Container
+		want       map[string]string
+		problems   []string
+	}{
+		{
+			name:       "own primary and service hosts",
+			containers: []Container{ctr("shop1-web-1", "acme-shop-pr-1", "web", "pr-1-shop.x.dev", "80", "10.0.0.2", pr("acme/shop", 1)), ctr("shop1-api-1", "acme-shop-pr-1", "api", "api-pr-1-shop.x.dev", "80", "10.0.0.3", pr("acme/shop", 1))},
+			want:       map[string]string{"pr-1-shop.x.dev": "acme-shop-pr-1/web running 10.0.0.2:80", "api-pr-1-shop.x.dev": "acme-shop-pr-1/api running 10.0.0.3:80"},
+		},
+		{
+			name: "another PR's host from an image label is refused, the victim keeps it",
+			containers: []Container{
+				ctr("shop2-web-1", "acme-shop-pr-2", "web", "pr-2-shop.x.dev", "80", "10.0.0.2", pr("acme/shop", 2), created(5)),
+				ctr("shop1-web-1", "acme-shop-pr-1", "web", "pr-2-shop.x.dev", "80", "10.0.0.9", pr("acme/shop", 1), created(1)),
+			},
+			want:     map[string]string{"pr-2-shop.x.dev": "acme-shop-pr-2/web running 10.0.0.2:80"},
+			problems: []string{`shop1-web-1 host "pr-2-shop.x.dev": route not declared by Slipway for acme/shop#1, not served`},
+		},
+		{
+			name:       "another repository's host by substring is refused",
+			containers: []Container{ctr("shop9-web-1", "acme-shop-pr-9", "web", "pr-9-workshop.x.dev", "80", "10.0.0.2", pr("acme/shop", 9))},
+			want:       map[string]string{},
+			problems:   []string{`route not declared by Slipway for acme/shop#9`},
+		},
+		{
+			name:       "a host outside the templates is refused",
+			containers: []Container{ctr("shop9-web-1", "acme-shop-pr-9", "web", "admin.x.dev", "80", "10.0.0.2", pr("acme/shop", 9))},
+			want:       map[string]string{},
+			problems:   []string{`route not declared by Slipway`},
+		},
+		{
+			name:       "the domain itself is refused",
+			containers: []Container{ctr("shop9-web-1", "acme-shop-pr-9", "web", "x.dev", "80", "10.0.0.2", pr("acme/shop", 9))},
+			want:       map[string]string{},
+			problems:   []string{`is the domain itself`},
+		},
+		{
+			name:       "no repo or PR label is refused",
+			containers: []Container{ctr("x-web-1", "x", "web", "pr-1-shop.x.dev", "80", "10.0.0.2", pr("", 0))},
+			want:       map[string]string{},
+			problems:   []string{`no dev.slipway.repo or dev.slipway.pr label`},
+		},
+		{
+			name:       "no owner: nothing is served",
+			owner:      HostOwner(nil),
+			containers: []Container{ctr("shop1-web-1", "acme-shop-pr-1", "web", "pr-1-shop.x.dev", "80", "10.0.0.2", pr("acme/shop", 1))},
+			want:       map[string]string{},
+			problems:   []string{`no host ownership rules configured`},
+		},
+		{
+			name:       "an empty host label is no route",
+			containers: []Container{ctr("shop1-db-1", "acme-shop-pr-1", "db", "", "", "10.0.0.2", pr("acme/shop", 1))},
+			want:       map[string]string{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.owner
+			if o == nil && !strings.HasPrefix(tt.name, "no owner") {
+				o = owner
+			}
+			tab, problems := ComputeTable(tt.containers, nil, o)
+			got := map[string]string{}
+			for _, r := range tab.Routes() {
+				got[r.Host] = summary(r)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("table = %v, want %v", got, tt.want)
+			}
+			if len(problems) != len(tt.problems) {
+				t.Fatalf("problems = %v, want %d", problems, len(tt.problems))
+			}
+			for i, p := range problems {
+				if !strings.Contains(p.String(), tt.problems[i]) {
+					t.Errorf("problem %d = %q, want it to contain %q", i, p, tt.problems[i])
+				}
+				if p.Project == "" {
+					t.Errorf("problem %q names no project", p)
+				}
+			}
+		})
 	}
 }

@@ -449,7 +449,7 @@ func TestTLSWildcardThroughDNS01(t *testing.T) {
 }
 
 func TestNewTLSRejectsBadOptions(t *testing.T) {
-	routes := NewRoutes(nil)
+	routes := NewRoutes(nil, anyHost{})
 	if tl, err := NewTLS(routes, TLSOptions{Mode: TLSOff}); tl != nil || err != nil {
 		t.Fatalf("off: %v %v", tl, err)
 	}

@@ -110,7 +110,7 @@ func TestTransportRetriesConnectionClosedWhileIdle(t *testing.T) {
 	}()
 	e := newTestEnv(t, HandlerOptions{})
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	e.routes.PutContainer(Container{ID: "raw", Name: "raw", Project: "p1", Host: "pr-1.localhost", Port: port, Running: true, IP: "127.0.0.1"})
+	e.routes.PutContainer(Container{ID: "raw", Name: "raw", Project: "p1", Repo: "o/r", PR: 1, Host: "pr-1.localhost", Port: port, Running: true, IP: "127.0.0.1"})
 	for i := 0; i < 10; i++ {
 		if i > 0 {
 			time.Sleep(10 * time.Millisecond) // let the close arrive

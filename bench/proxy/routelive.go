@@ -47,7 +47,9 @@ func measureRouteLive(ctx context.Context, runs int) ([]routeLiveRun, error) {
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	routes := proxy.NewRoutes(log)
+	// Each run's host is <project>.localhost, the primary host of the
+	// repository local/<project>'s PR 1 under this template.
+	routes := proxy.NewRoutes(log, contract.HostTemplates{Domain: "localhost", Primary: "{{.Repo}}.{{.Domain}}"})
 	obsCtx, stopObs := context.WithCancel(ctx)
 	defer stopObs()
 	obs := proxy.NewObserver(cli, routes, proxy.ObserverOptions{Logger: log})
@@ -135,6 +137,8 @@ func routeLiveOnce(ctx context.Context, cli *client.Client, routes *proxy.Routes
 			contract.LabelProject:   project,
 			contract.LabelService:   "web",
 			contract.LabelNumber:    "1",
+			contract.LabelRepo:      contract.LocalOwner + "/" + project,
+			contract.LabelPR:        "1",
 			contract.LabelRouteHost: host,
 			contract.LabelRoutePort: "8080",
 		},

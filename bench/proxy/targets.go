@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/slipwayhq/slipway/internal/contract"
 	"github.com/slipwayhq/slipway/proxy"
 )
 
@@ -87,9 +88,9 @@ func startSlipway(ctx context.Context, backend string) (addr string, stop func()
 		return "", nil, err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	routes := proxy.NewRoutes(log)
+	routes := proxy.NewRoutes(log, contract.DefaultHostTemplates("bench.test", false))
 	routes.PutContainer(proxy.Container{
-		ID: "bench", Name: "bench-web-1", Project: "bench", Service: "web",
+		ID: "bench", Name: "bench-web-1", Project: "bench", Service: "web", Repo: "bench/bench", PR: 1,
 		Host: benchHost, Port: port, Running: true, IP: host,
 	})
 	m, err := proxy.NewMetrics(prometheus.NewRegistry())

@@ -45,6 +45,26 @@ func firewallFor(ctx context.Context, mode string, log *slog.Logger) (stack.Fire
 	return nil, err
 }
 
+// buildNetworkFor returns the engine's build network mode for the
+// configured build_network, warning when builds get no network or an
+// unfirewalled one.
+func buildNetworkFor(mode string, fw stack.Firewall, log *slog.Logger) string {
+	switch {
+	case fw != nil:
+	case mode == config.BuildNetworkAuto || mode == "":
+		log.Warn("builds run without a network: preview networks are not firewalled here; set build_network: bridge once host rules (docs/security.md) keep br-+ interfaces from the host and the metadata address")
+	case mode == config.BuildNetworkBridge:
+		log.Warn("build_network is bridge without Slipway's firewall: builds reach the host unless the host's own rules stop them")
+	}
+	switch mode {
+	case config.BuildNetworkBridge:
+		return stack.BuildNetworkBridge
+	case config.BuildNetworkNone:
+		return stack.BuildNetworkNone
+	}
+	return stack.BuildNetworkAuto
+}
+
 // bridgesHere reports whether the engine's default bridge is an interface
 // of this network namespace, where iptables rules then apply to it.
 func bridgesHere() bool {

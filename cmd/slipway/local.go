@@ -107,16 +107,17 @@ func (f *loadFlags) load(cmd *cobra.Command) (*stack.Plan, *config.Controller, e
 			return nil, nil, err
 		}
 	}
-	policy := cfg.Policy
-	if rp, ok := cfg.Repo(owner + "/" + repo); ok {
-		policy = policy.Merge(rp.Policy)
-	}
+	rp, _ := cfg.Repo(owner + "/" + repo)
+	policy := cfg.PolicyFor(rp)
 	loader, err := stack.NewLoader(cfg.Loader, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
 	if err != nil {
 		return nil, nil, err
 	}
+	// The templates serve checks routes against (with several repositories
+	// configured, the defaults name the repository).
+	tmpl := cfg.HostTemplates()
 	plan, err := stack.Load(ctx, stack.Source{Dir: f.dir, Owner: owner, Repo: repo, PR: f.pr, SHA: sha}, stack.LoadOptions{
-		Hosts:  stack.HostOptions{Domain: domain, Port: f.port, PrimaryTemplate: cfg.HostTemplate, ServiceTemplate: cfg.ServiceHostTemplate},
+		Hosts:  stack.HostOptions{Domain: domain, Port: f.port, PrimaryTemplate: tmpl.Primary, ServiceTemplate: tmpl.Service},
 		Policy: policy,
 		Limits: cfg.Limits,
 		Loader: loader,

@@ -81,8 +81,11 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 	if err != nil {
 		return err
 	}
-	engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw})
-	routes := proxy.NewRoutes(log)
+	engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log)})
+	// The proxy serves a container's route only when the host is one the
+	// configured host templates give its own pull request (in local mode:
+	// the defaults under localhost, or the configured domain).
+	routes := proxy.NewRoutes(log, cfg.HostTemplates())
 	observerOpts := proxy.ObserverOptions{Logger: log}
 	// In a container, the proxy reaches environments only over networks its
 	// container joined: keep it on the project networks of its previews.
@@ -210,7 +213,7 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 
 	noCredentials := cfg.Dashboard.Token == "" && cfg.Dashboard.Password == "" && cfg.Dashboard.User == ""
 	dash, err := dashboard.New(dashboard.Options{
-		Engine: maskedLogs{engine, masker}, History: history, Stats: cli, Requests: handler, Actions: actions,
+		Engine: maskedLogs{engine, masker}, History: history, Stats: cli, Requests: handler, Routes: routes, Actions: actions,
 		Token: cfg.Dashboard.Token, User: cfg.Dashboard.User, Password: cfg.Dashboard.Password,
 		Public: cfg.Dashboard.Public, PublicLogs: cfg.Dashboard.PublicLogs,
 		// Local mode without credentials: the dashboard answers loopback clients only.

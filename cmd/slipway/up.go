@@ -42,7 +42,7 @@ is a clean checkout, else with a hash of its content.`,
 			if err != nil {
 				return err
 			}
-			engine, _, closeEngine, err := g.localEngine(ctx, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw})
+			engine, _, closeEngine, err := g.localEngine(ctx, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log)})
 			if err != nil {
 				return err
 			}

@@ -18,9 +18,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -58,11 +61,16 @@ func (e *BuildError) Unwrap() error { return e.Err }
 // one build, tagged for each. An image already built for the same SHA and
 // build settings is not built again. It returns the images this call built
 // or tagged, so a caller rolling back can remove them.
+//
+// RUN steps never run on the engine's default bridge, which no firewall rule
+// of Slipway's covers: see buildNetworkMode.
 func (e *Engine) Build(ctx context.Context, p *Plan, log io.Writer) ([]string, error) {
 	if log == nil {
 		log = io.Discard
 	}
 	lw := &lineWriter{w: log}
+	runNet := &buildNetwork{engine: e, plan: p}
+	defer runNet.remove(ctx)
 	var mu sync.Mutex
 	var built []string
 	g, gctx := errgroup.WithContext(ctx)
@@ -70,7 +78,7 @@ func (e *Engine) Build(ctx context.Context, p *Plan, log io.Writer) ([]string, e
 	for _, group := range buildGroups(p) {
 		g.Go(func() error {
 			leader := group[0]
-			did, err := e.buildService(gctx, p, leader, lw)
+			did, err := e.buildService(gctx, p, leader, runNet, lw)
 			if did {
 				mu.Lock()
 				built = append(built, p.Image(leader))
@@ -140,8 +148,17 @@ func buildHash(sha string, b *types.BuildConfig) string {
 }
 
 // buildService builds one service's image unless it is already there. It
-// reports whether it built.
-func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log *lineWriter) (bool, error) {
+// reports whether it built (and so may have left the tag behind).
+//
+// The build runs in two steps so that nothing in the PR's Dockerfile can
+// touch Slipway's labels: first the PR's Dockerfile exactly as written
+// (target stage included), untagged and without labels; then a Dockerfile
+// of Slipway's own, FROM that image, whose one LABEL sets every reserved
+// label and empties the reserved ones the image brought along. Appending
+// the LABEL to the PR's file instead let a trailing line continuation
+// swallow it. The tagged image's reserved labels are then checked to be
+// exactly Slipway's, and the image is refused otherwise.
+func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runNet *buildNetwork, log *lineWriter) (bool, error) {
 	svc := p.Project.Services[service]
 	bc := svc.Build
 	tag := p.Image(service)
@@ -151,11 +168,7 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log 
 		return false, nil
 	}
 	log.Printf(service, "building %s", tag)
-	labels := map[string]string{}
-	maps.Copy(labels, bc.Labels)
-	maps.Copy(labels, projectLabels(p))
-	labels[contract.LabelBuildHash] = hash
-	ctxTar, dockerfile, err := contextTar(bc, labels)
+	ctxTar, dockerfile, err := contextTar(bc)
 	if err != nil {
 		return false, badInput(&BuildError{Service: service, Err: err})
 	}
@@ -165,8 +178,20 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log 
 			args[k] = v
 		}
 	}
-	resp, err := e.docker.ImageBuild(ctx, ctxTar, build.ImageBuildOptions{
-		Tags:        []string{tag},
+	networkMode, onBuildNetwork := buildNetworkMode(bc.Network, e.opts.BuildNetwork, e.opts.Firewall != nil)
+	switch {
+	case onBuildNetwork:
+		if networkMode, err = runNet.use(ctx); err != nil {
+			return false, &BuildError{Service: service, Err: err}
+		}
+	case networkMode == "none" && bc.Network != "none":
+		why := "build_network is none"
+		if e.opts.BuildNetwork != BuildNetworkNone {
+			why = "Slipway's firewall is off, and an unfirewalled network would let them reach the host and the metadata address (build_network: bridge opts in)"
+		}
+		log.Printf(service, "RUN steps have no network: %s", why)
+	}
+	id, err := e.runBuild(ctx, service, ctxTar, build.ImageBuildOptions{
 		Dockerfile:  dockerfile,
 		BuildArgs:   args,
 		Target:      bc.Target,
@@ -175,31 +200,293 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, log 
 		NoCache:     bc.NoCache,
 		ShmSize:     int64(bc.ShmSize),
 		ExtraHosts:  bc.ExtraHosts.AsList(":"),
-		NetworkMode: bc.Network,
+		NetworkMode: networkMode,
 		Version:     build.BuilderV1,
-	})
+	}, log)
 	if err != nil {
-		return false, &BuildError{Service: service, Err: fmt.Errorf("start build: %w", err)}
+		return false, err
+	}
+	built, err := e.docker.ImageInspect(ctx, id)
+	if err != nil {
+		return false, &BuildError{Service: service, Err: fmt.Errorf("inspect built image %s: %w", id, err)}
+	}
+	labels := imageLabels(p, bc, hash, imageOf(built).Labels)
+	labelTar, err := labelContext(id, labels)
+	if err != nil {
+		return false, &BuildError{Service: service, Err: err}
+	}
+	// The labelling step runs nothing: no network.
+	if _, err := e.runBuild(ctx, service, labelTar, build.ImageBuildOptions{
+		Tags:        []string{tag},
+		Dockerfile:  labelDockerfile,
+		Remove:      true,
+		ForceRemove: true,
+		NetworkMode: "none",
+		Version:     build.BuilderV1,
+	}, log); err != nil {
+		return true, err
+	}
+	final, err := e.docker.ImageInspect(ctx, tag)
+	if err != nil {
+		return true, &BuildError{Service: service, Err: fmt.Errorf("inspect image %s: %w", tag, err)}
+	}
+	if err := checkReservedLabels(imageOf(final).Labels, labels); err != nil {
+		return true, badInput(&BuildError{Service: service, Err: fmt.Errorf("image %s refused: %w", tag, err)})
+	}
+	return true, nil
+}
+
+// runBuild runs one ImageBuild, writing its output to log, and returns the
+// ID of the image it made.
+func (e *Engine) runBuild(ctx context.Context, service string, context io.Reader, opts build.ImageBuildOptions, log *lineWriter) (string, error) {
+	resp, err := e.docker.ImageBuild(ctx, context, opts)
+	if err != nil {
+		return "", &BuildError{Service: service, Err: fmt.Errorf("start build: %w", err)}
 	}
 	defer resp.Body.Close()
 	tail := &tailBuffer{max: buildLogTail}
-	if err := decodeBuildStream(resp.Body, func(line string) {
+	id, err := decodeBuild(resp.Body, func(line string) {
 		tail.Add(line)
 		log.Println(service, line)
-	}); err != nil {
+	})
+	if err != nil {
 		// The build may have created the tag before failing in a later
 		// stage; whatever exists is removed by the caller's rollback.
-		return true, badInput(&BuildError{Service: service, Err: err, Tail: tail.Lines()})
+		return "", badInput(&BuildError{Service: service, Err: err, Tail: tail.Lines()})
 	}
-	return true, nil
+	if id == "" {
+		return "", &BuildError{Service: service, Err: errors.New("the engine did not say which image it built"), Tail: tail.Lines()}
+	}
+	return id, nil
+}
+
+// imageLabels are the labels Slipway gives a built image: the compose
+// file's build labels (reserved keys dropped), the project's labels, the
+// build hash, and an empty value for every other reserved label the PR's
+// image carries (from its base image or its own LABEL lines).
+func imageLabels(p *Plan, bc *types.BuildConfig, hash string, built map[string]string) map[string]string {
+	labels := map[string]string{}
+	copyUnreserved(labels, bc.Labels)
+	maps.Copy(labels, projectLabels(p))
+	labels[contract.LabelBuildHash] = hash
+	clearImageLabels(labels, built)
+	return labels
+}
+
+// checkReservedLabels checks that the image's reserved labels are exactly
+// the ones Slipway set (a key Slipway did not set must be absent or empty).
+func checkReservedLabels(have, want map[string]string) error {
+	keys := map[string]bool{}
+	for k := range have {
+		keys[k] = true
+	}
+	for k := range want {
+		keys[k] = true
+	}
+	var bad []string
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if !contract.Reserved(k) {
+			continue
+		}
+		w, wantSet := want[k]
+		h, has := have[k]
+		if h != w || (wantSet && !has) {
+			bad = append(bad, fmt.Sprintf("%s=%q, want %q", k, h, w))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("its reserved labels are not the ones Slipway set: %s", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// labelDockerfile is the name of the Dockerfile of the labelling step.
+const labelDockerfile = "Dockerfile"
+
+// labelContext is the build context of the labelling step: only a
+// Dockerfile, FROM the image the PR's Dockerfile produced, with one LABEL.
+func labelContext(imageID string, labels map[string]string) (io.Reader, error) {
+	if !strings.HasPrefix(imageID, "sha256:") || strings.ContainsAny(imageID, " \t\n\\") {
+		return nil, fmt.Errorf("unexpected image ID %q", imageID)
+	}
+	df := "FROM " + imageID + "\n" + labelInstruction(labels)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: labelDockerfile, Mode: 0o644, Size: int64(len(df)), Typeflag: tar.TypeReg}); err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(tw, df); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return &buf, nil
+}
+
+// labelInstruction is one LABEL instruction setting labels, keys sorted,
+// keys and values JSON-quoted, newline-terminated.
+func labelInstruction(labels map[string]string) string {
+	var inst strings.Builder
+	inst.WriteString("LABEL")
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		kj, _ := json.Marshal(k)
+		vj, _ := json.Marshal(labels[k])
+		inst.WriteString(" " + string(kj) + "=" + string(vj))
+	}
+	inst.WriteString("\n")
+	return inst.String()
+}
+
+// Build network modes (EngineOptions.BuildNetwork): where the RUN steps of
+// a build whose compose file leaves build.network unset (or "default") run.
+const (
+	// BuildNetworkAuto runs them on the project's build network when the
+	// firewall is on, else without a network.
+	BuildNetworkAuto = "auto"
+	// BuildNetworkBridge always runs them on the project's build network,
+	// firewalled when the firewall is on; without it, the operator's own
+	// rules for br-+ interfaces must keep them from the host.
+	BuildNetworkBridge = "bridge"
+	// BuildNetworkNone runs them without a network.
+	BuildNetworkNone = "none"
+)
+
+// buildNetworkMode decides where a build's RUN steps run: the network mode
+// to pass to the engine, or onBuildNetwork when they go on the project's
+// build network. The classic builder would otherwise put them on the
+// engine's default bridge (docker0), which Slipway's firewall does not
+// cover: a Dockerfile could read the metadata address, any host port and
+// Slipway's own endpoints. build.network "none" always wins; any other
+// value the policy let through (an operator's allowance of SW-BLD-002) is
+// passed on. Pure.
+func buildNetworkMode(requested, mode string, firewalled bool) (networkMode string, onBuildNetwork bool) {
+	switch strings.TrimSpace(requested) {
+	case "", "default":
+	case "none":
+		return "none", false
+	default:
+		return requested, false
+	}
+	switch mode {
+	case BuildNetworkNone:
+		return "none", false
+	case BuildNetworkBridge:
+		return "", true
+	}
+	if firewalled {
+		return "", true
+	}
+	return "none", false
+}
+
+// labelBuildNetwork marks a project's build network, telling it from a
+// network of the compose file.
+const labelBuildNetwork = contract.SlipwayLabelPrefix + "build-network"
+
+// buildNetworkName names a project's build network. A compose network is
+// always <project>_<key>, so this name is never one of the project's own.
+func buildNetworkName(project string) string { return project + "-build" }
+
+// buildNetwork is the bridge network the RUN steps of one project's builds
+// share. It is made, and firewalled like the project's other networks, on
+// first use (an Up whose images are all up to date makes none), and removed
+// when the build ends. It carries the project's labels, so Down removes one
+// an interrupted build left behind.
+type buildNetwork struct {
+	engine *Engine
+	plan   *Plan
+
+	mu  sync.Mutex
+	id  string
+	err error
+}
+
+// use makes the network unless it exists and returns its name.
+func (b *buildNetwork) use(ctx context.Context) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.id == "" && b.err == nil {
+		b.id, b.err = b.ensure(ctx)
+	}
+	return buildNetworkName(b.plan.Name), b.err
+}
+
+func (b *buildNetwork) ensure(ctx context.Context) (string, error) {
+	e, p, name := b.engine, b.plan, buildNetworkName(b.plan.Name)
+	var id string
+	ins, err := e.docker.NetworkInspect(ctx, name, network.InspectOptions{})
+	switch {
+	case err == nil:
+		// Left by an interrupted build of this project: reuse it. Anything
+		// else of that name is not ours to build on.
+		if ins.Labels[labelBuildNetwork] != "true" || ins.Labels[contract.LabelProject] != p.Name {
+			return "", fmt.Errorf("build network %s exists and is not %s's build network", name, p.Name)
+		}
+		id = ins.ID
+	case errdefs.IsNotFound(err):
+		labels := projectLabels(p)
+		labels[labelBuildNetwork] = "true"
+		created, err := e.docker.NetworkCreate(ctx, name, network.CreateOptions{
+			Driver: "bridge",
+			Labels: labels,
+			// Builds of different services do not talk to each other.
+			Options: map[string]string{"com.docker.network.bridge.enable_icc": "false"},
+		})
+		if err != nil {
+			return "", fmt.Errorf("create build network %s: %w", name, err)
+		}
+		id = created.ID
+	default:
+		return "", fmt.Errorf("inspect build network %s: %w", name, err)
+	}
+	if err := e.isolate(ctx, p.Name, id, "bridge", nil); err != nil {
+		b.removeID(ctx, id)
+		return "", fmt.Errorf("build network %s: %w", name, err)
+	}
+	return id, nil
+}
+
+// remove removes the network, if use made it, and then releases its
+// firewall rules. It runs even when ctx was cancelled.
+func (b *buildNetwork) remove(ctx context.Context) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	b.removeID(ctx, b.id)
+	b.id = ""
+}
+
+func (b *buildNetwork) removeID(ctx context.Context, id string) {
+	e := b.engine
+	// A step the daemon still finishes after a cancelled build may hold an
+	// endpoint: the network then stays, firewalled, until the next Up's
+	// cleanup or Down. Its rules go only with it.
+	if err := e.docker.NetworkRemove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+		e.log.Warn("remove build network", "project", b.plan.Name, "network", buildNetworkName(b.plan.Name), "err", err)
+		return
+	}
+	e.release(ctx, id, nil)
 }
 
 // decodeBuildStream reads the engine's JSON message stream. ImageBuild
 // returns a nil error for failed builds: the failure is an errorDetail in
 // the stream.
 func decodeBuildStream(r io.Reader, line func(string)) error {
+	_, err := decodeBuild(r, line)
+	return err
+}
+
+// decodeBuild is decodeBuildStream that also returns the ID of the image
+// built, from the stream's aux message.
+func decodeBuild(r io.Reader, line func(string)) (string, error) {
 	dec := json.NewDecoder(r)
 	var partial strings.Builder
+	var id string
 	flush := func() {
 		if partial.Len() > 0 {
 			line(partial.String())
@@ -211,17 +498,23 @@ func decodeBuildStream(r io.Reader, line func(string)) error {
 		if err := dec.Decode(&m); err != nil {
 			flush()
 			if errors.Is(err, io.EOF) {
-				return nil
+				return id, nil
 			}
-			return fmt.Errorf("read build output: %w", err)
+			return "", fmt.Errorf("read build output: %w", err)
 		}
 		if m.Error != nil {
 			flush()
-			return errors.New(strings.TrimSpace(m.Error.Message))
+			return "", errors.New(strings.TrimSpace(m.Error.Message))
 		}
 		if m.ErrorMessage != "" {
 			flush()
-			return errors.New(strings.TrimSpace(m.ErrorMessage))
+			return "", errors.New(strings.TrimSpace(m.ErrorMessage))
+		}
+		if m.Aux != nil {
+			var res build.Result
+			if json.Unmarshal(*m.Aux, &res) == nil && res.ID != "" {
+				id = res.ID
+			}
 		}
 		s := m.Stream
 		if s == "" && m.Status != "" {
@@ -241,16 +534,16 @@ func decodeBuildStream(r io.Reader, line func(string)) error {
 }
 
 // contextTar streams a tar of the build context, honouring .dockerignore
-// (and <Dockerfile>.dockerignore). The Dockerfile is always included, with a
-// LABEL instruction carrying labels added to the built stage; one outside
-// the context, or an inline one, is added under a generated name. It
-// returns the Dockerfile's path inside the tar.
+// (and <Dockerfile>.dockerignore). The Dockerfile is always included, as
+// the PR wrote it; one outside the context, or an inline one, is added
+// under a generated name. It returns the Dockerfile's path inside the tar.
 //
-// The labels go into the Dockerfile rather than the build's Labels option:
-// the classic builder puts that option on every intermediate image, which
-// both leaves project-labelled layers behind in the cache and makes every
-// SHA a cache miss.
-func contextTar(bc *types.BuildConfig, labels map[string]string) (io.Reader, string, error) {
+// Slipway's labels are not part of this build (see buildService): the
+// classic builder would put the build's Labels option on every
+// intermediate image, leaving project-labelled layers in the cache and
+// making every SHA a cache miss, and a LABEL line appended to the PR's
+// Dockerfile can be swallowed by the file's last line.
+func contextTar(bc *types.BuildConfig) (io.Reader, string, error) {
 	root := bc.Context
 	fi, err := os.Stat(root)
 	if err != nil {
@@ -282,10 +575,6 @@ func contextTar(bc *types.BuildConfig, labels map[string]string) (io.Reader, str
 		if content, err = os.ReadFile(abs); err != nil {
 			return nil, "", fmt.Errorf("dockerfile %s: %w", bc.Dockerfile, errors.Unwrap(err))
 		}
-	}
-	content, err = withLabels(content, bc.Target, labels)
-	if err != nil {
-		return nil, "", fmt.Errorf("dockerfile %s: %w", dockerfile, err)
 	}
 	extra := map[string][]byte{dockerfile: content}
 	patterns, err := readIgnore(root, dockerfile)
@@ -404,57 +693,6 @@ func writeContext(w io.Writer, root string, pm *patternmatcher.PatternMatcher, d
 		}
 	}
 	return tw.Close()
-}
-
-// withLabels adds a LABEL instruction to the end of the stage the build
-// produces: the target stage, else the last one.
-func withLabels(dockerfile []byte, target string, labels map[string]string) ([]byte, error) {
-	var inst strings.Builder
-	inst.WriteString("LABEL")
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		kj, _ := json.Marshal(k)
-		vj, _ := json.Marshal(labels[k])
-		inst.WriteString(" " + string(kj) + "=" + string(vj))
-	}
-	inst.WriteString("\n")
-	lines := strings.SplitAfter(string(dockerfile), "\n")
-	if len(lines) > 0 && lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1]
-	}
-	insertAt := len(lines) // end of file: the last stage
-	if target != "" {
-		found := false
-		for i, l := range lines {
-			f := strings.Fields(l)
-			if len(f) == 0 || !strings.EqualFold(f[0], "FROM") {
-				continue
-			}
-			if found {
-				insertAt = i
-				break
-			}
-			if len(f) >= 4 && strings.EqualFold(f[len(f)-2], "AS") && strings.EqualFold(f[len(f)-1], target) {
-				found = true
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("target stage %q not found", target)
-		}
-	}
-	var out strings.Builder
-	for i, l := range lines {
-		if i == insertAt {
-			out.WriteString(inst.String())
-		}
-		out.WriteString(l)
-	}
-	if insertAt == len(lines) {
-		if len(lines) > 0 && !strings.HasSuffix(lines[len(lines)-1], "\n") {
-			out.WriteString("\n")
-		}
-		out.WriteString(inst.String())
-	}
-	return []byte(out.String()), nil
 }
 
 // lineWriter writes whole lines, prefixed with a service name, from

@@ -128,11 +128,11 @@ func (e *Engine) Up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 	if err != nil {
 		return fail(err)
 	}
-	imageIDs, err := e.ensureImages(ctx, p, log)
+	images, err := e.ensureImages(ctx, p, log)
 	if err != nil {
 		return fail(err)
 	}
-	specs, err := e.specs(p, imageIDs)
+	specs, err := e.specs(p, images)
 	if err != nil {
 		return fail(badInput(err))
 	}
@@ -146,7 +146,7 @@ func (e *Engine) Up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 	if err := e.ensureNetworks(ctx, p, tx); err != nil {
 		return fail(err)
 	}
-	if err := e.ensureVolumes(ctx, p, tx); err != nil {
+	if err := e.ensureVolumes(ctx, p, tx, existing); err != nil {
 		return fail(err)
 	}
 	if err := e.removeInterrupted(ctx, existing); err != nil {
@@ -233,11 +233,19 @@ func (e *Engine) removeInterrupted(ctx context.Context, existing map[string]cont
 	return nil
 }
 
+// serviceImage is the image a service's containers run, as the engine has it.
+type serviceImage struct {
+	ID string
+	// Labels are the image's own labels; the reserved ones among them are
+	// overridden on every container (see clearImageLabels).
+	Labels map[string]string
+}
+
 // ensureImages makes sure every image-only service's image is on the engine,
 // pulling it as docker compose does (honouring pull_policy), and returns the
-// image ID of every service.
-func (e *Engine) ensureImages(ctx context.Context, p *Plan, log io.Writer) (map[string]string, error) {
-	ids := map[string]string{}
+// image of every service.
+func (e *Engine) ensureImages(ctx context.Context, p *Plan, log io.Writer) (map[string]serviceImage, error) {
+	ids := map[string]serviceImage{}
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(p.Project.Services)) {
 		svc := p.Project.Services[name]
@@ -256,43 +264,51 @@ func (e *Engine) ensureImages(ctx context.Context, p *Plan, log io.Writer) (map[
 	return ids, errors.Join(errs...)
 }
 
-func (e *Engine) ensureImage(ctx context.Context, service, ref, policy string, built bool, log io.Writer) (string, error) {
+func (e *Engine) ensureImage(ctx context.Context, service, ref, policy string, built bool, log io.Writer) (serviceImage, error) {
 	img, err := e.docker.ImageInspect(ctx, ref)
 	present := err == nil
 	if err != nil && !errdefs.IsNotFound(err) {
-		return "", fmt.Errorf("service %s: inspect image %s: %w", service, ref, err)
+		return serviceImage{}, fmt.Errorf("service %s: inspect image %s: %w", service, ref, err)
 	}
 	if built {
 		if !present {
-			return "", fmt.Errorf("service %s: built image %s is missing", service, ref)
+			return serviceImage{}, fmt.Errorf("service %s: built image %s is missing", service, ref)
 		}
-		return img.ID, nil
+		return imageOf(img), nil
 	}
 	switch policy {
 	case types.PullPolicyNever:
 		if !present {
-			return "", badInput(fmt.Errorf("service %s: image %s is not present locally and pull_policy is never", service, ref))
+			return serviceImage{}, badInput(fmt.Errorf("service %s: image %s is not present locally and pull_policy is never", service, ref))
 		}
-		return img.ID, nil
+		return imageOf(img), nil
 	case types.PullPolicyAlways:
 	default:
 		if present {
-			return img.ID, nil
+			return imageOf(img), nil
 		}
 	}
 	fmt.Fprintf(log, "%s | pulling %s\n", service, ref)
 	if err := e.pull(ctx, ref); err != nil {
 		if present {
 			e.log.Warn("pull failed; using the local image", "service", service, "image", ref, "err", err)
-			return img.ID, nil
+			return imageOf(img), nil
 		}
-		return "", badInput(fmt.Errorf("service %s: image %s is not present locally and could not be pulled: %w", service, ref, err))
+		return serviceImage{}, badInput(fmt.Errorf("service %s: image %s is not present locally and could not be pulled: %w", service, ref, err))
 	}
 	img, err = e.docker.ImageInspect(ctx, ref)
 	if err != nil {
-		return "", fmt.Errorf("service %s: inspect pulled image %s: %w", service, ref, err)
+		return serviceImage{}, fmt.Errorf("service %s: inspect pulled image %s: %w", service, ref, err)
 	}
-	return img.ID, nil
+	return imageOf(img), nil
+}
+
+func imageOf(img image.InspectResponse) serviceImage {
+	si := serviceImage{ID: img.ID}
+	if img.Config != nil {
+		si.Labels = img.Config.Labels
+	}
+	return si
 }
 
 func (e *Engine) pull(ctx context.Context, ref string) error {
@@ -304,16 +320,18 @@ func (e *Engine) pull(ctx context.Context, ref string) error {
 	return decodeBuildStream(rc, func(string) {})
 }
 
-// specs computes every container of the plan.
-func (e *Engine) specs(p *Plan, imageIDs map[string]string) (map[string][]*containerSpec, error) {
+// specs computes every container of the plan. The reserved labels each
+// image carries are overridden (see clearImageLabels).
+func (e *Engine) specs(p *Plan, images map[string]serviceImage) (map[string][]*containerSpec, error) {
 	out := map[string][]*containerSpec{}
 	for name, svc := range p.Project.Services {
 		n := svc.GetScale()
 		for i := 1; i <= n; i++ {
-			s, err := specFor(p, name, i, imageIDs[name])
+			s, err := specFor(p, name, i, images[name].ID)
 			if err != nil {
 				return nil, err
 			}
+			clearImageLabels(s.Config.Labels, images[name].Labels)
 			out[name] = append(out[name], s)
 		}
 	}
@@ -343,7 +361,7 @@ func (e *Engine) ensureNetworks(ctx context.Context, p *Plan, tx *transaction) e
 			return badInput(fmt.Errorf("network %s: enable_ipv6 is not supported while the firewall is on (its rules are IPv4)", key))
 		}
 		labels := map[string]string{}
-		maps.Copy(labels, n.Labels)
+		copyUnreserved(labels, n.Labels)
 		maps.Copy(labels, projectLabels(p))
 		labels[contract.LabelNetwork] = key
 		opts := network.CreateOptions{
@@ -392,8 +410,11 @@ func (e *Engine) release(ctx context.Context, id string, options map[string]stri
 	}
 }
 
-// ensureVolumes creates the project's volumes that do not exist.
-func (e *Engine) ensureVolumes(ctx context.Context, p *Plan, tx *transaction) error {
+// ensureVolumes creates the project's volumes that do not exist, and
+// replaces those that bind a directory other than the plan's (see
+// replaceBindVolume). Containers it removes on the way are dropped from
+// existing.
+func (e *Engine) ensureVolumes(ctx context.Context, p *Plan, tx *transaction, existing map[string]container.Summary) error {
 	for _, key := range slices.Sorted(maps.Keys(p.Project.Volumes)) {
 		v := p.Project.Volumes[key]
 		if v.External {
@@ -402,13 +423,18 @@ func (e *Engine) ensureVolumes(ctx context.Context, p *Plan, tx *transaction) er
 			}
 			continue
 		}
-		if _, err := e.docker.VolumeInspect(ctx, v.Name); err == nil {
-			continue
+		if cur, err := e.docker.VolumeInspect(ctx, v.Name); err == nil {
+			if !staleBind(cur.Options, v.DriverOpts) {
+				continue
+			}
+			if err := e.replaceBindVolume(ctx, p.Name, v.Name, existing); err != nil {
+				return err
+			}
 		} else if !errdefs.IsNotFound(err) {
 			return fmt.Errorf("inspect volume %s: %w", v.Name, err)
 		}
 		labels := map[string]string{}
-		maps.Copy(labels, v.Labels)
+		copyUnreserved(labels, v.Labels)
 		maps.Copy(labels, projectLabels(p))
 		labels[contract.LabelVolume] = key
 		if _, err := e.docker.VolumeCreate(ctx, volume.CreateOptions{Name: v.Name, Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: labels}); err != nil {
@@ -416,6 +442,54 @@ func (e *Engine) ensureVolumes(ctx context.Context, p *Plan, tx *transaction) er
 		}
 		tx.volumes = append(tx.volumes, v.Name)
 	}
+	return nil
+}
+
+// staleBind reports whether an existing volume binds a host directory and
+// the plan's volume binds another one (or the same differently). Such a
+// volume holds no data of its own, only the checkout copy it binds: a new
+// copy (a new SHA, or one made because a container could write the old
+// one) must replace it, or the next container mounting it would get the
+// old copy, whatever a container wrote there. Pure.
+func staleBind(current, planned map[string]string) bool {
+	if !bindOption(current["o"]) && !bindOption(planned["o"]) {
+		return false
+	}
+	return !maps.Equal(current, planned)
+}
+
+// bindOption reports whether a local volume's o option binds a directory.
+func bindOption(o string) bool {
+	for _, tok := range strings.Split(o, ",") {
+		if t := strings.TrimSpace(tok); t == "bind" || t == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+// replaceBindVolume removes a volume that binds a stale directory, and
+// first the project's containers that mount it: the engine removes no
+// volume a container still references, and those containers ran on the
+// old copy anyway. They are created again by the converge; a failed deploy
+// does not bring them back on the old copy.
+func (e *Engine) replaceBindVolume(ctx context.Context, project, name string, existing map[string]container.Summary) error {
+	f := projectFilter(project)
+	f.Add("volume", name)
+	users, err := e.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return fmt.Errorf("list containers mounting volume %s: %w", name, err)
+	}
+	for _, c := range users {
+		if err := e.removeContainer(ctx, c.ID); err != nil {
+			return fmt.Errorf("remove container %s to replace volume %s: %w", containerName(c), name, err)
+		}
+		delete(existing, containerName(c))
+	}
+	if err := e.docker.VolumeRemove(ctx, name, false); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("replace volume %s that binds an old checkout: %w", name, err)
+	}
+	e.log.Info("replaced a volume that bound an old checkout", "project", project, "volume", name, "containers", len(users))
 	return nil
 }
 
@@ -683,10 +757,13 @@ func (e *Engine) removeStale(ctx context.Context, p *Plan) error {
 	}
 	for _, n := range nets {
 		if !wanted[n.Name] {
-			e.release(ctx, n.ID, n.Options)
+			// Remove first, release after: a network that could not be
+			// removed keeps its firewall rules.
 			if err := e.docker.NetworkRemove(ctx, n.ID); err != nil && !errdefs.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+				continue
 			}
+			e.release(ctx, n.ID, n.Options)
 		}
 	}
 	return errors.Join(errs...)
@@ -771,11 +848,13 @@ func (t *transaction) rollback(ctx context.Context) error {
 		return errors.Join(errs...)
 	}
 	for _, n := range t.networks {
-		if ins, err := e.docker.NetworkInspect(ctx, n, network.InspectOptions{}); err == nil {
-			e.release(ctx, ins.ID, ins.Options)
-		}
+		ins, inspectErr := e.docker.NetworkInspect(ctx, n, network.InspectOptions{})
 		if err := e.docker.NetworkRemove(ctx, n); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n, err))
+			continue // it keeps its firewall rules while it exists
+		}
+		if inspectErr == nil {
+			e.release(ctx, ins.ID, ins.Options)
 		}
 	}
 	for _, v := range t.volumes {

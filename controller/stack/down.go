@@ -47,10 +47,13 @@ func (e *Engine) Down(ctx context.Context, project string) error {
 				}
 			}
 		}
-		e.release(ctx, n.ID, n.Options)
+		// Remove first, release after: a network that could not be removed
+		// keeps its firewall rules.
 		if err := e.docker.NetworkRemove(ctx, n.ID); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+			continue
 		}
+		e.release(ctx, n.ID, n.Options)
 	}
 
 	vols, err := e.docker.VolumeList(ctx, volume.ListOptions{Filters: f})
@@ -72,7 +75,10 @@ func (e *Engine) Down(ctx context.Context, project string) error {
 		errs = append(errs, fmt.Errorf("list images of %s: %w", project, err))
 	}
 	for _, img := range imgs {
-		if _, err := e.docker.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+		// An image with children is not one Slipway tagged for the project:
+		// it is a layer whose own Dockerfile LABEL claimed the project (a
+		// PR may write any label into its layers). It is left alone.
+		if _, err := e.docker.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
 			errs = append(errs, fmt.Errorf("remove image %s: %w", imageName(img), err))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -80,15 +81,22 @@ func NewIPTables(ctx context.Context, log *slog.Logger) (*IPTables, error) {
 	return f, nil
 }
 
+// refuse is the target of Slipway's rules. A refusal answered with ICMP
+// "administratively prohibited" fails a connection at once (EHOSTUNREACH,
+// "No route to host") where a silent drop would hang it until a timeout: a
+// build's RUN step or an app probing the host fails fast and says why, and
+// whether an address is blocked never depends on how long one waits.
+var refuse = []string{"-j", "REJECT", "--reject-with", "icmp-admin-prohibited"}
+
 // inputRule and metadataRule are the rule specs of one bridge (without the
 // -A/-D/-C verb and chain).
 func inputRule(project, bridge string) []string {
-	return []string{"-i", bridge, "-m", "conntrack", "!", "--ctstate", "ESTABLISHED,RELATED",
-		"-m", "comment", "--comment", "slipway:" + project, "-j", "DROP"}
+	return append([]string{"-i", bridge, "-m", "conntrack", "!", "--ctstate", "ESTABLISHED,RELATED",
+		"-m", "comment", "--comment", "slipway:" + project}, refuse...)
 }
 
 func metadataRule(project, bridge string) []string {
-	return []string{"-i", bridge, "-d", MetadataAddress, "-m", "comment", "--comment", "slipway:" + project, "-j", "DROP"}
+	return append([]string{"-i", bridge, "-d", MetadataAddress, "-m", "comment", "--comment", "slipway:" + project}, refuse...)
 }
 
 func (f *IPTables) ensureChain(ctx context.Context) error {
@@ -96,7 +104,11 @@ func (f *IPTables) ensureChain(ctx context.Context) error {
 	defer f.mu.Unlock()
 	if _, err := f.run(ctx, "-S", Chain); err != nil {
 		if out, err := f.run(ctx, "-N", Chain); err != nil {
-			return fmt.Errorf("create chain %s: %v: %s", Chain, err, strings.TrimSpace(string(out)))
+			// Another Slipway process (the controller and `slipway up`, say)
+			// may have created it in between.
+			if _, serr := f.run(ctx, "-S", Chain); serr != nil {
+				return fmt.Errorf("create chain %s: %v: %s", Chain, err, strings.TrimSpace(string(out)))
+			}
 		}
 	}
 	if _, err := f.run(ctx, "-C", "INPUT", "-j", Chain); err != nil {
@@ -163,6 +175,7 @@ func (f *IPTables) Isolate(ctx context.Context, project, bridge string) error {
 		spec  []string
 	}{{Chain, inputRule(project, bridge)}, {"DOCKER-USER", metadataRule(project, bridge)}} {
 		if _, err := f.run(ctx, append([]string{"-C", r.chain}, r.spec...)...); err == nil {
+			f.deleteDropRules(ctx, r.chain, bridge)
 			continue
 		}
 		verb := "-A"
@@ -178,8 +191,27 @@ func (f *IPTables) Isolate(ctx context.Context, project, bridge string) error {
 			}
 			return fmt.Errorf("isolate %s: iptables %s: %v: %s", bridge, strings.Join(r.spec, " "), err, strings.TrimSpace(string(out)))
 		}
+		f.deleteDropRules(ctx, r.chain, bridge)
 	}
 	return nil
+}
+
+// deleteDropRules deletes the bridge's rules an older Slipway added with a
+// DROP target, once their REJECT replacement is in place.
+func (f *IPTables) deleteDropRules(ctx context.Context, chain, bridge string) {
+	out, err := f.run(ctx, "-S", chain)
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		spec, ok := ruleOf(line, chain, bridge)
+		if !ok || !slices.Equal(spec[len(spec)-2:], []string{"-j", "DROP"}) {
+			continue
+		}
+		if out, err := f.run(ctx, append([]string{"-D", chain}, spec...)...); err != nil {
+			f.log.Warn("delete an outdated firewall rule", "bridge", bridge, "err", strings.TrimSpace(string(out)))
+		}
+	}
 }
 
 // Release deletes every rule of the bridge, whatever project it was for.

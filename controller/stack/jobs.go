@@ -46,8 +46,10 @@ func (e *Engine) runJob(ctx context.Context, p *Plan, index int, service string,
 	spec := *base[0]
 	cfg := *spec.Config
 	cfg.Labels = maps.Clone(cfg.Labels)
+	// Emptied, not deleted: a deleted key would let the image's own value
+	// through (see clearImageLabels), and a job serves no route.
 	for _, k := range []string{contract.LabelRouteHost, contract.LabelRoutePort, contract.LabelPrimary, contract.LabelConfigHash} {
-		delete(cfg.Labels, k)
+		cfg.Labels[k] = ""
 	}
 	cfg.Labels[contract.LabelOneoff] = "True"
 	cfg.Labels[contract.LabelJob] = strconv.Itoa(index)

@@ -113,6 +113,7 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 		return nil, fmt.Errorf(".env: %w", err)
 	}
 	popts := policy.FromConfig(opts.Policy)
+	popts.ContainerLimits = opts.Limits
 	if err := popts.Validate(); err != nil {
 		return nil, fmt.Errorf("controller policy configuration: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/errdefs"
 
 	"github.com/slipwayhq/slipway/internal/contract"
 )
@@ -284,20 +287,83 @@ func projectIP(project string, ns *container.NetworkSettingsSummary) string {
 	return fallback
 }
 
-// WritableBinds lists the host paths that project's containers mount
-// read-write from the host (bind mounts).
+// WritableBinds lists the host paths project's containers can write,
+// whatever the mount type: the sources of read-write bind mounts, and the
+// host directories of local volumes that bind one (driver_opts o=bind,
+// device=<dir>) mounted read-write. A container that can write a directory
+// of the checkout can rewrite what the next deploy would mount.
 func (e *Engine) WritableBinds(ctx context.Context, project string) ([]string, error) {
 	cs, err := e.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: projectFilter(project)})
 	if err != nil {
 		return nil, fmt.Errorf("list containers of %s: %w", project, err)
 	}
 	var out []string
+	bound := map[string]string{} // volume name → the host directory it binds, or ""
 	for _, c := range cs {
 		for _, m := range c.Mounts {
-			if m.Type == "bind" && m.RW {
+			if !m.RW {
+				continue
+			}
+			switch m.Type {
+			case mount.TypeBind:
 				out = append(out, m.Source)
+			case mount.TypeVolume:
+				dir, seen := bound[m.Name]
+				if !seen {
+					if dir, err = e.volumeBindDir(ctx, m.Name); err != nil {
+						return nil, fmt.Errorf("writable mounts of %s: %w", project, err)
+					}
+					bound[m.Name] = dir
+				}
+				if dir != "" {
+					out = append(out, dir)
+				}
 			}
 		}
 	}
-	return out, nil
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// volumeBindDir returns the host directory a local volume binds writably
+// (driver_opts o=bind or rbind, without ro), else "". A volume removed
+// meanwhile binds nothing.
+func (e *Engine) volumeBindDir(ctx context.Context, name string) (string, error) {
+	v, err := e.docker.VolumeInspect(ctx, name)
+	if errdefs.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("inspect volume %s: %w", name, err)
+	}
+	if v.Driver != "local" {
+		return "", nil
+	}
+	return bindDevice(v.Options), nil
+}
+
+// bindDevice returns the host directory a local volume's options bind
+// read-write, else "". A relative device is resolved as the engine does,
+// from its working directory, /. Pure.
+func bindDevice(opts map[string]string) string {
+	device := strings.TrimSpace(opts["device"])
+	if device == "" {
+		return ""
+	}
+	bind, ro := false, false
+	for _, tok := range strings.Split(opts["o"], ",") {
+		switch strings.TrimSpace(tok) {
+		case "bind", "rbind":
+			bind = true
+		case "ro":
+			ro = true
+		}
+	}
+	if !bind || ro {
+		return ""
+	}
+	if !filepath.IsAbs(device) {
+		device = filepath.Join("/", device)
+	}
+	return filepath.Clean(device)
 }

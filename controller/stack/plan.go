@@ -140,39 +140,13 @@ type HostOptions struct {
 	Scheme string
 	// Port the proxy listens on, shown in URLs unless it is the scheme's default.
 	Port int
-	// RequireRepoInHost makes a repository's own host overrides name the
-	// repository too (several repositories share the domain).
-	RequireRepoInHost bool
 }
 
-// ownsHost checks that a host a repository chose for itself names this
-// pull request: its first label holds "pr-<N>" as whole dash-separated
-// parts (and the repository's name when required), and it is not the
-// domain itself.
-func ownsHost(host, domain string, src Source, requireRepo bool) error {
-	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	if host == domain {
-		return errors.New("is the domain itself")
-	}
-	label, _, _ := strings.Cut(host, ".")
-	parts := strings.Split(label, "-")
-	want := []string{"pr", strconv.Itoa(src.PR)}
-	found := false
-	for i := 0; i+1 < len(parts); i++ {
-		if parts[i] == want[0] && parts[i+1] == want[1] {
-			found = true
-		}
-	}
-	if !found {
-		return fmt.Errorf("must name this pull request: its first label needs pr-%d (for example web-pr-%d.%s)", src.PR, src.PR, domain)
-	}
-	if requireRepo {
-		repo := contract.Sanitize(src.Repo)
-		if !strings.Contains(label, repo) {
-			return fmt.Errorf("must name the repository %q in its first label", repo)
-		}
-	}
-	return nil
+// Templates are the host templates pull requests are checked against: a
+// PR may claim exactly the hosts these give its own number.
+func (h HostOptions) Templates() contract.HostTemplates {
+	h = h.withDefaults()
+	return contract.HostTemplates{Domain: h.Domain, Primary: h.PrimaryTemplate, Service: h.ServiceTemplate}
 }
 
 func (h HostOptions) withDefaults() HostOptions {
@@ -247,13 +221,13 @@ func computeRoutes(p *types.Project, repo config.Repo, src Source, ho HostOption
 			errs = append(errs, fmt.Errorf("expose[%d] (%s): %w", i, e.Service, err))
 			continue
 		}
-		// A host override comes from the PR itself: it may not name another
-		// PR's host (or another repository's, or the domain).
-		if e.Host != "" {
-			if err := ownsHost(host, ho.Domain, src, ho.RequireRepoInHost); err != nil {
-				errs = append(errs, fmt.Errorf("expose[%d].host %q: %w", i, e.Host, err))
-				continue
-			}
+		// A host override comes from the PR itself: it may name only a host
+		// the repository's templates give this PR (never another PR's,
+		// another repository's, or the domain). The proxy applies the same
+		// check to every route label before serving it.
+		if err := ho.Templates().OwnsHost(host, src.FullName(), src.PR, e.Service); err != nil {
+			errs = append(errs, fmt.Errorf("expose[%d].host %q: %w", i, e.Host, err))
+			continue
 		}
 		if other, dup := seenHost[host]; dup {
 			errs = append(errs, fmt.Errorf("expose[%d]: services %q and %q would share host %s", i, other, e.Service, host))

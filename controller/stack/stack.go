@@ -98,6 +98,9 @@ type EngineOptions struct {
 	// Firewall, if set, keeps every project network from reaching the host
 	// (see IPTables). Nil leaves networks as Docker makes them.
 	Firewall Firewall
+	// BuildNetwork is where RUN steps run: BuildNetworkAuto (the default),
+	// BuildNetworkBridge or BuildNetworkNone.
+	BuildNetwork string
 }
 
 // NewEngine returns an engine over d.

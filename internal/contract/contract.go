@@ -60,6 +60,13 @@ const (
 	ManagedFilter = LabelManaged + "=true"
 )
 
+// Reserved reports whether a label key is Slipway's alone: under
+// com.docker.compose. or dev.slipway. A compose file may not set one, and
+// an image's own value of one never reaches a container Slipway creates.
+func Reserved(key string) bool {
+	return strings.HasPrefix(key, ComposeLabelPrefix) || strings.HasPrefix(key, SlipwayLabelPrefix)
+}
+
 // ComposeVersion is the value we put in com.docker.compose.version.
 const ComposeVersion = "2.29.0"
 
@@ -223,4 +230,96 @@ func NormalizeHost(h string) string {
 		return ""
 	}
 	return h
+}
+
+// HostTemplates are the host templates of one repository under one domain:
+// what decides which hosts its pull requests may claim. The zero value of a
+// template field means contract's single-repository default.
+type HostTemplates struct {
+	// Domain previews live under; "" means "localhost".
+	Domain string
+	// Primary renders the primary service's host.
+	Primary string
+	// Service renders every other exposed service's host.
+	Service string
+}
+
+// DefaultHostTemplates are the templates used when the configuration names
+// none: with several repositories on one domain, templates that name the
+// repository, so that two repositories' pull requests never share a host.
+func DefaultHostTemplates(domain string, multiRepo bool) HostTemplates {
+	if multiRepo {
+		return HostTemplates{Domain: domain, Primary: MultiRepoPrimaryHostTemplate, Service: MultiRepoServiceHostTemplate}
+	}
+	return HostTemplates{Domain: domain, Primary: PrimaryHostTemplate, Service: ServiceHostTemplate}
+}
+
+func (t HostTemplates) withDefaults() HostTemplates {
+	if t.Domain == "" {
+		t.Domain = "localhost"
+	}
+	if t.Primary == "" {
+		t.Primary = PrimaryHostTemplate
+	}
+	if t.Service == "" {
+		t.Service = ServiceHostTemplate
+	}
+	return t
+}
+
+// serviceSentinel stands in for a service name when a template is rendered
+// to learn where the name goes. It is a valid DNS label no real host
+// contains by chance.
+const serviceSentinel = "slipway0service0sentinel0x7q"
+
+// OwnsHost reports (nil) whether host is one that the repository's
+// templates give pull request pr: the primary host, or the service host of
+// any service (the service name being a whole DNS label part produced the
+// way Host produces it). repo is owner/name. Matching is exact on the whole
+// host: no substrings, no prefixes; a host of another number, another
+// repository or outside the domain is refused with the reason.
+//
+// The planner checks a repository's own host overrides with it, and the
+// proxy checks every route label with it before serving, so a host that
+// Slipway did not declare for that pull request is never served.
+func (t HostTemplates) OwnsHost(host, repo string, pr int, service string) error {
+	t = t.withDefaults()
+	owner, name, ok := strings.Cut(repo, "/")
+	if !ok || owner == "" || name == "" {
+		return fmt.Errorf("repository %q is not owner/name", repo)
+	}
+	if pr <= 0 {
+		return fmt.Errorf("pull request number %d is not positive", pr)
+	}
+	domain := strings.ToLower(strings.TrimSuffix(t.Domain, "."))
+	if host == domain {
+		return fmt.Errorf("host %q is the domain itself", host)
+	}
+	d := HostData{Number: pr, Owner: owner, Repo: name, Service: service, Domain: domain}
+	primary, err := Host(t.Primary, d)
+	if err != nil {
+		return fmt.Errorf("primary host template: %w", err)
+	}
+	if host == primary {
+		return nil
+	}
+	if service != "" {
+		if h, err := Host(t.Service, d); err == nil && host == h {
+			return nil
+		}
+	}
+	// Any service name: the template rendered around a sentinel name gives
+	// the fixed prefix and suffix; what lies between must be one name as
+	// Host would have produced it.
+	d.Service = serviceSentinel
+	if withSentinel, err := Host(t.Service, d); err == nil && strings.Count(withSentinel, serviceSentinel) == 1 {
+		prefix, suffix, _ := strings.Cut(withSentinel, serviceSentinel)
+		if len(host) > len(prefix)+len(suffix) && strings.HasPrefix(host, prefix) && strings.HasSuffix(host, suffix) {
+			mid := host[len(prefix) : len(host)-len(suffix)]
+			if mid == dnsLabel(mid) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("host %q is not one that %s's host templates give pull request %d (its primary host is %s)", host, repo, pr, primary)
 }

@@ -86,3 +86,58 @@ func TestNormalizeHost(t *testing.T) {
 		}
 	}
 }
+
+func TestOwnsHost(t *testing.T) {
+	single := DefaultHostTemplates("x.dev", false)
+	multi := DefaultHostTemplates("x.dev", true)
+	custom := HostTemplates{Domain: "x.dev", Primary: "{{.Owner}}-{{.Repo}}-{{.Number}}.{{.Domain}}", Service: "{{.Owner}}-{{.Repo}}-{{.Number}}-{{.Service}}.{{.Domain}}"}
+	noService := HostTemplates{Domain: "x.dev", Primary: "pr-{{.Number}}.{{.Domain}}", Service: "pr-{{.Number}}-api.{{.Domain}}"}
+	tests := []struct {
+		name    string
+		t       HostTemplates
+		host    string
+		repo    string
+		pr      int
+		service string
+		ok      bool
+	}{
+		{"primary", single, "pr-9.x.dev", "acme/shop", 9, "web", true},
+		{"service host of its own service", single, "api-pr-9.x.dev", "acme/shop", 9, "api", true},
+		{"service host of another of its services", single, "docs-pr-9.x.dev", "acme/shop", 9, "web", true},
+		{"service name with dashes", single, "my-api-pr-9.x.dev", "acme/shop", 9, "", true},
+		{"another PR's primary", single, "pr-2.x.dev", "acme/shop", 1, "web", false},
+		{"another PR's service host", single, "api-pr-2.x.dev", "acme/shop", 1, "api", false},
+		{"number as prefix of another", single, "pr-90.x.dev", "acme/shop", 9, "web", false},
+		{"number as suffix of another", single, "pr-19.x.dev", "acme/shop", 9, "web", false},
+		{"glued prefix", single, "xpr-9.x.dev", "acme/shop", 9, "web", false},
+		{"service name of two labels", single, "a.b-pr-9.x.dev", "acme/shop", 9, "web", false},
+		{"empty service name", single, "-pr-9.x.dev", "acme/shop", 9, "web", false},
+		{"the domain", single, "x.dev", "acme/shop", 9, "web", false},
+		{"other name under the domain", single, "admin.x.dev", "acme/shop", 9, "web", false},
+		{"outside the domain", single, "pr-9.evil.dev", "acme/shop", 9, "web", false},
+		{"deeper under the domain", single, "a.pr-9.x.dev", "acme/shop", 9, "web", false},
+		{"multi: own primary", multi, "pr-9-shop.x.dev", "acme/shop", 9, "web", true},
+		{"multi: own service host", multi, "api-pr-9-shop.x.dev", "acme/shop", 9, "api", true},
+		{"multi: repository name as substring (workshop)", multi, "pr-9-workshop.x.dev", "acme/shop", 9, "web", false},
+		{"multi: repository name as substring, service", multi, "api-pr-9-workshop.x.dev", "acme/shop", 9, "api", false},
+		{"multi: single-repo host", multi, "pr-9.x.dev", "acme/shop", 9, "web", false},
+		{"multi: other repository's primary", multi, "pr-9-blog.x.dev", "acme/shop", 9, "web", false},
+		{"multi: sanitized repository", multi, "pr-3-web-shop.x.dev", "Acme/Web.Shop", 3, "web", true},
+		{"custom: owner counts", custom, "acme-shop-9.x.dev", "acme/shop", 9, "", true},
+		{"custom: other owner", custom, "evil-shop-9.x.dev", "acme/shop", 9, "", false},
+		{"custom: service", custom, "acme-shop-9-api.x.dev", "acme/shop", 9, "", true},
+		{"no .Service in service template", noService, "pr-9-api.x.dev", "acme/shop", 9, "web", true},
+		{"no .Service: nothing else", noService, "pr-9-web.x.dev", "acme/shop", 9, "web", false},
+		{"zero value is localhost defaults", HostTemplates{}, "pr-1.localhost", "local/app", 1, "web", true},
+		{"no owner", single, "pr-9.x.dev", "shop", 9, "web", false},
+		{"no number", single, "pr-0.x.dev", "acme/shop", 0, "web", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.t.OwnsHost(tt.host, tt.repo, tt.pr, tt.service)
+			if (err == nil) != tt.ok {
+				t.Fatalf("OwnsHost(%q, %q, %d, %q) = %v, want ok %v", tt.host, tt.repo, tt.pr, tt.service, err, tt.ok)
+			}
+		})
+	}
+}

@@ -212,7 +212,7 @@ func TestEnvironmentVariablesSetTheirKeys(t *testing.T) {
 			case int, int64:
 				candidates = []string{"7"}
 			case string:
-				candidates = []string{secretFile, "on-demand", "json", "iptables", "off"}
+				candidates = []string{secretFile, "on-demand", "json", "iptables", "off", "bridge"}
 			default:
 				t.Fatalf("no probe value for a %T", before.Interface())
 			}

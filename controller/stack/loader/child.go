@@ -27,8 +27,9 @@ const childEnv = "SLIPWAY_CONFINED_LOADER"
 // childRequest is what the parent writes on the child's stdin.
 type childRequest struct {
 	Request
-	Memory      int64       `json:"memory"`
-	Confinement Confinement `json:"confinement"`
+	Memory      int64         `json:"memory"`
+	Timeout     time.Duration `json:"timeout"`
+	Confinement Confinement   `json:"confinement"`
 	// Method is how the child confines itself: MethodLandlock,
 	// MethodNamespace (it was started in new namespaces) or methodNone.
 	Method Method `json:"method"`
@@ -68,6 +69,11 @@ func runChild(stdin io.Reader, stdout io.Writer) int {
 		return 0
 	}
 	limitMemory(req.Memory, out)
+	if req.Timeout > 0 {
+		// The parent kills the child at its deadline; this ends a child
+		// whose parent died first.
+		time.AfterFunc(req.Timeout+time.Second, func() { os.Exit(2) })
+	}
 
 	confined, err := confineBy(req.Method, req.Root)
 	if err != nil && req.Method == MethodNamespace {

@@ -34,7 +34,8 @@ func confine(root string) (string, error) {
 	if abi == 0 {
 		return "", nil
 	}
-	if err := landlock.V7.BestEffort().Restrict(landlock.RODirs(root)); err != nil {
+	readOnly := landlock.PathAccess(llsyscall.AccessFSReadFile|llsyscall.AccessFSReadDir, root)
+	if err := landlock.V7.BestEffort().Restrict(readOnly); err != nil {
 		return "", fmt.Errorf("landlock: %w", err)
 	}
 	return "landlock ABI " + strconv.Itoa(abi), nil
@@ -64,9 +65,11 @@ func limitAddressSpace(max int64) {
 }
 
 // killGroupOnCancel starts the child in a process group of its own, killed
-// whole when the load is cancelled or times out, and killed with its parent.
+// whole when the load is cancelled or times out. (No Pdeathsig: it follows
+// the OS thread that started the child, not the process, and Go may retire
+// that thread; a child whose parent died ends on its own timer instead.)
 func killGroupOnCancel(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 }
 

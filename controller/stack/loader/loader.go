@@ -324,7 +324,7 @@ func (e *namespaceError) Unwrap() error { return e.err }
 // timeout, a crash or an oversized answer is an *Error; namespaces the
 // kernel refuses are a *namespaceError.
 func (l *Loader) run(ctx context.Context, req Request, method Method) (answer, error) {
-	in, err := json.Marshal(childRequest{Request: req, Memory: l.opts.Memory, Confinement: l.opts.Confinement, Method: method})
+	in, err := json.Marshal(childRequest{Request: req, Memory: l.opts.Memory, Timeout: l.opts.Timeout, Confinement: l.opts.Confinement, Method: method})
 	if err != nil {
 		return answer{}, fmt.Errorf("encode load request: %w", err)
 	}

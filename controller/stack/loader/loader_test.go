@@ -586,35 +586,6 @@ func TestAutoFallsBackWhereTheKernelRefuses(t *testing.T) {
 	}
 }
 
-// BenchmarkConfinedLoad measures one load of a small project per
-// confinement method: a child started, confined, loading and answering.
-func BenchmarkConfinedLoad(b *testing.B) {
-	dir, err := filepath.EvalSymlinks(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	compose := "services:\n  web:\n    image: busybox\n    env_file: web.env\n    ports: [\"8080:8080\"]\n"
-	for name, content := range map[string]string{"compose.yaml": compose, "web.env": "A=1\n"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for _, m := range append([]Method{methodNone}, methods...) {
-		b.Run(string(m), func(b *testing.B) {
-			l, err := New(Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			l.opts.Method = m // methodNone: the unconfined baseline
-			for b.Loop() {
-				if _, err := l.Load(context.Background(), request(dir)); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
 // TestNamespaceConfinementProbe: the doctor's probe passes where the
 // namespace method works, and names what failed where it cannot.
 func TestNamespaceConfinementProbe(t *testing.T) {
@@ -624,5 +595,42 @@ func TestNamespaceConfinementProbe(t *testing.T) {
 	}
 	if err := NamespaceConfinement(context.Background(), "/nonexistent/slipway"); err == nil || !strings.Contains(err.Error(), "/nonexistent/slipway") {
 		t.Errorf("probe with no child to start: want an error naming it, got %v", err)
+	}
+}
+
+// BenchmarkLoad measures what confinement costs a deploy: the same real
+// project loaded in process, and in a child unconfined and confined by
+// each method.
+//
+//	go test ./controller/stack/loader -run '^$' -bench Load -benchtime 20x
+func BenchmarkLoad(b *testing.B) {
+	root, err := filepath.Abs("../policy/testdata/benign/webshop")
+	if err == nil {
+		root, err = filepath.EvalSymlinks(root)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := request(root)
+	b.Run("in-process", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := loadCompose(context.Background(), req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, m := range append([]Method{methodNone}, methods...) {
+		b.Run("child-"+string(m), func(b *testing.B) {
+			l, err := New(Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			l.opts.Method = m // methodNone: a child confined by nothing
+			for b.Loop() {
+				if _, err := l.Load(context.Background(), req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

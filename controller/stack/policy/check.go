@@ -24,7 +24,8 @@ const maxNofile = 1 << 20
 // cli.WithWorkingDirectory(root) and cli.WithResolvedPaths(true), after
 // PreLoad passed) and returns every violation, in a stable order. Run it on
 // the project as the PR wrote it, before Slipway's rewrites add labels of
-// its own. It reads the checkout (to follow symlinks) and nothing else.
+// its own. It reads the checkout (to follow symlinks, and the Dockerfiles
+// of builds) and nothing else: no engine, no network.
 func Check(project *types.Project, root string, opts Options) []Violation {
 	given, err := filepath.Abs(root)
 	if err != nil {
@@ -46,10 +47,14 @@ func Check(project *types.Project, root string, opts Options) []Violation {
 		sc := scope{prefix: "jobs." + name + "."}
 		c.container(sc, &j.ContainerSpec)
 		c.workload(sc, &j.WorkloadSpec)
+		c.serviceImage(sc, &j.ContainerSpec, &j.WorkloadSpec)
+		c.reservedNames(sc, "", "", &j.ContainerSpec, nil)
 	}
 	for _, key := range slices.Sorted(maps.Keys(project.Networks)) {
 		c.network(key, project.Networks[key])
+		c.networkIPv6(key, project.Networks[key])
 	}
+	c.projectCaps()
 	for _, key := range slices.Sorted(maps.Keys(project.Volumes)) {
 		c.volume(key, project.Volumes[key])
 	}
@@ -171,11 +176,17 @@ func (c *checker) service(name string, s *types.ServiceConfig) {
 	sc := scope{service: name}
 	c.container(sc, &s.ContainerSpec)
 	c.workload(sc, &s.WorkloadSpec)
+	c.serviceImage(sc, &s.ContainerSpec, &s.WorkloadSpec)
+	c.reservedNames(sc, name, s.ContainerName, &s.ContainerSpec, s.Links)
 	if s.Net != "" {
 		c.networkMode(sc, "net", s.Net)
 	}
 	for i := range s.PreStart {
-		c.container(scope{service: name, prefix: fmt.Sprintf("pre_start[%d].", i)}, &s.PreStart[i].ContainerSpec)
+		hook := scope{service: name, prefix: fmt.Sprintf("pre_start[%d].", i)}
+		c.container(hook, &s.PreStart[i].ContainerSpec)
+		if img := s.PreStart[i].Image; img != "" && img != s.Image {
+			c.image(hook, "image", img)
+		}
 	}
 	for _, hooks := range []struct {
 		field string
@@ -278,6 +289,10 @@ func (c *checker) container(sc scope, s *types.ContainerSpec) {
 		c.add(sc, Isolation, "isolation", s.Isolation, "changes the container's isolation technology")
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Sysctls)) {
+		if msg := malformedSysctl(k); msg != "" {
+			c.add(sc, Sysctls, "sysctls."+k, s.Sysctls[k], msg)
+			continue
+		}
 		if !c.opts.sysctlAllowed(k) {
 			c.add(sc, Sysctls, "sysctls."+k, s.Sysctls[k],
 				"sysctl is not in the safe set nor in the operator's policy.sysctls")

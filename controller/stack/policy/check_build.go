@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"encoding/csv"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -77,9 +79,7 @@ func (c *checker) build(sc scope, b *types.BuildConfig) {
 		c.add(sc, BuildCache, fmt.Sprintf("build.cache_to[%d]", i), to, "preview builds may not export caches (a local exporter writes host paths)")
 	}
 	for i, from := range b.CacheFrom {
-		if cacheType(from) == "local" {
-			c.add(sc, BuildCache, fmt.Sprintf("build.cache_from[%d]", i), from, "a local cache importer reads a host path")
-		}
+		c.cacheFrom(sc, fmt.Sprintf("build.cache_from[%d]", i), from)
 	}
 	for i, t := range b.Tags {
 		c.add(sc, BuildTags, fmt.Sprintf("build.tags[%d]", i), t,
@@ -90,6 +90,26 @@ func (c *checker) build(sc scope, b *types.BuildConfig) {
 	}
 	c.ulimits(sc, "build.ulimits", b.Ulimits)
 	c.labels(sc, "build.labels", b.Labels)
+	if ctxDir != "" || b.DockerfileInline != "" {
+		c.dockerfile(sc, b, ctxDir)
+	}
+}
+
+// cacheFrom checks one build.cache_from entry: only registry caches, whose
+// reference is judged like an image.
+func (c *checker) cacheFrom(sc scope, field, spec string) {
+	typ, ref, err := parseCacheSpec(spec)
+	switch {
+	case err != nil:
+		c.add(sc, BuildCache, field, spec, fmt.Sprintf("the policy cannot parse the cache source (%v)", err))
+	case typ == "local":
+		c.add(sc, BuildCache, field, spec, "a local cache importer reads a host path")
+	case typ != "registry":
+		c.add(sc, BuildCache, field, spec,
+			fmt.Sprintf("a %s cache importer contacts the endpoint the spec names from the host's network; only registry caches are allowed", typ))
+	case ref != "":
+		c.image(sc, field, ref)
+	}
 }
 
 // additionalContext checks one named build context: an image, a service
@@ -97,6 +117,7 @@ func (c *checker) build(sc scope, b *types.BuildConfig) {
 func (c *checker) additionalContext(sc scope, field, v string) {
 	switch {
 	case strings.HasPrefix(v, "docker-image://"):
+		c.image(sc, field, strings.TrimPrefix(v, "docker-image://"))
 	case strings.HasPrefix(v, types.ServicePrefix):
 		if !c.inProject(strings.TrimPrefix(v, types.ServicePrefix)) {
 			c.add(sc, BuildPathOutside, field, v, "names a service that is not in the project")
@@ -121,16 +142,47 @@ func (c *checker) additionalContext(sc scope, field, v string) {
 	}
 }
 
-// cacheType returns the type= of a cache_from/cache_to entry ("registry"
-// for a bare image reference).
-func cacheType(spec string) string {
+// parseCacheSpec parses a cache_from entry the way buildx does: a bare
+// image reference is a registry cache; otherwise CSV fields of key=value,
+// with keys and the type trimmed and compared case-insensitively.
+func parseCacheSpec(spec string) (typ, ref string, err error) {
 	if !strings.Contains(spec, "=") {
-		return "registry"
+		return "registry", strings.TrimSpace(spec), nil
 	}
-	for _, part := range strings.Split(spec, ",") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && k == "type" {
-			return strings.TrimSpace(v)
+	fields, err := csvFields(spec)
+	if err != nil {
+		return "", "", err
+	}
+	typ = strings.ToLower(fields["type"])
+	if typ == "" {
+		return "", "", errors.New("no type")
+	}
+	return typ, fields["ref"], nil
+}
+
+// csvFields parses a comma-separated list of key=value fields with CSV
+// quoting, as buildx parses --cache-from and BuildKit parses --mount. Keys
+// are trimmed and lower-cased, values trimmed; a field without "=" (a flag
+// such as readonly) has an empty value. A key given twice is an error: an
+// ambiguous spec fails closed.
+func csvFields(spec string) (map[string]string, error) {
+	r := csv.NewReader(strings.NewReader(spec))
+	r.TrimLeadingSpace = true
+	rec, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("parse %q: %w", spec, err)
+	}
+	fields := map[string]string{}
+	for _, f := range rec {
+		k, v, _ := strings.Cut(f, "=")
+		k = strings.ToLower(strings.TrimSpace(k))
+		if k == "" {
+			return nil, fmt.Errorf("field %q is not key=value", f)
 		}
+		if _, dup := fields[k]; dup {
+			return nil, fmt.Errorf("%s given twice", k)
+		}
+		fields[k] = strings.TrimSpace(v)
 	}
-	return ""
+	return fields, nil
 }

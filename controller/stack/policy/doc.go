@@ -13,7 +13,9 @@
 //     hostile file could otherwise make the loader read host files.
 //   - Check inspects the loaded *types.Project for everything else: privilege,
 //     host namespaces, devices, bind mounts, volumes, networks, builds,
-//     reserved labels.
+//     reserved labels and names, image references (and, in the Dockerfiles
+//     built from the checkout, what the builder would pull or download),
+//     and the size of the project as a whole.
 //
 // Both return every violation at once, each naming the rule, the service (or
 // top-level key), the field and the offending value. The rules are listed by

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/slipwayhq/slipway/config"
@@ -24,16 +25,35 @@ type Options struct {
 	ExternalNetworks []string
 	// ExternalVolumes lists external volumes a compose file may mount.
 	ExternalVolumes []string
+	// AllowedRegistries lists registries on internal addresses that images
+	// may come from (SW-IMG-002): host:port, or host for every port.
+	AllowedRegistries []string
+	// ReservedNames lists single-label names that no service, alias or
+	// container_name may take (SW-NET-009), besides BuiltinReservedNames:
+	// the operator's policy.reserved_names and the hosts the controller
+	// dials, which config.Controller.PolicyFor adds.
+	ReservedNames []string
+	// ProjectCaps bound the project as a whole (SW-RES-007); zero keys
+	// take config.DefaultProjectCaps.
+	ProjectCaps config.ProjectCaps
+	// ContainerLimits are the per-container limits the controller applies
+	// (config.Limits after repos[].limits): SW-RES-007 counts a container
+	// that sets no limit, or a higher one, at these. Zero means
+	// config.Defaults().Limits.
+	ContainerLimits config.Limits
 }
 
 // FromConfig returns the options of an operator's policy section.
 func FromConfig(p config.Policy) Options {
 	return Options{
-		Allow:            slices.Clone(p.Allow),
-		CapAdd:           slices.Clone(p.CapAdd),
-		Sysctls:          slices.Clone(p.Sysctls),
-		ExternalNetworks: slices.Clone(p.ExternalNetworks),
-		ExternalVolumes:  slices.Clone(p.ExternalVolumes),
+		Allow:             slices.Clone(p.Allow),
+		CapAdd:            slices.Clone(p.CapAdd),
+		Sysctls:           slices.Clone(p.Sysctls),
+		ExternalNetworks:  slices.Clone(p.ExternalNetworks),
+		ExternalVolumes:   slices.Clone(p.ExternalVolumes),
+		AllowedRegistries: slices.Clone(p.AllowedRegistries),
+		ReservedNames:     slices.Clone(p.ReservedNames),
+		ProjectCaps:       p.ProjectCaps,
 	}
 }
 
@@ -64,7 +84,51 @@ func (o Options) Validate() error {
 			errs = append(errs, fmt.Errorf("policy.sysctls: %q would allow every sysctl; allow SW-PRIV-006 instead", s))
 		}
 	}
+	for _, r := range o.AllowedRegistries {
+		if err := validRegistry(r); err != nil {
+			errs = append(errs, fmt.Errorf("policy.allowed_registries: %q: %w", r, err))
+		}
+	}
+	for _, n := range o.ReservedNames {
+		if !isDNSLabel(strings.ToLower(strings.TrimSpace(n))) {
+			errs = append(errs, fmt.Errorf("policy.reserved_names: %q is not a single DNS label", n))
+		}
+	}
+	errs = append(errs, validCaps(o.ProjectCaps)...)
 	return errors.Join(errs...)
+}
+
+// validRegistry accepts host, host:port and [ipv6]:port: what reference.Domain
+// returns for an image, never a URL or a path.
+func validRegistry(r string) error {
+	r = strings.TrimSpace(r)
+	if r == "" || strings.ContainsAny(r, "/ \t@") || strings.Contains(r, "://") {
+		return errors.New("want a registry host or host:port, not a URL or image")
+	}
+	if _, port := splitRegistry(r); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is not a port number", port)
+		}
+	}
+	return nil
+}
+
+// validCaps reports negative caps; 0 means the default.
+func validCaps(c config.ProjectCaps) []error {
+	var errs []error
+	neg := func(key string, bad bool) {
+		if bad {
+			errs = append(errs, fmt.Errorf("policy.project_caps.%s: must not be negative", key))
+		}
+	}
+	neg("services", c.Services < 0)
+	neg("containers", c.Containers < 0)
+	neg("networks", c.Networks < 0)
+	neg("volumes", c.Volumes < 0)
+	neg("memory", c.Memory < 0)
+	neg("cpus", c.CPUs < 0)
+	neg("pids", c.PIDs < 0)
+	return errs
 }
 
 // allowSet resolves Allow to rule IDs. Fixed rules are never in it.

@@ -75,6 +75,18 @@ func TestOperatorAllowances(t *testing.T) {
 			Options{Allow: []string{ReservedLabel}}, []string{ReservedLabel}},
 		{"pre-load rule relaxed", func(t *testing.T) (string, []string) { return hostile(t, "proj-name") },
 			Options{Allow: []string{ProjectName}}, nil},
+		{"internal registry allowed", func(t *testing.T) (string, []string) { return hostile(t, "img-registry-localhost") },
+			Options{AllowedRegistries: []string{"localhost:5000"}}, nil},
+		{"another internal registry allowed", func(t *testing.T) (string, []string) { return hostile(t, "img-registry-localhost") },
+			Options{AllowedRegistries: []string{"localhost:5001"}}, []string{PrivateRegistry}},
+		{"allowing a registry does not admit another preview's image", func(t *testing.T) (string, []string) { return hostile(t, "img-dockerfile-from-foreign") },
+			Options{AllowedRegistries: []string{"docker.io"}}, []string{ForeignImage}},
+		{"remote ADD relaxed", func(t *testing.T) (string, []string) { return hostile(t, "bld-add-remote-arg") },
+			Options{Allow: []string{"remote-add"}}, nil},
+		{"project caps raised for one repository", func(t *testing.T) (string, []string) { return hostile(t, "res-project-containers") },
+			Options{ProjectCaps: config.ProjectCaps{Containers: 110, Memory: 110 << 30, CPUs: 110, PIDs: 110 * 512}}, nil},
+		{"reserved names added by the operator", func(t *testing.T) (string, []string) { return hostile(t, "net-external") },
+			Options{ExternalNetworks: []string{"slipway"}, ReservedNames: []string{"web"}}, []string{ReservedName}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root, files := tc.root(t)
@@ -101,6 +113,15 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{CapAdd: []string{"all"}}, "ALL is privileged mode"},
 		{Options{CapAdd: []string{"SYS ADMIN"}}, "not a capability name"},
 		{Options{Sysctls: []string{"*"}}, "would allow every sysctl"},
+		{Options{AllowedRegistries: []string{"registry.internal:5000", "10.0.0.5", "[fd00::1]:443"}, ReservedNames: []string{"vault", "GitHub"},
+			ProjectCaps: config.ProjectCaps{Services: 80, Memory: 1 << 40}}, ""},
+		{Options{AllowedRegistries: []string{"https://registry.internal"}}, "not a URL"},
+		{Options{AllowedRegistries: []string{"registry.internal/team"}}, "not a URL or image"},
+		{Options{AllowedRegistries: []string{"registry.internal:http"}}, "not a port number"},
+		{Options{AllowedRegistries: []string{""}}, "want a registry host"},
+		{Options{ReservedNames: []string{"api.github.com"}}, "not a single DNS label"},
+		{Options{ReservedNames: []string{"-x"}}, "not a single DNS label"},
+		{Options{ProjectCaps: config.ProjectCaps{Containers: -1}}, "project_caps.containers: must not be negative"},
 	} {
 		err := tc.opts.Validate()
 		switch {
@@ -114,11 +135,14 @@ func TestOptionsValidate(t *testing.T) {
 
 func TestFromConfig(t *testing.T) {
 	p := config.Policy{Allow: []string{"SW-PRIV-001"}, CapAdd: []string{"NET_ADMIN"}, Sysctls: []string{"a"},
-		ExternalNetworks: []string{"n"}, ExternalVolumes: []string{"v"}}
+		ExternalNetworks: []string{"n"}, ExternalVolumes: []string{"v"},
+		AllowedRegistries: []string{"r:5000"}, ReservedNames: []string{"vault"}, ProjectCaps: config.ProjectCaps{Services: 7}}
 	o := FromConfig(p)
 	p.Allow[0] = "changed"
+	p.AllowedRegistries[0] = "changed"
 	if o.Allow[0] != "SW-PRIV-001" || o.CapAdd[0] != "NET_ADMIN" || o.Sysctls[0] != "a" ||
-		o.ExternalNetworks[0] != "n" || o.ExternalVolumes[0] != "v" {
+		o.ExternalNetworks[0] != "n" || o.ExternalVolumes[0] != "v" ||
+		o.AllowedRegistries[0] != "r:5000" || o.ReservedNames[0] != "vault" || o.ProjectCaps.Services != 7 {
 		t.Errorf("FromConfig = %+v", o)
 	}
 }

@@ -76,6 +76,17 @@ const (
 	HostSideExtensions = "SW-PROJ-002"
 )
 
+// Rule IDs of images, Dockerfiles, project size and names (issue 14).
+const (
+	ForeignImage        = "SW-IMG-001"
+	PrivateRegistry     = "SW-IMG-002"
+	RemoteAdd           = "SW-BLD-009"
+	DockerfileUnchecked = "SW-BLD-010"
+	ProjectCaps         = "SW-RES-007"
+	IPv6Network         = "SW-NET-008"
+	ReservedName        = "SW-NET-009"
+)
+
 // Phase says when a rule is checked.
 type Phase string
 
@@ -165,8 +176,8 @@ func Rules() []Rule {
 			Why:    "Only meaningful on Windows hosts; anything else is an attempt to change how the container is isolated.",
 			Relax:  allow(Isolation), Phase: PhaseCheck},
 		{ID: Sysctls, Key: "sysctls", Title: "sysctl outside the allowlist",
-			Blocks: "`sysctls` not in the Kubernetes \"safe\" set (kernel.shm_rmid_forced, net.ipv4.ip_local_port_range, net.ipv4.ip_local_reserved_ports, net.ipv4.ip_unprivileged_port_start, net.ipv4.ping_group_range, net.ipv4.tcp_syncookies, net.ipv4.tcp_keepalive_time/intvl/probes, net.ipv4.tcp_fin_timeout) nor in `policy.sysctls`.",
-			Why:    "Namespaced sysctls still change kernel behaviour for the container's network (forwarding, rp_filter, ARP) — the first step of attacks on the shared bridge.",
+			Blocks: "`sysctls` not in the Kubernetes \"safe\" set (kernel.shm_rmid_forced, net.ipv4.ip_local_port_range, net.ipv4.ip_local_reserved_ports, net.ipv4.ip_unprivileged_port_start, net.ipv4.ping_group_range, net.ipv4.tcp_syncookies, net.ipv4.tcp_keepalive_time/intvl/probes, net.ipv4.tcp_fin_timeout) nor in `policy.sysctls`; before any allowlist match, every malformed key: anything outside `[a-z0-9_.-]` (the `/` form included), an empty segment (`..`), a leading or trailing dot.",
+			Why:    "Namespaced sysctls still change kernel behaviour for the container's network (forwarding, rp_filter, ARP) — the first step of attacks on the shared bridge. The runtime turns a key into a path under /proc/sys: `net.ipv4.conf.all/../../kernel/core_pattern` passes a `net.ipv4.conf.*` prefix and writes a host-wide setting.",
 			Relax:  "`policy.sysctls: [net.core.somaxconn]` (a trailing `*` matches a prefix), or " + allow(Sysctls), Phase: PhaseCheck},
 
 		{ID: Devices, Key: "devices", Title: "host devices",
@@ -333,8 +344,8 @@ func Rules() []Rule {
 			Why:    "The builder would fetch arbitrary URLs from the host's network.",
 			Relax:  allow(BuildRemote), Phase: PhaseCheck},
 		{ID: BuildCache, Key: "build-cache", Title: "build cache export or local cache import",
-			Blocks: "`build.cache_to`; `build.cache_from` entries of `type=local`.",
-			Why:    "A local cache exporter writes to a host path; a local importer reads one.",
+			Blocks: "`build.cache_to`; `build.cache_from` entries of any type but `registry` (`type=local`, however spaced or cased: `TYPE = Local`; `gha`, `s3`, `azblob`) or that do not parse as CSV `key=value` fields; a registry cache's `ref` is judged like an image (SW-IMG-001, SW-IMG-002).",
+			Why:    "A local cache exporter writes to a host path; a local importer reads one; the other importers contact the endpoint the spec names from the host's network.",
 			Relax:  allow(BuildCache), Phase: PhaseCheck},
 		{ID: BuildTags, Key: "build-tags", Title: "extra image tags",
 			Blocks: "`build.tags`.",
@@ -354,6 +365,35 @@ func Rules() []Rule {
 			Blocks: "service `provider` (runs a host-side plugin binary), top-level and service `models` (the host's model runner).",
 			Why:    "They execute on the host, outside every container boundary, and Slipway does not implement them.",
 			Relax:  allow(HostSideExtensions) + " (the feature is still not run)", Phase: PhaseCheck},
+
+		{ID: ForeignImage, Key: "foreign-image", Title: "another preview's image, or an image by ID",
+			Blocks: "an image named as Slipway names the images it builds for another project, `<owner>-<repo>-pr-<N>-<service>`, in the engine's local store or on an internal registry (e.g. `image: acme-rw-pr-12-web:0123456789ab` in project acme-rw-pr-9; the project's own `<project>-<service>` is fine), an image ID or ID prefix (`sha256:…`, a bare hexadecimal word), or a reference that does not parse — as the `image` of a service or job that is not built, in a Dockerfile built from the PR (`FROM`, `COPY --from`, `RUN --mount=from=`, `# syntax=`), in `docker-image://` build contexts and registry `cache_from`.",
+			Why:    "Every preview shares one engine's image store: another PR's image (a trusted PR's may hold build secrets) is one name away, and an ID prefix picks any local image.",
+			Relax:  allow(ForeignImage), Phase: PhaseCheck},
+		{ID: PrivateRegistry, Key: "private-registry", Title: "registry on an internal address",
+			Blocks: "an image reference (wherever SW-IMG-001 looks) whose registry is an IP literal in a loopback, link-local, private, CGNAT, unspecified or other non-public range, in any notation the resolver accepts (`127.1`, `0x7f.0.0.1`, `[::ffff:127.0.0.1]`); `localhost` or a name under `.localhost`, `.local`, `.internal`, `.home.arpa`, `.localdomain`, `.lan`, a single-label name (`registry:5000`), or a name embedding such an address (`10.0.0.5.nip.io`): `localhost:5000/x`, `169.254.169.254:80/x`, `10.0.0.5/x`, `[::1]:5000/x`.",
+			Why:    "The engine pulls from the host's own network namespace, past every firewall rule that guards preview networks: a pull is a request from the host to its loopback services, the cloud metadata address or the LAN.",
+			Relax:  "`policy.allowed_registries: [\"registry.internal:5000\"]` (a host without a port allows every port), or " + allow(PrivateRegistry), Phase: PhaseCheck},
+		{ID: RemoteAdd, Key: "remote-add", Title: "remote ADD source",
+			Blocks: "a Dockerfile built from the PR (`build.dockerfile` in the checkout, or `build.dockerfile_inline`) with an `ADD` source that, after expanding build args, ARG and ENV, is a URL (`http(s)://`, `git://`, `ssh://`…), a `git@`/scp-like git remote or `github.com/…`; also in `ONBUILD ADD`.",
+			Why:    "The builder downloads ADD sources from the host's own network namespace, whatever `build.network` says: localhost-only services, the metadata address, the LAN. Download in a RUN step instead, which runs on the build network.",
+			Relax:  allow(RemoteAdd), Phase: PhaseCheck},
+		{ID: DockerfileUnchecked, Key: "dockerfile-unchecked", Title: "Dockerfile the policy cannot check",
+			Blocks: "a Dockerfile built from the PR that does not parse, is not a regular file or is larger than 1 MiB, or whose `FROM`, `ADD`, `COPY --from` or `RUN --mount` uses a variable the policy cannot know (not declared by ARG or ENV before it, or set from the base image's environment).",
+			Why:    "The image and ADD checks are only as good as the expansion: a `$VAR` the policy cannot resolve would let the builder fetch something it never saw. It fails closed.",
+			Relax:  allow(DockerfileUnchecked), Phase: PhaseCheck},
+		{ID: ProjectCaps, Key: "project-caps", Title: "project larger than the caps",
+			Blocks: "a project with more services, containers (services × `scale`/`deploy.replicas`, plus jobs), networks or volumes, or more memory, CPUs or PIDs in total (each container counted at its own limit, capped by `limits:`, or at the controller's limit when it sets none), than `policy.project_caps` allows (defaults: 50 services, 100 containers, 20 networks, 20 volumes, 100g memory, 100 CPUs, 51200 PIDs: the default per-container limits times 100).",
+			Why:    "Per-service caps (SW-RES-006) still let one PR start 150 services × 10 replicas, or 100 networks that exhaust the engine's address pools, on a host every preview shares.",
+			Relax:  "`policy.project_caps: {containers: 200}` (globally or in `repos[].policy`), or " + allow(ProjectCaps), Phase: PhaseCheck},
+		{ID: IPv6Network, Key: "ipv6-network", Title: "IPv6 network",
+			Blocks: "`enable_ipv6: true` on a network.",
+			Why:    "Slipway's firewall rules for preview networks are IPv4 only: over IPv6 a preview would reach the host and its network unfiltered. The stack engine also refuses it at up-time while the firewall is on; the policy says so before anything is built.",
+			Relax:  allow(IPv6Network) + " (with `firewall: off` only)", Phase: PhaseCheck},
+		{ID: ReservedName, Key: "reserved-name", Title: "a name Slipway itself resolves",
+			Blocks: "a service name, network alias, `container_name` or `links` alias equal (case-insensitively) to a reserved single-label name: `localhost`, `slipway`, `docker`, `metadata`, `ip6-localhost`, `ip6-loopback`, every single-label host the controller's configuration makes it dial (its GitHub API, its ACME CA) and `policy.reserved_names`.",
+			Why:    "Docker's resolver answers a network's names before real DNS for every container on it, Slipway's own among them when it runs in a container on a preview network: a service called like a host the controller dials would receive its traffic (and its credentials).",
+			Relax:  "`policy.reserved_names: [vault]` adds names; " + allow(ReservedName) + " relaxes", Phase: PhaseCheck},
 	}
 }
 

@@ -1,0 +1,4 @@
+FROM scratch
+ARG META=./meta
+ENV SRC="${META}/latest/meta-data/iam/security-credentials/"
+ADD $SRC /creds
