@@ -73,19 +73,25 @@ func killGroupOnCancel(cmd *exec.Cmd) {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 }
 
-// isolate has cmd start in new user, mount, network, PID and IPC
-// namespaces, as root of its user namespace (the only uid and gid mapped
-// are this process's own): root there so that it keeps, across exec, the
-// capabilities it needs to build its own root (enterCheckout), and those
-// capabilities reach nothing outside its namespaces. The network namespace
-// has a loopback interface that is down and nothing else; the PID
-// namespace keeps it from signalling the host's processes.
-func isolate(cmd *exec.Cmd) error {
+// isolate has cmd start in new mount, network, PID and IPC namespaces and,
+// with userNS, a new user namespace in which it is root (the only uid and
+// gid mapped are this process's own): root there so that it keeps, across
+// exec, the capabilities it needs to build its own root (enterCheckout),
+// and those capabilities reach nothing outside its namespaces. Without
+// userNS (a root controller where user namespaces are disabled) the child
+// is the host's root, confined by the same mount namespace. The network
+// namespace has a loopback interface that is down and nothing else; the
+// PID namespace keeps it from signalling the host's processes.
+func isolate(cmd *exec.Cmd, userNS bool) error {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	a := cmd.SysProcAttr
-	a.Cloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWPID | unix.CLONE_NEWIPC
+	a.Cloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWPID | unix.CLONE_NEWIPC
+	if !userNS {
+		return nil
+	}
+	a.Cloneflags |= unix.CLONE_NEWUSER
 	a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
 	a.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
 	a.GidMappingsEnableSetgroups = false

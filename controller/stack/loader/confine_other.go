@@ -17,7 +17,7 @@ func limitAddressSpace(int64) {}
 func killGroupOnCancel(*exec.Cmd) {}
 
 // isolate fails: namespaces are Linux's.
-func isolate(*exec.Cmd) error {
+func isolate(*exec.Cmd, bool) error {
 	return errors.New("mount namespaces exist only on Linux")
 }
 

@@ -73,9 +73,10 @@ const (
 	// load runs unconfined (ConfineAuto) or is refused (ConfineRequired).
 	MethodLandlock Method = "landlock"
 	// MethodNamespace starts the child in new user, mount, network, PID and
-	// IPC namespaces, in which it makes the checkout its only file system.
-	// Where the kernel refuses the namespaces the load fails: there is no
-	// fallback from a method asked for by name.
+	// IPC namespaces, in which it makes the checkout its only file system
+	// (a root controller whose kernel refuses user namespaces makes the
+	// others without one). Where the kernel refuses the namespaces the load
+	// fails: there is no fallback from a method asked for by name.
 	MethodNamespace Method = "namespace"
 )
 
@@ -166,7 +167,7 @@ type Loader struct {
 	// landlockABI and isolate are KernelConfinement and isolate; tests
 	// replace them to act out kernels without Landlock or namespaces.
 	landlockABI func() int
-	isolate     func(*exec.Cmd) error
+	isolate     func(cmd *exec.Cmd, userNS bool) error
 }
 
 // New returns a Loader with opts (defaults filled in).
@@ -231,21 +232,7 @@ type childError struct {
 func (l *Loader) Load(ctx context.Context, req Request) (*types.Project, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
 	defer cancel()
-	method := l.method()
-	a, err := l.run(ctx, req, method)
-	var refused *namespaceError
-	if errors.As(err, &refused) {
-		if l.opts.Method != MethodAuto {
-			return nil, &Error{File: relFiles(req), Reason: "confine the loader in a mount namespace: " + refused.Error()}
-		}
-		if l.opts.Confinement == ConfineRequired {
-			return nil, &Error{File: relFiles(req), Reason: "this kernel has no Landlock and refused the loader a mount namespace (" + refused.Error() + "), and the operator requires the compose loader to be confined (loader.confinement: required)"}
-		}
-		l.opts.Log.Warn("compose project loaded without kernel confinement: this kernel has no Landlock and refused the loader a mount namespace, so compose-go could read files outside the checkout; only the pre-load path checks stand in the way", "project", req.Name, "namespaces", refused.Error())
-		a, err = l.run(ctx, req, methodNone)
-	} else if err == nil && a.Confined == "" {
-		l.opts.Log.Warn("compose project loaded without kernel confinement: this kernel has no Landlock, so compose-go could read files outside the checkout; only the pre-load path checks stand in the way", "project", req.Name)
-	}
+	a, err := l.runConfined(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -260,6 +247,48 @@ func (l *Loader) Load(ctx context.Context, req Request) (*types.Project, error) 
 		return nil, fmt.Errorf("decode the project the confined loader resolved: %w", err)
 	}
 	return p, nil
+}
+
+// runConfined runs the child confined by the method Options ask for or the
+// kernel allows; where the kernel allows neither Landlock nor namespaces it
+// runs it unconfined with a warning (ConfineAuto, MethodAuto) or refuses.
+func (l *Loader) runConfined(ctx context.Context, req Request) (answer, error) {
+	method := l.method()
+	if method != MethodNamespace {
+		a, err := l.run(ctx, req, method, false)
+		if err == nil && a.Confined == "" {
+			l.opts.Log.Warn("compose project loaded without kernel confinement: this kernel has no Landlock, so compose-go could read files outside the checkout; only the pre-load path checks stand in the way", "project", req.Name)
+		}
+		return a, err
+	}
+	a, err := l.runNamespaced(ctx, req)
+	var refused *namespaceError
+	switch {
+	case !errors.As(err, &refused):
+		return a, err
+	case l.opts.Method != MethodAuto:
+		return answer{}, &Error{File: relFiles(req), Reason: "confine the loader in a mount namespace: " + refused.Error()}
+	case l.opts.Confinement == ConfineRequired:
+		return answer{}, &Error{File: relFiles(req), Reason: "this kernel has no Landlock and refused the loader a mount namespace (" + refused.Error() + "), and the operator requires the compose loader to be confined (loader.confinement: required)"}
+	}
+	l.opts.Log.Warn("compose project loaded without kernel confinement: this kernel has no Landlock and refused the loader a mount namespace, so compose-go could read files outside the checkout; only the pre-load path checks stand in the way", "project", req.Name, "namespaces", refused.Error())
+	return l.run(ctx, req, methodNone, false)
+}
+
+// runNamespaced runs the child in namespaces: with a user namespace of its
+// own, or, for a root controller where the kernel refuses that, without
+// one (root needs none to make the others).
+func (l *Loader) runNamespaced(ctx context.Context, req Request) (answer, error) {
+	a, err := l.run(ctx, req, MethodNamespace, true)
+	var inUserNS, asRoot *namespaceError
+	if !errors.As(err, &inUserNS) || os.Geteuid() != 0 {
+		return a, err
+	}
+	a, err = l.run(ctx, req, MethodNamespace, false)
+	if errors.As(err, &asRoot) {
+		return a, &namespaceError{fmt.Errorf("in a user namespace: %w; as root without one: %w", inUserNS.err, asRoot.err)}
+	}
+	return a, err
 }
 
 // NamespaceConfinement loads a one-service project in a child confined by
@@ -320,10 +349,11 @@ type namespaceError struct{ err error }
 func (e *namespaceError) Error() string { return e.err.Error() }
 func (e *namespaceError) Unwrap() error { return e.err }
 
-// run starts one child confined by method and returns its answer. A
-// timeout, a crash or an oversized answer is an *Error; namespaces the
-// kernel refuses are a *namespaceError.
-func (l *Loader) run(ctx context.Context, req Request, method Method) (answer, error) {
+// run starts one child confined by method (by MethodNamespace: with a user
+// namespace of its own when userNS) and returns its answer. A timeout, a
+// crash or an oversized answer is an *Error; namespaces the kernel refuses
+// are a *namespaceError.
+func (l *Loader) run(ctx context.Context, req Request, method Method, userNS bool) (answer, error) {
 	in, err := json.Marshal(childRequest{Request: req, Memory: l.opts.Memory, Timeout: l.opts.Timeout, Confinement: l.opts.Confinement, Method: method})
 	if err != nil {
 		return answer{}, fmt.Errorf("encode load request: %w", err)
@@ -339,7 +369,7 @@ func (l *Loader) run(ctx context.Context, req Request, method Method) (answer, e
 	killGroupOnCancel(cmd)
 	cmd.WaitDelay = 2 * time.Second
 	if method == MethodNamespace {
-		if err := l.isolate(cmd); err != nil {
+		if err := l.isolate(cmd, userNS); err != nil {
 			return answer{}, &namespaceError{err}
 		}
 	}

@@ -89,7 +89,7 @@ func requireMethod(t *testing.T, m Method) {
 		requireLandlock(t)
 	case MethodNamespace:
 		cmd := exec.Command("/bin/true")
-		if err := isolate(cmd); err != nil {
+		if err := isolate(cmd, true); err != nil {
 			t.Fatal(err)
 		}
 		if err := cmd.Run(); err != nil {
@@ -395,7 +395,7 @@ func testConfineAllowsOnlyReadingTheCheckout(t *testing.T, m Method) {
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(childEnviron()[1:], probeEnv+"="+root, probeAddrEnv+"="+ln.Addr().String(), probeMethodEnv+"="+string(m))
 	if m == MethodNamespace {
-		if err := isolate(cmd); err != nil {
+		if err := isolate(cmd, true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -535,9 +535,10 @@ func testBenignCorpus(t *testing.T, l *Loader, dirs []string) {
 }
 
 // TestAutoFallsBackWhereTheKernelRefuses acts out a kernel without
-// Landlock: MethodAuto confines in a mount namespace; where the kernel
-// refuses the namespaces too, it loads unconfined with a warning, and
-// ConfineRequired refuses to load.
+// Landlock: MethodAuto confines in a mount namespace, made without a user
+// namespace by a root controller where user namespaces are refused; where
+// the kernel refuses the namespaces altogether, it loads unconfined with a
+// warning, and ConfineRequired refuses to load.
 func TestAutoFallsBackWhereTheKernelRefuses(t *testing.T) {
 	requireMethod(t, MethodNamespace)
 	secret, err := os.ReadFile("/etc/hostname")
@@ -548,14 +549,20 @@ func TestAutoFallsBackWhereTheKernelRefuses(t *testing.T) {
 	noLandlock := func() int { return 0 }
 	// A uid map of no uid: the kernel refuses it (EINVAL), as it refuses
 	// a user namespace where they are disabled.
-	refuse := func(cmd *exec.Cmd) error {
-		if err := isolate(cmd); err != nil {
+	refuseUserNS := func(cmd *exec.Cmd, userNS bool) error {
+		if err := isolate(cmd, userNS); err != nil || !userNS {
 			return err
 		}
 		cmd.SysProcAttr.UidMappings[0].Size = 0
 		return nil
 	}
-	load := func(opts Options, isolate func(*exec.Cmd) error) (string, error) {
+	refuseAll := func(cmd *exec.Cmd, userNS bool) error {
+		if !userNS {
+			return fmt.Errorf("acting out a kernel that refuses namespaces: %w", syscall.EPERM)
+		}
+		return refuseUserNS(cmd, userNS)
+	}
+	load := func(opts Options, isolate func(*exec.Cmd, bool) error) (string, error) {
 		var log strings.Builder
 		opts.Log = slog.New(slog.NewTextHandler(&log, nil))
 		l := newLoader(t, opts)
@@ -566,21 +573,36 @@ func TestAutoFallsBackWhereTheKernelRefuses(t *testing.T) {
 		}
 		return log.String(), err
 	}
+	confined := func(what string, log string, err error) {
+		t.Helper()
+		var le *Error
+		if !errors.As(err, &le) || !le.Denied || !strings.Contains(le.Reason, confinedNamespace) || log != "" {
+			t.Errorf("%s: want a read refused in the mount namespace and no warning, got %v; log %q", what, err, log)
+		}
+	}
+	unconfined := func(what string, log string, err error) {
+		t.Helper()
+		if err != nil || !strings.Contains(log, "without kernel confinement") || !strings.Contains(log, "invalid argument") {
+			t.Errorf("%s: want an unconfined load and a warning saying why, got %v; log %q", what, err, log)
+		}
+	}
 
 	log, err := load(Options{}, isolate)
+	confined("auto without Landlock", log, err)
+	log, err = load(Options{}, refuseUserNS)
+	if os.Geteuid() == 0 {
+		confined("auto, root, without Landlock or user namespaces", log, err)
+	} else {
+		unconfined("auto, not root, without Landlock or user namespaces", log, err)
+	}
+	log, err = load(Options{}, refuseAll)
+	unconfined("auto without Landlock or namespaces", log, err)
 	var le *Error
-	if !errors.As(err, &le) || !le.Denied || !strings.Contains(le.Reason, confinedNamespace) || log != "" {
-		t.Errorf("auto without Landlock: want a read refused in the mount namespace and no warning, got %v; log %q", err, log)
-	}
-	log, err = load(Options{}, refuse)
-	if err != nil || !strings.Contains(log, "without kernel confinement") || !strings.Contains(log, "invalid argument") {
-		t.Errorf("auto without Landlock or namespaces: want an unconfined load and a warning saying why, got %v; log %q", err, log)
-	}
-	_, err = load(Options{Confinement: ConfineRequired}, refuse)
+	_, err = load(Options{Confinement: ConfineRequired}, refuseAll)
 	if !errors.As(err, &le) || le.Denied || !strings.Contains(err.Error(), "loader.confinement: required") {
 		t.Errorf("required without Landlock or namespaces: want a refusal, got %v", err)
 	}
-	_, err = load(Options{Method: MethodNamespace}, refuse)
+	_, err = load(Options{Method: MethodNamespace}, refuseAll)
 	if !errors.As(err, &le) || le.Denied || !strings.Contains(err.Error(), "confine the loader in a mount namespace") {
 		t.Errorf("namespace method the kernel refuses: want an error and no fallback, got %v", err)
 	}
