@@ -88,7 +88,11 @@ func requireMethod(t *testing.T, m Method) {
 	case MethodLandlock:
 		requireLandlock(t)
 	case MethodNamespace:
-		cmd := exec.Command("/bin/true")
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(exe, "-test.run=^$")
 		if err := isolate(cmd, true); err != nil {
 			t.Fatal(err)
 		}
