@@ -30,6 +30,9 @@ type childRequest struct {
 	Memory      int64         `json:"memory"`
 	Timeout     time.Duration `json:"timeout"`
 	Confinement Confinement   `json:"confinement"`
+	// Method is how the child confines itself: MethodLandlock,
+	// MethodNamespace (it was started in new namespaces) or methodNone.
+	Method Method `json:"method"`
 }
 
 func init() {
@@ -72,7 +75,11 @@ func runChild(stdin io.Reader, stdout io.Writer) int {
 		time.AfterFunc(req.Timeout+time.Second, func() { os.Exit(2) })
 	}
 
-	confined, err := confine(req.Root)
+	confined, err := confineBy(req.Method, req.Root)
+	if err != nil && req.Method == MethodNamespace {
+		out.reply(answer{Setup: err.Error()})
+		return 0
+	}
 	if err != nil {
 		out.reply(answer{Error: &childError{Message: "confine the loader: " + err.Error()}})
 		return 0
@@ -83,7 +90,7 @@ func runChild(stdin io.Reader, stdout io.Writer) int {
 	}
 	project, err := loadCompose(context.Background(), req.Request)
 	if err != nil {
-		out.reply(answer{Confined: confined, Error: describe(err, req.Root)})
+		out.reply(answer{Confined: confined, Error: describe(err, req.Root, confined == confinedNamespace)})
 		return 0
 	}
 	b, err := encodeProject(project)
@@ -93,6 +100,25 @@ func runChild(stdin io.Reader, stdout io.Writer) int {
 	}
 	out.reply(answer{Confined: confined, Project: b})
 	return 0
+}
+
+// confinedNamespace is answer.Confined for a child confined by
+// enterCheckout.
+const confinedNamespace = "mount namespace"
+
+// confineBy confines this process to reading root by method and says what
+// it enforced ("" for nothing).
+func confineBy(method Method, root string) (string, error) {
+	switch method {
+	case MethodNamespace:
+		if err := enterCheckout(root); err != nil {
+			return "", err
+		}
+		return confinedNamespace, nil
+	case MethodLandlock, "":
+		return confine(root)
+	}
+	return "", nil
 }
 
 // limitMemory bounds the child's memory: a soft limit that makes the
@@ -146,24 +172,28 @@ func loadCompose(ctx context.Context, req Request) (*projectModel, error) {
 }
 
 // deniedPath matches the path of a refused open in an error compose-go
-// flattened to text.
-var deniedPath = regexp.MustCompile(`(?:open|read|lstat|stat) (\S+?):? permission denied`)
+// flattened to text; missingPath that of a file that is not there, as the
+// fs package or compose-go's dotenv package says it.
+var (
+	deniedPath  = regexp.MustCompile(`(?:open|read|lstat|stat) (\S+?):? permission denied`)
+	missingPath = regexp.MustCompile(`(?:open|read|lstat|stat) (\S+?):? no such file or directory|couldn't (?:find|read) env file: (\S+)`)
+)
 
 // describe turns a load error into the child's answer. A read the kernel
 // refused is named by its path when that path lies outside the checkout,
-// and the message is not passed on: it could quote the file.
-func describe(err error, root string) *childError {
-	var path string
-	var pe *fs.PathError
-	if errors.As(err, &pe) && errors.Is(pe.Err, fs.ErrPermission) {
-		path = pe.Path
-	} else if m := deniedPath.FindStringSubmatch(err.Error()); m != nil {
-		path = m[1]
+// and the message is not passed on: it could quote the file. In a mount
+// namespace (inNamespace) a file outside the checkout is not refused but
+// missing, so a missing file outside the checkout counts as refused too:
+// that is what the host's file would have been.
+func describe(err error, root string, inNamespace bool) *childError {
+	path := failedPath(err, fs.ErrPermission, deniedPath)
+	if path == "" && inNamespace {
+		path = failedPath(err, fs.ErrNotExist, missingPath)
 	}
 	if path == "" {
 		return &childError{Message: err.Error()}
 	}
-	if real, ok := resolve(path); ok && real != path && !inside(root, real) {
+	if real := resolve(path); real != path && !inside(root, real) {
 		return &childError{Message: "read refused", Denied: path + " (resolves to " + real + ")"}
 	}
 	if !inside(root, path) {
@@ -172,19 +202,59 @@ func describe(err error, root string) *childError {
 	return &childError{Message: err.Error()}
 }
 
+// failedPath is the path of the *fs.PathError in err that failed with
+// kind, or else the one named by the first match of the text pattern.
+func failedPath(err, kind error, text *regexp.Regexp) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && errors.Is(pe.Err, kind) {
+		return pe.Path
+	}
+	m := text.FindStringSubmatch(err.Error())
+	for i := 1; i < len(m); i++ {
+		if m[i] != "" {
+			return m[i]
+		}
+	}
+	return ""
+}
+
 // inside reports whether p, with the symlinks that can be read followed, is
-// root or below it. Landlock leaves lstat and readlink alone, so the
+// root or below it. Landlock leaves lstat and readlink alone, and in the
+// mount namespace the checkout's symlinks are there to read, so the
 // resolution works inside the sandbox.
 func inside(root, p string) bool {
-	if real, ok := resolve(p); ok {
-		p = real
-	}
-	rel, err := filepath.Rel(root, p)
+	rel, err := filepath.Rel(root, resolve(p))
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && !filepath.IsAbs(rel)
 }
 
-// resolve follows the symlinks of p as far as they can be read.
-func resolve(p string) (string, bool) {
-	real, err := filepath.EvalSymlinks(p)
-	return real, err == nil
+// resolve follows the symlinks of the absolute path p as far as they can
+// be read and appends the rest as written: a symlink to a file that is not
+// there (the host's, seen from the mount namespace) resolves to the path it
+// names.
+func resolve(p string) string {
+	if !filepath.IsAbs(p) {
+		return p
+	}
+	todo := strings.Split(p[1:], "/")
+	done := "/"
+	for hops := 0; len(todo) > 0; {
+		name := todo[0]
+		todo = todo[1:]
+		next := filepath.Join(done, name)
+		target, err := os.Readlink(next)
+		if err != nil {
+			// Not a symlink, or not there: keep the name as it is.
+			done = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return filepath.Join(append([]string{next}, todo...)...)
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(done, target)
+		}
+		todo = append(strings.Split(strings.TrimPrefix(filepath.Clean(target), "/"), "/"), todo...)
+		done = "/"
+	}
+	return done
 }

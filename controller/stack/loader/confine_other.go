@@ -2,7 +2,10 @@
 
 package loader
 
-import "os/exec"
+import (
+	"errors"
+	"os/exec"
+)
 
 // KernelConfinement is 0: only Linux has Landlock.
 func KernelConfinement() int { return 0 }
@@ -12,3 +15,14 @@ func confine(string) (string, error) { return "", nil }
 func limitAddressSpace(int64) {}
 
 func killGroupOnCancel(*exec.Cmd) {}
+
+// isolate fails: namespaces are Linux's.
+func isolate(*exec.Cmd, bool) error {
+	return errors.New("mount namespaces exist only on Linux")
+}
+
+func namespacesRefused(error) bool { return false }
+
+func enterCheckout(string) error {
+	return errors.New("mount namespaces exist only on Linux")
+}

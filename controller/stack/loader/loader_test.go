@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
 )
 
 // The child is this test binary (see init in child.go).
@@ -70,6 +73,45 @@ func requireLandlock(t *testing.T) {
 		// The development and CI machines have Landlock: a missing one is
 		// a broken environment there, not a reason to pass silently.
 		t.Fatal("this kernel has no Landlock; the confinement tests need it")
+	}
+}
+
+// methods are the confinement methods every confinement test runs with.
+var methods = []Method{MethodLandlock, MethodNamespace}
+
+// requireMethod fails the test when this machine cannot confine by m. CI
+// (root, or user namespaces allowed) has both; a developer's machine with
+// user namespaces disabled skips the namespace cases, saying so.
+func requireMethod(t *testing.T, m Method) {
+	t.Helper()
+	switch m {
+	case MethodLandlock:
+		requireLandlock(t)
+	case MethodNamespace:
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(exe, "-test.run=^$")
+		if err := isolate(cmd, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Run(); err != nil {
+			if os.Getenv("CI") == "" && namespacesRefused(err) {
+				t.Skipf("this kernel refuses user namespaces (%v); the namespace cases need them", err)
+			}
+			t.Fatalf("start a process in new namespaces: %v", err)
+		}
+	}
+}
+
+// forEachMethod runs f as one subtest per confinement method.
+func forEachMethod(t *testing.T, f func(t *testing.T, m Method)) {
+	for _, m := range methods {
+		t.Run(string(m), func(t *testing.T) {
+			requireMethod(t, m)
+			f(t, m)
+		})
 	}
 }
 
@@ -138,25 +180,32 @@ secrets:
 	if err != nil {
 		t.Fatalf("load in process: %v", err)
 	}
-	got, err := newLoader(t, Options{}).Load(context.Background(), req)
-	if err != nil {
-		t.Fatalf("confined load: %v", err)
-	}
-	wantProject, err := decodeProject(mustEncode(t, want))
-	if err != nil {
+	if _, err := decodeProject(mustEncode(t, want)); err != nil {
 		t.Fatal(err)
 	}
-	_ = wantProject
+	forEachMethod(t, func(t *testing.T, m Method) {
+		got, err := newLoader(t, Options{Method: m}).Load(context.Background(), req)
+		if err != nil {
+			t.Fatalf("confined load: %v", err)
+		}
+		sameProject(t, got, want)
+		if _, ok := got.Extensions["x-slipway"]; !ok {
+			t.Errorf("x-slipway extension lost on the way: %v", got.Extensions)
+		}
+		if got.Services["web"].Environment["FROM_FILE"] == nil {
+			t.Errorf("env_file inside the checkout was not read: %v", got.Services["web"].Environment)
+		}
+	})
+}
+
+// sameProject compares what the child resolved with what compose-go
+// resolved in this process.
+func sameProject(t *testing.T, got *types.Project, want *projectModel) {
+	t.Helper()
 	gotJSON, _ := got.MarshalJSON()
 	wantJSON := []byte(want.Project)
 	if string(gotJSON) != string(wantJSON) {
 		t.Errorf("the confined loader's project differs from compose-go's:\n got  %s\n want %s", gotJSON, wantJSON)
-	}
-	if _, ok := got.Extensions["x-slipway"]; !ok {
-		t.Errorf("x-slipway extension lost on the way: %v", got.Extensions)
-	}
-	if got.Services["web"].Environment["FROM_FILE"] == nil {
-		t.Errorf("env_file inside the checkout was not read: %v", got.Services["web"].Environment)
 	}
 }
 
@@ -165,7 +214,6 @@ secrets:
 // file hides a path. There is no pre-load check here: only the kernel
 // stands between compose-go and the file.
 func TestConfinementRefusesHostFiles(t *testing.T) {
-	requireLandlock(t)
 	secret, err := os.ReadFile("/etc/hostname")
 	if err != nil || len(strings.TrimSpace(string(secret))) == 0 {
 		t.Fatalf("need a readable, non-empty /etc/hostname: %v", err)
@@ -196,32 +244,73 @@ func TestConfinementRefusesHostFiles(t *testing.T) {
 		"extends override tag": {
 			"compose.yaml": "services:\n  web:\n    extends: !override {file: /etc/hostname, service: x}\n"},
 	}
-	l := newLoader(t, Options{})
-	for name, files := range cases {
-		t.Run(name, func(t *testing.T) {
-			root := checkout(t, files)
-			p, err := l.Load(context.Background(), request(root))
-			if err == nil {
-				t.Fatalf("loaded: %+v", p.Services)
-			}
-			if strings.Contains(err.Error(), strings.TrimSpace(string(secret))) {
-				t.Fatalf("the error quotes the host file: %v", err)
-			}
-			var le *Error
-			if !errors.As(err, &le) || !le.Denied {
-				t.Fatalf("want a read refused by the kernel, got %v", err)
-			}
-			if !strings.Contains(le.File, "/etc/hostname") {
-				t.Errorf("error names %q, want the host file", le.File)
-			}
-		})
+	forEachMethod(t, func(t *testing.T, m Method) {
+		l := newLoader(t, Options{Method: m})
+		for name, files := range cases {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				root := checkout(t, files)
+				p, err := l.Load(context.Background(), request(root))
+				if err == nil && m == MethodNamespace && name == "dotenv symlink" {
+					// compose-go skips a .env that is not there, and in
+					// the namespace the host's file is not: nothing read.
+					if b, _ := p.MarshalJSON(); strings.Contains(string(b), strings.TrimSpace(string(secret))) {
+						t.Fatalf("the project quotes the host file: %s", b)
+					}
+					return
+				}
+				if err == nil {
+					t.Fatalf("loaded: %+v", p.Services)
+				}
+				if strings.Contains(err.Error(), strings.TrimSpace(string(secret))) {
+					t.Fatalf("the error quotes the host file: %v", err)
+				}
+				var le *Error
+				if !errors.As(err, &le) || !le.Denied {
+					t.Fatalf("want a read refused by the kernel, got %v", err)
+				}
+				if !strings.Contains(le.File, "/etc/hostname") {
+					t.Errorf("error names %q, want the host file", le.File)
+				}
+				if want := refusal(confinedBy(m)); !strings.Contains(le.Reason, want) {
+					t.Errorf("reason %q: want it to say %q", le.Reason, want)
+				}
+			})
+		}
+	})
+}
+
+// confinedBy is what a child confined by m reports (without the ABI).
+func confinedBy(m Method) string {
+	if m == MethodNamespace {
+		return confinedNamespace
+	}
+	return "landlock"
+}
+
+// TestNamespaceTellsMissingFromRefused: in the mount namespace a file the
+// checkout lacks is reported as missing, with compose-go's message, and
+// only a file outside the checkout as refused.
+func TestNamespaceTellsMissingFromRefused(t *testing.T) {
+	requireMethod(t, MethodNamespace)
+	root := checkout(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    env_file: missing.env\n"})
+	_, err := newLoader(t, Options{Method: MethodNamespace}).Load(context.Background(), request(root))
+	var le *Error
+	if !errors.As(err, &le) || le.Denied || !strings.Contains(err.Error(), "missing.env") {
+		t.Errorf("want compose-go's error about the missing env file, got %v", err)
 	}
 }
 
 // TestConfinementEndsRunawayLoads: a file that never ends and one that is
 // too large end in an error, and a load beside them still succeeds.
 func TestConfinementEndsRunawayLoads(t *testing.T) {
-	requireLandlock(t)
+	forEachMethod(t, func(t *testing.T, m Method) {
+		t.Parallel()
+		testRunawayLoads(t, Options{Method: m})
+	})
+}
+
+func testRunawayLoads(t *testing.T, opts Options) {
 	benign := checkout(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n"})
 
 	fifo := checkout(t, map[string]string{"compose.yaml": "include: [pipe.yaml]\nservices:\n  web:\n    image: busybox\n"})
@@ -244,8 +333,9 @@ func TestConfinementEndsRunawayLoads(t *testing.T) {
 
 	// The FIFO's writer never comes: only the timeout ends that load. It is
 	// short so the test is quick; nothing else here depends on it.
-	hang := newLoader(t, Options{Timeout: 3 * time.Second})
-	small := newLoader(t, Options{Memory: 256 << 20})
+	hang, small := opts, opts
+	hang.Timeout = 3 * time.Second
+	small.Memory = 256 << 20
 
 	var wg sync.WaitGroup
 	results := map[string]error{}
@@ -258,11 +348,11 @@ func TestConfinementEndsRunawayLoads(t *testing.T) {
 		mu.Unlock()
 	}
 	wg.Add(3)
-	go run("fifo", hang, fifo)
-	go run("zero", small, zero)
-	go run("huge", small, huge)
+	go run("fifo", newLoader(t, hang), fifo)
+	go run("zero", newLoader(t, small), zero)
+	go run("huge", newLoader(t, small), huge)
 	// While those run, the loader keeps serving other projects.
-	if _, err := newLoader(t, Options{}).Load(context.Background(), request(benign)); err != nil {
+	if _, err := newLoader(t, opts).Load(context.Background(), request(benign)); err != nil {
 		t.Errorf("benign load beside hostile ones: %v", err)
 	}
 	wg.Wait()
@@ -283,7 +373,10 @@ func TestConfinementEndsRunawayLoads(t *testing.T) {
 // test binary (see TestMain) and has it try what a hijacked loader would:
 // read inside and outside the checkout, write, and connect over TCP.
 func TestConfineAllowsOnlyReadingTheCheckout(t *testing.T) {
-	requireLandlock(t)
+	forEachMethod(t, testConfineAllowsOnlyReadingTheCheckout)
+}
+
+func testConfineAllowsOnlyReadingTheCheckout(t *testing.T, m Method) {
 	root := checkout(t, map[string]string{"inside.txt": "ok"})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -304,7 +397,12 @@ func TestConfineAllowsOnlyReadingTheCheckout(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = []string{probeEnv + "=" + root, probeAddrEnv + "=" + ln.Addr().String()}
+	cmd.Env = append(childEnviron()[1:], probeEnv+"="+root, probeAddrEnv+"="+ln.Addr().String(), probeMethodEnv+"="+string(m))
+	if m == MethodNamespace {
+		if err := isolate(cmd, true); err != nil {
+			t.Fatal(err)
+		}
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("probe: %v\n%s", err, out)
@@ -316,10 +414,17 @@ func TestConfineAllowsOnlyReadingTheCheckout(t *testing.T) {
 		}
 	}
 	want := map[string]string{
+		"confined":     confinedBy(m),
 		"read-inside":  "ok",
 		"read-outside": "refused",
+		"read-environ": "refused",
+		"list-root":    "refused",
 		"write-inside": "refused",
 		"dial":         "refused",
+	}
+	if m == MethodNamespace {
+		// The new root holds the checkout's path and nothing else.
+		want["list-root"] = strings.Split(root, "/")[1]
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("confined process could do:\n got  %v\n want %v", got, want)
@@ -327,34 +432,50 @@ func TestConfineAllowsOnlyReadingTheCheckout(t *testing.T) {
 }
 
 const (
-	probeEnv     = "SLIPWAY_LOADER_TEST_PROBE"
-	probeAddrEnv = "SLIPWAY_LOADER_TEST_PROBE_ADDR"
+	probeEnv       = "SLIPWAY_LOADER_TEST_PROBE"
+	probeAddrEnv   = "SLIPWAY_LOADER_TEST_PROBE_ADDR"
+	probeMethodEnv = "SLIPWAY_LOADER_TEST_PROBE_METHOD"
 )
 
 func TestMain(m *testing.M) {
 	if root := os.Getenv(probeEnv); root != "" {
-		probe(root, os.Getenv(probeAddrEnv))
+		probe(root, os.Getenv(probeAddrEnv), Method(os.Getenv(probeMethodEnv)))
 		return
 	}
 	os.Exit(m.Run())
 }
 
-// probe confines this process to root and reports what it can still do.
-func probe(root, addr string) {
-	if _, err := confine(root); err != nil {
+// probe confines this process to root by m and reports what it can still
+// do.
+func probe(root, addr string, m Method) {
+	confined, err := confineBy(m, root)
+	if err != nil {
 		fmt.Println("confine=" + err.Error())
 		os.Exit(1)
 	}
+	confined, _, _ = strings.Cut(confined, " ABI")
+	fmt.Println("confined=" + confined)
 	result := func(err error) string {
 		if err != nil {
 			return "refused"
 		}
 		return "ok"
 	}
-	_, err := os.ReadFile(filepath.Join(root, "inside.txt"))
+	_, err = os.ReadFile(filepath.Join(root, "inside.txt"))
 	fmt.Println("read-inside=" + result(err))
 	_, err = os.ReadFile("/etc/hostname")
 	fmt.Println("read-outside=" + result(err))
+	_, err = os.ReadFile("/proc/self/environ")
+	fmt.Println("read-environ=" + result(err))
+	if entries, err := os.ReadDir("/"); err != nil {
+		fmt.Println("list-root=refused")
+	} else {
+		names := make([]string, len(entries))
+		for i, e := range entries {
+			names[i] = e.Name()
+		}
+		fmt.Println("list-root=" + strings.Join(names, ","))
+	}
 	err = os.WriteFile(filepath.Join(root, "written.txt"), []byte("x"), 0o644)
 	fmt.Println("write-inside=" + result(err))
 	c, err := net.Dial("tcp", addr)
@@ -380,9 +501,15 @@ func TestChildLoadsTheBenignCorpus(t *testing.T) {
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no benign corpus: %v", err)
 	}
-	l := newLoader(t, Options{})
+	forEachMethod(t, func(t *testing.T, m Method) {
+		testBenignCorpus(t, newLoader(t, Options{Method: m}), dirs)
+	})
+}
+
+func testBenignCorpus(t *testing.T, l *Loader, dirs []string) {
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
+			t.Parallel()
 			root, err := filepath.Abs(dir)
 			if err == nil {
 				root, err = filepath.EvalSymlinks(root)
@@ -406,15 +533,100 @@ func TestChildLoadsTheBenignCorpus(t *testing.T) {
 			if err != nil {
 				t.Fatalf("confined load: %v", err)
 			}
-			if gotJSON, _ := got.MarshalJSON(); string(gotJSON) != string(want.Project) {
-				t.Errorf("differs:\n got  %s\n want %s", gotJSON, want.Project)
-			}
+			sameProject(t, got, want)
 		})
 	}
 }
 
+// TestAutoFallsBackWhereTheKernelRefuses acts out a kernel without
+// Landlock: MethodAuto confines in a mount namespace, made without a user
+// namespace by a root controller where user namespaces are refused; where
+// the kernel refuses the namespaces altogether, it loads unconfined with a
+// warning, and ConfineRequired refuses to load.
+func TestAutoFallsBackWhereTheKernelRefuses(t *testing.T) {
+	requireMethod(t, MethodNamespace)
+	secret, err := os.ReadFile("/etc/hostname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := checkout(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    env_file: /etc/hostname\n"})
+	noLandlock := func() int { return 0 }
+	// A uid map of no uid: the kernel refuses it (EINVAL), as it refuses
+	// a user namespace where they are disabled.
+	refuseUserNS := func(cmd *exec.Cmd, userNS bool) error {
+		if err := isolate(cmd, userNS); err != nil || !userNS {
+			return err
+		}
+		cmd.SysProcAttr.UidMappings[0].Size = 0
+		return nil
+	}
+	refuseAll := func(cmd *exec.Cmd, userNS bool) error {
+		if !userNS {
+			return fmt.Errorf("acting out a kernel that refuses namespaces: %w", syscall.EPERM)
+		}
+		return refuseUserNS(cmd, userNS)
+	}
+	load := func(opts Options, isolate func(*exec.Cmd, bool) error) (string, error) {
+		var log strings.Builder
+		opts.Log = slog.New(slog.NewTextHandler(&log, nil))
+		l := newLoader(t, opts)
+		l.landlockABI, l.isolate = noLandlock, isolate
+		_, err := l.Load(context.Background(), request(root))
+		if err != nil && strings.Contains(err.Error(), strings.TrimSpace(string(secret))) {
+			t.Errorf("the error quotes the host file: %v", err)
+		}
+		return log.String(), err
+	}
+	confined := func(what string, log string, err error) {
+		t.Helper()
+		var le *Error
+		if !errors.As(err, &le) || !le.Denied || !strings.Contains(le.Reason, confinedNamespace) || log != "" {
+			t.Errorf("%s: want a read refused in the mount namespace and no warning, got %v; log %q", what, err, log)
+		}
+	}
+	unconfined := func(what string, log string, err error) {
+		t.Helper()
+		if err != nil || !strings.Contains(log, "without kernel confinement") || !strings.Contains(log, "invalid argument") {
+			t.Errorf("%s: want an unconfined load and a warning saying why, got %v; log %q", what, err, log)
+		}
+	}
+
+	log, err := load(Options{}, isolate)
+	confined("auto without Landlock", log, err)
+	log, err = load(Options{}, refuseUserNS)
+	if os.Geteuid() == 0 {
+		confined("auto, root, without Landlock or user namespaces", log, err)
+	} else {
+		unconfined("auto, not root, without Landlock or user namespaces", log, err)
+	}
+	log, err = load(Options{}, refuseAll)
+	unconfined("auto without Landlock or namespaces", log, err)
+	var le *Error
+	_, err = load(Options{Confinement: ConfineRequired}, refuseAll)
+	if !errors.As(err, &le) || le.Denied || !strings.Contains(err.Error(), "loader.confinement: required") {
+		t.Errorf("required without Landlock or namespaces: want a refusal, got %v", err)
+	}
+	_, err = load(Options{Method: MethodNamespace}, refuseAll)
+	if !errors.As(err, &le) || le.Denied || !strings.Contains(err.Error(), "confine the loader in a mount namespace") {
+		t.Errorf("namespace method the kernel refuses: want an error and no fallback, got %v", err)
+	}
+}
+
+// TestNamespaceConfinementProbe: the doctor's probe passes where the
+// namespace method works, and names what failed where it cannot.
+func TestNamespaceConfinementProbe(t *testing.T) {
+	requireMethod(t, MethodNamespace)
+	if err := NamespaceConfinement(context.Background(), ""); err != nil {
+		t.Errorf("probe: %v", err)
+	}
+	if err := NamespaceConfinement(context.Background(), "/nonexistent/slipway"); err == nil || !strings.Contains(err.Error(), "/nonexistent/slipway") {
+		t.Errorf("probe with no child to start: want an error naming it, got %v", err)
+	}
+}
+
 // BenchmarkLoad measures what confinement costs a deploy: the same real
-// project loaded in process and in a confined child.
+// project loaded in process, and in a child unconfined and confined by
+// each method.
 //
 //	go test ./controller/stack/loader -run '^$' -bench Load -benchtime 20x
 func BenchmarkLoad(b *testing.B) {
@@ -433,15 +645,18 @@ func BenchmarkLoad(b *testing.B) {
 			}
 		}
 	})
-	b.Run("confined", func(b *testing.B) {
-		l, err := New(Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for b.Loop() {
-			if _, err := l.Load(context.Background(), req); err != nil {
+	for _, m := range append([]Method{methodNone}, methods...) {
+		b.Run("child-"+string(m), func(b *testing.B) {
+			l, err := New(Options{})
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
+			l.opts.Method = m // methodNone: a child confined by nothing
+			for b.Loop() {
+				if _, err := l.Load(context.Background(), req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
