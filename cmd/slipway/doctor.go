@@ -197,7 +197,12 @@ func (d *doctor) run(ctx context.Context, configPath string) []checkResult {
 	out = append(out, judgeConfig(configPath, cfg, cfgErr))
 	if cfgErr == nil {
 		out = append(out, judgePolicy(cfg))
-		out = append(out, judgeLoader(loader.KernelConfinement(), cfg.Loader.Confinement))
+		abi := loader.KernelConfinement()
+		var nsErr error
+		if abi == 0 {
+			nsErr = loader.NamespaceConfinement(ctx, "")
+		}
+		out = append(out, judgeLoader(abi, nsErr, cfg.Loader.Confinement))
 	}
 
 	engine, info := d.checkEngine(ctx)
@@ -288,9 +293,10 @@ func judgePolicy(cfg *config.Controller) checkResult {
 }
 
 // judgeLoader says what confines the process that loads pull requests'
-// compose files, given the kernel's Landlock ABI (0: none) and
-// loader.confinement.
-func judgeLoader(abi int, mode string) checkResult {
+// compose files, given the kernel's Landlock ABI (0: none), whether a child
+// could confine itself in a mount namespace instead (nsErr, asked only
+// without Landlock) and loader.confinement.
+func judgeLoader(abi int, nsErr error, mode string) checkResult {
 	const name = "loader"
 	switch {
 	case abi >= 4:
@@ -298,12 +304,14 @@ func judgeLoader(abi int, mode string) checkResult {
 	case abi > 0:
 		return checkWarn(name, "a kernel of 6.7 or later adds the TCP restriction (Landlock ABI 4)",
 			"compose files load in a child confined by Landlock ABI %d: it reads only the checkout, but this kernel cannot stop it opening TCP connections", abi)
+	case nsErr == nil:
+		return checkOK(name, "this kernel has no Landlock; compose files load in a child confined to a mount namespace that holds only the checkout, with no network")
 	case mode == config.LoaderRequired:
 		return checkFail(name, "run on a Linux kernel with Landlock (5.13 or later, with landlock in the lsm= list), or set loader.confinement: auto",
-			"loader.confinement is required, but this kernel has no Landlock: every deploy will be refused")
+			"loader.confinement is required, but this kernel has no Landlock and the loader cannot use a mount namespace (%v): every deploy will be refused", nsErr)
 	default:
 		return checkWarn(name, "run on a Linux kernel with Landlock (5.13 or later, with landlock in the lsm= list); loader.confinement: required refuses to load without it",
-			"this kernel has no Landlock: compose files load without kernel confinement, and only the pre-load path checks keep compose-go from reading host files")
+			"this kernel has no Landlock and the loader cannot use a mount namespace (%v): compose files load without kernel confinement, and only the pre-load path checks keep compose-go from reading host files", nsErr)
 	}
 }
 

@@ -526,8 +526,10 @@ func testRSAKey(t *testing.T) string {
 }
 
 func TestJudgeLoader(t *testing.T) {
-	assertResult(t, judgeLoader(7, config.LoaderAuto), statusOK, "Landlock ABI 7", "")
-	assertResult(t, judgeLoader(3, config.LoaderAuto), statusWarn, "cannot stop it opening TCP", "ABI 4")
-	assertResult(t, judgeLoader(0, config.LoaderAuto), statusWarn, "no Landlock", "loader.confinement: required")
-	assertResult(t, judgeLoader(0, config.LoaderRequired), statusFail, "every deploy will be refused", "loader.confinement: auto")
+	noNS := errors.New("start the loader in new namespaces: operation not permitted")
+	assertResult(t, judgeLoader(7, nil, config.LoaderAuto), statusOK, "Landlock ABI 7", "")
+	assertResult(t, judgeLoader(3, nil, config.LoaderAuto), statusWarn, "cannot stop it opening TCP", "ABI 4")
+	assertResult(t, judgeLoader(0, nil, config.LoaderAuto), statusOK, "mount namespace", "")
+	assertResult(t, judgeLoader(0, noNS, config.LoaderAuto), statusWarn, "operation not permitted", "loader.confinement: required")
+	assertResult(t, judgeLoader(0, noNS, config.LoaderRequired), statusFail, "every deploy will be refused", "loader.confinement: auto")
 }
