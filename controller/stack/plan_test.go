@@ -152,16 +152,6 @@ func TestParseStatus(t *testing.T) {
 	}
 }
 
-func TestCapInt(t *testing.T) {
-	for _, tt := range []struct{ v, max, want int64 }{
-		{0, 100, 100}, {50, 100, 50}, {200, 100, 100}, {-1, 100, 100}, {70, 0, 70}, {0, 0, 0},
-	} {
-		if got := capInt(tt.v, tt.max); got != tt.want {
-			t.Errorf("capInt(%d, %d) = %d, want %d", tt.v, tt.max, got, tt.want)
-		}
-	}
-}
-
 func TestCapabilities(t *testing.T) {
 	got := capabilities(types.ServiceConfig{ContainerSpec: types.ContainerSpec{CapAdd: []string{"cap_net_admin"}, CapDrop: []string{"KILL"}}})
 	if !slices.Contains(got, "NET_ADMIN") || slices.Contains(got, "KILL") || !slices.Contains(got, "CHOWN") {

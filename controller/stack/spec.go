@@ -384,30 +384,12 @@ func logConfig(p *Plan) container.LogConfig {
 // resources applies the service's own limits, capped by the controller's:
 // a service may ask for less, never more.
 func resources(p *Plan, svc types.ServiceConfig) container.Resources {
-	mem := int64(svc.MemLimit)
-	cpus := float64(svc.CPUS)
-	pids := svc.PidsLimit
+	mem, cpus, pids := policy.EffectiveLimits(&svc.ContainerSpec, svc.Deploy, p.Limits)
 	var memRes int64 = int64(svc.MemReservation)
 	if d := svc.Deploy; d != nil {
-		if l := d.Resources.Limits; l != nil {
-			if mem == 0 {
-				mem = int64(l.MemoryBytes)
-			}
-			if cpus == 0 {
-				cpus = float64(l.NanoCPUs)
-			}
-			if pids == 0 {
-				pids = l.Pids
-			}
-		}
 		if r := d.Resources.Reservations; r != nil && memRes == 0 {
 			memRes = int64(r.MemoryBytes)
 		}
-	}
-	mem = capInt(mem, int64(p.Limits.Memory))
-	pids = capInt(pids, p.Limits.PIDs)
-	if max := p.Limits.CPUs; max > 0 && (cpus <= 0 || cpus > max) {
-		cpus = max
 	}
 	if memRes > mem && mem > 0 {
 		memRes = mem
@@ -423,17 +405,6 @@ func resources(p *Plan, svc types.ServiceConfig) container.Resources {
 		r.PidsLimit = &pids
 	}
 	return r
-}
-
-// capInt returns v capped at max; 0 or negative v means "unset" and takes max.
-func capInt(v, max int64) int64 {
-	if max <= 0 {
-		return v
-	}
-	if v <= 0 || v > max {
-		return max
-	}
-	return v
 }
 
 func volumesFrom(project, vf string) string {

@@ -70,7 +70,7 @@ func measureProject(p *types.Project, limits config.Limits) projectSize {
 	size := projectSize{services: len(p.Services), networks: len(p.Networks), volumes: len(p.Volumes)}
 	add := func(n int, s *types.ContainerSpec, d *types.DeployConfig) {
 		size.containers += n
-		mem, cpus, pids := effectiveLimits(s, d, limits)
+		mem, cpus, pids := EffectiveLimits(s, d, limits)
 		size.memory += int64(n) * mem
 		size.cpus += float64(n) * cpus
 		size.pids += int64(n) * pids
@@ -103,10 +103,11 @@ func replicas(s *types.ServiceConfig) int {
 	return max(n, 0)
 }
 
-// effectiveLimits mirrors the stack engine's resources(): the container's
-// own limit (service keys first, then deploy.resources.limits), capped by
-// the controller's; with none, the controller's.
-func effectiveLimits(s *types.ContainerSpec, d *types.DeployConfig, limits config.Limits) (mem int64, cpus float64, pids int64) {
+// EffectiveLimits is what a container gets: its own limit (service keys
+// first, then deploy.resources.limits), capped by the controller's; with
+// none, the controller's. The stack engine applies it and the project caps
+// add it up, so the two never disagree.
+func EffectiveLimits(s *types.ContainerSpec, d *types.DeployConfig, limits config.Limits) (mem int64, cpus float64, pids int64) {
 	mem, cpus, pids = int64(s.MemLimit), float64(s.CPUS), s.PidsLimit
 	if d != nil && d.Resources.Limits != nil {
 		l := d.Resources.Limits

@@ -107,3 +107,28 @@ func TestProjectCaps(t *testing.T) {
 		})
 	}
 }
+
+func TestEffectiveLimits(t *testing.T) {
+	limits := config.Limits{Memory: 100, CPUs: 1, PIDs: 100}
+	mem := func(v int64) *types.ContainerSpec { return &types.ContainerSpec{MemLimit: types.UnitBytes(v)} }
+	for _, tt := range []struct {
+		name   string
+		spec   *types.ContainerSpec
+		deploy *types.DeployConfig
+		limits config.Limits
+		mem    int64
+	}{
+		{"unset takes the controller's", mem(0), nil, limits, 100},
+		{"less is kept", mem(50), nil, limits, 50},
+		{"more is capped", mem(200), nil, limits, 100},
+		{"negative is unset", mem(-1), nil, limits, 100},
+		{"no controller limit keeps the service's", mem(70), nil, config.Limits{}, 70},
+		{"nothing anywhere", mem(0), nil, config.Limits{}, 0},
+		{"deploy limit when the service sets none", mem(0), &types.DeployConfig{Resources: types.Resources{Limits: &types.Resource{MemoryBytes: 30}}}, limits, 30},
+		{"the service key before deploy", mem(20), &types.DeployConfig{Resources: types.Resources{Limits: &types.Resource{MemoryBytes: 30}}}, limits, 20},
+	} {
+		if got, _, _ := EffectiveLimits(tt.spec, tt.deploy, tt.limits); got != tt.mem {
+			t.Errorf("%s: memory %d, want %d", tt.name, got, tt.mem)
+		}
+	}
+}
