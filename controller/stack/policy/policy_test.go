@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -434,5 +435,47 @@ services:
 	want := []string{"SW-NS-002 pre_start[1].pid", "SW-PRIV-001 privileged"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// Anchors merged into anchors multiply: the pre-load check, which runs in
+// the controller, resolves each merge once, and refuses a document whose
+// merges add up to too many entries.
+func TestPreLoadMergeBombs(t *testing.T) {
+	var deep strings.Builder
+	deep.WriteString("x-a0: &a0 {k0: 1}\n")
+	for i := 1; i <= 20; i++ {
+		fmt.Fprintf(&deep, "x-a%d: &a%d {<<: [*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d], k%d: 1}\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i)
+	}
+	deep.WriteString("x-top:\n  <<: [*a20]\nservices: {web: {image: busybox, env_file: /etc/passwd}}\n")
+
+	var wide strings.Builder
+	wide.WriteString("x-b0: &b0\n")
+	for i := 0; i < 2000; i++ {
+		fmt.Fprintf(&wide, "  k%d: 1\n", i)
+	}
+	for i := 1; i <= 60; i++ {
+		fmt.Fprintf(&wide, "x-b%d: {<<: *b0, own: %d}\n", i, i)
+	}
+	wide.WriteString("services: {web: {image: busybox}}\n")
+
+	for _, tt := range []struct {
+		name, yaml string
+		want       string
+	}{
+		{"8^20 merges, still checked", deep.String(), LoadFileOutside},
+		{"120000 merged entries", wide.String(), YAMLForm},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeFile(t, filepath.Join(root, "compose.yaml"), tt.yaml)
+			vs, err := PreLoad(root, []string{"compose.yaml"}, nil, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(vs) != 1 || vs[0].Rule != tt.want {
+				t.Errorf("violations %v, want one %s", vs, tt.want)
+			}
+		})
 	}
 }

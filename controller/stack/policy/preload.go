@@ -162,10 +162,84 @@ func (p *preloader) scanFile(path, base string, env types.Mapping, top bool) err
 		if bad := p.checkForm(&doc, loc); bad {
 			continue // what the tags mean is not what the check would read
 		}
+		if err := flattenMerges(&doc); err != nil {
+			p.add(loc, YAMLForm, "(document)", "", err.Error())
+			continue
+		}
 		if err := p.scanDocument(&doc, loc, base, bases, env, top); err != nil {
 			return err
 		}
 	}
+}
+
+// maxMergedPairs bounds the work of resolving merge keys in one document:
+// anchors merged into anchors multiply (each level merging the previous one
+// eight times is 8^20 pairs after twenty levels), and this check runs in the
+// controller. compose-go stops at a similar count of node visits.
+const maxMergedPairs = 100_000
+
+// flattenMerges rewrites every mapping of doc that has merge keys ("<<")
+// into the plain mapping they mean, each mapping once (anchors share their
+// node), so that later lookups never expand a merge again. A document whose
+// merges would produce more than maxMergedPairs entries in all is refused.
+func flattenMerges(doc *yaml.Node) error {
+	f := merger{done: map[*yaml.Node]bool{}}
+	f.flatten(doc, 0)
+	if f.pairs > maxMergedPairs {
+		return fmt.Errorf("its merge keys expand to more than %d entries", maxMergedPairs)
+	}
+	if f.deep {
+		return errors.New("its anchors and merge keys nest too deep to check")
+	}
+	return nil
+}
+
+type merger struct {
+	done  map[*yaml.Node]bool
+	pairs int
+	deep  bool
+}
+
+func (f *merger) flatten(n *yaml.Node, depth int) {
+	if n == nil || f.pairs > maxMergedPairs || f.deep {
+		return
+	}
+	if depth > 200 {
+		f.deep = true
+		return
+	}
+	if n.Kind == yaml.AliasNode {
+		f.flatten(n.Alias, depth+1)
+		return
+	}
+	if f.done[n] {
+		return
+	}
+	f.done[n] = true
+	for _, c := range n.Content {
+		f.flatten(c, depth+1)
+	}
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	merges := false
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := deref(n.Content[i]); k.Value == "<<" && k.Tag != "!!str" {
+			merges = true
+		}
+	}
+	if !merges {
+		return
+	}
+	// The sources are flattened already: pairsDepth reads them without
+	// recursing further.
+	kvs := pairsDepth(n, 0)
+	f.pairs += len(kvs)
+	content := make([]*yaml.Node, 0, 2*len(kvs))
+	for _, kv := range kvs {
+		content = append(content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: kv.key}, kv.value)
+	}
+	n.Content = content
 }
 
 // maxKeyLength is the longest mapping key accepted: YAML parsers disagree
