@@ -96,9 +96,10 @@ type Controller struct {
 
 // Loader bounds the child process that loads untrusted compose files.
 type Loader struct {
-	// Confinement is "auto" (Landlock where the kernel has it; a warning and
-	// the pre-load path checks alone where it does not) or "required"
-	// (refuse to load on a kernel without Landlock). Default auto.
+	// Confinement is "required" (refuse to load a pull request's compose
+	// files where the kernel can confine the loader neither with Landlock nor
+	// in a mount namespace) or "auto" (then load unconfined, with a warning,
+	// and only the pre-load path checks in the way). Default required.
 	Confinement string `yaml:"confinement"`
 	// Timeout bounds one load. Default 20s.
 	Timeout Duration `yaml:"timeout"`
@@ -398,7 +399,7 @@ func Defaults() Controller {
 		},
 		ReadyTimeout: Duration(3 * time.Minute),
 		BuildTimeout: Duration(20 * time.Minute),
-		Loader:       Loader{Confinement: LoaderAuto, Timeout: Duration(20 * time.Second), Memory: 1 << 30},
+		Loader:       Loader{Confinement: LoaderRequired, Timeout: Duration(20 * time.Second), Memory: 1 << 30},
 		Policy:       Policy{ProjectCaps: DefaultProjectCaps()},
 	}
 }
@@ -633,7 +634,7 @@ func (c *Controller) Validate() error {
 	}
 	switch c.Loader.Confinement {
 	case "":
-		c.Loader.Confinement = LoaderAuto
+		c.Loader.Confinement = LoaderRequired
 	case LoaderAuto, LoaderRequired:
 	default:
 		errs = append(errs, fmt.Errorf("loader.confinement %q: want auto or required", c.Loader.Confinement))

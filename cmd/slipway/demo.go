@@ -21,6 +21,7 @@ import (
 
 	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller/stack"
+	"github.com/slipwayhq/slipway/controller/stack/loader"
 	"github.com/slipwayhq/slipway/examples"
 	"github.com/slipwayhq/slipway/internal/contract"
 )
@@ -129,6 +130,13 @@ func runDemo(ctx context.Context, g *globals, log *slog.Logger, listen string, v
 		}
 	}()
 
+	// The demo loads its own bundled example, not a pull request's files:
+	// it runs confined where the kernel can confine it, and still runs where
+	// it cannot (a laptop without Landlock).
+	demoLoader, err := loader.New(loader.Options{Confinement: loader.ConfineAuto, Log: log})
+	if err != nil {
+		return err
+	}
 	var urls []string
 	for _, d := range demoPRs {
 		dir := filepath.Join(work, fmt.Sprintf("pr-%d", d.pr))
@@ -147,7 +155,7 @@ func runDemo(ctx context.Context, g *globals, log *slog.Logger, listen string, v
 			return err
 		}
 		plan, err := stack.Load(ctx, stack.Source{Dir: dir, Owner: demoOwner, Repo: demoRepo, PR: d.pr, SHA: sha},
-			stack.LoadOptions{Hosts: stack.HostOptions{Domain: "localhost", Port: port}, Limits: cfg.Limits})
+			stack.LoadOptions{Hosts: stack.HostOptions{Domain: "localhost", Port: port}, Limits: cfg.Limits, Loader: demoLoader})
 		if err != nil {
 			return err
 		}

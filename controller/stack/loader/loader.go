@@ -90,7 +90,7 @@ type Options struct {
 	Memory int64
 	// Output bounds the child's answer in bytes. Default 32 MiB.
 	Output int64
-	// Confinement: ConfineAuto (default) or ConfineRequired.
+	// Confinement: ConfineRequired (default: fail closed) or ConfineAuto.
 	Confinement Confinement
 	// Method: MethodAuto (default), MethodLandlock or MethodNamespace.
 	Method Method
@@ -116,7 +116,7 @@ func (o Options) withDefaults() Options {
 		o.Output = DefaultOutput
 	}
 	if o.Confinement == "" {
-		o.Confinement = ConfineAuto
+		o.Confinement = ConfineRequired
 	}
 	if o.Method == "" {
 		o.Method = MethodAuto

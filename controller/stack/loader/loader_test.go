@@ -591,16 +591,21 @@ func TestAutoFallsBackWhereTheKernelRefuses(t *testing.T) {
 		}
 	}
 
-	log, err := load(Options{}, isolate)
+	auto := Options{Confinement: ConfineAuto}
+	log, err := load(auto, isolate)
 	confined("auto without Landlock", log, err)
-	log, err = load(Options{}, refuseUserNS)
+	log, err = load(auto, refuseUserNS)
 	if os.Geteuid() == 0 {
 		confined("auto, root, without Landlock or user namespaces", log, err)
 	} else {
 		unconfined("auto, not root, without Landlock or user namespaces", log, err)
 	}
-	log, err = load(Options{}, refuseAll)
+	log, err = load(auto, refuseAll)
 	unconfined("auto without Landlock or namespaces", log, err)
+	_, err = load(Options{}, refuseAll)
+	if !errors.As(err, new(*Error)) || !strings.Contains(err.Error(), "loader.confinement: required") {
+		t.Errorf("the default without Landlock or namespaces: want a refusal (fail closed), got %v", err)
+	}
 	var le *Error
 	_, err = load(Options{Confinement: ConfineRequired}, refuseAll)
 	if !errors.As(err, &le) || le.Denied || !strings.Contains(err.Error(), "loader.confinement: required") {
