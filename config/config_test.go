@@ -235,3 +235,28 @@ func TestHostTemplates(t *testing.T) {
 		t.Errorf("host_template: %v", err)
 	}
 }
+
+// Two owners may both have a shop: the defaults then name the owner, and
+// templates that would still give two repositories one host are refused.
+func TestHostTemplatesOfTwoOwnersNeverCollide(t *testing.T) {
+	both := Defaults()
+	both.Domain = "x.dev"
+	both.Repos = []RepoPolicy{{Name: "acme/shop"}, {Name: "other/shop"}}
+	if err := both.Validate(); err != nil {
+		t.Fatalf("two owners' shops with the default templates: %v", err)
+	}
+	tmpl := both.HostTemplates()
+	if err := tmpl.OwnsHost("pr-9-shop-acme.x.dev", "acme/shop", 9, ""); err != nil {
+		t.Errorf("acme/shop's own host: %v", err)
+	}
+	if err := tmpl.OwnsHost("pr-9-shop-acme.x.dev", "other/shop", 9, ""); err == nil {
+		t.Error("other/shop may claim acme/shop's host")
+	}
+
+	colliding := both
+	colliding.Repos = []RepoPolicy{{Name: "acme/shop"}, {Name: "other/shop"}}
+	colliding.HostTemplate = "pr-{{.Number}}-{{.Repo}}.{{.Domain}}"
+	if err := colliding.Validate(); err == nil || !strings.Contains(err.Error(), "both acme/shop and other/shop") {
+		t.Errorf("a host_template that gives both repositories one host: %v", err)
+	}
+}

@@ -45,11 +45,14 @@ type Controller struct {
 	// HostTemplate overrides the primary host template (Go text/template with
 	// .Number, .Repo, .Owner, .Service, .Domain). Default
 	// "pr-{{.Number}}.{{.Domain}}", or "pr-{{.Number}}-{{.Repo}}.{{.Domain}}"
-	// when several repositories are configured.
+	// when several repositories are configured ("pr-{{.Number}}-{{.Repo}}-{{.Owner}}.{{.Domain}}"
+	// when two of them share a name). Templates that give two configured
+	// repositories the same host are refused.
 	HostTemplate string `yaml:"host_template"`
 	// ServiceHostTemplate overrides the template for other exposed services.
 	// Default "{{.Service}}-pr-{{.Number}}.{{.Domain}}", or
-	// "{{.Service}}-pr-{{.Number}}-{{.Repo}}.{{.Domain}}" with several repositories.
+	// "{{.Service}}-pr-{{.Number}}-{{.Repo}}.{{.Domain}}" with several repositories
+	// (with "-{{.Owner}}" after the repository when two share a name).
 	ServiceHostTemplate string `yaml:"service_host_template"`
 	// Secrets are controller-side values injected by name into trusted PRs'
 	// environments when their .slipway.yml lists them: each becomes an
@@ -710,6 +713,9 @@ func (c *Controller) Validate() error {
 		if r.Trigger != "all" && r.TriggerLabel() == "" {
 			errs = append(errs, fmt.Errorf("repos[%d].trigger %q: want all or label:<name>", i, r.Trigger))
 		}
+	}
+	if err := c.checkHostCollisions(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.StateDir != "" && !filepath.IsAbs(c.StateDir) {
 		abs, err := filepath.Abs(c.StateDir)

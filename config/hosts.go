@@ -1,14 +1,26 @@
 package config
 
-import "github.com/slipwayhq/slipway/internal/contract"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/slipwayhq/slipway/internal/contract"
+)
 
 // HostTemplates are the host templates every configured repository's pull
 // requests are checked against (host_template and service_host_template,
 // else the defaults: with several repositories, ones that name the
 // repository). Without configuration (local mode) they are the
 // single-repository defaults under the domain, "localhost" by default.
+//
+// Two configured repositories with one name (acme/shop and other/shop) get
+// defaults that name the owner too, so that they never share a host.
 func (c *Controller) HostTemplates() contract.HostTemplates {
 	t := contract.DefaultHostTemplates(c.Domain, len(c.Repos) > 1)
+	if c.sharedRepoName() {
+		t.Primary = contract.MultiOwnerPrimaryHostTemplate
+		t.Service = contract.MultiOwnerServiceHostTemplate
+	}
 	if c.HostTemplate != "" {
 		t.Primary = c.HostTemplate
 	}
@@ -16,4 +28,49 @@ func (c *Controller) HostTemplates() contract.HostTemplates {
 		t.Service = c.ServiceHostTemplate
 	}
 	return t
+}
+
+// sharedRepoName reports whether two configured repositories have the same
+// name under different owners.
+func (c *Controller) sharedRepoName() bool {
+	seen := map[string]bool{}
+	for _, r := range c.Repos {
+		_, name, _ := strings.Cut(r.Name, "/")
+		name = strings.ToLower(name)
+		if seen[name] {
+			return true
+		}
+		seen[name] = true
+	}
+	return false
+}
+
+// checkHostCollisions refuses host templates that give two configured
+// repositories the same host: the primary host of pull request 1 and the
+// host of a service "web", compared across every pair. (The proxy serves a
+// host only to its first claimant in any case; this catches the
+// configuration that makes such conflicts routine.)
+func (c *Controller) checkHostCollisions() error {
+	if len(c.Repos) < 2 {
+		return nil
+	}
+	t := c.HostTemplates()
+	owner := map[string]string{}
+	for _, r := range c.Repos {
+		o, name, ok := strings.Cut(r.Name, "/")
+		if !ok {
+			continue // reported as a malformed name
+		}
+		for _, tmpl := range []string{t.Primary, t.Service} {
+			h, err := contract.Host(tmpl, contract.HostData{Number: 1, Owner: o, Repo: name, Service: "web", Domain: c.Domain})
+			if err != nil {
+				return fmt.Errorf("host templates: %w", err)
+			}
+			if other, ok := owner[h]; ok && !strings.EqualFold(other, r.Name) {
+				return fmt.Errorf("host templates give pull request 1 of both %s and %s the host %s: add {{.Owner}} or {{.Repo}} to host_template and service_host_template", other, r.Name, h)
+			}
+			owner[h] = r.Name
+		}
+	}
+	return nil
 }

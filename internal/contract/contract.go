@@ -141,8 +141,11 @@ const (
 	ServiceHostTemplate          = "{{.Service}}-pr-{{.Number}}.{{.Domain}}"
 	MultiRepoPrimaryHostTemplate = "pr-{{.Number}}-{{.Repo}}.{{.Domain}}"
 	MultiRepoServiceHostTemplate = "{{.Service}}-pr-{{.Number}}-{{.Repo}}.{{.Domain}}"
-	hostTemplateMaxLen           = 1024
-	dnsLabelMaxLen               = 63
+	// With two configured repositories of one name under different owners.
+	MultiOwnerPrimaryHostTemplate = "pr-{{.Number}}-{{.Repo}}-{{.Owner}}.{{.Domain}}"
+	MultiOwnerServiceHostTemplate = "{{.Service}}-pr-{{.Number}}-{{.Repo}}-{{.Owner}}.{{.Domain}}"
+	hostTemplateMaxLen            = 1024
+	dnsLabelMaxLen                = 63
 )
 
 // HostData is what a host template sees.
