@@ -88,7 +88,9 @@ type Options struct {
 	Timeout time.Duration
 	// Memory bounds the child's memory in bytes. Default 1 GiB.
 	Memory int64
-	// Output bounds the child's answer in bytes. Default 32 MiB.
+	// Output bounds the child's answer in bytes. Default 4 MiB: the
+	// resolved form of a large real project is a few hundred KiB, and the
+	// parent decodes the answer in its own memory.
 	Output int64
 	// Confinement: ConfineRequired (default: fail closed) or ConfineAuto.
 	Confinement Confinement
@@ -102,7 +104,7 @@ type Options struct {
 const (
 	DefaultTimeout = 20 * time.Second
 	DefaultMemory  = 1 << 30
-	DefaultOutput  = 32 << 20
+	DefaultOutput  = 4 << 20
 )
 
 func (o Options) withDefaults() Options {
