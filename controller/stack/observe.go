@@ -325,9 +325,8 @@ func (e *Engine) WritableBinds(ctx context.Context, project string) ([]string, e
 	return slices.Compact(out), nil
 }
 
-// volumeBindDir returns the host directory a local volume binds writably
-// (driver_opts o=bind or rbind, without ro), else "". A volume removed
-// meanwhile binds nothing.
+// volumeBindDir returns the host directory a local volume may bind
+// writably (bindDevice), else "". A volume removed meanwhile binds nothing.
 func (e *Engine) volumeBindDir(ctx context.Context, name string) (string, error) {
 	v, err := e.docker.VolumeInspect(ctx, name)
 	if errdefs.IsNotFound(err) {
@@ -342,28 +341,50 @@ func (e *Engine) volumeBindDir(ctx context.Context, name string) (string, error)
 	return bindDevice(v.Options), nil
 }
 
-// bindDevice returns the host directory a local volume's options bind
-// read-write, else "". A relative device is resolved as the engine does,
-// from its working directory, /. Pure.
+// bindDevice returns the host directory a local volume's options may let
+// a container write, else "". It reads o as the engine's local driver
+// does (readBindOpts). Only a read-only bind spelled with nothing but
+// bind, rbind, ro and rw, and a tmpfs that binds nothing, write nothing:
+// anything else counts as writing its device, which fails closed (a fresh
+// copy of the checkout). The device is taken as written, the engine's
+// working directory, /, resolving a relative one. Pure.
 func bindDevice(opts map[string]string) string {
-	device := strings.TrimSpace(opts["device"])
+	device := opts["device"]
 	if device == "" {
 		return ""
 	}
-	bind, ro := false, false
-	for _, tok := range strings.Split(opts["o"], ",") {
-		switch strings.TrimSpace(tok) {
-		case "bind", "rbind":
-			bind = true
-		case "ro":
-			ro = true
-		}
-	}
-	if !bind || ro {
+	bind, ro, plain := readBindOpts(opts["o"])
+	switch {
+	case bind && ro && plain:
+		return ""
+	case !bind && opts["type"] == "tmpfs":
 		return ""
 	}
 	if !filepath.IsAbs(device) {
 		device = filepath.Join("/", device)
 	}
 	return filepath.Clean(device)
+}
+
+// readBindOpts reads a local volume's o option as moby/sys/mount does for
+// the engine: split on ",", each token matched exactly (no trimming, no
+// case folding), "rw" clearing the read-only flag an earlier "ro" set, so
+// the last of the two wins. plain reports whether every token was one of
+// bind, rbind, ro and rw; the engine hands tokens it does not know to the
+// kernel as data, and those this reading does not follow. Pure.
+func readBindOpts(o string) (bind, readOnly, plain bool) {
+	plain = true
+	for _, tok := range strings.Split(o, ",") {
+		switch tok {
+		case "bind", "rbind":
+			bind = true
+		case "ro":
+			readOnly = true
+		case "rw":
+			readOnly = false
+		default:
+			plain = false
+		}
+	}
+	return bind, readOnly, plain
 }

@@ -135,37 +135,37 @@ func (c *checker) volume(key string, v types.VolumeConfig) {
 
 // volumeDriverOpts accepts no options, a tmpfs, or a bind of a directory
 // inside the checkout; anything else is a mount(2) the engine would do as
-// root.
+// root. Values are read as the engine reads them, untrimmed: it binds the
+// device as written, trailing space included.
 func (c *checker) volumeDriverOpts(sc scope, opts map[string]string) {
 	if len(opts) == 0 {
 		return
 	}
-	typ, device := strings.TrimSpace(opts["type"]), strings.TrimSpace(opts["device"])
-	var bind, ro bool
+	typ, device, o := opts["type"], opts["device"], opts["o"]
 	var remote []string
-	for _, tok := range strings.Split(opts["o"], ",") {
-		tok = strings.TrimSpace(tok)
-		switch {
-		case tok == "bind" || tok == "rbind":
-			bind = true
-		case tok == "ro":
-			ro = true
-		case strings.HasPrefix(tok, "addr="):
+	for _, tok := range strings.Split(o, ",") {
+		if tok = strings.TrimSpace(tok); strings.HasPrefix(tok, "addr=") {
 			remote = append(remote, tok)
 		}
 	}
-	all := formatOpts(opts)
 	switch {
 	case len(remote) > 0:
-		c.add(sc, VolumeHostMount, "driver_opts.o", opts["o"],
+		c.add(sc, VolumeHostMount, "driver_opts.o", o,
 			"mounts a network filesystem from the host's network")
-	case bind:
+	case mentionsBind(o):
+		ro, ok := bindVolumeOpts(o)
+		if !ok {
+			c.add(sc, VolumeHostMount, "driver_opts.o", o,
+				"the engine reads o token by token exactly as written (no trimming, no case folding) and the last of ro and rw wins, so a spelling like this one can mount read-write what looks read-only; write o as bind or rbind, optionally followed by ,ro or ,rw")
+			// Go on as for a read-write bind: an operator who allows
+			// SW-VOL-001 still hears of what it exposes (SW-MNT-006).
+		}
 		if device == "" {
 			return
 		}
 		// compose-go resolves a relative device only for an explicit
-		// driver: local; the engine would resolve what is left from its
-		// own working directory, /.
+		// driver: local and o: bind; the engine would resolve what is
+		// left from its own working directory, /.
 		if !filepath.IsAbs(device) {
 			device = "/" + device
 		}
@@ -178,9 +178,38 @@ func (c *checker) volumeDriverOpts(sc scope, opts map[string]string) {
 		c.refs = append(c.refs, hostRef{sc: sc, field: "driver_opts.device", value: device, real: hp.real, writable: !ro})
 	case typ == "tmpfs" && (device == "" || device == "tmpfs"):
 	default:
-		c.add(sc, VolumeHostMount, "driver_opts", all,
+		c.add(sc, VolumeHostMount, "driver_opts", formatOpts(opts),
 			"mounts a host device or filesystem through the engine")
 	}
+}
+
+// mentionsBind reports whether any token of a volume's o option, however
+// spaced or cased, says bind or rbind: such a volume is held to
+// bindVolumeOpts. (One the engine takes for a bind always does.)
+func mentionsBind(o string) bool {
+	for _, tok := range strings.Split(o, ",") {
+		if t := strings.ToLower(strings.TrimSpace(tok)); t == "bind" || t == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+// bindVolumeOpts reads the o option of a bind volume, accepting only the
+// canonical spellings. The engine's local driver hands o to moby/sys/mount,
+// which splits it on "," and matches each token exactly against its flag
+// table, "rw" clearing the read-only flag "ro" set (the last one wins) and
+// any other token going to the kernel as data, which a bind ignores: so
+// "bind,ro,rw" and "bind, ro" are read-write. Rather than mirror that
+// parser, the policy accepts only spellings no reading can dispute. Pure.
+func bindVolumeOpts(o string) (readOnly, ok bool) {
+	switch o {
+	case "bind", "rbind", "bind,rw", "rbind,rw":
+		return false, true
+	case "bind,ro", "rbind,ro":
+		return true, true
+	}
+	return false, false
 }
 
 func formatOpts(opts map[string]string) string {

@@ -249,7 +249,7 @@ func Rules() []Rule {
 			Relax:  allow(BindUnderWritable), Phase: PhaseCheck},
 
 		{ID: VolumeHostMount, Key: "volume-host-mount", Title: "volume driver_opts that mount host paths or remote filesystems",
-			Blocks: "top-level volume `driver_opts` other than a tmpfs (`type: tmpfs`, `device: tmpfs`): `o: bind` with a `device` outside the checkout, `device: /dev/sda1`, `type: nfs`/`cifs` with `o: addr=...`.",
+			Blocks: "top-level volume `driver_opts` other than a tmpfs (`type: tmpfs`, `device: tmpfs`): `o: bind` with a `device` outside the checkout, a bind whose `o` is not exactly `bind` or `rbind` optionally followed by `,ro` or `,rw` (the engine reads `bind,ro,rw` and `bind, ro` as read-write), `device: /dev/sda1`, `type: nfs`/`cifs` with `o: addr=...`.",
 			Why:    "A local volume with driver_opts is a mount(2) done by the engine as root: a bind of any host path, a host block device, or a network filesystem reached from the host's network.",
 			Relax:  allow(VolumeHostMount), Refs: "KICS volume_has_sensitive_host_directory (driver_opts.device)", Phase: PhaseCheck},
 		{ID: VolumeDriver, Key: "volume-driver", Title: "volume driver other than local",
