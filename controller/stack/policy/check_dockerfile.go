@@ -47,9 +47,6 @@ type dockerfileFinding struct {
 type dockerfileInput struct {
 	// args are the service's build.args (nil values are not passed).
 	args map[string]*string
-	// contexts are the service's build.additional_contexts: FROM and
-	// COPY --from naming one use the context, which is checked on its own.
-	contexts map[string]string
 	// judge judges image references.
 	judge imageJudge
 }
@@ -58,7 +55,11 @@ type dockerfileInput struct {
 // checkout) is ctxDir; the Dockerfile itself is read only when it is inside
 // the checkout too (SW-BLD-005 reports it otherwise).
 func (c *checker) dockerfile(sc scope, b *types.BuildConfig, ctxDir string) {
-	in := dockerfileInput{args: b.Args, contexts: b.AdditionalContexts, judge: c.imageJudge()}
+	// build.additional_contexts play no part: the classic builder Slipway
+	// builds with has no named contexts, so a FROM or --from naming one
+	// resolves as an image, and is judged as one (SW-BLD-011 refuses the
+	// contexts themselves).
+	in := dockerfileInput{args: b.Args, judge: c.imageJudge()}
 	if b.DockerfileInline != "" {
 		c.dockerfileFindings(sc, "build.dockerfile_inline", "inline", checkDockerfile([]byte(b.DockerfileInline), in))
 		return
@@ -202,7 +203,7 @@ func (w *dockerfileWalk) from(n *parser.Node) {
 		switch base := w.stageByName(ref); {
 		case base != nil:
 			st.env = newBuildEnv(base.env.inherited())
-		case strings.EqualFold(ref, "scratch"), w.isContext(ref):
+		case strings.EqualFold(ref, "scratch"):
 		default:
 			w.image(n.StartLine, "FROM", ref, raw)
 		}
@@ -219,12 +220,6 @@ func (w *dockerfileWalk) stageByName(name string) *stage {
 		}
 	}
 	return nil
-}
-
-// isContext reports whether name is one of build.additional_contexts.
-func (w *dockerfileWalk) isContext(name string) bool {
-	_, ok := w.in.contexts[name]
-	return ok
 }
 
 // instruction handles one instruction inside a stage.
@@ -325,7 +320,8 @@ func (w *dockerfileWalk) addSources(n *parser.Node, env *buildEnv) {
 	}
 }
 
-// copyFrom judges COPY --from=<stage|context|image>.
+// copyFrom judges COPY --from=<stage|image>. The classic builder has no
+// named contexts: whatever is not an earlier stage is an image.
 func (w *dockerfileWalk) copyFrom(n *parser.Node, env *buildEnv) {
 	for _, f := range n.Flags {
 		raw, ok := strings.CutPrefix(f, "--from=")
@@ -333,7 +329,7 @@ func (w *dockerfileWalk) copyFrom(n *parser.Node, env *buildEnv) {
 			continue
 		}
 		from, ok := w.expand(n.StartLine, "COPY --from", raw, env)
-		if !ok || w.stageByName(from) != nil || w.isContext(from) {
+		if !ok || w.stageByName(from) != nil {
 			continue
 		}
 		if i, err := strconv.Atoi(from); err == nil && i >= 0 && i < len(w.stages)-1 {
@@ -343,8 +339,8 @@ func (w *dockerfileWalk) copyFrom(n *parser.Node, env *buildEnv) {
 	}
 }
 
-// runMounts judges RUN --mount=…,from=<stage|context|image>, which BuildKit
-// pulls like COPY --from.
+// runMounts judges RUN --mount=…,from=<stage|image>, which BuildKit pulls
+// like COPY --from.
 func (w *dockerfileWalk) runMounts(n *parser.Node, env *buildEnv) {
 	for _, f := range n.Flags {
 		spec, ok := strings.CutPrefix(f, "--mount=")
@@ -361,7 +357,7 @@ func (w *dockerfileWalk) runMounts(n *parser.Node, env *buildEnv) {
 			continue
 		}
 		from, ok := w.expand(n.StartLine, "RUN --mount", raw, env)
-		if !ok || w.stageByName(from) != nil || w.isContext(from) {
+		if !ok || w.stageByName(from) != nil {
 			continue
 		}
 		if i, err := strconv.Atoi(from); err == nil && i >= 0 && i < len(w.stages)-1 {

@@ -14,11 +14,10 @@ func TestCheckDockerfile(t *testing.T) {
 	str := func(s string) *string { return &s }
 	judge := imageJudge{project: "acme-shop-pr-7", services: []string{"web"}}
 	for _, tc := range []struct {
-		name     string
-		file     string
-		args     map[string]*string
-		contexts map[string]string
-		want     []string // "RULE line INSTR value"
+		name string
+		file string
+		args map[string]*string
+		want []string // "RULE line INSTR value"
 	}{
 		{name: "public images, stages by name and index, scratch",
 			file: "ARG GO=1.22\nFROM golang:${GO} AS build\nRUN go build\nFROM scratch\nCOPY --from=build /out /app\nCOPY --from=0 /etc/ssl /etc/ssl\nFROM build AS test\n"},
@@ -26,8 +25,13 @@ func TestCheckDockerfile(t *testing.T) {
 			file: "FROM acme-shop-pr-7-web:0123456789ab\n"},
 		{name: "local ADD and COPY, heredoc, JSON form",
 			file: "FROM alpine\nADD app.tgz /app/\nADD [\"src\", \"/src\"]\nCOPY . /code\nADD <<EOF /etc/motd\nhello http://example.com\nEOF\n"},
-		{name: "an additional context stands in for an image",
-			file: "FROM base\nCOPY --from=tools /bin/t /t\n", contexts: map[string]string{"base": "docker-image://alpine", "tools": "./tools"}},
+		{name: "the classic builder has no named contexts: every --from that is not a stage is an image",
+			file: "FROM 10.0.0.5:5000/internal/img\nCOPY --from=acme-shop-pr-8-web:0123456789ab /app /stolen\nRUN --mount=type=bind,from=acme-shop-pr-8-web:0123456789ab,target=/s true\n",
+			want: []string{
+				"SW-IMG-002 1 FROM 10.0.0.5:5000/internal/img",
+				"SW-IMG-001 2 COPY --from acme-shop-pr-8-web:0123456789ab",
+				"SW-IMG-001 3 RUN --mount acme-shop-pr-8-web:0123456789ab",
+			}},
 		{name: "private registry in FROM",
 			file: "FROM 10.0.0.5:5000/base\n",
 			want: []string{"SW-IMG-002 1 FROM 10.0.0.5:5000/base"}},
@@ -113,7 +117,7 @@ func TestCheckDockerfile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := []string{}
-			for _, f := range checkDockerfile([]byte(tc.file), dockerfileInput{args: tc.args, contexts: tc.contexts, judge: judge}) {
+			for _, f := range checkDockerfile([]byte(tc.file), dockerfileInput{args: tc.args, judge: judge}) {
 				got = append(got, fmt.Sprintf("%s %d %s %s", f.rule, f.line, f.instr, f.value))
 			}
 			want := tc.want
