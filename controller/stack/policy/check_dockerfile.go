@@ -124,10 +124,40 @@ func readDockerfile(p string) ([]byte, error) {
 	return b, nil
 }
 
+// BaseImages returns the images the stages of a Dockerfile start FROM
+// (neither earlier stages nor scratch), expanded with args the way the
+// policy expands them, in order, each once. The stack engine inspects them
+// before building. It fails, rather than return a partial list, when the
+// Dockerfile does not parse or a FROM cannot be expanded.
+func BaseImages(content []byte, args map[string]*string) ([]string, error) {
+	w := walkDockerfile(content, dockerfileInput{args: args})
+	var bad []string
+	for _, f := range w.out {
+		if f.rule == DockerfileUnchecked && (f.line == 0 || f.instr == "FROM") {
+			bad = append(bad, fmt.Sprintf("line %d: %s", f.line, f.msg))
+		}
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("cannot tell the Dockerfile's base images: %s", strings.Join(bad, "; "))
+	}
+	var out []string
+	for _, b := range w.bases {
+		if !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
 // checkDockerfile returns every problem of one Dockerfile: images the
 // builder would pull that SW-IMG-001/002 refuse, remote ADD sources
 // (SW-BLD-009), and what cannot be checked (SW-BLD-010).
 func checkDockerfile(content []byte, in dockerfileInput) []dockerfileFinding {
+	return walkDockerfile(content, in).out
+}
+
+// walkDockerfile follows the Dockerfile through.
+func walkDockerfile(content []byte, in dockerfileInput) *dockerfileWalk {
 	w := &dockerfileWalk{in: in}
 	if syntax, _, loc, ok := parser.DetectSyntax(content); ok {
 		line := 1
@@ -139,7 +169,7 @@ func checkDockerfile(content []byte, in dockerfileInput) []dockerfileFinding {
 	res, err := parser.Parse(bytes.NewReader(content))
 	if err != nil {
 		w.unchecked(0, "", "", fmt.Sprintf("the Dockerfile does not parse (%v)", err))
-		return w.out
+		return w
 	}
 	w.lex = shell.NewLex(res.EscapeToken)
 	w.global = newBuildEnv(nil)
@@ -156,7 +186,7 @@ func checkDockerfile(content []byte, in dockerfileInput) []dockerfileFinding {
 			w.instruction(n)
 		}
 	}
-	return w.out
+	return w
 }
 
 // dockerfileWalk follows a Dockerfile's stages in order.
@@ -165,13 +195,18 @@ type dockerfileWalk struct {
 	lex    *shell.Lex
 	global *buildEnv
 	stages []stage
-	out    []dockerfileFinding
+	// bases are the images stages start FROM, as written after expansion.
+	bases []string
+	out   []dockerfileFinding
 }
 
 // stage is one FROM of the Dockerfile.
 type stage struct {
 	name string // lower-cased, "" if unnamed
 	env  *buildEnv
+	// triggers are the stage's ONBUILD instructions, which run in every
+	// later stage built FROM it.
+	triggers []*parser.Node
 }
 
 func (w *dockerfileWalk) add(rule string, line int, instr, value, msg string) {
@@ -198,17 +233,25 @@ func (w *dockerfileWalk) from(n *parser.Node) {
 	if as := n.Next.Next; as != nil && strings.EqualFold(as.Value, "as") && as.Next != nil {
 		st.name = strings.ToLower(as.Next.Value)
 	}
+	var fire []*parser.Node
 	ref, ok := w.expand(n.StartLine, "FROM", raw, w.global)
 	if ok {
 		switch base := w.stageByName(ref); {
 		case base != nil:
 			st.env = newBuildEnv(base.env.inherited())
+			fire = base.triggers
 		case strings.EqualFold(ref, "scratch"):
 		default:
+			w.bases = append(w.bases, ref)
 			w.image(n.StartLine, "FROM", ref, raw)
 		}
 	}
 	w.stages = append(w.stages, st)
+	// The builder runs the base stage's ONBUILD triggers first, with the
+	// environment the base stage ended with.
+	for _, t := range fire {
+		w.instruction(t)
+	}
 }
 
 // stageByName returns the earlier stage called name, if any.
@@ -237,14 +280,30 @@ func (w *dockerfileWalk) instruction(n *parser.Node) {
 	case "run":
 		w.runMounts(n, st.env)
 	case "onbuild":
-		// ONBUILD runs its instruction in any build based on this stage,
-		// later stages of this Dockerfile included.
-		if n.Next != nil && len(n.Next.Children) > 0 {
-			inner := *n.Next.Children[0]
-			inner.StartLine = n.StartLine
-			w.instruction(&inner)
-		}
+		w.onbuild(st, n)
 	}
+}
+
+// onbuild refuses ONBUILD (SW-BLD-010). Its trigger runs in whatever build
+// is based on this image, with that build's environment: later stages of
+// this Dockerfile, and Slipway's own labelling step, which builds FROM the
+// PR's image with its final ENV, so an ADD that reads a local file where
+// it is written may fetch a URL where it fires. The trigger is also
+// checked where it fires inside this Dockerfile (see from), for an
+// operator who relaxes SW-BLD-010; the stack engine refuses a built image
+// that still carries triggers in any case.
+func (w *dockerfileWalk) onbuild(st *stage, n *parser.Node) {
+	value := strings.TrimSpace(n.Original)
+	if n.Next != nil && len(n.Next.Children) > 0 {
+		inner := *n.Next.Children[0]
+		inner.StartLine = n.StartLine
+		if o := strings.TrimSpace(inner.Original); o != "" {
+			value = o
+		}
+		st.triggers = append(st.triggers, &inner)
+	}
+	w.unchecked(n.StartLine, "ONBUILD", value,
+		"an ONBUILD trigger runs in a later build based on this image (Slipway's own labelling step builds FROM it) with that build's environment, which the policy does not see, and the builder fetches ADD and COPY --from sources from the host's network; Slipway refuses triggers")
 }
 
 // arg declares build arguments: ARG NAME[=default] …; a stage's ARG

@@ -91,9 +91,25 @@ func TestCheckDockerfile(t *testing.T) {
 			want: []string{"SW-BLD-010 2 ADD ${U:-./local}"}},
 		{name: "FROM a stage named through a variable",
 			file: "FROM alpine AS base\nARG B=base\nFROM scratch\nARG STAGE=base\nCOPY --from=$STAGE /x /x\n"},
-		{name: "ONBUILD ADD is checked",
+		{name: "ONBUILD is refused",
+			file: "FROM scratch\nONBUILD RUN true\n",
+			want: []string{"SW-BLD-010 2 ONBUILD RUN true"}},
+		// Slipway's labelling step builds FROM the image, firing its
+		// triggers with the image's final environment, not the one at the
+		// ONBUILD line.
+		{name: "ONBUILD ADD whose variable changes after it",
+			file: "FROM scratch\nENV U=./local.txt\nONBUILD ADD $U /x\nENV U=http://169.254.169.254/latest/meta-data/\n",
+			want: []string{"SW-BLD-010 3 ONBUILD ADD $U /x"}},
+		{name: "ONBUILD fires in a stage built on it, with the base stage's final ENV",
+			file: "FROM scratch AS base\nENV U=./local.txt\nONBUILD ADD $U /x\nENV U=http://169.254.169.254/latest/meta-data/\nFROM base\nFROM base\n",
+			want: []string{
+				"SW-BLD-010 3 ONBUILD ADD $U /x",
+				"SW-BLD-009 3 ADD http://169.254.169.254/latest/meta-data/",
+				"SW-BLD-009 3 ADD http://169.254.169.254/latest/meta-data/",
+			}},
+		{name: "ONBUILD ADD with a literal URL",
 			file: "FROM scratch AS base\nONBUILD ADD https://example.com/x /x\nFROM base\n",
-			want: []string{"SW-BLD-009 2 ADD https://example.com/x"}},
+			want: []string{"SW-BLD-010 2 ONBUILD ADD https://example.com/x /x", "SW-BLD-009 2 ADD https://example.com/x"}},
 		{name: "COPY --from an image",
 			file: "FROM scratch\nCOPY --from=acme-shop-pr-8-web:0123456789ab /app /app\nCOPY --from=5 /x /x\n",
 			want: []string{
@@ -126,6 +142,32 @@ func TestCheckDockerfile(t *testing.T) {
 			}
 			if !slices.Equal(got, want) {
 				t.Errorf("got:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			}
+		})
+	}
+}
+
+func TestBaseImages(t *testing.T) {
+	str := func(s string) *string { return &s }
+	for _, tc := range []struct {
+		name, file string
+		args       map[string]*string
+		want       []string
+		err        bool
+	}{
+		{name: "stages and scratch are not images; each image once",
+			file: "ARG V=1\nFROM golang:$V AS build\nFROM build AS test\nFROM scratch\nFROM --platform=$BUILDPLATFORM golang:1 AS again\nFROM alpine\nCOPY --from=build / /\n",
+			want: []string{"golang:1", "alpine"}},
+		{name: "build args apply", file: "ARG B=alpine\nFROM $B\n", args: map[string]*string{"B": str("attacker/base")},
+			want: []string{"attacker/base"}},
+		{name: "a FROM that cannot be expanded", file: "FROM $NOPE\n", err: true},
+		{name: "does not parse", file: "FROM scratch\nENV onlykey\n", err: true},
+		{name: "a problem elsewhere does not matter", file: "FROM alpine\nADD $X /x\n", want: []string{"alpine"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := BaseImages([]byte(tc.file), tc.args)
+			if (err != nil) != tc.err || !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, %v; want %q, error %v", got, err, tc.want, tc.err)
 			}
 		})
 	}
