@@ -179,8 +179,14 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 			args[k] = v
 		}
 	}
-	if err := e.checkBaseImages(ctx, service, content, args, log); err != nil {
+	ids, err := e.checkBaseImages(ctx, service, content, args, log)
+	if err != nil {
 		return false, err
+	}
+	// Build from the images just inspected, whatever the names point to
+	// by the time the builder reads the FROM lines.
+	if content, err = policy.PinBaseImages(content, args, ids); err != nil {
+		return false, badInput(&BuildError{Service: service, Err: fmt.Errorf("pin the base images: %w", err)})
 	}
 	ctxTar, err := contextTar(bc, dockerfile, content)
 	if err != nil {
@@ -259,31 +265,34 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 // ADD and COPY --from from the host's network whatever NetworkMode says;
 // nothing in the PR's Dockerfile shows them to the policy. Each base image
 // is inspected, and pulled through the engine first if it is not in its
-// store (the builder would pull it anyway).
-func (e *Engine) checkBaseImages(ctx context.Context, service string, dockerfile []byte, args map[string]*string, log *lineWriter) error {
+// store (the builder would pull it anyway). It returns the ID of each
+// base image, by reference, for the build to be pinned to.
+func (e *Engine) checkBaseImages(ctx context.Context, service string, dockerfile []byte, args map[string]*string, log *lineWriter) (map[string]string, error) {
 	bases, err := policy.BaseImages(dockerfile, args)
 	if err != nil {
-		return badInput(&BuildError{Service: service, Err: fmt.Errorf("cannot check the base images for ONBUILD triggers: %w", err)})
+		return nil, badInput(&BuildError{Service: service, Err: fmt.Errorf("cannot check the base images for ONBUILD triggers: %w", err)})
 	}
+	ids := map[string]string{}
 	for _, ref := range bases {
 		img, err := e.docker.ImageInspect(ctx, ref)
 		if errdefs.IsNotFound(err) {
 			log.Printf(service, "pulling base image %s", ref)
 			if err := e.pull(ctx, ref); err != nil {
-				return badInput(&BuildError{Service: service, Err: fmt.Errorf("base image %s is not present locally and could not be pulled: %w", ref, err)})
+				return nil, badInput(&BuildError{Service: service, Err: fmt.Errorf("base image %s is not present locally and could not be pulled: %w", ref, err)})
 			}
 			img, err = e.docker.ImageInspect(ctx, ref)
 		}
 		if err != nil {
-			return &BuildError{Service: service, Err: fmt.Errorf("inspect base image %s: %w", ref, err)}
+			return nil, &BuildError{Service: service, Err: fmt.Errorf("inspect base image %s: %w", ref, err)}
 		}
 		if triggers := onBuild(img); len(triggers) > 0 {
-			return badInput(&BuildError{Service: service, Err: fmt.Errorf(
+			return nil, badInput(&BuildError{Service: service, Err: fmt.Errorf(
 				"base image %s carries ONBUILD triggers (%s), which run with the host's network; Slipway refuses them",
 				ref, strings.Join(triggers, "; "))})
 		}
+		ids[ref] = img.ID
 	}
-	return nil
+	return ids, nil
 }
 
 // onBuild returns an image's ONBUILD triggers.

@@ -27,12 +27,19 @@ type recordingDocker struct {
 	mu     sync.Mutex
 	builds int
 	pulls  []string
+	// beforeBuild, if set, runs before the first build starts.
+	beforeBuild func()
 }
 
 func (d *recordingDocker) ImageBuild(ctx context.Context, r io.Reader, opts build.ImageBuildOptions) (build.ImageBuildResponse, error) {
 	d.mu.Lock()
 	d.builds++
+	hook := d.beforeBuild
+	d.beforeBuild = nil
 	d.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	return d.Docker.ImageBuild(ctx, r, opts)
 }
 
@@ -112,6 +119,45 @@ func TestBuildRefusesABaseImageWithOnbuildTriggers(t *testing.T) {
 	}
 	if _, err := cli.ImageInspect(context.Background(), p.Image("web")); err == nil {
 		t.Errorf("image %s exists", p.Image("web"))
+	}
+}
+
+// A concurrent pull may retag a base image's name between the engine's
+// inspection and the build; the build starts from the image inspected.
+func TestBuildStartsFromTheBaseImageItInspected(t *testing.T) {
+	t.Parallel()
+	e, rec, cli := recordingEngine(t)
+	fixtures := NewEngine(cli, nil, EngineOptions{})
+	marker := dockertest.UniqueName("trigger-fired-")
+	base := "slipway-test/" + dockertest.UniqueName("base-") + ":1"
+	swapped := "slipway-test/" + dockertest.UniqueName("swapped-") + ":1"
+	buildTestImage(t, fixtures, cli, base, "FROM "+dockertest.BusyboxImage+"\nLABEL fixture="+base+"\n")
+	buildTestImage(t, fixtures, cli, swapped, "FROM "+dockertest.BusyboxImage+"\nONBUILD RUN echo "+marker+"\n")
+	rec.beforeBuild = func() {
+		if err := cli.ImageTag(context.Background(), swapped, base); err != nil {
+			t.Errorf("retag: %v", err)
+		}
+	}
+	dir := t.TempDir()
+	src := newSource(t, e, cli, dir)
+	dockertest.WriteFiles(t, dir, map[string]string{
+		"compose.yaml": "services:\n  web:\n    build: .\n",
+		"Dockerfile":   "FROM " + base + "\nCMD [\"sleep\", \"3600\"]\n",
+	})
+	p := mustLoad(t, src)
+	var log bytes.Buffer
+	if _, err := e.Up(context.Background(), p, UpOptions{BuildLog: &log}); err != nil {
+		t.Fatalf("up: %v\nlog:\n%s", err, log.String())
+	}
+	if strings.Contains(log.String(), marker) || strings.Contains(log.String(), "build trigger") {
+		t.Errorf("the swapped-in image's trigger ran:\n%s", log.String())
+	}
+	img, err := cli.ImageInspect(context.Background(), p.Image("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Config.Labels["fixture"] != base {
+		t.Errorf("image labels %v: not built on the inspected %s", img.Config.Labels, base)
 	}
 }
 

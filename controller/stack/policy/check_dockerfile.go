@@ -130,6 +130,22 @@ func readDockerfile(p string) ([]byte, error) {
 // before building. It fails, rather than return a partial list, when the
 // Dockerfile does not parse or a FROM cannot be expanded.
 func BaseImages(content []byte, args map[string]*string) ([]string, error) {
+	w, err := walkBases(content, args)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, b := range w.bases {
+		if !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// walkBases walks a Dockerfile for its FROM instructions, failing when it
+// does not parse or a FROM cannot be expanded.
+func walkBases(content []byte, args map[string]*string) (*dockerfileWalk, error) {
 	w := walkDockerfile(content, dockerfileInput{args: args})
 	var bad []string
 	for _, f := range w.out {
@@ -140,13 +156,42 @@ func BaseImages(content []byte, args map[string]*string) ([]string, error) {
 	if len(bad) > 0 {
 		return nil, fmt.Errorf("cannot tell the Dockerfile's base images: %s", strings.Join(bad, "; "))
 	}
-	var out []string
-	for _, b := range w.bases {
-		if !slices.Contains(out, b) {
-			out = append(out, b)
+	return w, nil
+}
+
+// PinBaseImages returns content with every FROM that BaseImages lists
+// rewritten to start its stage from the image ID ids gives for its
+// reference, its flags (--platform) and stage name kept. The stack engine
+// builds the rewritten file, so that the builder starts from the very
+// images the engine inspected, not from whatever a concurrent pull has
+// tagged with the same name since. The instruction's first line is
+// replaced and its continuation lines emptied, so line numbers hold.
+func PinBaseImages(content []byte, args map[string]*string, ids map[string]string) ([]byte, error) {
+	w, err := walkBases(content, args)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.SplitAfter(string(content), "\n")
+	for i, n := range w.baseNodes {
+		id := ids[w.bases[i]]
+		if !strings.HasPrefix(id, "sha256:") || strings.ContainsAny(id, " \t\r\n\\") {
+			return nil, fmt.Errorf("no image ID for base image %s", w.bases[i])
+		}
+		if n.StartLine < 1 || n.EndLine < n.StartLine || n.EndLine > len(lines) {
+			return nil, fmt.Errorf("FROM %s: unexpected lines %d-%d", w.bases[i], n.StartLine, n.EndLine)
+		}
+		from := []string{"FROM"}
+		from = append(from, n.Flags...)
+		from = append(from, id)
+		if as := n.Next.Next; as != nil && as.Next != nil {
+			from = append(from, "AS", as.Next.Value)
+		}
+		lines[n.StartLine-1] = strings.Join(from, " ") + "\n"
+		for l := n.StartLine; l < n.EndLine; l++ {
+			lines[l] = "\n"
 		}
 	}
-	return out, nil
+	return []byte(strings.Join(lines, "")), nil
 }
 
 // checkDockerfile returns every problem of one Dockerfile: images the
@@ -195,9 +240,11 @@ type dockerfileWalk struct {
 	lex    *shell.Lex
 	global *buildEnv
 	stages []stage
-	// bases are the images stages start FROM, as written after expansion.
-	bases []string
-	out   []dockerfileFinding
+	// bases are the images stages start FROM, as written after expansion,
+	// and baseNodes their FROM instructions.
+	bases     []string
+	baseNodes []*parser.Node
+	out       []dockerfileFinding
 }
 
 // stage is one FROM of the Dockerfile.
@@ -243,6 +290,7 @@ func (w *dockerfileWalk) from(n *parser.Node) {
 		case strings.EqualFold(ref, "scratch"):
 		default:
 			w.bases = append(w.bases, ref)
+			w.baseNodes = append(w.baseNodes, n)
 			w.image(n.StartLine, "FROM", ref, raw)
 		}
 	}

@@ -173,6 +173,49 @@ func TestBaseImages(t *testing.T) {
 	}
 }
 
+func TestPinBaseImages(t *testing.T) {
+	const a = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	const b = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	ids := map[string]string{"golang:1": a, "attacker/base": b}
+	file := "# syntax=docker/dockerfile:1\n" +
+		"ARG V=1\n" +
+		"FROM --platform=$BUILDPLATFORM golang:$V AS Build\n" +
+		"RUN go build\n" +
+		"from \\\n" +
+		"  # a comment inside the instruction\n" +
+		"  attacker/base\n" +
+		"COPY --from=build /out /app\n" +
+		"FROM build\n" +
+		"FROM scratch\n"
+	got, err := PinBaseImages([]byte(file), nil, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# syntax=docker/dockerfile:1\n" +
+		"ARG V=1\n" +
+		"FROM --platform=$BUILDPLATFORM " + a + " AS Build\n" +
+		"RUN go build\n" +
+		"FROM " + b + "\n" +
+		"\n" +
+		"\n" +
+		"COPY --from=build /out /app\n" +
+		"FROM build\n" +
+		"FROM scratch\n"
+	if string(got) != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	// The rewritten file starts from the same stages, in the same order.
+	if bases, err := BaseImages(got, nil); err != nil || !slices.Equal(bases, []string{a, b}) {
+		t.Errorf("BaseImages of the pinned file: %q, %v", bases, err)
+	}
+	if _, err := PinBaseImages([]byte(file), nil, map[string]string{"golang:1": a}); err == nil {
+		t.Error("a base image without an ID was not refused")
+	}
+	if _, err := PinBaseImages([]byte("FROM $NOPE\n"), nil, ids); err == nil {
+		t.Error("an unexpandable FROM was not refused")
+	}
+}
+
 func TestDockerfileFiles(t *testing.T) {
 	root := t.TempDir()
 	writeFile(t, filepath.Join(root, "compose.yaml"), `
