@@ -192,6 +192,9 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 	if err != nil {
 		return false, badInput(&BuildError{Service: service, Err: err})
 	}
+	// Closing the reader ends the writer goroutine on every path, also
+	// when the build never reads the whole context.
+	defer ctxTar.Close()
 	networkMode, onBuildNetwork := buildNetworkMode(bc.Network, e.opts.BuildNetwork, e.opts.Firewall != nil)
 	switch {
 	case onBuildNetwork:
@@ -291,6 +294,7 @@ func (e *Engine) checkBaseImages(ctx context.Context, service string, dockerfile
 				ref, strings.Join(triggers, "; "))})
 		}
 		ids[ref] = img.ID
+		log.Printf(service, "base image %s is %s", ref, img.ID)
 	}
 	return ids, nil
 }
@@ -601,16 +605,17 @@ func decodeBuild(r io.Reader, line func(string)) (string, error) {
 }
 
 // contextTar streams a tar of the build context, honouring .dockerignore
-// (and <Dockerfile>.dockerignore). The Dockerfile (as buildDockerfile
-// returns it) is always included, as the PR wrote it, at dockerfile: for
-// one outside the context, or an inline one, a generated name.
+// (and <Dockerfile>.dockerignore). The Dockerfile is always included at
+// dockerfile (a generated name for one outside the context or an inline
+// one, see buildDockerfile) with content: the PR's, its FROM lines pinned
+// to image IDs (see buildService). The caller closes the reader.
 //
 // Slipway's labels are not part of this build (see buildService): the
 // classic builder would put the build's Labels option on every
 // intermediate image, leaving project-labelled layers in the cache and
 // making every SHA a cache miss, and a LABEL line appended to the PR's
 // Dockerfile can be swallowed by the file's last line.
-func contextTar(bc *types.BuildConfig, dockerfile string, content []byte) (io.Reader, error) {
+func contextTar(bc *types.BuildConfig, dockerfile string, content []byte) (io.ReadCloser, error) {
 	root := bc.Context
 	extra := map[string][]byte{dockerfile: content}
 	patterns, err := readIgnore(root, dockerfile)
