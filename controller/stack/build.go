@@ -22,6 +22,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/jsonmessage"
@@ -168,7 +169,7 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 		return false, nil
 	}
 	log.Printf(service, "building %s", tag)
-	ctxTar, dockerfile, err := contextTar(bc)
+	dockerfile, content, err := buildDockerfile(bc)
 	if err != nil {
 		return false, badInput(&BuildError{Service: service, Err: err})
 	}
@@ -178,6 +179,22 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 			args[k] = v
 		}
 	}
+	ids, err := e.checkBaseImages(ctx, service, content, args, log)
+	if err != nil {
+		return false, err
+	}
+	// Build from the images just inspected, whatever the names point to
+	// by the time the builder reads the FROM lines.
+	if content, err = policy.PinBaseImages(content, args, ids); err != nil {
+		return false, badInput(&BuildError{Service: service, Err: fmt.Errorf("pin the base images: %w", err)})
+	}
+	ctxTar, err := contextTar(bc, dockerfile, content)
+	if err != nil {
+		return false, badInput(&BuildError{Service: service, Err: err})
+	}
+	// Closing the reader ends the writer goroutine on every path, also
+	// when the build never reads the whole context.
+	defer ctxTar.Close()
 	networkMode, onBuildNetwork := buildNetworkMode(bc.Network, e.opts.BuildNetwork, e.opts.Firewall != nil)
 	switch {
 	case onBuildNetwork:
@@ -210,6 +227,15 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 	if err != nil {
 		return false, &BuildError{Service: service, Err: fmt.Errorf("inspect built image %s: %w", id, err)}
 	}
+	// The labelling step builds FROM this image, which would fire its
+	// ONBUILD triggers with its final environment, and the builder runs a
+	// trigger's ADD and COPY --from from the host's network. The policy
+	// refuses ONBUILD (SW-BLD-010); this holds when an operator relaxed it.
+	if triggers := onBuild(built); len(triggers) > 0 {
+		return false, badInput(&BuildError{Service: service, Err: fmt.Errorf(
+			"the image the Dockerfile built carries ONBUILD triggers (%s), which Slipway's labelling step would run with the host's network; Slipway refuses them",
+			strings.Join(triggers, "; "))})
+	}
 	labels := imageLabels(p, bc, hash, imageOf(built).Labels)
 	labelTar, err := labelContext(id, labels)
 	if err != nil {
@@ -234,6 +260,51 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 		return true, badInput(&BuildError{Service: service, Err: fmt.Errorf("image %s refused: %w", tag, err)})
 	}
 	return true, nil
+}
+
+// checkBaseImages refuses a build whose Dockerfile starts a stage FROM an
+// image that carries ONBUILD triggers: the classic builder runs them in
+// the PR's build, before any of the PR's own instructions, and runs their
+// ADD and COPY --from from the host's network whatever NetworkMode says;
+// nothing in the PR's Dockerfile shows them to the policy. Each base image
+// is inspected, and pulled through the engine first if it is not in its
+// store (the builder would pull it anyway). It returns the ID of each
+// base image, by reference, for the build to be pinned to.
+func (e *Engine) checkBaseImages(ctx context.Context, service string, dockerfile []byte, args map[string]*string, log *lineWriter) (map[string]string, error) {
+	bases, err := policy.BaseImages(dockerfile, args)
+	if err != nil {
+		return nil, badInput(&BuildError{Service: service, Err: fmt.Errorf("cannot check the base images for ONBUILD triggers: %w", err)})
+	}
+	ids := map[string]string{}
+	for _, ref := range bases {
+		img, err := e.docker.ImageInspect(ctx, ref)
+		if errdefs.IsNotFound(err) {
+			log.Printf(service, "pulling base image %s", ref)
+			if err := e.pull(ctx, ref); err != nil {
+				return nil, badInput(&BuildError{Service: service, Err: fmt.Errorf("base image %s is not present locally and could not be pulled: %w", ref, err)})
+			}
+			img, err = e.docker.ImageInspect(ctx, ref)
+		}
+		if err != nil {
+			return nil, &BuildError{Service: service, Err: fmt.Errorf("inspect base image %s: %w", ref, err)}
+		}
+		if triggers := onBuild(img); len(triggers) > 0 {
+			return nil, badInput(&BuildError{Service: service, Err: fmt.Errorf(
+				"base image %s carries ONBUILD triggers (%s), which run with the host's network; Slipway refuses them",
+				ref, strings.Join(triggers, "; "))})
+		}
+		ids[ref] = img.ID
+		log.Printf(service, "base image %s is %s", ref, img.ID)
+	}
+	return ids, nil
+}
+
+// onBuild returns an image's ONBUILD triggers.
+func onBuild(img image.InspectResponse) []string {
+	if img.Config == nil {
+		return nil
+	}
+	return img.Config.OnBuild
 }
 
 // runBuild runs one ImageBuild, writing its output to log, and returns the
@@ -534,23 +605,44 @@ func decodeBuild(r io.Reader, line func(string)) (string, error) {
 }
 
 // contextTar streams a tar of the build context, honouring .dockerignore
-// (and <Dockerfile>.dockerignore). The Dockerfile is always included, as
-// the PR wrote it; one outside the context, or an inline one, is added
-// under a generated name. It returns the Dockerfile's path inside the tar.
+// (and <Dockerfile>.dockerignore). The Dockerfile is always included at
+// dockerfile (a generated name for one outside the context or an inline
+// one, see buildDockerfile) with content: the PR's, its FROM lines pinned
+// to image IDs (see buildService). The caller closes the reader.
 //
 // Slipway's labels are not part of this build (see buildService): the
 // classic builder would put the build's Labels option on every
 // intermediate image, leaving project-labelled layers in the cache and
 // making every SHA a cache miss, and a LABEL line appended to the PR's
 // Dockerfile can be swallowed by the file's last line.
-func contextTar(bc *types.BuildConfig) (io.Reader, string, error) {
+func contextTar(bc *types.BuildConfig, dockerfile string, content []byte) (io.ReadCloser, error) {
+	root := bc.Context
+	extra := map[string][]byte{dockerfile: content}
+	patterns, err := readIgnore(root, dockerfile)
+	if err != nil {
+		return nil, err
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, fmt.Errorf(".dockerignore: %w", err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(writeContext(pw, root, pm, dockerfile, extra))
+	}()
+	return pr, nil
+}
+
+// buildDockerfile returns the Dockerfile of a build as the builder gets
+// it: its path inside the context tar (see contextTar) and its content.
+func buildDockerfile(bc *types.BuildConfig) (string, []byte, error) {
 	root := bc.Context
 	fi, err := os.Stat(root)
 	if err != nil {
-		return nil, "", fmt.Errorf("build context %s: %w", root, err)
+		return "", nil, fmt.Errorf("build context %s: %w", root, err)
 	}
 	if !fi.IsDir() {
-		return nil, "", fmt.Errorf("build context %s: not a directory", root)
+		return "", nil, fmt.Errorf("build context %s: not a directory", root)
 	}
 	dockerfile := bc.Dockerfile
 	if dockerfile == "" {
@@ -573,23 +665,10 @@ func contextTar(bc *types.BuildConfig) (io.Reader, string, error) {
 			dockerfile = filepath.ToSlash(rel)
 		}
 		if content, err = os.ReadFile(abs); err != nil {
-			return nil, "", fmt.Errorf("dockerfile %s: %w", bc.Dockerfile, errors.Unwrap(err))
+			return "", nil, fmt.Errorf("dockerfile %s: %w", bc.Dockerfile, errors.Unwrap(err))
 		}
 	}
-	extra := map[string][]byte{dockerfile: content}
-	patterns, err := readIgnore(root, dockerfile)
-	if err != nil {
-		return nil, "", err
-	}
-	pm, err := patternmatcher.New(patterns)
-	if err != nil {
-		return nil, "", fmt.Errorf(".dockerignore: %w", err)
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(writeContext(pw, root, pm, dockerfile, extra))
-	}()
-	return pr, dockerfile, nil
+	return dockerfile, content, nil
 }
 
 // readIgnore reads <dockerfile>.dockerignore if present, else .dockerignore,

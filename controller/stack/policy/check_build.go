@@ -52,7 +52,10 @@ func (c *checker) build(sc scope, b *types.BuildConfig) {
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(b.AdditionalContexts)) {
-		c.additionalContext(sc, "build.additional_contexts."+name, b.AdditionalContexts[name])
+		field := "build.additional_contexts." + name
+		c.add(sc, AdditionalContexts, field, b.AdditionalContexts[name],
+			"the classic builder Slipway builds with has no named contexts: it ignores this one, and a FROM or --from naming "+name+" resolves as an image instead")
+		c.additionalContext(sc, field, b.AdditionalContexts[name])
 	}
 	if b.Privileged {
 		c.add(sc, BuildPrivileged, "build.privileged", "true", "RUN steps would run privileged on the host's engine")

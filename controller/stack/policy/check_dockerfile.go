@@ -47,9 +47,6 @@ type dockerfileFinding struct {
 type dockerfileInput struct {
 	// args are the service's build.args (nil values are not passed).
 	args map[string]*string
-	// contexts are the service's build.additional_contexts: FROM and
-	// COPY --from naming one use the context, which is checked on its own.
-	contexts map[string]string
 	// judge judges image references.
 	judge imageJudge
 }
@@ -58,7 +55,11 @@ type dockerfileInput struct {
 // checkout) is ctxDir; the Dockerfile itself is read only when it is inside
 // the checkout too (SW-BLD-005 reports it otherwise).
 func (c *checker) dockerfile(sc scope, b *types.BuildConfig, ctxDir string) {
-	in := dockerfileInput{args: b.Args, contexts: b.AdditionalContexts, judge: c.imageJudge()}
+	// build.additional_contexts play no part: the classic builder Slipway
+	// builds with has no named contexts, so a FROM or --from naming one
+	// resolves as an image, and is judged as one (SW-BLD-011 refuses the
+	// contexts themselves).
+	in := dockerfileInput{args: b.Args, judge: c.imageJudge()}
 	if b.DockerfileInline != "" {
 		c.dockerfileFindings(sc, "build.dockerfile_inline", "inline", checkDockerfile([]byte(b.DockerfileInline), in))
 		return
@@ -123,10 +124,85 @@ func readDockerfile(p string) ([]byte, error) {
 	return b, nil
 }
 
+// BaseImages returns the images the stages of a Dockerfile start FROM
+// (neither earlier stages nor scratch), expanded with args the way the
+// policy expands them, in order, each once. The stack engine inspects them
+// before building. It fails, rather than return a partial list, when the
+// Dockerfile does not parse or a FROM cannot be expanded.
+func BaseImages(content []byte, args map[string]*string) ([]string, error) {
+	w, err := walkBases(content, args)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, b := range w.bases {
+		if !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// walkBases walks a Dockerfile for its FROM instructions, failing when it
+// does not parse or a FROM cannot be expanded.
+func walkBases(content []byte, args map[string]*string) (*dockerfileWalk, error) {
+	w := walkDockerfile(content, dockerfileInput{args: args})
+	var bad []string
+	for _, f := range w.out {
+		if f.rule == DockerfileUnchecked && (f.line == 0 || f.instr == "FROM") {
+			bad = append(bad, fmt.Sprintf("line %d: %s", f.line, f.msg))
+		}
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("cannot tell the Dockerfile's base images: %s", strings.Join(bad, "; "))
+	}
+	return w, nil
+}
+
+// PinBaseImages returns content with every FROM that BaseImages lists
+// rewritten to start its stage from the image ID ids gives for its
+// reference, its flags (--platform) and stage name kept. The stack engine
+// builds the rewritten file, so that the builder starts from the very
+// images the engine inspected, not from whatever a concurrent pull has
+// tagged with the same name since. The instruction's first line is
+// replaced and its continuation lines emptied, so line numbers hold.
+func PinBaseImages(content []byte, args map[string]*string, ids map[string]string) ([]byte, error) {
+	w, err := walkBases(content, args)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.SplitAfter(string(content), "\n")
+	for i, n := range w.baseNodes {
+		id := ids[w.bases[i]]
+		if !strings.HasPrefix(id, "sha256:") || strings.ContainsAny(id, " \t\r\n\\") {
+			return nil, fmt.Errorf("no image ID for base image %s", w.bases[i])
+		}
+		if n.StartLine < 1 || n.EndLine < n.StartLine || n.EndLine > len(lines) {
+			return nil, fmt.Errorf("FROM %s: unexpected lines %d-%d", w.bases[i], n.StartLine, n.EndLine)
+		}
+		from := []string{"FROM"}
+		from = append(from, n.Flags...)
+		from = append(from, id)
+		if as := n.Next.Next; as != nil && as.Next != nil {
+			from = append(from, "AS", as.Next.Value)
+		}
+		lines[n.StartLine-1] = strings.Join(from, " ") + "\n"
+		for l := n.StartLine; l < n.EndLine; l++ {
+			lines[l] = "\n"
+		}
+	}
+	return []byte(strings.Join(lines, "")), nil
+}
+
 // checkDockerfile returns every problem of one Dockerfile: images the
 // builder would pull that SW-IMG-001/002 refuse, remote ADD sources
 // (SW-BLD-009), and what cannot be checked (SW-BLD-010).
 func checkDockerfile(content []byte, in dockerfileInput) []dockerfileFinding {
+	return walkDockerfile(content, in).out
+}
+
+// walkDockerfile follows the Dockerfile through.
+func walkDockerfile(content []byte, in dockerfileInput) *dockerfileWalk {
 	w := &dockerfileWalk{in: in}
 	if syntax, _, loc, ok := parser.DetectSyntax(content); ok {
 		line := 1
@@ -138,7 +214,7 @@ func checkDockerfile(content []byte, in dockerfileInput) []dockerfileFinding {
 	res, err := parser.Parse(bytes.NewReader(content))
 	if err != nil {
 		w.unchecked(0, "", "", fmt.Sprintf("the Dockerfile does not parse (%v)", err))
-		return w.out
+		return w
 	}
 	w.lex = shell.NewLex(res.EscapeToken)
 	w.global = newBuildEnv(nil)
@@ -155,7 +231,7 @@ func checkDockerfile(content []byte, in dockerfileInput) []dockerfileFinding {
 			w.instruction(n)
 		}
 	}
-	return w.out
+	return w
 }
 
 // dockerfileWalk follows a Dockerfile's stages in order.
@@ -164,13 +240,20 @@ type dockerfileWalk struct {
 	lex    *shell.Lex
 	global *buildEnv
 	stages []stage
-	out    []dockerfileFinding
+	// bases are the images stages start FROM, as written after expansion,
+	// and baseNodes their FROM instructions.
+	bases     []string
+	baseNodes []*parser.Node
+	out       []dockerfileFinding
 }
 
 // stage is one FROM of the Dockerfile.
 type stage struct {
 	name string // lower-cased, "" if unnamed
 	env  *buildEnv
+	// triggers are the stage's ONBUILD instructions, which run in every
+	// later stage built FROM it.
+	triggers []*parser.Node
 }
 
 func (w *dockerfileWalk) add(rule string, line int, instr, value, msg string) {
@@ -197,17 +280,26 @@ func (w *dockerfileWalk) from(n *parser.Node) {
 	if as := n.Next.Next; as != nil && strings.EqualFold(as.Value, "as") && as.Next != nil {
 		st.name = strings.ToLower(as.Next.Value)
 	}
+	var fire []*parser.Node
 	ref, ok := w.expand(n.StartLine, "FROM", raw, w.global)
 	if ok {
 		switch base := w.stageByName(ref); {
 		case base != nil:
 			st.env = newBuildEnv(base.env.inherited())
-		case strings.EqualFold(ref, "scratch"), w.isContext(ref):
+			fire = base.triggers
+		case strings.EqualFold(ref, "scratch"):
 		default:
+			w.bases = append(w.bases, ref)
+			w.baseNodes = append(w.baseNodes, n)
 			w.image(n.StartLine, "FROM", ref, raw)
 		}
 	}
 	w.stages = append(w.stages, st)
+	// The builder runs the base stage's ONBUILD triggers first, with the
+	// environment the base stage ended with.
+	for _, t := range fire {
+		w.instruction(t)
+	}
 }
 
 // stageByName returns the earlier stage called name, if any.
@@ -219,12 +311,6 @@ func (w *dockerfileWalk) stageByName(name string) *stage {
 		}
 	}
 	return nil
-}
-
-// isContext reports whether name is one of build.additional_contexts.
-func (w *dockerfileWalk) isContext(name string) bool {
-	_, ok := w.in.contexts[name]
-	return ok
 }
 
 // instruction handles one instruction inside a stage.
@@ -242,14 +328,30 @@ func (w *dockerfileWalk) instruction(n *parser.Node) {
 	case "run":
 		w.runMounts(n, st.env)
 	case "onbuild":
-		// ONBUILD runs its instruction in any build based on this stage,
-		// later stages of this Dockerfile included.
-		if n.Next != nil && len(n.Next.Children) > 0 {
-			inner := *n.Next.Children[0]
-			inner.StartLine = n.StartLine
-			w.instruction(&inner)
-		}
+		w.onbuild(st, n)
 	}
+}
+
+// onbuild refuses ONBUILD (SW-BLD-010). Its trigger runs in whatever build
+// is based on this image, with that build's environment: later stages of
+// this Dockerfile, and Slipway's own labelling step, which builds FROM the
+// PR's image with its final ENV, so an ADD that reads a local file where
+// it is written may fetch a URL where it fires. The trigger is also
+// checked where it fires inside this Dockerfile (see from), for an
+// operator who relaxes SW-BLD-010; the stack engine refuses a built image
+// that still carries triggers in any case.
+func (w *dockerfileWalk) onbuild(st *stage, n *parser.Node) {
+	value := strings.TrimSpace(n.Original)
+	if n.Next != nil && len(n.Next.Children) > 0 {
+		inner := *n.Next.Children[0]
+		inner.StartLine = n.StartLine
+		if o := strings.TrimSpace(inner.Original); o != "" {
+			value = o
+		}
+		st.triggers = append(st.triggers, &inner)
+	}
+	w.unchecked(n.StartLine, "ONBUILD", value,
+		"an ONBUILD trigger runs in a later build based on this image (Slipway's own labelling step builds FROM it) with that build's environment, which the policy does not see, and the builder fetches ADD and COPY --from sources from the host's network; Slipway refuses triggers")
 }
 
 // arg declares build arguments: ARG NAME[=default] …; a stage's ARG
@@ -325,7 +427,8 @@ func (w *dockerfileWalk) addSources(n *parser.Node, env *buildEnv) {
 	}
 }
 
-// copyFrom judges COPY --from=<stage|context|image>.
+// copyFrom judges COPY --from=<stage|image>. The classic builder has no
+// named contexts: whatever is not an earlier stage is an image.
 func (w *dockerfileWalk) copyFrom(n *parser.Node, env *buildEnv) {
 	for _, f := range n.Flags {
 		raw, ok := strings.CutPrefix(f, "--from=")
@@ -333,7 +436,7 @@ func (w *dockerfileWalk) copyFrom(n *parser.Node, env *buildEnv) {
 			continue
 		}
 		from, ok := w.expand(n.StartLine, "COPY --from", raw, env)
-		if !ok || w.stageByName(from) != nil || w.isContext(from) {
+		if !ok || w.stageByName(from) != nil {
 			continue
 		}
 		if i, err := strconv.Atoi(from); err == nil && i >= 0 && i < len(w.stages)-1 {
@@ -343,8 +446,8 @@ func (w *dockerfileWalk) copyFrom(n *parser.Node, env *buildEnv) {
 	}
 }
 
-// runMounts judges RUN --mount=…,from=<stage|context|image>, which BuildKit
-// pulls like COPY --from.
+// runMounts judges RUN --mount=…,from=<stage|image>, which BuildKit pulls
+// like COPY --from.
 func (w *dockerfileWalk) runMounts(n *parser.Node, env *buildEnv) {
 	for _, f := range n.Flags {
 		spec, ok := strings.CutPrefix(f, "--mount=")
@@ -361,7 +464,7 @@ func (w *dockerfileWalk) runMounts(n *parser.Node, env *buildEnv) {
 			continue
 		}
 		from, ok := w.expand(n.StartLine, "RUN --mount", raw, env)
-		if !ok || w.stageByName(from) != nil || w.isContext(from) {
+		if !ok || w.stageByName(from) != nil {
 			continue
 		}
 		if i, err := strconv.Atoi(from); err == nil && i >= 0 && i < len(w.stages)-1 {

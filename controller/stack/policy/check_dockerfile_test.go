@@ -14,11 +14,10 @@ func TestCheckDockerfile(t *testing.T) {
 	str := func(s string) *string { return &s }
 	judge := imageJudge{project: "acme-shop-pr-7", services: []string{"web"}}
 	for _, tc := range []struct {
-		name     string
-		file     string
-		args     map[string]*string
-		contexts map[string]string
-		want     []string // "RULE line INSTR value"
+		name string
+		file string
+		args map[string]*string
+		want []string // "RULE line INSTR value"
 	}{
 		{name: "public images, stages by name and index, scratch",
 			file: "ARG GO=1.22\nFROM golang:${GO} AS build\nRUN go build\nFROM scratch\nCOPY --from=build /out /app\nCOPY --from=0 /etc/ssl /etc/ssl\nFROM build AS test\n"},
@@ -26,8 +25,13 @@ func TestCheckDockerfile(t *testing.T) {
 			file: "FROM acme-shop-pr-7-web:0123456789ab\n"},
 		{name: "local ADD and COPY, heredoc, JSON form",
 			file: "FROM alpine\nADD app.tgz /app/\nADD [\"src\", \"/src\"]\nCOPY . /code\nADD <<EOF /etc/motd\nhello http://example.com\nEOF\n"},
-		{name: "an additional context stands in for an image",
-			file: "FROM base\nCOPY --from=tools /bin/t /t\n", contexts: map[string]string{"base": "docker-image://alpine", "tools": "./tools"}},
+		{name: "the classic builder has no named contexts: every --from that is not a stage is an image",
+			file: "FROM 10.0.0.5:5000/internal/img\nCOPY --from=acme-shop-pr-8-web:0123456789ab /app /stolen\nRUN --mount=type=bind,from=acme-shop-pr-8-web:0123456789ab,target=/s true\n",
+			want: []string{
+				"SW-IMG-002 1 FROM 10.0.0.5:5000/internal/img",
+				"SW-IMG-001 2 COPY --from acme-shop-pr-8-web:0123456789ab",
+				"SW-IMG-001 3 RUN --mount acme-shop-pr-8-web:0123456789ab",
+			}},
 		{name: "private registry in FROM",
 			file: "FROM 10.0.0.5:5000/base\n",
 			want: []string{"SW-IMG-002 1 FROM 10.0.0.5:5000/base"}},
@@ -87,9 +91,25 @@ func TestCheckDockerfile(t *testing.T) {
 			want: []string{"SW-BLD-010 2 ADD ${U:-./local}"}},
 		{name: "FROM a stage named through a variable",
 			file: "FROM alpine AS base\nARG B=base\nFROM scratch\nARG STAGE=base\nCOPY --from=$STAGE /x /x\n"},
-		{name: "ONBUILD ADD is checked",
+		{name: "ONBUILD is refused",
+			file: "FROM scratch\nONBUILD RUN true\n",
+			want: []string{"SW-BLD-010 2 ONBUILD RUN true"}},
+		// Slipway's labelling step builds FROM the image, firing its
+		// triggers with the image's final environment, not the one at the
+		// ONBUILD line.
+		{name: "ONBUILD ADD whose variable changes after it",
+			file: "FROM scratch\nENV U=./local.txt\nONBUILD ADD $U /x\nENV U=http://169.254.169.254/latest/meta-data/\n",
+			want: []string{"SW-BLD-010 3 ONBUILD ADD $U /x"}},
+		{name: "ONBUILD fires in a stage built on it, with the base stage's final ENV",
+			file: "FROM scratch AS base\nENV U=./local.txt\nONBUILD ADD $U /x\nENV U=http://169.254.169.254/latest/meta-data/\nFROM base\nFROM base\n",
+			want: []string{
+				"SW-BLD-010 3 ONBUILD ADD $U /x",
+				"SW-BLD-009 3 ADD http://169.254.169.254/latest/meta-data/",
+				"SW-BLD-009 3 ADD http://169.254.169.254/latest/meta-data/",
+			}},
+		{name: "ONBUILD ADD with a literal URL",
 			file: "FROM scratch AS base\nONBUILD ADD https://example.com/x /x\nFROM base\n",
-			want: []string{"SW-BLD-009 2 ADD https://example.com/x"}},
+			want: []string{"SW-BLD-010 2 ONBUILD ADD https://example.com/x /x", "SW-BLD-009 2 ADD https://example.com/x"}},
 		{name: "COPY --from an image",
 			file: "FROM scratch\nCOPY --from=acme-shop-pr-8-web:0123456789ab /app /app\nCOPY --from=5 /x /x\n",
 			want: []string{
@@ -113,7 +133,7 @@ func TestCheckDockerfile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := []string{}
-			for _, f := range checkDockerfile([]byte(tc.file), dockerfileInput{args: tc.args, contexts: tc.contexts, judge: judge}) {
+			for _, f := range checkDockerfile([]byte(tc.file), dockerfileInput{args: tc.args, judge: judge}) {
 				got = append(got, fmt.Sprintf("%s %d %s %s", f.rule, f.line, f.instr, f.value))
 			}
 			want := tc.want
@@ -124,6 +144,75 @@ func TestCheckDockerfile(t *testing.T) {
 				t.Errorf("got:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 			}
 		})
+	}
+}
+
+func TestBaseImages(t *testing.T) {
+	str := func(s string) *string { return &s }
+	for _, tc := range []struct {
+		name, file string
+		args       map[string]*string
+		want       []string
+		err        bool
+	}{
+		{name: "stages and scratch are not images; each image once",
+			file: "ARG V=1\nFROM golang:$V AS build\nFROM build AS test\nFROM scratch\nFROM --platform=$BUILDPLATFORM golang:1 AS again\nFROM alpine\nCOPY --from=build / /\n",
+			want: []string{"golang:1", "alpine"}},
+		{name: "build args apply", file: "ARG B=alpine\nFROM $B\n", args: map[string]*string{"B": str("attacker/base")},
+			want: []string{"attacker/base"}},
+		{name: "a FROM that cannot be expanded", file: "FROM $NOPE\n", err: true},
+		{name: "does not parse", file: "FROM scratch\nENV onlykey\n", err: true},
+		{name: "a problem elsewhere does not matter", file: "FROM alpine\nADD $X /x\n", want: []string{"alpine"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := BaseImages([]byte(tc.file), tc.args)
+			if (err != nil) != tc.err || !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, %v; want %q, error %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
+func TestPinBaseImages(t *testing.T) {
+	const a = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	const b = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	ids := map[string]string{"golang:1": a, "attacker/base": b}
+	file := "# syntax=docker/dockerfile:1\n" +
+		"ARG V=1\n" +
+		"FROM --platform=$BUILDPLATFORM golang:$V AS Build\n" +
+		"RUN go build\n" +
+		"from \\\n" +
+		"  # a comment inside the instruction\n" +
+		"  attacker/base\n" +
+		"COPY --from=build /out /app\n" +
+		"FROM build\n" +
+		"FROM scratch\n"
+	got, err := PinBaseImages([]byte(file), nil, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# syntax=docker/dockerfile:1\n" +
+		"ARG V=1\n" +
+		"FROM --platform=$BUILDPLATFORM " + a + " AS Build\n" +
+		"RUN go build\n" +
+		"FROM " + b + "\n" +
+		"\n" +
+		"\n" +
+		"COPY --from=build /out /app\n" +
+		"FROM build\n" +
+		"FROM scratch\n"
+	if string(got) != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	// The rewritten file starts from the same stages, in the same order.
+	if bases, err := BaseImages(got, nil); err != nil || !slices.Equal(bases, []string{a, b}) {
+		t.Errorf("BaseImages of the pinned file: %q, %v", bases, err)
+	}
+	if _, err := PinBaseImages([]byte(file), nil, map[string]string{"golang:1": a}); err == nil {
+		t.Error("a base image without an ID was not refused")
+	}
+	if _, err := PinBaseImages([]byte("FROM $NOPE\n"), nil, ids); err == nil {
+		t.Error("an unexpandable FROM was not refused")
 	}
 }
 

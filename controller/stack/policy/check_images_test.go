@@ -221,6 +221,9 @@ services:
 		got = append(got, v.Service+" "+v.Rule+" "+v.Field)
 	}
 	want := []string{
+		// Named contexts are refused (SW-BLD-011); a docker-image:// one
+		// is still judged as an image.
+		"built SW-BLD-011 build.additional_contexts.base",
 		"built SW-IMG-002 build.additional_contexts.base",
 		"built SW-IMG-001 build.cache_from[0]",
 		"built SW-IMG-002 build.cache_from[1]",
@@ -231,7 +234,7 @@ services:
 	}
 	vs, _ = evaluate(t, root, []string{filepath.Join(root, "compose.yaml")},
 		Options{AllowedRegistries: []string{"10.1.2.3:5000", "registry", "127.0.0.1"}})
-	if got := rulesOf(vs); !slices.Equal(got, []string{ForeignImage}) {
+	if got := rulesOf(vs); !slices.Equal(got, []string{AdditionalContexts, ForeignImage}) {
 		t.Errorf("with allowed registries: %v", vs)
 	}
 }

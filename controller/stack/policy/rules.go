@@ -82,6 +82,7 @@ const (
 	PrivateRegistry     = "SW-IMG-002"
 	RemoteAdd           = "SW-BLD-009"
 	DockerfileUnchecked = "SW-BLD-010"
+	AdditionalContexts  = "SW-BLD-011"
 	ProjectCaps         = "SW-RES-007"
 	IPv6Network         = "SW-NET-008"
 	ReservedName        = "SW-NET-009"
@@ -375,13 +376,17 @@ func Rules() []Rule {
 			Why:    "The engine pulls from the host's own network namespace, past every firewall rule that guards preview networks: a pull is a request from the host to its loopback services, the cloud metadata address or the LAN.",
 			Relax:  "`policy.allowed_registries: [\"registry.internal:5000\"]` (a host without a port allows every port), or " + allow(PrivateRegistry), Phase: PhaseCheck},
 		{ID: RemoteAdd, Key: "remote-add", Title: "remote ADD source",
-			Blocks: "a Dockerfile built from the PR (`build.dockerfile` in the checkout, or `build.dockerfile_inline`) with an `ADD` source that, after expanding build args, ARG and ENV, is a URL (`http(s)://`, `git://`, `ssh://`…), a `git@`/scp-like git remote or `github.com/…`; also in `ONBUILD ADD`.",
+			Blocks: "a Dockerfile built from the PR (`build.dockerfile` in the checkout, or `build.dockerfile_inline`) with an `ADD` source that, after expanding build args, ARG and ENV, is a URL (`http(s)://`, `git://`, `ssh://`…), a `git@`/scp-like git remote or `github.com/…`; also an `ONBUILD ADD` where it fires in a later stage of the same Dockerfile, expanded with that stage's environment (ONBUILD itself is SW-BLD-010).",
 			Why:    "The builder downloads ADD sources from the host's own network namespace, whatever `build.network` says: localhost-only services, the metadata address, the LAN. Download in a RUN step instead, which runs on the build network.",
 			Relax:  allow(RemoteAdd), Phase: PhaseCheck},
 		{ID: DockerfileUnchecked, Key: "dockerfile-unchecked", Title: "Dockerfile the policy cannot check",
-			Blocks: "a Dockerfile built from the PR that does not parse, is not a regular file or is larger than 1 MiB, or whose `FROM`, `ADD`, `COPY --from` or `RUN --mount` uses a variable the policy cannot know (not declared by ARG or ENV before it, or set from the base image's environment).",
+			Blocks: "a Dockerfile built from the PR that does not parse, is not a regular file or is larger than 1 MiB, or whose `FROM`, `ADD`, `COPY --from` or `RUN --mount` uses a variable the policy cannot know (not declared by ARG or ENV before it, or set from the base image's environment); and every `ONBUILD` instruction, which fails closed: its trigger runs in a later build based on the image (Slipway's own labelling step builds FROM the PR's image) with that build's environment, not the one at its line. Whatever `policy.allow` says, the stack engine refuses a built image that carries ONBUILD triggers, and a base image that does (its triggers would run in the PR's build).",
 			Why:    "The image and ADD checks are only as good as the expansion: a `$VAR` the policy cannot resolve would let the builder fetch something it never saw. It fails closed.",
 			Relax:  allow(DockerfileUnchecked), Phase: PhaseCheck},
+		{ID: AdditionalContexts, Key: "additional-contexts", Title: "named build contexts",
+			Blocks: "`build.additional_contexts`, of any kind (local directories, `docker-image://`, `service:`, `oci-layout://`, URLs).",
+			Why:    "Slipway builds with the engine's classic builder, which has no named contexts: it ignores them, so a `FROM`, `COPY --from` or `RUN --mount=from=` naming one resolves as an image, from the engine's store (another preview's image) or a registry the engine reaches from the host's network. The build would differ from what the PR's author and the policy read. Such names are judged as images in any case (SW-IMG-001, SW-IMG-002).",
+			Relax:  allow(AdditionalContexts) + " (the contexts are still ignored, and the names still judged as images)", Phase: PhaseCheck},
 		{ID: ProjectCaps, Key: "project-caps", Title: "project larger than the caps",
 			Blocks: "a project with more services, containers (services × `scale`/`deploy.replicas`, plus jobs), networks or volumes, or more memory, CPUs or PIDs in total (each container counted at its own limit, capped by `limits:`, or at the controller's limit when it sets none), than `policy.project_caps` allows (defaults: 50 services, 100 containers, 20 networks, 20 volumes, 100g memory, 100 CPUs, 51200 PIDs: the default per-container limits times 100).",
 			Why:    "Per-service caps (SW-RES-006) still let one PR start 150 services × 10 replicas, or 100 networks that exhaust the engine's address pools, on a host every preview shares.",
