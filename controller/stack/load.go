@@ -326,6 +326,10 @@ func relList(root string, files []string) string {
 func serviceOrder(files []string) []string {
 	var order []string
 	for _, f := range files {
+		// The pre-load check refuses what is too large or not a file.
+		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() || fi.Size() > policy.MaxFileSize {
+			continue
+		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue

@@ -216,11 +216,23 @@ func walkDockerfile(content []byte, in dockerfileInput) *dockerfileWalk {
 		w.unchecked(0, "", "", fmt.Sprintf("the Dockerfile does not parse (%v)", err))
 		return w
 	}
+	if res.EscapeToken != '\\' {
+		w.unchecked(0, "# escape", string(res.EscapeToken),
+			"an escape directive other than the default \\: the engine's builder and Slipway's parser do not agree on which directives count, so Slipway builds every Dockerfile with the default escape")
+		return w
+	}
 	w.lex = shell.NewLex(res.EscapeToken)
 	w.global = newBuildEnv(nil)
 	w.global.setPredefined()
 	inStages := false
 	for _, n := range res.AST.Children {
+		if len(n.Heredocs) > 0 {
+			// The classic builder has no heredocs: it would run the body's
+			// lines as instructions this check read as text.
+			w.unchecked(n.StartLine, strings.ToUpper(n.Value), "<<",
+				"heredocs: the engine's classic builder does not support them and would run their lines as instructions; write the content to a file and COPY it")
+			continue
+		}
 		switch {
 		case strings.EqualFold(n.Value, "from"):
 			inStages = true
@@ -420,9 +432,17 @@ func (w *dockerfileWalk) addSources(n *parser.Node, env *buildEnv) {
 			continue // a heredoc: content written in the Dockerfile
 		}
 		src, ok := w.expand(n.StartLine, "ADD", raw, env)
-		if ok && isRemoteSource(src) {
+		switch {
+		case ok && isRemoteSource(src):
 			w.add(RemoteAdd, n.StartLine, "ADD", src,
 				"the builder downloads ADD sources from the host's own network namespace (localhost, the metadata address, the LAN), whatever build.network says; download in a RUN step instead")
+		case ok && strings.Contains(raw, "$"):
+			// The classic builder expands ADD's sources with the base
+			// image's ENV winning over the Dockerfile's ARGs, and without
+			// the platform ARGs BuildKit predefines: what it fetches is not
+			// what this check computed. ADD needs no variables to add a file.
+			w.unchecked(n.StartLine, "ADD", raw,
+				"a variable in an ADD source: the builder resolves it with the base image's environment, which this check cannot see, and ADD downloads URLs from the host's network; write the path, or use COPY")
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -477,5 +478,23 @@ func TestPreLoadMergeBombs(t *testing.T) {
 				t.Errorf("violations %v, want one %s", vs, tt.want)
 			}
 		})
+	}
+}
+
+// The controller reads compose files before the confined loader does: a
+// huge one would cost it gigabytes, a FIFO would block it.
+func TestPreLoadRefusesHugeFilesAndFIFOs(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "compose.yaml"), "include: [pipe.yaml]\nservices: {web: {image: busybox}}\n")
+	if err := syscall.Mkfifo(filepath.Join(root, "pipe.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(root, "big.yaml"), "services: {web: {image: busybox}}\nx-pad: \""+strings.Repeat("a", MaxFileSize)+"\"\n")
+	vs, err := PreLoad(root, []string{"compose.yaml", "big.yaml"}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 2 || vs[0].Rule != YAMLForm || vs[0].File != "big.yaml" || vs[1].Rule != YAMLForm || vs[1].File != "pipe.yaml" {
+		t.Errorf("want SW-FILE-005 on big.yaml and pipe.yaml, got %v", vs)
 	}
 }

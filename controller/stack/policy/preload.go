@@ -52,7 +52,7 @@ func PreLoad(root string, files []string, env map[string]string, opts Options) (
 	}
 	dotEnv := filepath.Join(abs, ".env")
 	if fi, err := os.Stat(dotEnv); err == nil && !fi.IsDir() || isDanglingLink(dotEnv) {
-		if p.checkLoadPath(fileLoc{}, ".env", ".env", abs) {
+		if p.checkLoadPath(fileLoc{}, ".env", ".env", abs) && p.checkReadable(fileLoc{file: ".env"}, dotEnv) {
 			fromFile, err := dotenv.GetEnvFromFile(environment, []string{dotEnv})
 			if err != nil {
 				// The loader fails on the same file and says why.
@@ -132,6 +132,9 @@ func (p *preloader) scanFile(path, base string, env types.Mapping, top bool) err
 		return nil
 	}
 	p.seen[key] = true
+	if _, err := os.Stat(path); err == nil && !p.checkReadable(fileLoc{file: p.rel(path)}, path) {
+		return nil
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if top {
@@ -170,6 +173,31 @@ func (p *preloader) scanFile(path, base string, env types.Mapping, top bool) err
 			return err
 		}
 	}
+}
+
+// MaxFileSize bounds a file the controller reads from a checkout before the
+// confined loader does (compose files, the files they include or extend,
+// .env): YAML costs tens of times its size in memory, and the controller
+// holds every preview's proxy.
+const MaxFileSize = 2 << 20
+
+// checkReadable reports (SW-FILE-005) a file that is not a regular file
+// (a FIFO would block the controller) or is larger than MaxFileSize, and
+// says whether it may be read.
+func (p *preloader) checkReadable(loc fileLoc, path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return true // the read reports it
+	}
+	switch {
+	case !fi.Mode().IsRegular():
+		p.add(loc, YAMLForm, "(file)", "", "not a regular file")
+		return false
+	case fi.Size() > MaxFileSize:
+		p.add(loc, YAMLForm, "(file)", "", fmt.Sprintf("%d bytes, more than the %d a compose file may have", fi.Size(), MaxFileSize))
+		return false
+	}
+	return true
 }
 
 // maxMergedPairs bounds the work of resolving merge keys in one document:
