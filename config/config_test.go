@@ -259,4 +259,10 @@ func TestHostTemplatesOfTwoOwnersNeverCollide(t *testing.T) {
 	if err := colliding.Validate(); err == nil || !strings.Contains(err.Error(), "both acme/shop and other/shop") {
 		t.Errorf("a host_template that gives both repositories one host: %v", err)
 	}
+	joined := both
+	joined.Repos = []RepoPolicy{{Name: "acme/shop"}, {Name: "acme/1shop"}}
+	joined.HostTemplate = "pr{{.Number}}{{.Repo}}.{{.Domain}}"
+	if err := joined.Validate(); err == nil || !strings.Contains(err.Error(), "pr11shop") {
+		t.Errorf("a host_template without separators (shop#11 and 1shop#1 are both pr11shop): %v", err)
+	}
 }

@@ -46,8 +46,8 @@ func (c *Controller) sharedRepoName() bool {
 }
 
 // checkHostCollisions refuses host templates that give two configured
-// repositories the same host: the primary host of pull request 1 and the
-// host of a service "web", compared across every pair. (The proxy serves a
+// repositories the same host, on a sample of pull request numbers and
+// service names compared across every pair of repositories. (The proxy serves a
 // host only to its first claimant in any case; this catches the
 // configuration that makes such conflicts routine.)
 func (c *Controller) checkHostCollisions() error {
@@ -61,15 +61,21 @@ func (c *Controller) checkHostCollisions() error {
 		if !ok {
 			continue // reported as a malformed name
 		}
-		for _, tmpl := range []string{t.Primary, t.Service} {
-			h, err := contract.Host(tmpl, contract.HostData{Number: 1, Owner: o, Repo: name, Service: "web", Domain: c.Domain})
-			if err != nil {
-				return fmt.Errorf("host templates: %w", err)
+		// Numbers and names that run into each other when a template
+		// joins them without a separator (pr11shop: shop#11, or 1shop#1).
+		for _, n := range []int{1, 11, 111} {
+			for _, svc := range []string{"web", "1", "web-1"} {
+				for _, tmpl := range []string{t.Primary, t.Service} {
+					h, err := contract.Host(tmpl, contract.HostData{Number: n, Owner: o, Repo: name, Service: svc, Domain: c.Domain})
+					if err != nil {
+						return fmt.Errorf("host templates: %w", err)
+					}
+					if other, ok := owner[h]; ok && !strings.EqualFold(other, r.Name) {
+						return fmt.Errorf("host templates give pull requests of both %s and %s the host %s: add {{.Owner}} or {{.Repo}}, with a separator, to host_template and service_host_template", other, r.Name, h)
+					}
+					owner[h] = r.Name
+				}
 			}
-			if other, ok := owner[h]; ok && !strings.EqualFold(other, r.Name) {
-				return fmt.Errorf("host templates give pull request 1 of both %s and %s the host %s: add {{.Owner}} or {{.Repo}} to host_template and service_host_template", other, r.Name, h)
-			}
-			owner[h] = r.Name
 		}
 	}
 	return nil

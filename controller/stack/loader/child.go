@@ -194,7 +194,12 @@ func describe(err error, root string, inNamespace bool) *childError {
 		return &childError{Message: err.Error()}
 	}
 	if real := resolve(path); real != path && !inside(root, real) {
-		return &childError{Message: "read refused", Denied: path + " (resolves to " + real + ")"}
+		// Where a link of the checkout (the PR's own) leads is the PR's
+		// to know; where host links lead (/proc/<pid>/cwd) is not.
+		if lexicallyInside(root, path) {
+			return &childError{Message: "read refused", Denied: path + " (resolves to " + real + ")"}
+		}
+		return &childError{Message: "read refused", Denied: path}
 	}
 	if !inside(root, path) {
 		return &childError{Message: "read refused", Denied: path}
@@ -257,4 +262,10 @@ func resolve(p string) string {
 		done = "/"
 	}
 	return done
+}
+
+// lexicallyInside reports whether p, cleaned but with no link followed, is
+// below root.
+func lexicallyInside(root, p string) bool {
+	return strings.HasPrefix(filepath.Clean(p), strings.TrimSuffix(root, "/")+"/")
 }

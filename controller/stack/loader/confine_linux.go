@@ -64,13 +64,17 @@ func limitAddressSpace(max int64) {
 	_ = syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: limit, Max: limit})
 }
 
-// killGroupOnCancel starts the child in a process group of its own, killed
-// whole when the load is cancelled or times out. (No Pdeathsig: it follows
+// killGroupOnCancel starts the child in a process group of its own (away
+// from the controller's terminal signals), killed when the load is
+// cancelled or times out. (No Pdeathsig: it follows
 // the OS thread that started the child, not the process, and Go may retire
 // that thread; a child whose parent died ends on its own timer instead.)
 func killGroupOnCancel(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// Process.Kill, not a signal to the group's number: exec may cancel
+	// after the child was reaped, and its number reused. The child starts
+	// no process of its own.
+	cmd.Cancel = func() error { return cmd.Process.Kill() }
 }
 
 // isolate has cmd start in new mount, network, PID and IPC namespaces and,
