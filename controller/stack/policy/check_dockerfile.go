@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -221,11 +220,26 @@ func walkDockerfile(content []byte, in dockerfileInput) *dockerfileWalk {
 			"an escape directive other than the default \\: the engine's builder and Slipway's parser do not agree on which directives count, so Slipway builds every Dockerfile with the default escape")
 		return w
 	}
+	if bytes.Contains(bytes.ReplaceAll(content, []byte("\r\n"), nil), []byte("\r")) {
+		// The engine's builder splits lines dropping one carriage return,
+		// BuildKit's parser drops them all: "\\\r\r\n" continues a line for
+		// one and ends it for the other.
+		w.unchecked(0, "", "\\r", "a carriage return that does not end a line: the engine's builder and the policy's parser split such lines differently")
+		return w
+	}
 	w.lex = shell.NewLex(res.EscapeToken)
 	w.global = newBuildEnv(nil)
-	w.global.setPredefined()
+	w.global.setPredefined(w.in.args)
 	inStages := false
 	for _, n := range res.AST.Children {
+		if n.Next != nil && strings.HasPrefix(n.Next.Value, "[") && !n.Attributes["json"] {
+			// Not valid JSON to BuildKit's parser, which then splits the
+			// words; the engine's builder decodes the first JSON value and
+			// ignores what follows, so the two read different arguments.
+			w.unchecked(n.StartLine, strings.ToUpper(n.Value), n.Next.Value,
+				"arguments that start like the JSON form but are not valid JSON: the engine's builder and the policy's parser read them differently")
+			continue
+		}
 		if len(n.Heredocs) > 0 {
 			// The classic builder has no heredocs: it would run the body's
 			// lines as instructions this check read as text.
@@ -325,6 +339,19 @@ func (w *dockerfileWalk) stageByName(name string) *stage {
 	return nil
 }
 
+// finishedStageByName is stageByName without the stage being built: the
+// classic builder knows a stage by name only once it is finished, so
+// COPY --from naming the current stage names an image.
+func (w *dockerfileWalk) finishedStageByName(name string) *stage {
+	name = strings.ToLower(name)
+	for i := 0; i < len(w.stages)-1; i++ {
+		if w.stages[i].name != "" && w.stages[i].name == name {
+			return &w.stages[i]
+		}
+	}
+	return nil
+}
+
 // instruction handles one instruction inside a stage.
 func (w *dockerfileWalk) instruction(n *parser.Node) {
 	st := w.current()
@@ -389,10 +416,6 @@ func (w *dockerfileWalk) arg(env *buildEnv, n *parser.Node, global *buildEnv) {
 				continue
 			}
 		}
-		if v, ok := predefinedArgs()[name]; ok {
-			env.set(name, v)
-			continue
-		}
 		env.declareUnset(name)
 	}
 }
@@ -456,7 +479,7 @@ func (w *dockerfileWalk) copyFrom(n *parser.Node, env *buildEnv) {
 			continue
 		}
 		from, ok := w.expand(n.StartLine, "COPY --from", raw, env)
-		if !ok || w.stageByName(from) != nil {
+		if !ok || w.finishedStageByName(from) != nil {
 			continue
 		}
 		if i, err := strconv.Atoi(from); err == nil && i >= 0 && i < len(w.stages)-1 {
@@ -484,7 +507,7 @@ func (w *dockerfileWalk) runMounts(n *parser.Node, env *buildEnv) {
 			continue
 		}
 		from, ok := w.expand(n.StartLine, "RUN --mount", raw, env)
-		if !ok || w.stageByName(from) != nil {
+		if !ok || w.finishedStageByName(from) != nil {
 			continue
 		}
 		if i, err := strconv.Atoi(from); err == nil && i >= 0 && i < len(w.stages)-1 {
@@ -585,25 +608,24 @@ func (e *buildEnv) inherited() map[string]string {
 // setPredefined declares the build arguments the builder defines itself:
 // the platform ones (with this host's values) and the proxy ones (unset
 // unless given as build args).
-func (e *buildEnv) setPredefined() {
-	for k, v := range predefinedArgs() {
-		e.set(k, v)
-	}
-	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY",
-		"http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"} {
+//
+// These are the classic builder's (the engine Slipway builds with), not
+// BuildKit's: no platform arguments (TARGETARCH and the like are empty
+// unless the Dockerfile declares and the build sets them), and the proxy
+// arguments, which take their build-arg value without being declared.
+func (e *buildEnv) setPredefined(args map[string]*string) {
+	for _, k := range proxyArgs {
+		if v, ok := args[k]; ok && v != nil {
+			e.set(k, *v)
+			continue
+		}
 		e.declareUnset(k)
 	}
 }
 
-// predefinedArgs are the platform arguments BuildKit defines in the global
-// scope, for this host.
-func predefinedArgs() map[string]string {
-	platform := runtime.GOOS + "/" + runtime.GOARCH
-	return map[string]string{
-		"BUILDPLATFORM": platform, "BUILDOS": runtime.GOOS, "BUILDARCH": runtime.GOARCH, "BUILDVARIANT": "",
-		"TARGETPLATFORM": platform, "TARGETOS": runtime.GOOS, "TARGETARCH": runtime.GOARCH, "TARGETVARIANT": "",
-	}
-}
+// proxyArgs are the build arguments the builder passes without an ARG.
+var proxyArgs = []string{"HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY",
+	"http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"}
 
 // Get implements shell.EnvGetter.
 func (e *buildEnv) Get(k string) (string, bool) {
