@@ -478,15 +478,21 @@ func (w *dockerfileWalk) copyFrom(n *parser.Node, env *buildEnv) {
 		if !ok {
 			continue
 		}
-		from, ok := w.expand(n.StartLine, "COPY --from", raw, env)
-		if !ok || w.finishedStageByName(from) != nil {
-			continue
-		}
-		if i, err := strconv.Atoi(from); err == nil && i >= 0 && i < len(w.stages)-1 {
-			continue // an earlier stage by index
-		}
-		w.image(n.StartLine, "COPY --from", from, raw)
+		w.fromSource(n.StartLine, "COPY --from", raw, env)
 	}
+}
+
+// fromSource judges the source of a --from: an earlier stage (by name or
+// index) is fine; anything else is an image the builder would pull.
+func (w *dockerfileWalk) fromSource(line int, instr, raw string, env *buildEnv) {
+	from, ok := w.expand(line, instr, raw, env)
+	if !ok || w.finishedStageByName(from) != nil {
+		return
+	}
+	if i, err := strconv.Atoi(from); err == nil && i >= 0 && i < len(w.stages)-1 {
+		return // an earlier stage by index
+	}
+	w.image(line, instr, from, raw)
 }
 
 // runMounts judges RUN --mount=…,from=<stage|image>, which BuildKit pulls
@@ -506,14 +512,7 @@ func (w *dockerfileWalk) runMounts(n *parser.Node, env *buildEnv) {
 		if !ok {
 			continue
 		}
-		from, ok := w.expand(n.StartLine, "RUN --mount", raw, env)
-		if !ok || w.finishedStageByName(from) != nil {
-			continue
-		}
-		if i, err := strconv.Atoi(from); err == nil && i >= 0 && i < len(w.stages)-1 {
-			continue
-		}
-		w.image(n.StartLine, "RUN --mount", from, raw)
+		w.fromSource(n.StartLine, "RUN --mount", raw, env)
 	}
 }
 
