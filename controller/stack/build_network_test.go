@@ -190,10 +190,7 @@ func probeBuild(t *testing.T, e *Engine, src Source, pr int, hostURL string, con
 // fail; with the firewall off and no opt-in, builds get no network at all.
 func TestBuildRunStepsAreConfined(t *testing.T) {
 	t.Parallel()
-	ipt, err := NewIPTables(context.Background(), nil)
-	if err != nil {
-		dockertest.Unavailable(t, "firewall: %v", err)
-	}
+	ipt := testFirewall(t)
 	cli := dockertest.Client(t)
 	dockertest.Busybox(t)
 	ctx := context.Background()
@@ -276,10 +273,7 @@ func TestBuildRunStepsAreConfined(t *testing.T) {
 // and all.
 func TestDownRemovesALeftoverBuildNetwork(t *testing.T) {
 	t.Parallel()
-	ipt, err := NewIPTables(context.Background(), nil)
-	if err != nil {
-		dockertest.Unavailable(t, "firewall: %v", err)
-	}
+	ipt := testFirewall(t)
 	cli := dockertest.Client(t)
 	ctx := context.Background()
 	e := NewEngine(cli, nil, EngineOptions{Firewall: ipt})
@@ -342,10 +336,7 @@ func (w *stepWatcher) String() string {
 // push, a closed PR) leaves neither the network nor its rules.
 func TestCancelledBuildLeavesNoBuildNetwork(t *testing.T) {
 	t.Parallel()
-	ipt, err := NewIPTables(context.Background(), nil)
-	if err != nil {
-		dockertest.Unavailable(t, "firewall: %v", err)
-	}
+	ipt := testFirewall(t)
 	cli := dockertest.Client(t)
 	dockertest.Busybox(t)
 	fw := &recordingFirewall{Firewall: ipt}

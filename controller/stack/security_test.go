@@ -131,10 +131,7 @@ func execRC(t *testing.T, cli *client.Client, name string, cmd ...string) (int, 
 // the metadata address are all out of reach within 2 seconds.
 func TestPreviewsAreIsolated(t *testing.T) {
 	t.Parallel()
-	fw, err := NewIPTables(context.Background(), nil)
-	if err != nil {
-		dockertest.Unavailable(t, "firewall: %v", err)
-	}
+	fw := testFirewall(t)
 	cli := dockertest.Client(t)
 	dockertest.Busybox(t)
 	e := NewEngine(cli, nil, EngineOptions{ReadyTimeout: time.Minute, StopTimeout: 2 * time.Second, Firewall: fw})
@@ -290,3 +287,14 @@ func TestFirewallSweepsRulesOfGoneBridges(t *testing.T) {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// testFirewall is the real iptables firewall; under CI=true a machine
+// without it fails the test.
+func testFirewall(t *testing.T) *IPTables {
+	t.Helper()
+	fw, err := NewIPTables(context.Background(), nil)
+	if err != nil {
+		dockertest.Unavailable(t, "firewall: %v", err)
+	}
+	return fw
+}
