@@ -20,36 +20,19 @@ const (
 	actionWake     = "wake"
 )
 
-// takeCommands removes and returns the key's pending commands.
-func (c *Controller) takeCommands(key Key) []command {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cmds := c.commands[key]
-	delete(c.commands, key)
-	return cmds
-}
-
-// requeueCommands puts back commands that could not be handled yet.
-func (c *Controller) requeueCommands(key Key, cmds []command) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.commands[key] = append(cmds, c.commands[key]...)
-}
-
 // applyCommands acts on the key's ChatOps comments, approval labels and
 // dashboard actions. Only writers (collaborator permission, never
 // author_association) may command; others get a reaction and a short reply.
 // forced asks for a redeploy; done means the reconcile is over (destroyed).
-func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, project string, pr gh.PullRequest) (forced, done bool, err error) {
-	cmds := c.takeCommands(key)
-	c.mu.Lock()
-	forced = c.forced[key]
-	c.mu.Unlock()
+func (c *Controller) applyCommands(ctx context.Context, r *request) (forced, done bool, err error) {
+	key, repo, project, pr := r.key, r.repo, r.project, r.pr
+	cmds := c.intake.takeCommands(key)
+	forced = c.intake.isForced(key)
 	for i, cmd := range cmds {
 		if cmd.action != "" {
-			f, d, err := c.applyAction(ctx, key, repo, project, pr, cmd)
+			f, d, err := c.applyAction(ctx, r, cmd)
 			if err != nil {
-				c.requeueCommands(key, cmds[i:])
+				c.intake.requeueCommands(key, cmds[i:])
 				return false, false, err
 			}
 			forced, done = forced || f, done || d
@@ -61,7 +44,7 @@ func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, p
 			}
 			can, err := c.gh.CanWrite(ctx, repo, cmd.sender)
 			if err != nil {
-				c.requeueCommands(key, cmds[i:])
+				c.intake.requeueCommands(key, cmds[i:])
 				return false, false, fmt.Errorf("check permission of %s: %w", cmd.sender, err)
 			}
 			sha := cmd.headSHA
@@ -73,7 +56,7 @@ func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, p
 				continue
 			}
 			if err := c.store.Approve(ctx, store.Approval{Repo: key.Repo, PR: key.PR, SHA: sha, By: cmd.sender}); err != nil {
-				c.requeueCommands(key, cmds[i:])
+				c.intake.requeueCommands(key, cmds[i:])
 				return false, false, fmt.Errorf("record approval: %w", err)
 			}
 			continue
@@ -84,7 +67,7 @@ func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, p
 		}
 		can, err := c.gh.CanWrite(ctx, repo, cmd.sender)
 		if err != nil {
-			c.requeueCommands(key, cmds[i:])
+			c.intake.requeueCommands(key, cmds[i:])
 			return false, false, fmt.Errorf("check permission of %s: %w", cmd.sender, err)
 		}
 		if !can {
@@ -104,10 +87,10 @@ func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, p
 		switch parsed.Kind {
 		case gh.CommandRedeploy:
 			forced = true
-			c.setForced(key)
+			c.intake.setForced(key)
 		case gh.CommandDestroy:
-			if _, err := c.teardown(ctx, key, repo, project, pr.HeadSHA, "destroyed by @"+cmd.sender+" with /slipway destroy; push again or comment /slipway redeploy to bring it back", true); err != nil {
-				c.requeueCommands(key, cmds[i:])
+			if _, err := c.teardown(ctx, r, removal{sha: pr.HeadSHA, reason: "destroyed by @" + cmd.sender + " with /slipway destroy; push again or comment /slipway redeploy to bring it back", held: true}); err != nil {
+				c.intake.requeueCommands(key, cmds[i:])
 				return false, false, err
 			}
 			done = true
@@ -117,7 +100,7 @@ func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, p
 				k.Until = c.now().Add(parsed.Keep)
 			}
 			if err := c.store.SetKeep(ctx, project, k); err != nil && !errors.Is(err, store.ErrNotFound) {
-				c.requeueCommands(key, cmds[i:])
+				c.intake.requeueCommands(key, cmds[i:])
 				return false, false, fmt.Errorf("record keep: %w", err)
 			}
 		case gh.CommandApprove:
@@ -130,7 +113,7 @@ func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, p
 					cmd.sender, contract.ShortSHA(pr.HeadSHA), contract.ShortSHA(sha)))
 			}
 			if err := c.store.Approve(ctx, store.Approval{Repo: key.Repo, PR: key.PR, SHA: sha, By: cmd.sender}); err != nil {
-				c.requeueCommands(key, cmds[i:])
+				c.intake.requeueCommands(key, cmds[i:])
 				return false, false, fmt.Errorf("record approval: %w", err)
 			}
 		case gh.CommandHelp:
@@ -142,34 +125,24 @@ func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, p
 }
 
 // applyAction carries out a dashboard action.
-func (c *Controller) applyAction(ctx context.Context, key Key, repo gh.Repo, project string, pr gh.PullRequest, cmd command) (forced, done bool, err error) {
+func (c *Controller) applyAction(ctx context.Context, r *request, cmd command) (forced, done bool, err error) {
 	switch cmd.action {
 	case actionRedeploy:
-		c.setForced(key)
+		c.intake.setForced(r.key)
 		return true, false, nil
 	case actionDestroy:
-		_, err := c.teardown(ctx, key, repo, project, pr.HeadSHA, "destroyed from the dashboard"+by(cmd.sender)+"; push again or redeploy to bring it back", true)
+		_, err := c.teardown(ctx, r, removal{sha: r.sha(), reason: "destroyed from the dashboard" + by(cmd.sender) + "; push again or redeploy to bring it back", held: true})
 		return false, err == nil, err
 	case actionSleep:
-		if err := c.engine.Stop(ctx, project); err != nil {
-			return false, false, fmt.Errorf("put %s to sleep: %w", project, err)
+		if err := c.engine.Stop(ctx, r.project); err != nil {
+			return false, false, fmt.Errorf("put %s to sleep: %w", r.project, err)
 		}
-		c.recordPhase(ctx, project, store.PhaseEntry{Phase: store.PhaseSleeping, SHA: pr.HeadSHA, Detail: "put to sleep from the dashboard" + by(cmd.sender)})
+		c.transition(ctx, r, transition{Phase: contract.PhaseSleeping, SHA: r.sha(), Detail: "put to sleep from the dashboard" + by(cmd.sender)})
 		return false, true, nil
 	case actionWake:
-		c.mu.Lock()
-		c.wake[key] = true
-		c.mu.Unlock()
+		c.intake.setWake(r.key)
 	}
 	return false, false, nil
-}
-
-// setForced keeps a redeploy request until a deploy starts, so a reconcile
-// that defers (debounce, limits) does not lose it.
-func (c *Controller) setForced(key Key) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.forced[key] = true
 }
 
 func by(user string) string {
@@ -206,9 +179,7 @@ func (c *Controller) queueAction(project, action string) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownEnvironment, project)
 	}
-	c.mu.Lock()
-	c.commands[key] = append(c.commands[key], command{action: action})
-	c.mu.Unlock()
+	c.intake.addCommand(key, command{action: action})
 	c.queue.Add(key)
 	return nil
 }

@@ -57,7 +57,8 @@ func TestApprovalBindsToTheHeadWhenWritten(t *testing.T) {
 	c.HandleEvent(webhooks.Event{Kind: webhooks.KindPullRequest, Action: "synchronize", Repo: "acme/shop", PR: 3, HeadSHA: pushed})
 	key := Key{Repo: "acme/shop", PR: 3}
 	repo, _ := c.repoOf(key)
-	if _, _, err := c.applyCommands(context.Background(), key, repo, "acme-shop-pr-3", gh.PullRequest{Number: 3, State: "open", HeadSHA: pushed}); err != nil {
+	r := &request{key: key, repo: repo, project: "acme-shop-pr-3", pr: gh.PullRequest{Number: 3, State: "open", HeadSHA: pushed}}
+	if _, _, err := c.applyCommands(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := st.Approval(context.Background(), "acme/shop", 3, pushed); ok {

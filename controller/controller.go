@@ -34,8 +34,6 @@ import (
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/controller/store"
 	"github.com/slipwayhq/slipway/internal/contract"
-	"github.com/slipwayhq/slipway/proxy"
-	"github.com/slipwayhq/slipway/webhooks"
 )
 
 // GitHub is what the controller asks of GitHub.
@@ -80,7 +78,7 @@ type History interface {
 
 // RouteStates lets the proxy show a project's non-running phases.
 type RouteStates interface {
-	SetState(project string, hosts []string, st proxy.State) error
+	SetState(project string, hosts []string, st contract.RouteState) error
 	ClearState(project string)
 }
 
@@ -137,53 +135,12 @@ type Controller struct {
 	metrics  *metrics
 	reports  *reports
 
-	queue  *Queue
-	builds chan struct{} // build slots
-
-	mu          sync.Mutex
-	inflight    map[Key]*inflight
-	commands    map[Key][]command
-	lastEvent   map[Key]time.Time
-	burst       map[Key]bool     // events arrived within the debounce of each other
-	heads       map[Key]string   // the head SHA the latest pull_request event named
-	install     map[string]int64 // repo → GitHub App installation
-	forced      map[Key]bool     // redeploy requested
-	wake        map[Key]bool     // a request arrived for a sleeping environment
-	converged   map[string]convergedState
-	envWaitlist []Key
-	reserved    map[string]bool // projects granted an environment slot, deploying
+	queue *Queue
+	// The controller's state in memory, by concern, each with its own lock.
+	intake intake    // what events asked for, until the key's next reconcile
+	slots  admission // environment and build slots
+	memory memory    // what this process's deploys left, and what is in flight
 }
-
-// inflight is a reconcile that is building or deploying.
-type inflight struct {
-	sha    string
-	cancel context.CancelCauseFunc
-}
-
-// command is a ChatOps comment or an approval label waiting for the key's
-// next reconcile (which checks the sender's permission first).
-type command struct {
-	action    string // a dashboard action: no permission check
-	commentID int64
-	body      string
-	sender    string
-	label     string // approval label applied
-	headSHA   string
-}
-
-// convergedState is what the last successful deploy of a project left.
-type convergedState struct {
-	sha        string
-	containers []string
-	repo       config.Repo
-	ready      time.Time
-}
-
-var (
-	errSuperseded    = errors.New("superseded by a newer push")
-	errClosed        = errors.New("the pull request was closed")
-	errDeployTimeout = errors.New("the deploy took too long")
-)
 
 // New returns a Controller; Run starts it.
 func New(o Options) (*Controller, error) {
@@ -194,9 +151,10 @@ func New(o Options) (*Controller, error) {
 		cfg: o.Config, gh: o.GitHub, reporter: o.Reporter, engine: o.Engine, store: o.Store,
 		routes: o.Routes, lastReq: o.LastRequest, hosts: o.Hosts, dashURL: strings.TrimSuffix(o.DashboardURL, "/"),
 		log: o.Logger, now: o.Now, workers: o.Workers, debounce: o.Debounce, limits: o.SourceLimits,
-		queue:    NewQueue(time.Second, 5*time.Minute),
-		inflight: map[Key]*inflight{}, commands: map[Key][]command{}, lastEvent: map[Key]time.Time{}, burst: map[Key]bool{}, heads: map[Key]string{},
-		install: map[string]int64{}, forced: map[Key]bool{}, wake: map[Key]bool{}, converged: map[string]convergedState{}, reserved: map[string]bool{},
+		queue:  NewQueue(time.Second, 5*time.Minute),
+		intake: newIntake(),
+		slots:  newAdmission(o.Config.Limits),
+		memory: newMemory(),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -226,12 +184,8 @@ func New(o Options) (*Controller, error) {
 	if c.hosts.ServiceTemplate == "" {
 		c.hosts.ServiceTemplate = tmpl.Service
 	}
-	c.builds = make(chan struct{}, max(1, o.Config.Limits.Builds))
 	c.srcDir = filepath.Join(o.Config.StateDir, "src")
-	secrets := map[string]string{}
-	for name, s := range o.Config.Secrets {
-		secrets[name] = s.Value
-	}
+	secrets := secretValues(o.Config)
 	if g := o.Config.GitHub; g != nil {
 		secrets["github token"] = g.Token
 		secrets["webhook secret"] = g.WebhookSecret
@@ -248,10 +202,6 @@ func New(o Options) (*Controller, error) {
 	c.metrics = m
 	return c, nil
 }
-
-// Mask returns the masker of the controller's secrets (for anything else
-// that shows text to users).
-func (c *Controller) Mask() *Masker { return c.mask }
 
 // Run works the queue until ctx ends: workers, the periodic resync (which
 // also runs once at start), and the TTL and sleep checks.
@@ -280,7 +230,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			c.queue.ShutDown()
-			c.cancelAll(ctx.Err())
+			c.memory.cancelAll(ctx.Err())
 			wg.Wait()
 			// Send what GitHub has not been told yet, for a while.
 			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -290,7 +240,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-resyncT.C:
 			c.resync(ctx)
 		case <-lifeT.C:
-			c.checkLifetimes(ctx)
+			c.checkLifetimes()
 		}
 	}
 }
@@ -315,187 +265,5 @@ func (c *Controller) worker(ctx context.Context) {
 			}
 		}
 		c.queue.Done(key)
-	}
-}
-
-func (c *Controller) cancelAll(cause error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, f := range c.inflight {
-		f.cancel(cause)
-	}
-}
-
-// HandleEvent takes a verified webhook event (webhooks.Enqueuer). It never
-// blocks: it records what the reconcile needs and enqueues the key; a push
-// to a new SHA or a close cancels the PR's in-flight build.
-func (c *Controller) HandleEvent(ev webhooks.Event) {
-	key := Key{Repo: canonicalRepo(c.cfg, ev.Repo), PR: ev.PR}
-	if key.PR <= 0 {
-		return
-	}
-	c.mu.Lock()
-	if ev.InstallationID != 0 {
-		c.install[strings.ToLower(key.Repo)] = ev.InstallationID
-	}
-	if last, ok := c.lastEvent[key]; ok && c.now().Sub(last) < c.debounce {
-		c.burst[key] = true
-	}
-	c.lastEvent[key] = c.now()
-	switch ev.Kind {
-	case webhooks.KindPullRequest:
-		if ev.HeadSHA != "" {
-			c.heads[key] = ev.HeadSHA
-		}
-		f := c.inflight[key]
-		switch {
-		case f == nil:
-		case ev.Action == "closed":
-			f.cancel(errClosed)
-		case ev.Action == "synchronize" && ev.HeadSHA != "" && ev.HeadSHA != f.sha:
-			f.cancel(errSuperseded)
-		}
-		if ev.Action == "labeled" && ev.Label != "" {
-			c.commands[key] = append(c.commands[key], command{label: ev.Label, sender: ev.Sender, headSHA: ev.HeadSHA})
-		}
-	case webhooks.KindIssueComment:
-		if ev.Comment != nil && strings.HasPrefix(strings.TrimSpace(ev.Comment.Body), gh.CommandPrefix) {
-			// An approval covers the commit that was the head when it was
-			// written, as far as the events tell, not whatever the head is
-			// when the reconcile gets to it.
-			c.commands[key] = append(c.commands[key], command{commentID: ev.Comment.ID, body: ev.Comment.Body, sender: ev.Comment.Author, headSHA: c.heads[key]})
-		} else {
-			c.mu.Unlock()
-			return // an ordinary comment (or our own sticky one): nothing to do
-		}
-	}
-	c.mu.Unlock()
-	c.metrics.events.WithLabelValues(ev.Kind).Inc()
-	c.queue.Add(key)
-}
-
-// canonicalRepo returns the configured spelling of a repository name.
-func canonicalRepo(cfg *config.Controller, name string) string {
-	if r, ok := cfg.Repo(name); ok {
-		return r.Name
-	}
-	return name
-}
-
-// Enqueue asks for a reconcile of key (the dashboard's actions, tests).
-func (c *Controller) Enqueue(key Key) { c.queue.Add(key) }
-
-// OnWake is the proxy's hook for a request to a sleeping environment.
-func (c *Controller) OnWake(project string) {
-	key, ok := c.keyOf(project)
-	if !ok {
-		return
-	}
-	c.mu.Lock()
-	c.wake[key] = true
-	c.mu.Unlock()
-	c.queue.Add(key)
-}
-
-// keyOf finds the key of a project among the configured repos.
-func (c *Controller) keyOf(project string) (Key, bool) {
-	for _, r := range c.cfg.Repos {
-		owner, name, _ := strings.Cut(r.Name, "/")
-		prefix := contract.Sanitize(owner + "-" + name + "-pr-")
-		if n, ok := strings.CutPrefix(project, prefix); ok {
-			var pr int
-			if _, err := fmt.Sscanf(n, "%d", &pr); err == nil && pr > 0 && contract.ProjectName(owner, name, pr) == project {
-				return Key{Repo: r.Name, PR: pr}, true
-			}
-		}
-	}
-	return Key{}, false
-}
-
-// projectOf is the compose project of key.
-func (c *Controller) projectOf(key Key) string {
-	owner, name, _ := strings.Cut(key.Repo, "/")
-	return contract.ProjectName(owner, name, key.PR)
-}
-
-// repoOf returns the GitHub repo of key with the installation last seen.
-func (c *Controller) repoOf(key Key) (gh.Repo, error) {
-	r, err := gh.ParseRepo(key.Repo)
-	if err != nil {
-		return r, err
-	}
-	c.mu.Lock()
-	r.InstallationID = c.install[strings.ToLower(key.Repo)]
-	c.mu.Unlock()
-	return r, nil
-}
-
-// resync enqueues every open PR of every configured repo, every project on
-// the engine, and every environment the store does not know as removed, and
-// marks stale deployments inactive.
-func (c *Controller) resync(ctx context.Context) {
-	keys := map[Key]bool{}
-	for _, rp := range c.cfg.Repos {
-		repo, err := c.repoOf(Key{Repo: rp.Name})
-		if err != nil {
-			continue
-		}
-		prs, err := c.gh.OpenPullRequests(ctx, repo)
-		if err != nil {
-			c.log.Warn("resync: list open pull requests", "repo", rp.Name, "err", err)
-			continue
-		}
-		open := map[int]string{}
-		for _, pr := range prs {
-			keys[Key{Repo: rp.Name, PR: pr.Number}] = true
-			open[pr.Number] = pr.HeadSHA
-		}
-		if res, err := c.gh.CleanupDeployments(ctx, repo, open); err != nil {
-			c.log.Warn("resync: clean up deployments", "repo", rp.Name, "err", err)
-		} else if len(res.Inactivated) > 0 {
-			c.log.Info("resync: marked stale deployments inactive", "repo", rp.Name, "count", len(res.Inactivated))
-		}
-	}
-	if projects, err := c.engine.Projects(ctx); err != nil {
-		c.log.Warn("resync: list projects", "err", err)
-	} else {
-		for project, ref := range projects {
-			if _, ok := c.cfg.Repo(ref.Repo); ok && ref.PR > 0 {
-				keys[Key{Repo: canonicalRepo(c.cfg, ref.Repo), PR: ref.PR}] = true
-			} else {
-				c.log.Debug("resync: project of an unconfigured repository left alone", "project", project)
-			}
-		}
-	}
-	if envs, err := c.store.Environments(ctx); err == nil {
-		for _, e := range envs {
-			if e.Removed.IsZero() && e.Repo != "" {
-				if _, ok := c.cfg.Repo(e.Repo); ok {
-					keys[Key{Repo: canonicalRepo(c.cfg, e.Repo), PR: e.PR}] = true
-				}
-			}
-		}
-	}
-	if _, err := c.store.Prune(ctx); err != nil {
-		c.log.Warn("resync: prune history", "err", err)
-	}
-	for k := range keys {
-		c.queue.Add(k)
-	}
-}
-
-// checkLifetimes enqueues environments whose TTL ran out or that have been
-// idle longer than their sleep_after; Reconcile decides.
-func (c *Controller) checkLifetimes(ctx context.Context) {
-	c.mu.Lock()
-	projects := make(map[string]convergedState, len(c.converged))
-	for p, s := range c.converged {
-		projects[p] = s
-	}
-	c.mu.Unlock()
-	for project := range projects {
-		if key, ok := c.keyOf(project); ok {
-			c.queue.Add(key)
-		}
 	}
 }

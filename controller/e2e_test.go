@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/controller/github/githubfake"
-	"github.com/slipwayhq/slipway/controller/store"
 	"github.com/slipwayhq/slipway/internal/contract"
 	"github.com/slipwayhq/slipway/internal/dockertest"
 )
@@ -38,7 +37,7 @@ func TestOpenPushCloseLifecycle(t *testing.T) {
 	h.waitGone(n)
 	eventually(t, 30*time.Second, "removed phase", func() (bool, string) {
 		p := h.phase(n)
-		return strings.HasPrefix(p, string(store.PhaseRemoved)), p
+		return strings.HasPrefix(p, string(contract.PhaseRemoved)), p
 	})
 
 	// What GitHub shows: one deployment per SHA, ending inactive; one comment.
@@ -147,13 +146,13 @@ func TestCloseDuringFirstBuildPublishesNothing(t *testing.T) {
 	h.deliver("pull_request", h.prEvent("opened", n, "alice"))
 	eventually(t, 30*time.Second, "the build to start", func() (bool, string) {
 		p := h.phase(n)
-		return strings.HasPrefix(p, string(store.PhaseBuilding)), p
+		return strings.HasPrefix(p, string(contract.PhaseBuilding)), p
 	})
 	h.fake.ClosePR(h.repo, n)
 	h.deliver("pull_request", h.prEvent("closed", n, "alice"))
 	eventually(t, 60*time.Second, "removed phase", func() (bool, string) {
 		p := h.phase(n)
-		return strings.HasPrefix(p, string(store.PhaseRemoved)), p
+		return strings.HasPrefix(p, string(contract.PhaseRemoved)), p
 	})
 	time.Sleep(6 * time.Second) // past the end of the cancelled build
 	close(stop)
@@ -211,7 +210,7 @@ func TestFailedBuildIsReportedAndNotRetried(t *testing.T) {
 	h.deliver("pull_request", h.prEvent("opened", n, "alice"))
 	eventually(t, 60*time.Second, "failed phase", func() (bool, string) {
 		p := h.phase(n)
-		return strings.HasPrefix(p, string(store.PhaseFailed)), p
+		return strings.HasPrefix(p, string(contract.PhaseFailed)), p
 	})
 	eventually(t, 10*time.Second, "the failure on GitHub", func() (bool, string) {
 		var body string

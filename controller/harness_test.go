@@ -302,7 +302,7 @@ func (h *harness) waitReady(n int) {
 	h.t.Helper()
 	eventually(h.t, 90*time.Second, fmt.Sprintf("%s to be ready", h.project(n)), func() (bool, string) {
 		p := h.phase(n)
-		return strings.HasPrefix(p, string(store.PhaseReady)), p
+		return strings.HasPrefix(p, string(contract.PhaseReady)), p
 	})
 }
 

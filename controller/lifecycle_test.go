@@ -8,7 +8,7 @@ import (
 
 	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller/github/githubfake"
-	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // Over limits.environments a PR waits, says so, and deploys when a slot frees.
@@ -24,7 +24,7 @@ func TestEnvironmentLimitQueuesInOrder(t *testing.T) {
 	h.deliver("pull_request", h.prEvent("opened", n2, "alice"))
 	eventually(t, 20*time.Second, "the second PR to wait", func() (bool, string) {
 		p := h.phase(n2)
-		return strings.HasPrefix(p, string(store.PhaseWaiting)) && strings.Contains(p, "limit 1"), p
+		return strings.HasPrefix(p, string(contract.PhaseWaiting)) && strings.Contains(p, "limit 1"), p
 	})
 	eventually(t, 10*time.Second, "the wait on GitHub", func() (bool, string) {
 		for _, c := range h.fake.Comments(h.repo, n2) {
@@ -55,7 +55,7 @@ func TestTTLRemovesIdleEnvironmentsUntilThePush(t *testing.T) {
 	h.waitGone(n)
 	eventually(t, 10*time.Second, "held removal", func() (bool, string) {
 		p := h.phase(n)
-		return strings.HasPrefix(p, string(store.PhaseRemoved)) && strings.Contains(p, "without a push"), p
+		return strings.HasPrefix(p, string(contract.PhaseRemoved)) && strings.Contains(p, "without a push"), p
 	})
 	h.ctrl.Enqueue(keyOf(h, n)) // a resync does not bring it back
 	time.Sleep(2 * time.Second)
@@ -81,7 +81,7 @@ func TestSleepAndWakeOnRequest(t *testing.T) {
 	h.ctrl.Enqueue(keyOf(h, n))
 	eventually(t, 30*time.Second, "sleeping", func() (bool, string) {
 		env, _ := h.engine.Inspect(context.Background(), h.project(n))
-		return env != nil && env.Phase() == "stopped" && strings.HasPrefix(h.phase(n), string(store.PhaseSleeping)), h.phase(n)
+		return env != nil && env.Phase() == "stopped" && strings.HasPrefix(h.phase(n), string(contract.PhaseSleeping)), h.phase(n)
 	})
 	// Back to the present, so the woken environment is not idle at once.
 	h.clock.Advance(-2 * time.Hour)
@@ -92,7 +92,7 @@ func TestSleepAndWakeOnRequest(t *testing.T) {
 	h.waitServes(n, "version sleepy")
 	eventually(t, 10*time.Second, "ready again", func() (bool, string) {
 		p := h.phase(n)
-		return strings.HasPrefix(p, string(store.PhaseReady)), p
+		return strings.HasPrefix(p, string(contract.PhaseReady)), p
 	})
 }
 
@@ -109,7 +109,7 @@ func TestBuildSlotsQueue(t *testing.T) {
 	h.deliver("pull_request", h.prEvent("opened", n1, "alice"))
 	eventually(t, 20*time.Second, "the first build", func() (bool, string) {
 		p := h.phase(n1)
-		return strings.HasPrefix(p, string(store.PhaseBuilding)), p
+		return strings.HasPrefix(p, string(contract.PhaseBuilding)), p
 	})
 	n2, _ := h.fake.OpenPR(h.repo, githubfake.PR{Author: "alice", Files: app("second")})
 	h.deliver("pull_request", h.prEvent("opened", n2, "alice"))

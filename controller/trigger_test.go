@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/controller/github/githubfake"
-	"github.com/slipwayhq/slipway/controller/store"
 	"github.com/slipwayhq/slipway/dashboard"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // trigger: label:preview deploys only labelled PRs; removing the label
@@ -98,14 +98,14 @@ func TestAPIAndMetricsFollowTheLifecycle(t *testing.T) {
 	h.waitReady(n)
 	eventually(t, 10*time.Second, "the API to show the new SHA", func() (bool, string) {
 		e := list("")[h.project(n)]
-		return e.Phase == string(store.PhaseReady) && e.SHA == sha2 && e.Title == "Make it shine" && e.Author == "alice" && e.URL != "", e.Phase + " " + e.SHA
+		return e.Phase == string(contract.PhaseReady) && e.SHA == sha2 && e.Title == "Make it shine" && e.Author == "alice" && e.URL != "", e.Phase + " " + e.SHA
 	})
 	h.fake.ClosePR(h.repo, n)
 	h.deliver("pull_request", h.prEvent("closed", n, "alice"))
 	h.waitGone(n)
 	eventually(t, 10*time.Second, "the API to show the removal", func() (bool, string) {
 		e := list("?phase=removed")[h.project(n)]
-		return e.Phase == string(store.PhaseRemoved), e.Phase
+		return e.Phase == string(contract.PhaseRemoved), e.Phase
 	})
 	if got := h.counter("slipway_webhook_deliveries_total"); got != 3 {
 		t.Errorf("webhook deliveries %v, want 3", got)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller/github/githubfake"
-	"github.com/slipwayhq/slipway/controller/store"
 	"github.com/slipwayhq/slipway/internal/contract"
 )
 
@@ -75,7 +74,7 @@ func TestForkPRNeedsApprovalForEachSHA(t *testing.T) {
 	h.deliver("pull_request", h.prEvent("opened", n, "mallory"))
 	eventually(t, 20*time.Second, "awaiting approval", func() (bool, string) {
 		p := h.phase(n)
-		return strings.HasPrefix(p, string(store.PhaseWaiting)) && strings.Contains(p, "approve"), p
+		return strings.HasPrefix(p, string(contract.PhaseWaiting)) && strings.Contains(p, "approve"), p
 	})
 
 	// Approval attempts by people without write access change nothing.
@@ -145,7 +144,7 @@ func TestSecretsAreMaskedEverywhere(t *testing.T) {
 	h.deliver("pull_request", h.prEvent("synchronize", n, "alice"))
 	eventually(t, 60*time.Second, "failed phase", func() (bool, string) {
 		p := h.phase(n)
-		return strings.HasPrefix(p, string(store.PhaseFailed)), p
+		return strings.HasPrefix(p, string(contract.PhaseFailed)), p
 	})
 	eventually(t, 10*time.Second, "the failure in the comment", func() (bool, string) {
 		for _, c := range h.fake.Comments(h.repo, n) {

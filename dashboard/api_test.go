@@ -16,6 +16,7 @@ import (
 
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // listingFixture: a store and an engine that agree on some environments
@@ -38,11 +39,11 @@ func newListingFixture(t *testing.T, mod func(*Options)) *listingFixture {
 	t.Helper()
 	st := openStore(t, nil)
 	track(t, st, store.EnvironmentInfo{Project: "acme-shop-pr-1", Repo: "acme/shop", PR: 1, Title: "Add cart", Author: "ada"},
-		store.PhaseEntry{Phase: store.PhaseBuilding, SHA: shaA}, store.PhaseEntry{Phase: store.PhaseReady, SHA: shaA})
+		store.PhaseEntry{Phase: contract.PhaseBuilding, SHA: shaA}, store.PhaseEntry{Phase: contract.PhaseReady, SHA: shaA})
 	track(t, st, store.EnvironmentInfo{Project: "acme-shop-pr-2", Repo: "acme/shop", PR: 2, Title: "Fix tax", Author: "bob"},
-		store.PhaseEntry{Phase: store.PhaseFailed, SHA: shaB, Failure: &store.Failure{Step: "build", Service: "web", Message: "exit status 2"}})
+		store.PhaseEntry{Phase: contract.PhaseFailed, SHA: shaB, Failure: &store.Failure{Step: "build", Service: "web", Message: "exit status 2"}})
 	track(t, st, store.EnvironmentInfo{Project: "acme-shop-pr-3", Repo: "acme/shop", PR: 3},
-		store.PhaseEntry{Phase: store.PhaseRemoved})
+		store.PhaseEntry{Phase: contract.PhaseRemoved})
 	eng := &fakeEngine{envs: []stack.Environment{
 		runningEnv("acme-shop-pr-1", "acme/shop", 1, shaA),
 		runningEnv("local-x-pr-5", "local/x", 5, shaC),
@@ -143,7 +144,7 @@ func TestAPIEnvironmentDetail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Timeline) != 2 || d.Timeline[0].Phase != store.PhaseBuilding || d.Timeline[1].Phase != store.PhaseReady {
+	if len(d.Timeline) != 2 || d.Timeline[0].Phase != contract.PhaseBuilding || d.Timeline[1].Phase != contract.PhaseReady {
 		t.Errorf("timeline %+v", d.Timeline)
 	}
 	if len(d.BuildLogs) != 1 || d.BuildLogs[0].SHA != shaA || d.BuildLogs[0].Size == 0 {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 const (
@@ -49,7 +50,7 @@ func newAuthFixture(t *testing.T, mod func(*Options)) *authFixture {
 	c := &clock{t: time.Now()}
 	st := openStore(t, c.Now)
 	track(t, st, store.EnvironmentInfo{Project: project1, Repo: "acme/shop", PR: 1, Title: "Add cart"},
-		store.PhaseEntry{Phase: store.PhaseReady, SHA: shaA})
+		store.PhaseEntry{Phase: contract.PhaseReady, SHA: shaA})
 	eng := &fakeEngine{envs: []stack.Environment{runningEnv(project1, "acme/shop", 1, shaA)}, lines: map[string][]string{project1: {"web-1 | hello"}}}
 	acts := &recordingActions{}
 	opts := Options{Engine: eng, History: st, Actions: acts, Now: c.Now}

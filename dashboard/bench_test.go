@@ -9,6 +9,7 @@ import (
 
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // benchServer is a dashboard over 200 environments: each in the real store
@@ -19,17 +20,17 @@ func benchServer(b *testing.B, n int) *Server {
 	st := openStore(b, nil)
 	eng := &fakeEngine{}
 	requests := requestTimes{}
-	phases := []store.Phase{store.PhaseReady, store.PhaseReady, store.PhaseReady, store.PhaseFailed, store.PhaseSleeping, store.PhaseBuilding}
+	phases := []store.Phase{contract.PhaseReady, contract.PhaseReady, contract.PhaseReady, contract.PhaseFailed, contract.PhaseSleeping, contract.PhaseBuilding}
 	for i := range n {
 		repo := fmt.Sprintf("acme/service-%d", i%7)
 		project := fmt.Sprintf("acme-service-%d-pr-%d", i%7, 1000+i)
 		ph := phases[i%len(phases)]
 		entry := store.PhaseEntry{Phase: ph, SHA: shaA, Detail: "2 services running"}
-		if ph == store.PhaseFailed {
+		if ph == contract.PhaseFailed {
 			entry.Failure = &store.Failure{Step: "deploy", Service: "web", Message: "web exited with code 1"}
 		}
 		track(b, st, store.EnvironmentInfo{Project: project, Repo: repo, PR: 1000 + i, Title: fmt.Sprintf("Change number %d with a realistic title", i), Author: "dev"},
-			store.PhaseEntry{Phase: store.PhaseQueued, SHA: shaA}, store.PhaseEntry{Phase: store.PhaseBuilding, SHA: shaA}, entry)
+			store.PhaseEntry{Phase: contract.PhaseWaiting, SHA: shaA}, store.PhaseEntry{Phase: contract.PhaseBuilding, SHA: shaA}, entry)
 		env := runningEnv(project, repo, 1000+i, shaA)
 		for _, svc := range []string{"api", "db"} {
 			env.Services = append(env.Services, stack.ServiceState{Service: svc, Containers: []stack.ContainerState{{Name: project + "-" + svc + "-1", ID: svc + project, State: "running"}}})

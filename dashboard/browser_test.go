@@ -21,6 +21,7 @@ import (
 
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/internal/contract"
 	"github.com/slipwayhq/slipway/internal/dockertest"
 )
 
@@ -116,24 +117,24 @@ func TestBrowser(t *testing.T) {
 		track(t, st, info, phases...)
 	}
 	record(store.EnvironmentInfo{Project: ready.Project, Repo: ready.Repo, PR: 142, Title: "Checkout: pay with saved cards", Author: "ada", LastPush: at(25 * time.Minute)}, 26*time.Hour,
-		store.PhaseEntry{Phase: store.PhaseQueued, SHA: shaA, At: at(26 * time.Minute)},
-		store.PhaseEntry{Phase: store.PhaseBuilding, SHA: shaA, At: at(25 * time.Minute), Detail: "building web, worker"},
-		store.PhaseEntry{Phase: store.PhaseDeploying, SHA: shaA, At: at(23 * time.Minute)},
-		store.PhaseEntry{Phase: store.PhaseReady, SHA: shaA, At: at(22 * time.Minute), Detail: "2 services running"})
+		store.PhaseEntry{Phase: contract.PhaseWaiting, SHA: shaA, At: at(26 * time.Minute)},
+		store.PhaseEntry{Phase: contract.PhaseBuilding, SHA: shaA, At: at(25 * time.Minute), Detail: "building web, worker"},
+		store.PhaseEntry{Phase: contract.PhaseDeploying, SHA: shaA, At: at(23 * time.Minute)},
+		store.PhaseEntry{Phase: contract.PhaseReady, SHA: shaA, At: at(22 * time.Minute), Detail: "2 services running"})
 	record(store.EnvironmentInfo{Project: sleeping.Project, Repo: sleeping.Repo, PR: 139, Title: "Search suggestions as you type", Author: "grace", LastPush: at(50 * time.Hour)}, 4*24*time.Hour,
-		store.PhaseEntry{Phase: store.PhaseReady, SHA: shaB, At: at(50 * time.Hour)},
-		store.PhaseEntry{Phase: store.PhaseSleeping, SHA: shaB, At: at(3 * time.Hour), Detail: "idle for 30m"})
+		store.PhaseEntry{Phase: contract.PhaseReady, SHA: shaB, At: at(50 * time.Hour)},
+		store.PhaseEntry{Phase: contract.PhaseSleeping, SHA: shaB, At: at(3 * time.Hour), Detail: "idle for 30m"})
 	record(store.EnvironmentInfo{Project: failed.Project, Repo: failed.Repo, PR: 57, Title: "Rate-limit the public API", Author: "linus", LastPush: at(8 * time.Minute)}, 3*time.Hour,
-		store.PhaseEntry{Phase: store.PhaseReady, SHA: shaC, At: at(2 * time.Hour)},
-		store.PhaseEntry{Phase: store.PhaseBuilding, SHA: shaA, At: at(8 * time.Minute)},
-		store.PhaseEntry{Phase: store.PhaseFailed, SHA: shaA, At: at(6 * time.Minute), Failure: &store.Failure{Step: "deploy", Service: "web", Message: "web exited with code 1: listen tcp :8080: bind: address already in use"}})
+		store.PhaseEntry{Phase: contract.PhaseReady, SHA: shaC, At: at(2 * time.Hour)},
+		store.PhaseEntry{Phase: contract.PhaseBuilding, SHA: shaA, At: at(8 * time.Minute)},
+		store.PhaseEntry{Phase: contract.PhaseFailed, SHA: shaA, At: at(6 * time.Minute), Failure: &store.Failure{Step: "deploy", Service: "web", Message: "web exited with code 1: listen tcp :8080: bind: address already in use"}})
 	building := store.EnvironmentInfo{Project: "acme-" + shop + "-pr-145", Repo: "acme/" + shop, PR: 145, Title: "Dark mode for the admin", Author: "margaret"}
 	record(building, 2*time.Minute,
-		store.PhaseEntry{Phase: store.PhaseQueued, SHA: shaB, At: at(2 * time.Minute)},
-		store.PhaseEntry{Phase: store.PhaseBuilding, SHA: shaB, At: at(90 * time.Second), Detail: "building web"})
+		store.PhaseEntry{Phase: contract.PhaseWaiting, SHA: shaB, At: at(2 * time.Minute)},
+		store.PhaseEntry{Phase: contract.PhaseBuilding, SHA: shaB, At: at(90 * time.Second), Detail: "building web"})
 	waiting := store.EnvironmentInfo{Project: "acme-" + api + "-pr-58", Repo: "acme/" + api, PR: 58, Title: "Add OpenAPI examples", Author: "octo-contrib", HeadRepo: "octo-contrib/" + api}
 	record(waiting, 40*time.Minute,
-		store.PhaseEntry{Phase: store.PhaseWaiting, SHA: shaC, At: at(40 * time.Minute), Detail: "fork PR: waiting for a maintainer's /slipway approve"})
+		store.PhaseEntry{Phase: contract.PhaseWaiting, SHA: shaC, At: at(40 * time.Minute), Detail: "fork PR: waiting for a maintainer's /slipway approve"})
 	clk.Set(at(22 * time.Minute))
 	if w, err := st.NewBuildLog(context.Background(), ready.Project, shaA); err == nil {
 		fmt.Fprint(w, "web | Step 1/3 : FROM slipway-test/busybox:1\nweb |  ---> 3c7b1e2f9a10\nweb | Step 2/3 : COPY www /www\nweb | Step 3/3 : CMD [\"httpd\", \"-f\", \"-p\", \"8080\"]\nweb | Successfully built 9d1e0c4b7a21\nweb | Successfully tagged "+ready.Project+"-web:a1b2c3d4e5f6\n")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/internal/contract"
 	"github.com/slipwayhq/slipway/internal/dockertest"
 )
 
@@ -52,7 +53,7 @@ func TestEngineListLogsAndStats(t *testing.T) {
 	fx := deploy(t, e, cli, "test", dockertest.UniqueName("dash"), 11, shaA)
 	st := openStore(t, nil)
 	track(t, st, store.EnvironmentInfo{Project: fx.Project, Repo: fx.Repo, PR: fx.PR, Title: "Live logs", Author: "ada"},
-		store.PhaseEntry{Phase: store.PhaseReady, SHA: fx.SHA})
+		store.PhaseEntry{Phase: contract.PhaseReady, SHA: fx.SHA})
 	srv, ts := newTestServer(t, Options{Engine: e, History: st, Stats: cli, Token: testToken, StatsTimeout: 10 * time.Second})
 	client := &Client{BaseURL: ts.URL, Token: testToken}
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
@@ -175,7 +176,7 @@ func TestEngineActions(t *testing.T) {
 	local := deploy(t, e, cli, "local", dockertest.UniqueName("dash"), 13, shaC)
 	st := openStore(t, nil)
 	track(t, st, store.EnvironmentInfo{Project: fx.Project, Repo: fx.Repo, PR: fx.PR, Title: "Actions"},
-		store.PhaseEntry{Phase: store.PhaseReady, SHA: fx.SHA})
+		store.PhaseEntry{Phase: contract.PhaseReady, SHA: fx.SHA})
 	_, ts := newTestServer(t, Options{Engine: e, History: st, Actions: engineActions{e}, Token: testToken})
 	client := &Client{BaseURL: ts.URL, Token: testToken}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -9,12 +9,17 @@ import (
 
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // PhaseDegraded is the phase the dashboard shows for an environment the
 // controller considers ready (or does not know) while the engine shows a
 // container exited or unhealthy. It is not a store phase.
 const PhaseDegraded = "degraded"
+
+// PhaseQueued is shown for an environment the engine has but the
+// controller has recorded no phase of yet.
+const PhaseQueued = "queued"
 
 // Engine states of Environment.State: those of stack.Environment.Phase,
 // and StateAbsent when nothing of the environment is on the engine.
@@ -30,9 +35,9 @@ const (
 // store's phases with PhaseDegraded after ready.
 func Phases() []string {
 	var out []string
-	for _, p := range store.Phases() {
+	for _, p := range contract.Phases() {
 		out = append(out, string(p))
-		if p == store.PhaseReady {
+		if p == contract.PhaseReady {
 			out = append(out, PhaseDegraded)
 		}
 	}
@@ -323,28 +328,28 @@ func displayPhase(phase string, tracked bool, state string) string {
 	if !tracked || phase == "" {
 		switch state {
 		case StateRunning:
-			return string(store.PhaseReady)
+			return string(contract.PhaseReady)
 		case StateStarting:
-			return string(store.PhaseDeploying)
+			return string(contract.PhaseDeploying)
 		case StateDegraded:
 			return PhaseDegraded
 		case StateStopped:
-			return string(store.PhaseSleeping)
+			return string(contract.PhaseSleeping)
 		}
 		if phase == "" {
-			return string(store.PhaseQueued)
+			return PhaseQueued
 		}
 		return phase
 	}
 	switch store.Phase(phase) {
-	case store.PhaseReady, store.PhaseSleeping:
+	case contract.PhaseReady, contract.PhaseSleeping:
 		switch state {
 		case StateRunning:
-			return string(store.PhaseReady)
+			return string(contract.PhaseReady)
 		case StateDegraded:
 			return PhaseDegraded
 		case StateStopped:
-			return string(store.PhaseSleeping)
+			return string(contract.PhaseSleeping)
 		}
 	}
 	return phase
@@ -416,7 +421,7 @@ func (f Filter) Match(e *Environment) bool {
 
 func (f Filter) matchPhase(e *Environment) bool {
 	if f.Phase == "" {
-		return e.Phase != string(store.PhaseRemoved)
+		return e.Phase != string(contract.PhaseRemoved)
 	}
 	return e.Phase == f.Phase
 }
@@ -466,7 +471,7 @@ func summarize(envs []Environment, f Filter) Summary {
 			continue
 		}
 		s.ByPhase[e.Phase]++
-		if e.Phase != string(store.PhaseRemoved) {
+		if e.Phase != string(contract.PhaseRemoved) {
 			s.Total++
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -30,7 +31,7 @@ func TestMergePhases(t *testing.T) {
 		return store.Environment{EnvironmentInfo: store.EnvironmentInfo{Project: project, Repo: "acme/shop", PR: 1}, Phase: phase, SHA: shaB, Created: t0, Updated: t0}
 	}
 	live := func(project string) stack.Environment { return runningEnv(project, "acme/shop", 1, shaA) }
-	removed := hist("p", store.PhaseRemoved)
+	removed := hist("p", contract.PhaseRemoved)
 	removed.Removed = t0
 
 	tests := []struct {
@@ -43,18 +44,18 @@ func TestMergePhases(t *testing.T) {
 		tracked   bool
 		sha       string
 	}{
-		{"ready and running", []store.Environment{hist("p", store.PhaseReady)}, []stack.Environment{live("p")}, true, "ready", StateRunning, true, shaA},
-		{"ready but stopped is sleeping", []store.Environment{hist("p", store.PhaseReady)}, []stack.Environment{stopped(live("p"))}, true, "sleeping", StateStopped, true, shaA},
-		{"sleeping but woken by a request is ready", []store.Environment{hist("p", store.PhaseSleeping)}, []stack.Environment{live("p")}, true, "ready", StateRunning, true, shaA},
-		{"ready with an exited service is degraded", []store.Environment{hist("p", store.PhaseReady)}, []stack.Environment{degraded(live("p"))}, true, PhaseDegraded, StateDegraded, true, shaA},
-		{"ready but gone from the engine stays ready, absent", []store.Environment{hist("p", store.PhaseReady)}, nil, true, "ready", StateAbsent, true, shaB},
-		{"building keeps its phase while the old SHA runs", []store.Environment{hist("p", store.PhaseBuilding)}, []stack.Environment{live("p")}, true, "building", StateRunning, true, shaA},
-		{"failed keeps its phase", []store.Environment{hist("p", store.PhaseFailed)}, []stack.Environment{live("p")}, true, "failed", StateRunning, true, shaA},
+		{"ready and running", []store.Environment{hist("p", contract.PhaseReady)}, []stack.Environment{live("p")}, true, "ready", StateRunning, true, shaA},
+		{"ready but stopped is sleeping", []store.Environment{hist("p", contract.PhaseReady)}, []stack.Environment{stopped(live("p"))}, true, "sleeping", StateStopped, true, shaA},
+		{"sleeping but woken by a request is ready", []store.Environment{hist("p", contract.PhaseSleeping)}, []stack.Environment{live("p")}, true, "ready", StateRunning, true, shaA},
+		{"ready with an exited service is degraded", []store.Environment{hist("p", contract.PhaseReady)}, []stack.Environment{degraded(live("p"))}, true, PhaseDegraded, StateDegraded, true, shaA},
+		{"ready but gone from the engine stays ready, absent", []store.Environment{hist("p", contract.PhaseReady)}, nil, true, "ready", StateAbsent, true, shaB},
+		{"building keeps its phase while the old SHA runs", []store.Environment{hist("p", contract.PhaseBuilding)}, []stack.Environment{live("p")}, true, "building", StateRunning, true, shaA},
+		{"failed keeps its phase", []store.Environment{hist("p", contract.PhaseFailed)}, []stack.Environment{live("p")}, true, "failed", StateRunning, true, shaA},
 		{"removed", []store.Environment{removed}, nil, true, "removed", StateAbsent, true, shaB},
 		{"local running", nil, []stack.Environment{live("p")}, true, "ready", StateRunning, false, shaA},
 		{"local stopped", nil, []stack.Environment{stopped(live("p"))}, true, "sleeping", StateStopped, false, shaA},
 		{"local degraded", nil, []stack.Environment{degraded(live("p"))}, true, PhaseDegraded, StateDegraded, false, shaA},
-		{"engine unreadable: no absent verdict", []store.Environment{hist("p", store.PhaseReady)}, nil, false, "ready", "", true, shaB},
+		{"engine unreadable: no absent verdict", []store.Environment{hist("p", contract.PhaseReady)}, nil, false, "ready", "", true, shaB},
 		{"upserted without a phase yet", []store.Environment{hist("p", "")}, nil, true, "queued", StateAbsent, true, shaB},
 	}
 	for _, tt := range tests {
@@ -75,7 +76,7 @@ func TestMergeJoinsSources(t *testing.T) {
 	cpu := 12.5
 	h := store.Environment{
 		EnvironmentInfo: store.EnvironmentInfo{Project: "acme-shop-pr-7", Repo: "acme/shop", PR: 7, Title: "Faster checkout", Author: "ada", HeadRepo: "ada/shop", LastPush: t0.Add(-2 * time.Hour)},
-		Phase:           store.PhaseReady, SHA: shaA, Detail: "2 services", PhaseAt: t0.Add(-time.Hour),
+		Phase:           contract.PhaseReady, SHA: shaA, Detail: "2 services", PhaseAt: t0.Add(-time.Hour),
 		Created: t0.Add(-48 * time.Hour), Updated: t0.Add(-time.Hour),
 		LastError: &store.Failure{Step: "build", Message: "boom"},
 		Keep:      store.Keep{Until: t0.Add(30 * 24 * time.Hour)},
@@ -149,8 +150,8 @@ func TestExpiry(t *testing.T) {
 
 func TestMergeOrder(t *testing.T) {
 	hist := []store.Environment{
-		{EnvironmentInfo: store.EnvironmentInfo{Project: "old"}, Phase: store.PhaseReady, Created: t0.Add(-3 * time.Hour), Updated: t0.Add(-3 * time.Hour)},
-		{EnvironmentInfo: store.EnvironmentInfo{Project: "new"}, Phase: store.PhaseBuilding, Created: t0.Add(-5 * time.Hour), Updated: t0},
+		{EnvironmentInfo: store.EnvironmentInfo{Project: "old"}, Phase: contract.PhaseReady, Created: t0.Add(-3 * time.Hour), Updated: t0.Add(-3 * time.Hour)},
+		{EnvironmentInfo: store.EnvironmentInfo{Project: "new"}, Phase: contract.PhaseBuilding, Created: t0.Add(-5 * time.Hour), Updated: t0},
 	}
 	local := runningEnv("local-x-pr-1", "local/x", 1, shaA)
 	local.Created = t0.Add(-time.Hour)

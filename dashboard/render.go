@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 //go:embed templates/*.html
@@ -339,7 +340,7 @@ func drift(e Environment) string {
 		return ""
 	}
 	switch e.Phase {
-	case string(store.PhaseReady), string(store.PhaseSleeping), PhaseDegraded:
+	case string(contract.PhaseReady), string(contract.PhaseSleeping), PhaseDegraded:
 		return "not on the engine"
 	}
 	return ""

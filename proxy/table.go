@@ -12,34 +12,21 @@ import (
 	"github.com/slipwayhq/slipway/internal/contract"
 )
 
-// Phase is where the environment behind a host is in its life. The proxy
-// answers each phase differently: running hosts are proxied, the others get
-// a status page.
-type Phase string
+// Phase is where the environment behind a host is in its life
+// (contract.RoutePhase). The proxy answers each phase differently: running
+// hosts are proxied, the others get a status page.
+type Phase = contract.RoutePhase
 
-// Phases. Running, Starting, Unhealthy and Stopped are observed from Docker;
-// Queued, Building, Starting, Failed and Removing are published by the
-// controller through Routes.SetState.
+// The phases, as the contract names them.
 const (
-	// PhaseRunning: at least one running container that is healthy (or has
-	// no healthcheck) serves the host.
-	PhaseRunning Phase = "running"
-	// PhaseQueued: the controller has the environment in its queue.
-	PhaseQueued Phase = "queued"
-	// PhaseBuilding: images are being built.
-	PhaseBuilding Phase = "building"
-	// PhaseStarting: containers are being started or wait for their
-	// healthcheck to pass.
-	PhaseStarting Phase = "starting"
-	// PhaseUnhealthy: containers run but every one fails its healthcheck.
-	PhaseUnhealthy Phase = "unhealthy"
-	// PhaseStopped: the containers exist but none runs (the environment
-	// sleeps); a request wakes it through HandlerOptions.OnWake.
-	PhaseStopped Phase = "stopped"
-	// PhaseFailed: the last deploy failed and nothing runs.
-	PhaseFailed Phase = "failed"
-	// PhaseRemoving: the environment is being torn down.
-	PhaseRemoving Phase = "removing"
+	PhaseRunning   = contract.RouteRunning
+	PhaseQueued    = contract.RouteQueued
+	PhaseBuilding  = contract.RouteBuilding
+	PhaseStarting  = contract.RouteStarting
+	PhaseUnhealthy = contract.RouteUnhealthy
+	PhaseStopped   = contract.RouteStopped
+	PhaseFailed    = contract.RouteFailed
+	PhaseRemoving  = contract.RouteRemoving
 )
 
 // controllerPhase reports whether the controller may publish p.
@@ -51,20 +38,9 @@ func controllerPhase(p Phase) bool {
 	return false
 }
 
-// State is a non-running state the controller publishes for a project.
-type State struct {
-	// Phase is one of PhaseQueued, PhaseBuilding, PhaseStarting,
-	// PhaseFailed or PhaseRemoving.
-	Phase Phase
-	// Step names the step that failed (for example "build", "up",
-	// "after_deploy"), or the step in progress.
-	Step string
-	// Service names the service the step was working on, if any.
-	Service string
-	// Reason is a one-line explanation shown on the failed page. It must
-	// not hold secrets: the page is public.
-	Reason string
-}
+// State is a non-running state the controller publishes for a project
+// (contract.RouteState).
+type State = contract.RouteState
 
 // ProjectState is a controller State together with the hosts it applies to.
 type ProjectState struct {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // results is everything the benchmark measured.
@@ -26,8 +27,8 @@ type results struct {
 
 // Phases of the history shown in the breakdowns.
 var (
-	openPhases  = []store.Phase{store.PhaseQueued, store.PhaseWaiting, store.PhaseBuilding, store.PhaseDeploying, store.PhaseReady, store.PhaseFailed}
-	closePhases = []store.Phase{store.PhaseRemoving, store.PhaseRemoved}
+	openPhases  = []store.Phase{contract.PhaseWaiting, contract.PhaseBuilding, contract.PhaseDeploying, contract.PhaseReady, contract.PhaseFailed}
+	closePhases = []store.Phase{contract.PhaseRemoving, contract.PhaseRemoved}
 )
 
 // eventMargin is how long after a run's last figure its Docker events are
@@ -77,7 +78,7 @@ func (b *bench) attachHistory(ctx context.Context, res *results) {
 		r.OpenMarks = append(r.OpenMarks, mark{At: r.OpenAck, What: "ack"})
 		r.OpenMarks = append(r.OpenMarks, phaseMarks(timeline, r.OpenedAt, end, openPhases)...)
 		for _, m := range r.OpenMarks {
-			if t := r.OpenedAt.Add(m.At + eventMargin); m.What == "history: "+string(store.PhaseReady) && t.After(openTo) {
+			if t := r.OpenedAt.Add(m.At + eventMargin); m.What == "history: "+string(contract.PhaseReady) && t.After(openTo) {
 				openTo = t
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/bench/internal/benchkit"
+	"github.com/slipwayhq/slipway/internal/contract"
 
 	"github.com/docker/docker/api/types/events"
 
@@ -149,15 +150,15 @@ func TestEventMarksSkipBuilderContainersAndRepeats(t *testing.T) {
 func TestPhaseMarksTakeTheFirstOfEachPhaseInTheWindow(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	tl := []store.PhaseEntry{
-		{Phase: store.PhaseReady, At: t0.Add(-time.Second)}, // an earlier deploy
-		{Phase: store.PhaseQueued, At: t0.Add(time.Second)},
-		{Phase: store.PhaseBuilding, At: t0.Add(2 * time.Second)},
-		{Phase: store.PhaseQueued, At: t0.Add(3 * time.Second)},
-		{Phase: store.PhaseRemoving, At: t0.Add(4 * time.Second)}, // not asked for
-		{Phase: store.PhaseReady, At: t0.Add(9 * time.Second)},    // after the window
+		{Phase: contract.PhaseReady, At: t0.Add(-time.Second)}, // an earlier deploy
+		{Phase: contract.PhaseWaiting, At: t0.Add(time.Second)},
+		{Phase: contract.PhaseBuilding, At: t0.Add(2 * time.Second)},
+		{Phase: contract.PhaseWaiting, At: t0.Add(3 * time.Second)},
+		{Phase: contract.PhaseRemoving, At: t0.Add(4 * time.Second)}, // not asked for
+		{Phase: contract.PhaseReady, At: t0.Add(9 * time.Second)},    // after the window
 	}
 	got := phaseMarks(tl, t0, t0.Add(5*time.Second), openPhases)
-	want := []mark{{time.Second, "history: queued"}, {2 * time.Second, "history: building"}}
+	want := []mark{{time.Second, "history: waiting"}, {2 * time.Second, "history: building"}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("marks %v, want %v", got, want)
 	}

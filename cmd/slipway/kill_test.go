@@ -314,7 +314,7 @@ resync: 3s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if env.Phase != store.PhaseRemoved {
+	if env.Phase != contract.PhaseRemoved {
 		t.Errorf("history ends in %q (%s), want removed", env.Phase, env.Detail)
 	}
 	if entries, err := os.ReadDir(filepath.Join(state, "src")); err == nil && len(entries) > 0 {

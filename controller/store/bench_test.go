@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // BenchmarkEnvironments lists 1000 environments (the dashboard's page load).
@@ -20,7 +22,7 @@ func BenchmarkEnvironments(b *testing.B) {
 		if err := s.UpsertEnvironment(ctx, in); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.RecordPhase(ctx, in.Project, PhaseEntry{Phase: PhaseFailed, SHA: sha1, Detail: "build failed",
+		if err := s.RecordPhase(ctx, in.Project, PhaseEntry{Phase: contract.PhaseFailed, SHA: sha1, Detail: "build failed",
 			Failure: &Failure{Step: "build", Service: "web", Message: "RUN npm ci: exit status 1"}}); err != nil {
 			b.Fatal(err)
 		}

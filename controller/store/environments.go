@@ -15,29 +15,9 @@ import (
 	"github.com/slipwayhq/slipway/internal/contract"
 )
 
-// Phase is a step of an environment's life.
-type Phase string
-
-// Phases, in the order an environment usually goes through them.
-const (
-	PhaseQueued    Phase = "queued"
-	PhaseWaiting   Phase = "waiting" // for a limit or an approval; Detail says which
-	PhaseBuilding  Phase = "building"
-	PhaseDeploying Phase = "deploying"
-	PhaseReady     Phase = "ready"
-	PhaseFailed    Phase = "failed"
-	PhaseSleeping  Phase = "sleeping"
-	PhaseRemoving  Phase = "removing"
-	PhaseRemoved   Phase = "removed"
-)
-
-// Phases lists every phase, for validation and dashboard filters.
-func Phases() []Phase {
-	return []Phase{PhaseQueued, PhaseWaiting, PhaseBuilding, PhaseDeploying, PhaseReady, PhaseFailed, PhaseSleeping, PhaseRemoving, PhaseRemoved}
-}
-
-// Valid reports whether p is one of Phases.
-func (p Phase) Valid() bool { return slices.Contains(Phases(), p) }
+// Phase is a step of an environment's life: contract.Phase, the one
+// phase model; the store records it as it is.
+type Phase = contract.Phase
 
 // Bounds on free text, so one chatty caller cannot bloat every listing.
 const (
@@ -74,6 +54,10 @@ type Environment struct {
 	SHA     string    `json:"sha,omitempty"`
 	Detail  string    `json:"detail,omitempty"`
 	PhaseAt time.Time `json:"phase_at,omitzero"`
+	// Wait, Held and Retry are those of the latest phase (see PhaseEntry).
+	Wait  contract.Wait `json:"wait,omitempty"`
+	Held  bool          `json:"held,omitempty"`
+	Retry bool          `json:"retry,omitempty"`
 	// Created is when the store first heard of the environment.
 	Created time.Time `json:"created"`
 	// Updated is the latest time anything was recorded; listings sort on it.
@@ -124,6 +108,14 @@ type PhaseEntry struct {
 	At time.Time `json:"at"`
 	// Failure, when set, becomes the environment's LastError.
 	Failure *Failure `json:"failure,omitempty"`
+	// Wait says what a PhaseWaiting entry waits for.
+	Wait contract.Wait `json:"wait,omitempty"`
+	// Held marks a PhaseRemoved entry that sticks until the next push or
+	// an explicit redeploy (/slipway destroy, TTL expiry).
+	Held bool `json:"held,omitempty"`
+	// Retry marks a PhaseFailed entry the controller retries (the host's
+	// fault, not the pull request's).
+	Retry bool `json:"retry,omitempty"`
 }
 
 // validProject reports whether project is a name contract.ProjectName can
@@ -227,7 +219,7 @@ func (s *Store) RecordPhase(ctx context.Context, project string, e PhaseEntry) e
 		return err
 	}
 	if !e.Phase.Valid() {
-		return invalid("phase %q: want one of %v", e.Phase, Phases())
+		return invalid("phase %q: want one of %v", e.Phase, contract.Phases())
 	}
 	if e.At.IsZero() {
 		e.At = s.opts.Now()
@@ -253,6 +245,7 @@ func (s *Store) RecordPhase(ctx context.Context, project string, e PhaseEntry) e
 			return ErrNotFound
 		}
 		env.Phase, env.Detail, env.PhaseAt = e.Phase, e.Detail, e.At
+		env.Wait, env.Held, env.Retry = e.Wait, e.Held, e.Retry
 		if e.SHA != "" {
 			env.SHA = e.SHA
 		}
@@ -262,11 +255,11 @@ func (s *Store) RecordPhase(ctx context.Context, project string, e PhaseEntry) e
 		switch {
 		case e.Failure != nil:
 			env.LastError = e.Failure
-		case e.Phase == PhaseReady:
+		case e.Phase == contract.PhaseReady:
 			env.LastError = nil
 		}
 		env.Removed = time.Time{}
-		if e.Phase == PhaseRemoved {
+		if e.Phase == contract.PhaseRemoved {
 			env.Removed = e.At
 		}
 		if err := putJSON(envs, []byte(project), env); err != nil {
@@ -298,7 +291,7 @@ func (s *Store) RecordPhase(ctx context.Context, project string, e PhaseEntry) e
 	if err != nil {
 		return fmt.Errorf("record phase %s of %s: %w", e.Phase, project, err)
 	}
-	if e.Phase == PhaseRemoved {
+	if e.Phase == contract.PhaseRemoved {
 		if _, err := s.Prune(ctx); err != nil {
 			return fmt.Errorf("record phase %s of %s: %w", e.Phase, project, err)
 		}
@@ -467,4 +460,30 @@ func deleteEnvironment(tx *bolt.Tx, env Environment) error {
 		}
 	}
 	return deleteApprovals(tx, env.Repo, env.PR)
+}
+
+// Before the phase entries carried Held and Retry, the controller marked
+// them as prefixes of Detail; an environment recorded then reads as if
+// recorded now, so a preview destroyed before an upgrade stays destroyed.
+const (
+	legacyHeldPrefix  = "held: "
+	legacyRetryPrefix = "will retry: "
+)
+
+// UnmarshalJSON reads an environment, including one recorded before Held
+// and Retry were fields.
+func (e *Environment) UnmarshalJSON(b []byte) error {
+	type plain Environment
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	if d, ok := strings.CutPrefix(p.Detail, legacyHeldPrefix); ok && p.Phase == contract.PhaseRemoved {
+		p.Detail, p.Held = d, true
+	}
+	if d, ok := strings.CutPrefix(p.Detail, legacyRetryPrefix); ok && p.Phase == contract.PhaseFailed {
+		p.Detail, p.Retry = d, true
+	}
+	*e = Environment(p)
+	return nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // clock is a settable test clock.
@@ -87,12 +90,12 @@ func TestEnvironmentLifecycle(t *testing.T) {
 	created := clk.Now()
 
 	steps := []PhaseEntry{
-		{Phase: PhaseQueued, SHA: sha1},
-		{Phase: PhaseBuilding, SHA: sha1, Detail: "building web"},
-		{Phase: PhaseFailed, SHA: sha1, Detail: "build failed", Failure: &Failure{Step: "build", Service: "web", Message: "RUN npm ci: exit status 1"}},
-		{Phase: PhaseQueued, SHA: strings.ToUpper(sha2)},
-		{Phase: PhaseBuilding, SHA: sha2},
-		{Phase: PhaseDeploying, SHA: sha2},
+		{Phase: contract.PhaseWaiting, SHA: sha1},
+		{Phase: contract.PhaseBuilding, SHA: sha1, Detail: "building web"},
+		{Phase: contract.PhaseFailed, SHA: sha1, Detail: "build failed", Failure: &Failure{Step: "build", Service: "web", Message: "RUN npm ci: exit status 1"}},
+		{Phase: contract.PhaseWaiting, SHA: strings.ToUpper(sha2)},
+		{Phase: contract.PhaseBuilding, SHA: sha2},
+		{Phase: contract.PhaseDeploying, SHA: sha2},
 	}
 	for _, e := range steps {
 		clk.Advance(time.Second)
@@ -102,7 +105,7 @@ func TestEnvironmentLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if env.Phase != PhaseDeploying || env.SHA != sha2 || !env.PhaseAt.Equal(clk.Now()) || !env.Updated.Equal(clk.Now()) {
+	if env.Phase != contract.PhaseDeploying || env.SHA != sha2 || !env.PhaseAt.Equal(clk.Now()) || !env.Updated.Equal(clk.Now()) {
 		t.Errorf("current phase = %s %s at %v (updated %v), want deploying %s at %v", env.Phase, env.SHA, env.PhaseAt, env.Updated, sha2, clk.Now())
 	}
 	if !env.Created.Equal(created) || !env.LastPush.Equal(created) {
@@ -115,9 +118,9 @@ func TestEnvironmentLifecycle(t *testing.T) {
 
 	// Ready clears the error.
 	clk.Advance(time.Second)
-	mustPhase(t, s, in.Project, PhaseEntry{Phase: PhaseReady, SHA: sha2})
+	mustPhase(t, s, in.Project, PhaseEntry{Phase: contract.PhaseReady, SHA: sha2})
 	env, _ = s.Environment(ctx, in.Project)
-	if env.LastError != nil || env.Phase != PhaseReady {
+	if env.LastError != nil || env.Phase != contract.PhaseReady {
 		t.Errorf("after ready: phase %s, LastError %+v", env.Phase, env.LastError)
 	}
 
@@ -129,7 +132,7 @@ func TestEnvironmentLifecycle(t *testing.T) {
 	for _, e := range tl {
 		got = append(got, string(e.Phase)+"@"+e.SHA[:7])
 	}
-	wantTL := []string{"queued@9f2c1d7", "building@9f2c1d7", "failed@9f2c1d7", "queued@3e4d5c6", "building@3e4d5c6", "deploying@3e4d5c6", "ready@3e4d5c6"}
+	wantTL := []string{"waiting@9f2c1d7", "building@9f2c1d7", "failed@9f2c1d7", "waiting@3e4d5c6", "building@3e4d5c6", "deploying@3e4d5c6", "ready@3e4d5c6"}
 	if !reflect.DeepEqual(got, wantTL) {
 		t.Errorf("timeline = %v, want %v", got, wantTL)
 	}
@@ -173,7 +176,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	s, _ := openTest(t, Options{})
 	in := info(7)
 	mustUpsert(t, s, in)
-	mustPhase(t, s, in.Project, PhaseEntry{Phase: PhaseQueued, SHA: sha1})
+	mustPhase(t, s, in.Project, PhaseEntry{Phase: contract.PhaseWaiting, SHA: sha1})
 	before, _ := s.Environment(ctx, in.Project)
 
 	cases := []struct {
@@ -182,8 +185,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		want error
 	}{
 		{"unknown phase", s.RecordPhase(ctx, in.Project, PhaseEntry{Phase: "exploded"}), ErrInvalid},
-		{"phase of unknown project", s.RecordPhase(ctx, "acme-webshop-pr-999", PhaseEntry{Phase: PhaseQueued}), ErrNotFound},
-		{"bad project name", s.RecordPhase(ctx, "Acme/Webshop#7", PhaseEntry{Phase: PhaseQueued}), ErrInvalid},
+		{"phase of unknown project", s.RecordPhase(ctx, "acme-webshop-pr-999", PhaseEntry{Phase: contract.PhaseWaiting}), ErrNotFound},
+		{"bad project name", s.RecordPhase(ctx, "Acme/Webshop#7", PhaseEntry{Phase: contract.PhaseWaiting}), ErrInvalid},
 		{"upsert other PR onto project", s.UpsertEnvironment(ctx, EnvironmentInfo{Project: in.Project, Repo: "acme/webshop", PR: 8}), ErrInvalid},
 		{"upsert bad repo", s.UpsertEnvironment(ctx, EnvironmentInfo{Project: "x-pr-1", Repo: "webshop", PR: 1}), ErrInvalid},
 		{"upsert PR 0", s.UpsertEnvironment(ctx, EnvironmentInfo{Project: "x-pr-0", Repo: "a/b"}), ErrInvalid},
@@ -221,7 +224,7 @@ func TestTimelineIsBounded(t *testing.T) {
 	in := info(1)
 	mustUpsert(t, s, in)
 	for i := range 12 {
-		mustPhase(t, s, in.Project, PhaseEntry{Phase: PhaseSleeping, Detail: fmt.Sprint(i)})
+		mustPhase(t, s, in.Project, PhaseEntry{Phase: contract.PhaseSleeping, Detail: fmt.Sprint(i)})
 	}
 	tl, err := s.Timeline(ctx, in.Project)
 	if err != nil {
@@ -235,7 +238,7 @@ func TestTimelineIsBounded(t *testing.T) {
 		t.Errorf("timeline details = %v, want %v", got, want)
 	}
 	long := strings.Repeat("é", 2000)
-	mustPhase(t, s, in.Project, PhaseEntry{Phase: PhaseWaiting, Detail: long})
+	mustPhase(t, s, in.Project, PhaseEntry{Phase: contract.PhaseWaiting, Detail: long})
 	env, _ := s.Environment(ctx, in.Project)
 	if len(env.Detail) > maxDetail || !strings.HasSuffix(env.Detail, "…") || !strings.HasPrefix(long, strings.TrimSuffix(env.Detail, "…")) {
 		t.Errorf("long detail kept as %d bytes: %q...", len(env.Detail), env.Detail[:20])
@@ -254,7 +257,7 @@ func TestEnvironmentsMostRecentFirst(t *testing.T) {
 	// Touch a few old ones: they move to the front.
 	for _, pr := range []int{3, 1, 2} {
 		clk.Advance(time.Second)
-		mustPhase(t, s, info(pr).Project, PhaseEntry{Phase: PhaseBuilding, SHA: sha1})
+		mustPhase(t, s, info(pr).Project, PhaseEntry{Phase: contract.PhaseBuilding, SHA: sha1})
 	}
 	envs, err := s.Environments(ctx)
 	if err != nil {
@@ -283,12 +286,12 @@ func TestPruneRemovedHistory(t *testing.T) {
 
 	remove := func(pr int) {
 		p := info(pr).Project
-		mustPhase(t, s, p, PhaseEntry{Phase: PhaseRemoving})
-		mustPhase(t, s, p, PhaseEntry{Phase: PhaseRemoved})
+		mustPhase(t, s, p, PhaseEntry{Phase: contract.PhaseRemoving})
+		mustPhase(t, s, p, PhaseEntry{Phase: contract.PhaseRemoved})
 	}
 	for pr := 1; pr <= 6; pr++ {
 		mustUpsert(t, s, info(pr))
-		mustPhase(t, s, info(pr).Project, PhaseEntry{Phase: PhaseReady, SHA: sha1})
+		mustPhase(t, s, info(pr).Project, PhaseEntry{Phase: contract.PhaseReady, SHA: sha1})
 		if err := s.Approve(ctx, Approval{Repo: "acme/webshop", PR: pr, SHA: sha1, By: "mara-maint"}); err != nil {
 			t.Fatal(err)
 		}
@@ -306,7 +309,7 @@ func TestPruneRemovedHistory(t *testing.T) {
 	remove(1)
 	clk.Advance(48 * time.Hour)
 	remove(2)
-	mustPhase(t, s, info(2).Project, PhaseEntry{Phase: PhaseQueued, SHA: sha2})
+	mustPhase(t, s, info(2).Project, PhaseEntry{Phase: contract.PhaseWaiting, SHA: sha2})
 	for pr := 3; pr <= 5; pr++ {
 		clk.Advance(time.Minute)
 		remove(pr)
@@ -348,7 +351,7 @@ func TestPruneCountBound(t *testing.T) {
 	for pr := 1; pr <= 5; pr++ {
 		clk.Advance(time.Minute)
 		mustUpsert(t, s, info(pr))
-		mustPhase(t, s, info(pr).Project, PhaseEntry{Phase: PhaseRemoved})
+		mustPhase(t, s, info(pr).Project, PhaseEntry{Phase: contract.PhaseRemoved})
 	}
 	// The two most recently removed stay.
 	assertProjects(t, s, 4, 5)
@@ -489,7 +492,7 @@ func TestConcurrentWriters(t *testing.T) {
 			}
 			for i := range each {
 				for _, p := range []string{own.Project, shared.Project} {
-					if err := s.RecordPhase(ctx, p, PhaseEntry{Phase: PhaseBuilding, Detail: fmt.Sprintf("%d/%d", w, i)}); err != nil {
+					if err := s.RecordPhase(ctx, p, PhaseEntry{Phase: contract.PhaseBuilding, Detail: fmt.Sprintf("%d/%d", w, i)}); err != nil {
 						t.Error(err)
 					}
 				}
@@ -532,7 +535,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	}
 	in := info(42)
 	mustUpsert(t, s, in)
-	mustPhase(t, s, in.Project, PhaseEntry{Phase: PhaseFailed, SHA: sha1, Failure: &Failure{Step: "deploy", Message: "web unhealthy"}})
+	mustPhase(t, s, in.Project, PhaseEntry{Phase: contract.PhaseFailed, SHA: sha1, Failure: &Failure{Step: "deploy", Message: "web unhealthy"}})
 	if err := s.SetKeep(ctx, in.Project, Keep{Forever: true, By: "mara-maint"}); err != nil {
 		t.Fatal(err)
 	}
@@ -656,7 +659,7 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	env, err := s.Environment(ctx, info(42).Project)
-	if err != nil || env.Phase != PhaseBuilding || env.SHA != sha2 {
+	if err != nil || env.Phase != contract.PhaseBuilding || env.SHA != sha2 {
 		t.Errorf("environment after SIGKILL = %+v, %v", env, err)
 	}
 	tl, _ := s.Timeline(ctx, info(42).Project)
@@ -688,14 +691,14 @@ func childWriter(path string) {
 		fail(err)
 	}
 	for i := range 100 {
-		if err := s.RecordPhase(ctx, in.Project, PhaseEntry{Phase: PhaseQueued, SHA: sha1, Detail: fmt.Sprint(i)}); err != nil {
+		if err := s.RecordPhase(ctx, in.Project, PhaseEntry{Phase: contract.PhaseWaiting, SHA: sha1, Detail: fmt.Sprint(i)}); err != nil {
 			fail(err)
 		}
 		if _, err := s.FirstSeen(ctx, fmt.Sprintf("delivery-%d", i)); err != nil {
 			fail(err)
 		}
 	}
-	if err := s.RecordPhase(ctx, in.Project, PhaseEntry{Phase: PhaseBuilding, SHA: sha2}); err != nil {
+	if err := s.RecordPhase(ctx, in.Project, PhaseEntry{Phase: contract.PhaseBuilding, SHA: sha2}); err != nil {
 		fail(err)
 	}
 	w, err := s.NewBuildLog(ctx, in.Project, sha2)
@@ -711,5 +714,26 @@ func childWriter(path string) {
 	for i := 0; ; i++ {
 		fmt.Fprintf(w, "line %d\n", i)
 		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestEnvironmentsRecordedWithTextPrefixesReadAsHeldOrRetried(t *testing.T) {
+	for _, tc := range []struct {
+		raw         string
+		held, retry bool
+		detail      string
+	}{
+		{`{"project":"p","phase":"removed","detail":"held: destroyed by @a"}`, true, false, "destroyed by @a"},
+		{`{"project":"p","phase":"failed","detail":"will retry: engine down"}`, false, true, "engine down"},
+		{`{"project":"p","phase":"failed","detail":"held: not a removal"}`, false, false, "held: not a removal"},
+		{`{"project":"p","phase":"removed","detail":"closed","held":true}`, true, false, "closed"},
+	} {
+		var e Environment
+		if err := json.Unmarshal([]byte(tc.raw), &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Held != tc.held || e.Retry != tc.retry || e.Detail != tc.detail || e.Project != "p" {
+			t.Errorf("%s: held %v retry %v detail %q project %q", tc.raw, e.Held, e.Retry, e.Detail, e.Project)
+		}
 	}
 }

@@ -1,0 +1,147 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/slipwayhq/slipway/config"
+	"github.com/slipwayhq/slipway/controller/store"
+	"github.com/slipwayhq/slipway/internal/contract"
+)
+
+// DefaultTTL removes an environment after a week without a push, unless
+// slipway.yaml or .slipway.yml says otherwise (0 disables).
+const DefaultTTL = 7 * 24 * time.Hour
+
+// lifeFacts is what the TTL and sleep_after decisions rest on.
+type lifeFacts struct {
+	Now time.Time
+	// Operator is repos[].ttl (slipway.yaml), File the .slipway.yml ttl;
+	// nil when unset.
+	Operator, File *config.Duration
+	History        store.Environment
+	// SleepAfter is .slipway.yml's sleep_after (0: never).
+	SleepAfter time.Duration
+	// Ready is when the environment last became ready (or woke);
+	// LastRequest when it last served a request, if known.
+	Ready       time.Time
+	LastRequest time.Time
+}
+
+// lifeVerdict is what to do with an up-to-date environment.
+type lifeVerdict struct {
+	Expire bool
+	Reason string // why it expires
+	Sleep  bool
+	Idle   time.Duration // how long it has been idle, when it sleeps
+}
+
+// effectiveTTL is repos[].ttl, else .slipway.yml's ttl, else DefaultTTL;
+// 0 disables.
+func effectiveTTL(operator, file *config.Duration) time.Duration {
+	switch {
+	case operator != nil:
+		return operator.D()
+	case file != nil:
+		return file.D()
+	}
+	return DefaultTTL
+}
+
+// expiry is when an environment expires: its TTL after the last push
+// (else after it was created), unless kept. ok is false when it never does.
+func expiry(ttl time.Duration, st store.Environment, now time.Time) (at time.Time, ok bool) {
+	from := st.LastPush
+	if from.IsZero() {
+		from = st.Created
+	}
+	if ttl <= 0 || from.IsZero() || st.Keep.Forever || now.Before(st.Keep.Until) {
+		return time.Time{}, false
+	}
+	return from.Add(ttl), true
+}
+
+// judgeLifetime is the pure decision of the TTL and sleep_after: an
+// environment past its TTL without a push is removed; one idle longer
+// than sleep_after sleeps.
+func judgeLifetime(f lifeFacts) lifeVerdict {
+	ttl := effectiveTTL(f.Operator, f.File)
+	if at, ok := expiry(ttl, f.History, f.Now); ok && f.Now.After(at) {
+		return lifeVerdict{Expire: true, Reason: fmt.Sprintf("removed after %s without a push; push again or comment /slipway redeploy to bring it back", humanDuration(ttl))}
+	}
+	if f.SleepAfter <= 0 {
+		return lifeVerdict{}
+	}
+	last := f.LastRequest
+	if last.Before(f.Ready) {
+		last = f.Ready
+	}
+	if idle := f.Now.Sub(last); idle > f.SleepAfter {
+		return lifeVerdict{Sleep: true, Idle: idle}
+	}
+	return lifeVerdict{}
+}
+
+// lifeFactsOf gathers the facts of r's environment.
+func (c *Controller) lifeFactsOf(r *request, st store.Environment) lifeFacts {
+	cs, _ := c.memory.convergedOf(r.project)
+	f := lifeFacts{Now: c.now(), Operator: r.policy.TTL, File: cs.repo.TTL, History: st, SleepAfter: cs.repo.SleepAfter.D(), Ready: cs.ready}
+	if c.lastReq == nil {
+		f.SleepAfter = 0 // nobody tells requests: never idle
+	} else if last, ok := c.lastReq(r.project); ok {
+		f.LastRequest = last
+	}
+	return f
+}
+
+// lifetimes applies the TTL and sleep_after to an environment that is up
+// to date.
+func (c *Controller) lifetimes(ctx context.Context, r *request, st store.Environment) (Result, error) {
+	c.intake.takeWake(r.key) // awake already
+	v := judgeLifetime(c.lifeFactsOf(r, st))
+	switch {
+	case v.Expire:
+		return c.teardown(ctx, r, removal{sha: st.SHA, reason: v.Reason, held: true})
+	case v.Sleep:
+		if err := c.engine.Stop(ctx, r.project); err != nil {
+			return Result{}, fmt.Errorf("put %s to sleep: %w", r.project, err)
+		}
+		c.transition(ctx, r, transition{Phase: contract.PhaseSleeping, SHA: st.SHA, Detail: fmt.Sprintf("idle for %s", humanDuration(v.Idle))})
+		c.log.Info("environment asleep", "project", r.project, "sha", st.SHA)
+	}
+	return Result{}, nil
+}
+
+// sleeping keeps a sleeping environment asleep until a request wakes it,
+// or its TTL removes it.
+func (c *Controller) sleeping(ctx context.Context, r *request, st store.Environment) (Result, error) {
+	if !c.intake.takeWake(r.key) {
+		if v := judgeLifetime(c.lifeFactsOf(r, st)); v.Expire {
+			return c.teardown(ctx, r, removal{sha: st.SHA, reason: v.Reason, held: true})
+		}
+		return Result{}, nil
+	}
+	if err := c.engine.Start(ctx, r.project); err != nil {
+		return Result{}, fmt.Errorf("wake %s: %w", r.project, err)
+	}
+	c.memory.woken(r.project, c.now())
+	env, _ := c.engine.Inspect(ctx, r.project)
+	sha := ""
+	if env != nil {
+		sha = env.SHA
+	}
+	c.transition(ctx, r, transition{Phase: contract.PhaseReady, SHA: sha, Detail: "woken by a request"})
+	c.log.Info("environment woken", "project", r.project, "sha", sha)
+	return Result{}, nil
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+	case d >= time.Hour:
+		return d.Round(time.Minute).String()
+	}
+	return d.Round(time.Second).String()
+}
