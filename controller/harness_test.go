@@ -359,12 +359,37 @@ func keyOf(h *harness, n int) controller.Key { return controller.Key{Repo: h.rep
 type testClock struct {
 	mu     sync.Mutex
 	offset time.Duration
+	frozen *time.Time // while set, Now stands still
 }
 
 func (c *testClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.frozen != nil {
+		return *c.frozen
+	}
 	return time.Now().Add(c.offset)
+}
+
+// Freeze stops the clock until Thaw: events then arrive at one instant,
+// however slowly a loaded machine delivers them.
+func (c *testClock) Freeze() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now().Add(c.offset)
+	c.frozen = &now
+}
+
+// Thaw lets the clock run again, from no earlier than where it stood.
+func (c *testClock) Thaw() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.frozen != nil {
+		if lag := c.frozen.Sub(time.Now().Add(c.offset)); lag > 0 {
+			c.offset += lag
+		}
+		c.frozen = nil
+	}
 }
 
 // Advance moves the clock by d (negative: back).

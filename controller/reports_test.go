@@ -18,9 +18,14 @@ type slowReporter struct {
 	got      []gh.Phase
 	gate     chan struct{}
 	failures int
+	// taken, if set, hears of every status as the reporter takes it.
+	taken chan gh.Phase
 }
 
 func (r *slowReporter) Report(ctx context.Context, s gh.Status) error {
+	if r.taken != nil {
+		r.taken <- s.Phase
+	}
 	if r.gate != nil {
 		select {
 		case <-r.gate:
@@ -49,10 +54,10 @@ func status(pr int, p gh.Phase) gh.Status {
 }
 
 func TestReportsSendTheLatestStatusInOrder(t *testing.T) {
-	rep := &slowReporter{gate: make(chan struct{})}
+	rep := &slowReporter{gate: make(chan struct{}), taken: make(chan gh.Phase, 8)}
 	r := newReports(rep, slog.New(slog.DiscardHandler), func(s string) string { return s })
 	r.send(status(1, gh.PhaseQueued)) // taken by the sender, which blocks on the gate
-	time.Sleep(20 * time.Millisecond)
+	<-rep.taken
 	r.send(status(1, gh.PhaseBuilding))  // replaced by the next one
 	r.send(status(1, gh.PhaseDeploying)) // waits
 	close(rep.gate)

@@ -143,7 +143,10 @@ func reportPhase(prev contract.Phase, t transition) (gh.Phase, bool) {
 	case contract.PhaseDeploying:
 		return gh.PhaseDeploying, true
 	case contract.PhaseReady:
-		return gh.PhaseReady, prev != contract.PhaseSleeping
+		if prev == contract.PhaseSleeping {
+			return "", false
+		}
+		return gh.PhaseReady, true
 	case contract.PhaseFailed:
 		return gh.PhaseFailed, true
 	case contract.PhaseRemoved:
