@@ -2,9 +2,7 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -17,16 +15,6 @@ type Key struct {
 }
 
 func (k Key) String() string { return k.Repo + "#" + strconv.Itoa(k.PR) }
-
-// ParseKey parses "owner/repo#N".
-func ParseKey(s string) (Key, error) {
-	repo, n, ok := strings.Cut(s, "#")
-	pr, err := strconv.Atoi(n)
-	if !ok || err != nil || pr <= 0 || !strings.Contains(repo, "/") {
-		return Key{}, fmt.Errorf("key %q: want owner/repo#N", s)
-	}
-	return Key{Repo: repo, PR: pr}, nil
-}
 
 // Queue is a work queue keyed by pull request, after controller-runtime's:
 // a key is never handed to two workers at once; adding a key that is already

@@ -137,18 +137,6 @@ func TestQueueShutDownReleasesGetters(t *testing.T) {
 	}
 }
 
-func TestParseKey(t *testing.T) {
-	k, err := ParseKey("acme/shop#12")
-	if err != nil || k != (Key{"acme/shop", 12}) || k.String() != "acme/shop#12" {
-		t.Errorf("ParseKey = %v %v", k, err)
-	}
-	for _, bad := range []string{"acme/shop", "shop#1", "acme/shop#0", "acme/shop#x"} {
-		if _, err := ParseKey(bad); err == nil {
-			t.Errorf("ParseKey(%q) accepted", bad)
-		}
-	}
-}
-
 func TestQueueAddAfterKeepsTheSoonerTimer(t *testing.T) {
 	q := NewQueue(time.Millisecond, time.Second)
 	k := Key{"o/r", 1}
