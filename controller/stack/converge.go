@@ -71,8 +71,15 @@ func (r *UpResult) Changed() bool { return len(r.Created)+len(r.Removed) > 0 }
 // changed, and removes what p no longer has.
 //
 // On failure it rolls back what this run did: an environment that was
-// running stays as it was; a new one is removed entirely.
+// running stays as it was; a new one is removed entirely. Every error it
+// returns is a contract.Failure naming the step ("build", "deploy" or
+// "after_deploy") and the service, if one failed.
 func (e *Engine) Up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, error) {
+	res, err := e.up(ctx, p, opts)
+	return res, upFailure(err)
+}
+
+func (e *Engine) up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, error) {
 	log := opts.BuildLog
 	if log == nil {
 		log = io.Discard

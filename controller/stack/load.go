@@ -71,10 +71,11 @@ func NewLoader(cfg config.Loader, log *slog.Logger) (*loader.Loader, error) {
 //
 // On policy violations it returns the plan (for `slipway plan` to print) and
 // a *PolicyError listing every violation. Every error it returns satisfies
-// errors.Is(err, ErrBadInput).
+// errors.Is(err, ErrBadInput), and is a contract.Failure of step "policy"
+// (a *PolicyError) or "load".
 func Load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 	plan, err := load(ctx, src, opts)
-	return plan, badInput(err)
+	return plan, loadFailure(badInput(err))
 }
 
 func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
