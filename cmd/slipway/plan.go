@@ -106,6 +106,9 @@ func printConvergence(w io.Writer, conv *stack.Convergence, err error) {
 
 func printPlan(w io.Writer, p *stack.Plan) {
 	fmt.Fprintf(w, "project  %s\nrepo     %s  PR %d  SHA %s\nfiles    %s\n", p.Name, p.Source.FullName(), p.Source.PR, p.Source.SHA, strings.Join(p.ConfigFiles, ", "))
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "note     %s\n", n)
+	}
 	fmt.Fprintln(w, "\nservices:")
 	for _, name := range slices.Sorted(maps.Keys(p.Project.Services)) {
 		svc := p.Project.Services[name]

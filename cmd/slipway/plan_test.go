@@ -57,18 +57,18 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-// Without an engine, plan still prints the namespaced plan and judges the
-// policy, says the convergence plan could not be computed, and exits as
-// the policy says.
+// Without an engine, plan still prints the namespaced plan (with the
+// notes of what Slipway ignores) and judges the policy, says the
+// convergence plan could not be computed, and exits as the policy says.
 func TestPlanWithoutEngine(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-engine.sock"))
 	ok := t.TempDir()
-	dockertest.WriteFiles(t, ok, map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    ports: [\"80:80\"]\n"})
+	dockertest.WriteFiles(t, ok, map[string]string{"compose.yaml": "name: my-app\nservices:\n  web:\n    image: nginx\n    ports: [\"80:80\"]\n"})
 	out, _, err := runCLI(t, "plan", "--dir", ok, "--pr", "4", "--repo", "acme/shop", "--sha", strings.Repeat("a", 40))
 	if err != nil {
 		t.Fatalf("plan without an engine: %v\n%s", err, out)
 	}
-	for _, want := range []string{"acme-shop-pr-4-web-1", "convergence (against what runs now):\n  could not be computed: cannot reach the Docker Engine", "OK: no policy violations"} {
+	for _, want := range []string{"acme-shop-pr-4-web-1", `note     compose.yaml: top-level name: "my-app" ignored; the preview's project is acme-shop-pr-4`, "convergence (against what runs now):\n  could not be computed: cannot reach the Docker Engine", "OK: no policy violations"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, out)
 		}

@@ -86,6 +86,9 @@ func (e *Engine) up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 	if log == nil {
 		log = io.Discard
 	}
+	for _, n := range p.Notes {
+		fmt.Fprintf(log, "note: %s\n", n)
+	}
 	phase := func(s string) {
 		if opts.OnPhase != nil {
 			opts.OnPhase(s)
