@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,7 +26,13 @@ func newPlanCmd(g *globals) *cobra.Command {
 		Long: `Load the compose project in --dir exactly as Slipway would for a pull
 request, check it against the security policy, and print the namespaced plan:
 services, images, networks, volumes and routes. It exits 1, listing every
-violation, when the policy rejects the project. It needs no Docker Engine.`,
+violation, when the policy rejects the project.
+
+When the Docker Engine answers (DOCKER_HOST is honoured), it then prints the
+convergence plan against what runs for the project: which containers ` + "`up`" + `
+would create, recreate, start, keep or remove, and why. It changes nothing.
+Without an engine it says the convergence plan could not be computed; the
+exit code still depends on the policy only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := g.logger(); err != nil {
@@ -37,6 +46,7 @@ violation, when the policy rejects the project. It needs no Docker Engine.`,
 			if errors.As(err, &perr) {
 				if plan != nil {
 					printPlan(g.stdout, plan)
+					fmt.Fprintln(g.stdout, "\nconvergence: not computed, the policy rejects the project")
 				}
 				fmt.Fprintf(g.stdout, "\nREJECTED: %d policy violation(s)\n", len(perr.Violations))
 				for _, v := range perr.Violations {
@@ -48,6 +58,8 @@ violation, when the policy rejects the project. It needs no Docker Engine.`,
 				return &exitError{code: 1, err: err}
 			}
 			printPlan(g.stdout, plan)
+			conv, err := g.convergencePlan(cmd.Context(), plan)
+			printConvergence(g.stdout, conv, err)
 			fmt.Fprintln(g.stdout, "\nOK: no policy violations")
 			return nil
 		},
@@ -56,8 +68,47 @@ violation, when the policy rejects the project. It needs no Docker Engine.`,
 	return cmd
 }
 
+// engineWait bounds how long plan waits for the engine to answer.
+const engineWait = 30 * time.Second
+
+// convergencePlan asks the local engine what Up would do to plan's project.
+func (g *globals) convergencePlan(ctx context.Context, plan *stack.Plan) (*stack.Convergence, error) {
+	ctx, cancel := context.WithTimeout(ctx, engineWait)
+	defer cancel()
+	engine, _, closeEngine, err := g.localEngine(ctx, stack.EngineOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer closeEngine()
+	return engine.ConvergencePlan(ctx, plan, stack.ConvergeOptions{})
+}
+
+// printConvergence prints what up would do to each container, or why that
+// could not be computed.
+func printConvergence(w io.Writer, conv *stack.Convergence, err error) {
+	fmt.Fprintln(w, "\nconvergence (against what runs now):")
+	if err != nil {
+		fmt.Fprintf(w, "  could not be computed: %v\n", err)
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, a := range conv.Actions {
+		why := string(a.Reason)
+		if a.Detail != "" {
+			why += " (" + a.Detail + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", a.Action, a.Container, why)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "  %d to create, %d to recreate, %d to start, %d to keep, %d to remove\n",
+		conv.Count(stack.ActionCreate), conv.Count(stack.ActionRecreate), conv.Count(stack.ActionStart), conv.Count(stack.ActionKeep), conv.Count(stack.ActionRemove))
+}
+
 func printPlan(w io.Writer, p *stack.Plan) {
 	fmt.Fprintf(w, "project  %s\nrepo     %s  PR %d  SHA %s\nfiles    %s\n", p.Name, p.Source.FullName(), p.Source.PR, p.Source.SHA, strings.Join(p.ConfigFiles, ", "))
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "note     %s\n", n)
+	}
 	fmt.Fprintln(w, "\nservices:")
 	for _, name := range slices.Sorted(maps.Keys(p.Project.Services)) {
 		svc := p.Project.Services[name]

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // ExtractLimits bound what an archive may put on disk. Zero fields get the
@@ -59,6 +61,16 @@ type ExtractError struct {
 func (e *ExtractError) Error() string {
 	return fmt.Sprintf("archive entry %q: %s", e.Entry, e.Reason)
 }
+
+// FailedStep, FailedService and Terminal make an ExtractError a
+// contract.Failure: the source could not be fetched, and since the
+// refused entry is in the pull request's own tree, fetching the same SHA
+// again cannot help.
+func (e *ExtractError) FailedStep() string    { return contract.StepFetch }
+func (e *ExtractError) FailedService() string { return "" }
+func (e *ExtractError) Terminal() bool        { return true }
+
+var _ contract.Failure = (*ExtractError)(nil)
 
 // ExtractTarball extracts a GitHub source archive (tar, gzip-compressed or
 // not) from r into dir, which must not exist yet (its parent must). GitHub's

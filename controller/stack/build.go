@@ -55,6 +55,12 @@ func (e *BuildError) Error() string {
 
 func (e *BuildError) Unwrap() error { return e.Err }
 
+// badBuild is a build that failed on the PR's own input (its Dockerfile,
+// an image it names): retrying the same source cannot help.
+func badBuild(service string, err error, tail []string) *BuildError {
+	return &BuildError{Service: service, Err: badInput(err), Tail: tail}
+}
+
 // Build builds the image of every service in p that has a build section,
 // at most EngineOptions.BuildParallelism at once, writing the build output
 // to log (lines prefixed with the service name). Services with the same
@@ -171,7 +177,7 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 	log.Printf(service, "building %s", tag)
 	dockerfile, content, err := buildDockerfile(bc)
 	if err != nil {
-		return false, badInput(&BuildError{Service: service, Err: err})
+		return false, badBuild(service, err, nil)
 	}
 	args := map[string]*string{}
 	for k, v := range bc.Args {
@@ -186,11 +192,11 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 	// Build from the images just inspected, whatever the names point to
 	// by the time the builder reads the FROM lines.
 	if content, err = policy.PinBaseImages(content, args, ids); err != nil {
-		return false, badInput(&BuildError{Service: service, Err: fmt.Errorf("pin the base images: %w", err)})
+		return false, badBuild(service, fmt.Errorf("pin the base images: %w", err), nil)
 	}
 	ctxTar, err := contextTar(bc, dockerfile, content)
 	if err != nil {
-		return false, badInput(&BuildError{Service: service, Err: err})
+		return false, badBuild(service, err, nil)
 	}
 	// Closing the reader ends the writer goroutine on every path, also
 	// when the build never reads the whole context.
@@ -232,9 +238,9 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 	// trigger's ADD and COPY --from from the host's network. The policy
 	// refuses ONBUILD (SW-BLD-010); this holds when an operator relaxed it.
 	if triggers := onBuild(built); len(triggers) > 0 {
-		return false, badInput(&BuildError{Service: service, Err: fmt.Errorf(
+		return false, badBuild(service, fmt.Errorf(
 			"the image the Dockerfile built carries ONBUILD triggers (%s), which Slipway's labelling step would run with the host's network; Slipway refuses them",
-			strings.Join(triggers, "; "))})
+			strings.Join(triggers, "; ")), nil)
 	}
 	labels := imageLabels(p, bc, hash, imageOf(built).Labels)
 	labelTar, err := labelContext(id, labels)
@@ -257,7 +263,7 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 		return true, &BuildError{Service: service, Err: fmt.Errorf("inspect image %s: %w", tag, err)}
 	}
 	if err := checkReservedLabels(imageOf(final).Labels, labels); err != nil {
-		return true, badInput(&BuildError{Service: service, Err: fmt.Errorf("image %s refused: %w", tag, err)})
+		return true, badBuild(service, fmt.Errorf("image %s refused: %w", tag, err), nil)
 	}
 	return true, nil
 }
@@ -273,7 +279,7 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 func (e *Engine) checkBaseImages(ctx context.Context, service string, dockerfile []byte, args map[string]*string, log *lineWriter) (map[string]string, error) {
 	bases, err := policy.BaseImages(dockerfile, args)
 	if err != nil {
-		return nil, badInput(&BuildError{Service: service, Err: fmt.Errorf("cannot check the base images for ONBUILD triggers: %w", err)})
+		return nil, badBuild(service, fmt.Errorf("cannot check the base images for ONBUILD triggers: %w", err), nil)
 	}
 	ids := map[string]string{}
 	for _, ref := range bases {
@@ -281,7 +287,7 @@ func (e *Engine) checkBaseImages(ctx context.Context, service string, dockerfile
 		if errdefs.IsNotFound(err) {
 			log.Printf(service, "pulling base image %s", ref)
 			if err := e.pull(ctx, ref); err != nil {
-				return nil, badInput(&BuildError{Service: service, Err: fmt.Errorf("base image %s is not present locally and could not be pulled: %w", ref, err)})
+				return nil, badBuild(service, fmt.Errorf("base image %s is not present locally and could not be pulled: %w", ref, err), nil)
 			}
 			img, err = e.docker.ImageInspect(ctx, ref)
 		}
@@ -289,9 +295,9 @@ func (e *Engine) checkBaseImages(ctx context.Context, service string, dockerfile
 			return nil, &BuildError{Service: service, Err: fmt.Errorf("inspect base image %s: %w", ref, err)}
 		}
 		if triggers := onBuild(img); len(triggers) > 0 {
-			return nil, badInput(&BuildError{Service: service, Err: fmt.Errorf(
+			return nil, badBuild(service, fmt.Errorf(
 				"base image %s carries ONBUILD triggers (%s), which run with the host's network; Slipway refuses them",
-				ref, strings.Join(triggers, "; "))})
+				ref, strings.Join(triggers, "; ")), nil)
 		}
 		ids[ref] = img.ID
 		log.Printf(service, "base image %s is %s", ref, img.ID)
@@ -323,7 +329,7 @@ func (e *Engine) runBuild(ctx context.Context, service string, context io.Reader
 	if err != nil {
 		// The build may have created the tag before failing in a later
 		// stage; whatever exists is removed by the caller's rollback.
-		return "", badInput(&BuildError{Service: service, Err: err, Tail: tail.Lines()})
+		return "", badBuild(service, err, tail.Lines())
 	}
 	if id == "" {
 		return "", &BuildError{Service: service, Err: errors.New("the engine did not say which image it built"), Tail: tail.Lines()}

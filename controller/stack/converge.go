@@ -7,7 +7,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +58,9 @@ type UpResult struct {
 	Kept []string
 	// Removed lists containers removed (old replicas, orphan services).
 	Removed []string
+	// Convergence is what Up planned for the containers, and why; nil when
+	// it failed before planning (in the build, say).
+	Convergence *Convergence
 }
 
 // Changed reports whether the run changed any container.
@@ -71,11 +73,21 @@ func (r *UpResult) Changed() bool { return len(r.Created)+len(r.Removed) > 0 }
 // changed, and removes what p no longer has.
 //
 // On failure it rolls back what this run did: an environment that was
-// running stays as it was; a new one is removed entirely.
+// running stays as it was; a new one is removed entirely. Every error it
+// returns is a contract.Failure naming the step ("build", "deploy" or
+// "after_deploy") and the service, if one failed.
 func (e *Engine) Up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, error) {
+	res, err := e.up(ctx, p, opts)
+	return res, upFailure(err)
+}
+
+func (e *Engine) up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, error) {
 	log := opts.BuildLog
 	if log == nil {
 		log = io.Discard
+	}
+	for _, n := range p.Notes {
+		fmt.Fprintf(log, "note: %s\n", n)
 	}
 	phase := func(s string) {
 		if opts.OnPhase != nil {
@@ -149,10 +161,16 @@ func (e *Engine) Up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 	if err := e.ensureVolumes(ctx, p, tx, existing); err != nil {
 		return fail(err)
 	}
-	if err := e.removeInterrupted(ctx, existing); err != nil {
+	conv := planConvergence(p.Name, convergeInput{specs: specs, observed: existing, force: opts.ForceRecreate})
+	res.Convergence = conv
+	lw := &lineWriter{w: log}
+	for _, a := range conv.Actions {
+		lw.Printf(a.Service, "plan: %s", a)
+	}
+	if err := e.removeInterrupted(ctx, conv); err != nil {
 		return fail(err)
 	}
-	c := &converger{engine: e, plan: p, specs: specs, existing: existing, tx: tx, res: res, log: &lineWriter{w: log}, recreated: map[string]bool{}, force: opts.ForceRecreate}
+	c := &converger{engine: e, plan: p, specs: specs, conv: conv, existing: existing, tx: tx, res: res, log: lw}
 	if err := graph.InDependencyOrder(ctx, p.Project, func(ctx context.Context, name string, svc types.ServiceConfig) error {
 		return c.convergeService(ctx, name)
 	}); err != nil {
@@ -214,21 +232,14 @@ func (e *Engine) projectContainers(ctx context.Context, project string) (map[str
 	return out, nil
 }
 
-// removeInterrupted removes containers a run that was killed midway left
-// under a temporary name (retired, never committed or rolled back), and
-// drops them from existing. Only canonical <project>-<service>-<n> names
-// survive.
-func (e *Engine) removeInterrupted(ctx context.Context, existing map[string]container.Summary) error {
-	for name, c := range existing {
-		n, _ := strconv.Atoi(c.Labels[contract.LabelNumber])
-		if name == contract.ContainerName(c.Labels[contract.LabelProject], c.Labels[contract.LabelService], n) {
-			continue
+// removeInterrupted removes the containers a run that was killed midway
+// left under a temporary name (retired, never committed or rolled back).
+func (e *Engine) removeInterrupted(ctx context.Context, conv *Convergence) error {
+	for _, a := range conv.withReason(ReasonInterrupted) {
+		e.log.Warn("removing a container left by an interrupted run", "container", a.Container)
+		if err := e.docker.ContainerRemove(ctx, a.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove leftover container %s: %w", a.Container, err)
 		}
-		e.log.Warn("removing a container left by an interrupted run", "container", name)
-		if err := e.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("remove leftover container %s: %w", name, err)
-		}
-		delete(existing, name)
 	}
 	return nil
 }
@@ -320,11 +331,13 @@ func (e *Engine) pull(ctx context.Context, ref string) error {
 	return decodeBuildStream(rc, func(string) {})
 }
 
-// specs computes every container of the plan. The reserved labels each
-// image carries are overridden (see clearImageLabels).
+// specs computes every container of the plan, by service (every service
+// has a key, also one scaled to 0). The reserved labels each image
+// carries are overridden (see clearImageLabels).
 func (e *Engine) specs(p *Plan, images map[string]serviceImage) (map[string][]*containerSpec, error) {
 	out := map[string][]*containerSpec{}
 	for name, svc := range p.Project.Services {
+		out[name] = nil
 		n := svc.GetScale()
 		for i := 1; i <= n; i++ {
 			s, err := specFor(p, name, i, images[name].ID)
@@ -493,45 +506,35 @@ func (e *Engine) replaceBindVolume(ctx context.Context, project, name string, ex
 	return nil
 }
 
-// converger walks the services in dependency order.
+// converger carries out a convergence plan, walking the services in
+// dependency order.
 type converger struct {
 	engine   *Engine
 	plan     *Plan
 	specs    map[string][]*containerSpec
+	conv     *Convergence
 	existing map[string]container.Summary
 	tx       *transaction
 	res      *UpResult
 	log      *lineWriter
 
-	force bool
-
-	mu        sync.Mutex
-	ids       map[string][]string // service → container IDs now in place
-	recreated map[string]bool
+	mu  sync.Mutex
+	ids map[string][]string // service → container IDs now in place
 }
 
-func (c *converger) setIDs(service string, ids []string, recreated bool) {
+func (c *converger) setIDs(service string, ids []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ids == nil {
 		c.ids = map[string][]string{}
 	}
 	c.ids[service] = ids
-	if recreated {
-		c.recreated[service] = true
-	}
 }
 
 func (c *converger) idsOf(service string) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ids[service]
-}
-
-func (c *converger) wasRecreated(service string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.recreated[service]
 }
 
 // record appends a container name to one of the result's lists; services
@@ -564,59 +567,53 @@ func (c *converger) current() []string {
 	return out
 }
 
+// convergeService carries out the plan's actions for one service, once
+// its dependencies meet their conditions: its replicas in order, then the
+// replicas above its scale.
 func (c *converger) convergeService(ctx context.Context, service string) error {
 	svc := c.plan.Project.Services[service]
 	if err := c.waitDependencies(ctx, service, svc.DependsOn); err != nil {
 		return err
 	}
 	var ids []string
-	changed := false
-	for _, spec := range c.specs[service] {
-		id, did, err := c.convergeContainer(ctx, spec)
+	for _, a := range c.conv.ofService(service) {
+		if a.Action == ActionRemove {
+			if err := c.tx.retire(ctx, c.existing[a.Container]); err != nil {
+				return err
+			}
+			c.record(&c.res.Removed, a.Container)
+			continue
+		}
+		id, err := c.convergeContainer(ctx, a)
 		if err != nil {
 			return err
 		}
-		changed = changed || did
 		ids = append(ids, id)
 	}
-	// Scale down: replicas beyond the wanted count.
-	want := len(c.specs[service])
-	for name, old := range c.existing {
-		if old.Labels[contract.LabelService] != service {
-			continue
-		}
-		if n, _ := strconv.Atoi(old.Labels[contract.LabelNumber]); n > want {
-			if err := c.tx.retire(ctx, old); err != nil {
-				return err
-			}
-			c.record(&c.res.Removed, name)
-			changed = true
-		}
-	}
-	c.setIDs(service, ids, changed)
+	c.setIDs(service, ids)
 	return nil
 }
 
-// convergeContainer makes one replica match its spec. It returns the
-// container's ID and whether it was (re)created.
-func (c *converger) convergeContainer(ctx context.Context, spec *containerSpec) (string, bool, error) {
+// convergeContainer carries out the action for one replica and returns
+// the ID of its container.
+func (c *converger) convergeContainer(ctx context.Context, a ContainerAction) (string, error) {
 	e := c.engine
-	old, exists := c.existing[spec.Name]
-	forced := spec.NetworkModeService != "" && c.wasRecreated(spec.NetworkModeService)
-	if exists && old.Labels[contract.LabelConfigHash] == spec.Hash && !forced && !c.force {
-		c.record(&c.res.Kept, spec.Name)
-		if old.State != container.StateRunning && !completed(old) {
-			if err := e.docker.ContainerStart(ctx, old.ID, container.StartOptions{}); err != nil {
-				return "", false, fmt.Errorf("start container %s: %w", spec.Name, err)
-			}
+	switch a.Action {
+	case ActionKeep:
+		c.record(&c.res.Kept, a.Container)
+		return a.ID, nil
+	case ActionStart:
+		c.record(&c.res.Kept, a.Container)
+		if err := e.docker.ContainerStart(ctx, a.ID, container.StartOptions{}); err != nil {
+			return "", fmt.Errorf("start container %s: %w", a.Container, err)
 		}
-		return old.ID, false, nil
-	}
-	if exists {
-		if err := c.tx.retire(ctx, old); err != nil {
-			return "", false, err
+		return a.ID, nil
+	case ActionRecreate:
+		if err := c.tx.retire(ctx, c.existing[a.Container]); err != nil {
+			return "", err
 		}
 	}
+	spec := c.specs[a.Service][a.Number-1]
 	id, err := e.createContainer(ctx, spec, c.idsOf)
 	if id != "" {
 		c.tx.mu.Lock()
@@ -624,14 +621,14 @@ func (c *converger) convergeContainer(ctx context.Context, spec *containerSpec) 
 		c.tx.mu.Unlock()
 	}
 	if err != nil {
-		return "", false, err
+		return "", err
 	}
 	if err := e.docker.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return "", false, fmt.Errorf("start container %s: %w", spec.Name, err)
+		return "", fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
 	c.log.Printf(spec.Service, "started %s", spec.Name)
 	c.record(&c.res.Created, spec.Name)
-	return id, true, nil
+	return id, nil
 }
 
 // completed reports whether a container ran to a successful end and is
@@ -703,14 +700,11 @@ func (c *converger) waitDependencies(ctx context.Context, service string, deps t
 
 // removeOrphans retires containers of services the plan no longer has.
 func (c *converger) removeOrphans(ctx context.Context) error {
-	for name, old := range c.existing {
-		if _, ok := c.plan.Project.Services[old.Labels[contract.LabelService]]; ok {
-			continue
-		}
-		if err := c.tx.retire(ctx, old); err != nil {
+	for _, a := range c.conv.withReason(ReasonOrphan) {
+		if err := c.tx.retire(ctx, c.existing[a.Container]); err != nil {
 			return err
 		}
-		c.record(&c.res.Removed, name)
+		c.record(&c.res.Removed, a.Container)
 	}
 	return nil
 }

@@ -96,8 +96,8 @@ func (e *Engine) runJob(ctx context.Context, p *Plan, index int, service string,
 		}
 	case err := <-errC:
 		if wctx.Err() == context.DeadlineExceeded {
-			return badInput(&JobError{Index: index, Service: service, Command: command,
-				Reason: fmt.Sprintf("did not finish within %s", e.opts.ReadyTimeout), Logs: e.logTail(ctx, id, serviceLogTail)})
+			return &JobError{Index: index, Service: service, Command: command,
+				Reason: fmt.Sprintf("did not finish within %s", e.opts.ReadyTimeout), Logs: e.logTail(ctx, id, serviceLogTail)}
 		}
 		return fmt.Errorf("after_deploy[%d]: wait: %w", index, err)
 	}
@@ -106,7 +106,7 @@ func (e *Engine) runJob(ctx context.Context, p *Plan, index int, service string,
 		fmt.Fprintf(log, "%s | %s\n", service, l)
 	}
 	if code != 0 {
-		return badInput(&JobError{Index: index, Service: service, Command: command, Reason: fmt.Sprintf("exited with code %d", code), Logs: logs})
+		return &JobError{Index: index, Service: service, Command: command, Reason: fmt.Sprintf("exited with code %d", code), Logs: logs}
 	}
 	return nil
 }

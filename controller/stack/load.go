@@ -71,10 +71,11 @@ func NewLoader(cfg config.Loader, log *slog.Logger) (*loader.Loader, error) {
 //
 // On policy violations it returns the plan (for `slipway plan` to print) and
 // a *PolicyError listing every violation. Every error it returns satisfies
-// errors.Is(err, ErrBadInput).
+// errors.Is(err, ErrBadInput), and is a contract.Failure of step "policy"
+// (a *PolicyError) or "load".
 func Load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 	plan, err := load(ctx, src, opts)
-	return plan, badInput(err)
+	return plan, loadFailure(badInput(err))
 }
 
 func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
@@ -126,7 +127,8 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 		opts.Loader = l
 	}
 
-	order := serviceOrder(files)
+	outline := readOutline(files)
+	order := outline.order
 	// The SLIPWAY_URL variables depend on which services are exposed, which
 	// may only be known once the project is loaded (x-slipway, or the default
 	// of the first service with a port): load, route, and load again with the
@@ -215,6 +217,7 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 		Limits:      opts.Limits,
 		Env:         env,
 		ConfigFiles: files,
+		Notes:       ignoredNames(root, outline.names, name),
 	}
 	for _, s := range repo.Secrets {
 		v, ok := opts.Secrets[s]
@@ -320,11 +323,21 @@ func relList(root string, files []string) string {
 	return strings.Join(out, ", ")
 }
 
-// serviceOrder lists service names in the order the compose files declare
-// them (compose-go hands services over as a map). Unparseable files are
-// skipped: the real loader reports their errors.
-func serviceOrder(files []string) []string {
-	var order []string
+// outline is what Load reads of the compose files before compose-go does.
+type outline struct {
+	// order lists service names in the order the files declare them
+	// (compose-go hands services over as a map).
+	order []string
+	// names are the top-level names the files set, which Slipway ignores.
+	names []fileName
+}
+
+type fileName struct{ file, name string }
+
+// readOutline reads the outline of the compose files. Unparseable files
+// are skipped: the real loader reports their errors.
+func readOutline(files []string) outline {
+	var o outline
 	for _, f := range files {
 		// The pre-load check refuses what is too large or not a file.
 		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() || fi.Size() > policy.MaxFileSize {
@@ -343,18 +356,33 @@ func serviceOrder(files []string) []string {
 			continue
 		}
 		for i := 0; i+1 < len(top.Content); i += 2 {
-			if top.Content[i].Value != "services" || top.Content[i+1].Kind != yaml.MappingNode {
-				continue
+			key, value := top.Content[i].Value, top.Content[i+1]
+			if value.Kind == yaml.AliasNode && value.Alias != nil {
+				value = value.Alias
 			}
-			svcs := top.Content[i+1]
-			for j := 0; j+1 < len(svcs.Content); j += 2 {
-				if n := svcs.Content[j].Value; !slices.Contains(order, n) {
-					order = append(order, n)
+			switch {
+			case key == "name" && value.Kind == yaml.ScalarNode && value.Tag != "!!null" && value.Tag != "!reset" && value.Value != "":
+				o.names = append(o.names, fileName{file: f, name: value.Value})
+			case key == "services" && value.Kind == yaml.MappingNode:
+				for j := 0; j+1 < len(value.Content); j += 2 {
+					if n := value.Content[j].Value; !slices.Contains(o.order, n) {
+						o.order = append(o.order, n)
+					}
 				}
 			}
 		}
 	}
-	return order
+	return o
+}
+
+// ignoredNames are the notes that say a compose file's top-level name is
+// ignored: Slipway names the project (and so its networks and volumes).
+func ignoredNames(root string, names []fileName, project string) []string {
+	var notes []string
+	for _, n := range names {
+		notes = append(notes, fmt.Sprintf("%s: top-level name: %q ignored; the preview's project is %s", relList(root, []string{n.file}), n.name, project))
+	}
+	return notes
 }
 
 // checkJobs checks that after_deploy jobs name services of the project.

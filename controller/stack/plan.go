@@ -89,6 +89,10 @@ type Plan struct {
 	ConfigFiles []string
 	// Warnings are things the user should know that did not stop the plan.
 	Warnings []string
+	// Notes say what Slipway ignored or changed in the project as the PR
+	// wrote it (a top-level name:). `slipway plan` prints them, and Up
+	// writes them at the start of the build log.
+	Notes []string
 	// WithheldSecrets names secrets the repo asked for but that were not
 	// given because the PR is not trusted.
 	WithheldSecrets []string

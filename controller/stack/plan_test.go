@@ -212,9 +212,10 @@ x-slipway:
 		"Dockerfile": "FROM scratch\n",
 	})
 	src := Source{Dir: dir, Owner: "Acme", Repo: "Web.Shop", PR: 7, SHA: sha1}
-	// The policy rejects a top-level name and custom network and volume
-	// names; even where an operator relaxes those rules, the names stay in
-	// the project's namespace.
+	// The policy rejects custom network and volume names (a top-level name
+	// is ignored; SW-PROJ-001 is retired but still accepted in allow); even
+	// where an operator relaxes those rules, the names stay in the
+	// project's namespace.
 	relaxed := config.Policy{Allow: []string{"SW-PROJ-001", "SW-NET-005", "SW-VOL-004"}}
 	if _, err := Load(context.Background(), src, LoadOptions{}); err == nil {
 		t.Fatal("the default policy accepted custom project, network and volume names")

@@ -180,7 +180,7 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 			state, reason := evaluate(o, cond, e.opts.MinUptime)
 			switch state {
 			case failed:
-				return badInput(&ServiceError{Service: svc, Container: strings.TrimPrefix(ins.Name, "/"), Reason: reason, Logs: e.logTail(ctx, id, serviceLogTail)})
+				return &ServiceError{Service: svc, Container: strings.TrimPrefix(ins.Name, "/"), Reason: reason, Logs: e.logTail(ctx, id, serviceLogTail)}
 			case notYet:
 				reasons[id] = reason
 				still = append(still, id)
@@ -205,9 +205,9 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 			if svc == "" && ins.Config != nil {
 				svc = ins.Config.Labels[contract.LabelService]
 			}
-			return badInput(&ServiceError{Service: svc, Container: strings.TrimPrefix(ins.Name, "/"),
+			return &ServiceError{Service: svc, Container: strings.TrimPrefix(ins.Name, "/"),
 				Reason: fmt.Sprintf("not ready after %s (%s)", timeout, reasons[id]),
-				Logs:   e.logTail(context.WithoutCancel(ctx), id, serviceLogTail)})
+				Logs:   e.logTail(context.WithoutCancel(ctx), id, serviceLogTail)}
 		}
 		return ctx.Err()
 	}

@@ -13,3 +13,23 @@ type Failure interface {
 	// retrying the same SHA cannot help, so the controller holds until the next push.
 	Terminal() bool
 }
+
+// The steps a Failure names. They are the values the controller has
+// always reported (deployment statuses, the sticky comment, the
+// slipway_deploy_failures_total{step} metric, docs/operations.md), so
+// reports read the same whichever side names the step.
+const (
+	// StepFetch is fetching and unpacking the pull request's source.
+	StepFetch = "fetch source"
+	// StepLoad is loading the compose project and .slipway.yml.
+	StepLoad = "load"
+	// StepPolicy is the security policy refusing the project.
+	StepPolicy = "policy"
+	// StepBuild is building a service's image.
+	StepBuild = "build"
+	// StepDeploy is everything from the built images to a ready stack:
+	// images, networks, volumes, containers, readiness.
+	StepDeploy = "deploy"
+	// StepAfterDeploy is an after_deploy job.
+	StepAfterDeploy = "after_deploy"
+)

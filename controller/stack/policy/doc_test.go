@@ -41,7 +41,7 @@ func TestDocMirrorsRules(t *testing.T) {
 		return
 	}
 	inCode := map[string]bool{}
-	for _, r := range Rules() {
+	for _, r := range append(Rules(), RetiredRules()...) {
 		inCode[r.ID] = true
 	}
 	inTable := map[string]bool{}

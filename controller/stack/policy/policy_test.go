@@ -75,8 +75,19 @@ func TestOperatorAllowances(t *testing.T) {
 			Options{Allow: []string{BindOutside, HostSystemPath}}, []string{EngineSocket}},
 		{"reserved labels cannot be relaxed", func(t *testing.T) (string, []string) { return hostile(t, "lbl-service-compose") },
 			Options{Allow: []string{ReservedLabel}}, []string{ReservedLabel}},
-		{"pre-load rule relaxed", func(t *testing.T) (string, []string) { return hostile(t, "proj-name") },
-			Options{Allow: []string{ProjectName}}, nil},
+		{"pre-load rule relaxed", func(t *testing.T) (string, []string) {
+			outside := t.TempDir()
+			writeFile(t, filepath.Join(outside, "app.env"), "GREETING=hello\n")
+			return project(t, "services:\n  web:\n    image: busybox\n    env_file: "+filepath.Join(outside, "app.env")+"\n")
+		}, Options{Allow: []string{LoadFileOutside}}, nil},
+		{"pre-load rule enforced", func(t *testing.T) (string, []string) {
+			outside := t.TempDir()
+			writeFile(t, filepath.Join(outside, "app.env"), "GREETING=hello\n")
+			return project(t, "services:\n  web:\n    image: busybox\n    env_file: "+filepath.Join(outside, "app.env")+"\n")
+		}, Options{}, []string{LoadFileOutside}},
+		{"a top-level name is not refused", func(t *testing.T) (string, []string) {
+			return project(t, "name: acme-shop-pr-8\nservices:\n  web:\n    image: busybox\n")
+		}, Options{}, nil},
 		{"internal registry allowed", func(t *testing.T) (string, []string) { return hostile(t, "img-registry-localhost") },
 			Options{AllowedRegistries: []string{"localhost:5000"}}, nil},
 		{"another internal registry allowed", func(t *testing.T) (string, []string) { return hostile(t, "img-registry-localhost") },
@@ -112,6 +123,7 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{Allow: []string{"SW-PRIV-099"}}, `"SW-PRIV-099" is not a rule ID`},
 		{Options{Allow: []string{"privilegd"}}, `"privilegd" is not a rule ID`},
 		{Options{Allow: []string{ReservedLabel}}, "cannot be relaxed"},
+		{Options{Allow: []string{"SW-PROJ-001", "project-name"}}, ""}, // retired: still accepted
 		{Options{CapAdd: []string{"all"}}, "ALL is privileged mode"},
 		{Options{CapAdd: []string{"SYS ADMIN"}}, "not a capability name"},
 		{Options{Sysctls: []string{"*"}}, "would allow every sysctl"},

@@ -19,9 +19,9 @@ import (
 // compose-go reads them: every file the loader would read — the compose
 // files, .env, include paths, project directories and env files,
 // extends.file, env_file and label_file — must lie inside the checkout
-// (symlinks followed), include and extends must not be remote, and no file
-// Slipway is given may set a top-level name. It follows include and extends
-// into the files they reach inside the checkout.
+// (symlinks followed), and include and extends must not be remote. It
+// follows include and extends into the files they reach inside the
+// checkout. (A top-level name is no longer refused: see RetiredRules.)
 //
 // env is the environment the caller passes to compose-go (cli.WithEnv);
 // PreLoad adds the checkout's .env as cli.WithDotEnv does and interpolates
@@ -169,7 +169,7 @@ func (p *preloader) scanFile(path, base string, env types.Mapping, top bool) err
 			p.add(loc, YAMLForm, "(document)", "", err.Error())
 			continue
 		}
-		if err := p.scanDocument(&doc, loc, base, bases, env, top); err != nil {
+		if err := p.scanDocument(&doc, loc, base, bases, env); err != nil {
 			return err
 		}
 	}
@@ -324,18 +324,13 @@ func pathOr(path string) string {
 	return path
 }
 
-func (p *preloader) scanDocument(doc *yaml.Node, loc fileLoc, base string, bases []string, env types.Mapping, top bool) error {
+func (p *preloader) scanDocument(doc *yaml.Node, loc fileLoc, base string, bases []string, env types.Mapping) error {
 	m := deref(doc)
 	if m != nil && m.Kind == yaml.DocumentNode && len(m.Content) > 0 {
 		m = deref(m.Content[0])
 	}
 	if m == nil || m.Kind != yaml.MappingNode {
 		return nil
-	}
-	if top {
-		if n := lookup(m, "name"); n != nil && !isNull(n) {
-			p.add(loc, ProjectName, "name", n.Value, "Slipway names the project itself (<owner>-<repo>-pr-<N>); remove the top-level name")
-		}
 	}
 	if inc := lookup(m, "include"); inc != nil {
 		if err := p.scanInclude(inc, loc, base, bases, env); err != nil {

@@ -72,6 +72,7 @@ const (
 
 	ReservedLabel = "SW-LBL-001"
 
+	// ProjectName is retired (see RetiredRules).
 	ProjectName        = "SW-PROJ-001"
 	HostSideExtensions = "SW-PROJ-002"
 )
@@ -123,6 +124,21 @@ type Rule struct {
 	// Fixed rules cannot be relaxed: listing them in policy.allow is a
 	// configuration error.
 	Fixed bool
+	// Retired, on a rule of RetiredRules, says what Slipway does now with
+	// what the rule used to reject.
+	Retired string
+}
+
+// RetiredRules returns the rules that no longer reject anything. Their IDs
+// and keys stay valid in policy.allow, where they relax nothing, so that a
+// configuration written for an older Slipway still loads.
+func RetiredRules() []Rule {
+	return []Rule{
+		{ID: ProjectName, Key: "project-name", Title: "top-level name", Phase: PhasePreLoad,
+			Blocks:  "a top-level `name:` in a compose file Slipway is given.",
+			Why:     "Slipway names every project `<owner>-<repo>-pr-<N>` itself, whatever the file says: the name never reaches a container, network or volume, so it cannot collide with or impersonate another environment.",
+			Retired: "The name is ignored, and the plan (`slipway plan`, the build log) notes it: real projects carry one."},
+	}
 }
 
 const relaxAllow = "`policy.allow: [%s]`"
@@ -358,10 +374,6 @@ func Rules() []Rule {
 			Why:    "Slipway and docker compose find, route and delete environments by these labels: a PR setting them could claim another PR's host name or make Slipway delete someone else's containers.",
 			Relax:  "cannot be relaxed", Phase: PhaseCheck, Fixed: true},
 
-		{ID: ProjectName, Key: "project-name", Title: "top-level name",
-			Blocks: "a top-level `name:` in a compose file Slipway is given.",
-			Why:    "Slipway names every project `<owner>-<repo>-pr-<N>`; a PR choosing its own name would collide with or impersonate another environment.",
-			Relax:  allow(ProjectName) + " (the name is still overridden)", Phase: PhasePreLoad},
 		{ID: HostSideExtensions, Key: "host-side-extensions", Title: "features that run outside a container",
 			Blocks: "service `provider` (runs a host-side plugin binary), top-level and service `models` (the host's model runner).",
 			Why:    "They execute on the host, outside every container boundary, and Slipway does not implement them.",
@@ -402,9 +414,10 @@ func Rules() []Rule {
 	}
 }
 
-// RuleByID returns the rule with the given ID or key (case-insensitive).
+// RuleByID returns the rule with the given ID or key (case-insensitive),
+// retired rules included.
 func RuleByID(idOrKey string) (Rule, bool) {
-	for _, r := range Rules() {
+	for _, r := range append(Rules(), RetiredRules()...) {
 		if strings.EqualFold(r.ID, idOrKey) || strings.EqualFold(r.Key, idOrKey) {
 			return r, true
 		}
@@ -431,6 +444,12 @@ func MarkdownTable() string {
 		}
 		fmt.Fprintf(&b, "| %s | `%s` | %s: %s | %s | %s | %s |\n",
 			r.ID, r.Key, title, cell(r.Blocks), cell(r.Why), cell(r.Relax), cell(refs))
+	}
+	b.WriteString("\nRetired rules reject nothing any more; `policy.allow` still accepts their IDs and keys, which relax nothing.\n\n")
+	b.WriteString("| ID | Key | Rejected | Now |\n")
+	b.WriteString("|---|---|---|---|\n")
+	for _, r := range RetiredRules() {
+		fmt.Fprintf(&b, "| %s | `%s` | **%s**: %s | %s %s |\n", r.ID, r.Key, cell(r.Title), cell(r.Blocks), cell(r.Retired), cell(r.Why))
 	}
 	return b.String()
 }
