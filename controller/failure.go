@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	gh "github.com/slipwayhq/slipway/controller/github"
-	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/internal/contract"
 )
 
@@ -41,10 +40,11 @@ type judgement struct {
 // judgeFailure decides what a deploy's failure at step means. cause is
 // the deploy context's cause (nil while it was not cancelled); stopping
 // says the controller's own context ended. It is the one place that
-// decides final or retry: the pull request's own failures (bad input,
-// including a source archive that cannot be unpacked) and deploys out of
-// time are final until the next push; anything else (the engine, GitHub,
-// the host) is retried with backoff.
+// decides final or retry: the pull request's own failures (a
+// contract.Failure that says it is terminal: bad input, a source archive
+// that cannot be unpacked) and deploys out of time are final until the
+// next push; anything else (the engine, GitHub, the host) is retried with
+// backoff.
 func judgeFailure(step string, err, cause error, stopping bool) judgement {
 	if errors.Is(err, errSuperseded) || errors.Is(err, errClosed) || errors.Is(cause, errSuperseded) || errors.Is(cause, errClosed) {
 		return judgement{outcome: outcomeAbandoned, err: firstErr(cause, err)}
@@ -56,7 +56,7 @@ func judgeFailure(step string, err, cause error, stopping bool) judgement {
 	if timedOut {
 		err = fmt.Errorf("%w: %v", cause, err)
 	}
-	f := failure{Step: step, Message: err.Error(), Terminal: timedOut || errors.Is(err, stack.ErrBadInput)}
+	f := failure{Step: step, Message: err.Error(), Terminal: timedOut}
 	var tf contract.Failure
 	if errors.As(err, &tf) {
 		f.Service = tf.FailedService()

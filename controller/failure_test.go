@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	gh "github.com/slipwayhq/slipway/controller/github"
@@ -38,15 +40,16 @@ func TestJudgeFailure(t *testing.T) {
 		{"cancelled as the controller stops", "build", context.Canceled, context.Canceled, true, outcomeShutdown, failure{}},
 		{"the engine is down: retried", "deploy", engineDown, nil, false, outcomeFailed, failure{Step: "deploy"}},
 		{"out of time: final", "build", context.DeadlineExceeded, timeout, false, outcomeFailed, failure{Step: "build", Terminal: true}},
-		{"bad input: final", "load", fmt.Errorf("load: %w", stack.ErrBadInput), nil, false, outcomeFailed, failure{Step: "load", Terminal: true}},
+		{"bad input from Load: final", "load", loadErr(t, "services:\n  web:\n    privileged: true\n    image: x\n"), nil, false, outcomeFailed, failure{Step: "policy", Terminal: true}},
+		{"an unwrapped error is not final", "load", fmt.Errorf("load: %w", errors.New("disk full")), nil, false, outcomeFailed, failure{Step: "load"}},
 		{"a failure names its step and service", "deploy", fmt.Errorf("up: %w", &stepFailure{"after_deploy", "api", true}), nil, false, outcomeFailed,
 			failure{Step: "after_deploy", Service: "api", Terminal: true}},
 		{"a retryable step failure", "deploy", &stepFailure{"deploy", "web", false}, nil, false, outcomeFailed, failure{Step: "deploy", Service: "web"}},
 		{"a failure without a step keeps the caller's", "load", &stepFailure{"", "", false}, nil, false, outcomeFailed, failure{Step: "load"}},
 		{"an archive that cannot be unpacked: final", "fetch source", &gh.ExtractError{Entry: "../x", Reason: "outside"}, nil, false, outcomeFailed,
 			failure{Step: "fetch source", Terminal: true}},
-		{"a service that does not start", "deploy", &stack.ServiceError{Service: "web", Reason: "exited"}, nil, false, outcomeFailed,
-			failure{Step: "deploy", Service: "web"}},
+		{"a service that does not start: the PR's own", "deploy", &stack.ServiceError{Service: "web", Reason: "exited"}, nil, false, outcomeFailed,
+			failure{Step: "deploy", Service: "web", Terminal: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j := judgeFailure(tc.step, tc.err, tc.cause, tc.stopping)
@@ -69,4 +72,18 @@ func TestJudgeFailure(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loadErr is the error stack.Load returns for a compose file.
+func loadErr(t *testing.T, compose string) error {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := stack.Load(context.Background(), stack.Source{Dir: dir, Owner: "acme", Repo: "shop", PR: 1, SHA: "abc"}, stack.LoadOptions{})
+	if err == nil {
+		t.Fatal("the compose file loaded")
+	}
+	return err
 }
