@@ -417,18 +417,31 @@ const (
 // overrides from env (nil means the process environment), resolves *_file
 // secrets and validates the result.
 func LoadController(path string, env func(string) (string, bool)) (*Controller, error) {
+	var b []byte
+	if path != "" {
+		var err error
+		if b, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", path, err)
+		}
+	}
+	return loadController(displayPath(path), b, env)
+}
+
+// ParseController is LoadController for a slipway.yaml already read (b may
+// be empty: defaults and environment only).
+func ParseController(b []byte, env func(string) (string, bool)) (*Controller, error) {
+	return loadController("(given)", b, env)
+}
+
+// loadController decodes b (named name in errors) over the defaults and
+// completes it as LoadController describes.
+func loadController(name string, b []byte, env func(string) (string, bool)) (*Controller, error) {
 	if env == nil {
 		env = os.LookupEnv
 	}
 	c := Defaults()
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("read config %s: %w", path, err)
-		}
-		if err := decodeStrict(b, &c); err != nil {
-			return nil, fmt.Errorf("parse config %s: %w", path, err)
-		}
+	if err := decodeStrict(b, &c); err != nil {
+		return nil, fmt.Errorf("parse config %s: %w", name, err)
 	}
 	if err := applyEnv(&c, env); err != nil {
 		return nil, err
@@ -437,7 +450,7 @@ func LoadController(path string, env func(string) (string, bool)) (*Controller, 
 		return nil, err
 	}
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("config %s: %w", displayPath(path), err)
+		return nil, fmt.Errorf("config %s: %w", name, err)
 	}
 	return &c, nil
 }
