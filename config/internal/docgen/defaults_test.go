@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -29,72 +30,37 @@ func TestControllerDefaultsAreTheLoaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	modes := []struct {
-		name string
-		base func() map[string]any
-	}{
+	load := func(b []byte) (any, error) {
+		return config.ParseController(b, func(string) (string, bool) { return "", false })
+	}
+	resolve := func(c any) any { return resolveHosts(*c.(*config.Controller)) }
+	withGitHub := fileProbe{name: "with github", load: load, resolve: resolve, base: func() map[string]any {
 		// The least a configuration for GitHub needs, with one repository.
-		{"with github", func() map[string]any {
-			return map[string]any{
-				"github": map[string]any{"token": "probe-token", "webhook_secret": "probe-secret"},
-				"repos":  []any{map[string]any{"name": "probe/probe"}},
-			}
-		}},
-		{"local mode", func() map[string]any { return map[string]any{} }},
-	}
-	load := func(t *testing.T, m map[string]any, key, value string) *config.Controller {
-		t.Helper()
-		c, err := config.ParseController(yamlWith(t, m, key, value), func(string) (string, bool) { return "", false })
-		if err != nil {
-			t.Fatalf("%s: %v", key, err)
+		return map[string]any{
+			"github": map[string]any{"token": "probe-token", "webhook_secret": "probe-secret"},
+			"repos":  []any{map[string]any{"name": "probe/probe"}},
 		}
-		return c
+	}}
+	localMode := fileProbe{name: "local mode", load: load, resolve: resolve, base: func() map[string]any { return map[string]any{} }}
+	rows := scalarRows(doc.Controller)
+	if len(rows) < 50 {
+		t.Errorf("only %d keys of slipway.yaml documented", len(rows))
 	}
-	checked := 0
-	for _, s := range doc.Controller {
-		for _, r := range s.Rows {
-			if objectRow(r) {
-				continue
+	for _, r := range rows {
+		t.Run(r.Key, func(t *testing.T) {
+			cell := defaultCellRE.FindStringSubmatch(r.Default)
+			if r.Default != "—" && cell == nil {
+				t.Fatalf("Default %q is neither — nor a value the loader can be checked against", r.Default)
 			}
-			checked++
-			t.Run(r.Key, func(t *testing.T) {
-				cell := defaultCellRE.FindStringSubmatch(r.Default)
-				if r.Default != "—" && cell == nil {
-					t.Fatalf("Default %q is neither — nor a value the loader can be checked against", r.Default)
-				}
-				for i, mode := range modes {
-					local := i == 1
-					if local && (strings.HasPrefix(r.Key, "github.") || strings.HasPrefix(r.Key, "repos[]")) {
-						continue // no such section in local mode
-					}
-					base := mode.base()
-					if parent, _, ok := strings.Cut(r.Key, ".<name>."); ok {
-						setPath(base, parent+".<name>", map[string]any{})
-					}
-					absent := load(t, base, "", "")
-					if r.Default == "—" {
-						if _, set := getPath(base, r.Key); set {
-							continue // the probe sets it
-						}
-						if v := fieldByKey(t, absent, r.Key); !v.IsZero() {
-							t.Errorf("%s: documented without a default, but the loader sets %v", mode.name, v.Interface())
-						}
-						continue
-					}
-					want := cell[1]
-					if local && cell[2] != "" {
-						want = cell[2]
-					}
-					written := load(t, base, r.Key, want)
-					if diff := fieldDiff(reflect.ValueOf(resolveHosts(*absent)), reflect.ValueOf(resolveHosts(*written)), ""); len(diff) > 0 {
-						t.Errorf("%s: writing the documented default %q changes what the loader makes of the file:\n%s", mode.name, want, strings.Join(diff, "\n"))
-					}
-				}
-			})
-		}
-	}
-	if checked < 50 {
-		t.Errorf("only %d keys of slipway.yaml checked", checked)
+			var value, local string
+			if cell != nil {
+				value, local = cell[1], cmp.Or(cell[2], cell[1])
+			}
+			withGitHub.check(t, r.Key, value)
+			if !strings.HasPrefix(r.Key, "github.") && !strings.HasPrefix(r.Key, "repos[]") {
+				localMode.check(t, r.Key, local)
+			}
+		})
 	}
 }
 
@@ -107,58 +73,98 @@ func TestRepoDefaultsAreWhatSlipwayApplies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := func() map[string]any {
-		return map[string]any{
-			"expose":       []any{map[string]any{"service": "probe"}},
-			"after_deploy": []any{map[string]any{"service": "probe"}},
-		}
-	}
-	parse := func(t *testing.T, key, value string) *config.Repo {
-		t.Helper()
-		r, err := config.ParseRepo(yamlWith(t, base(), key, value))
-		if err != nil {
-			t.Fatalf("%s: %v", key, err)
-		}
-		return r
+	probe := fileProbe{
+		name: ".slipway.yml",
+		base: func() map[string]any {
+			return map[string]any{
+				"expose":       []any{map[string]any{"service": "probe"}},
+				"after_deploy": []any{map[string]any{"service": "probe"}},
+			}
+		},
+		load:    func(b []byte) (any, error) { return config.ParseRepo(b) },
+		resolve: func(r any) any { return resolvedRepo(*r.(*config.Repo)) },
 	}
 	values := 0
-	for _, s := range doc.Repo {
-		for _, r := range s.Rows {
-			if objectRow(r) {
-				continue
+	for _, r := range scalarRows(doc.Repo) {
+		t.Run(r.Key, func(t *testing.T) {
+			if describe, ok := describedDefaults[repoID+":"+r.Key]; ok {
+				if r.Default != describe() {
+					t.Errorf("Default %q, want %q", r.Default, describe())
+				}
+				return
 			}
-			t.Run(r.Key, func(t *testing.T) {
-				if describe, ok := describedDefaults[repoID+":"+r.Key]; ok {
-					if r.Default != describe() {
-						t.Errorf("Default %q, want %q", r.Default, describe())
-					}
-					return
-				}
-				absent := parse(t, "", "")
-				if r.Default == "—" {
-					if _, set := getPath(base(), r.Key); set {
-						return
-					}
-					if v := fieldByKey(t, absent, r.Key); !v.IsZero() {
-						t.Errorf("documented without a default, but ParseRepo sets %v", v.Interface())
-					}
-					return
-				}
-				cell := defaultCellRE.FindStringSubmatch(r.Default)
-				if cell == nil || cell[2] != "" {
-					t.Fatalf("Default %q is neither — nor a value", r.Default)
-				}
+			cell := defaultCellRE.FindStringSubmatch(r.Default)
+			switch {
+			case r.Default == "—":
+				probe.check(t, r.Key, "")
+			case cell == nil || cell[2] != "":
+				t.Fatalf("Default %q is neither — nor a value", r.Default)
+			default:
 				values++
-				written := parse(t, r.Key, cell[1])
-				if diff := fieldDiff(reflect.ValueOf(resolvedRepo(*absent)), reflect.ValueOf(resolvedRepo(*written)), ""); len(diff) > 0 {
-					t.Errorf("writing the documented default %q changes what Slipway makes of the file:\n%s", cell[1], strings.Join(diff, "\n"))
-				}
-			})
-		}
+				probe.check(t, r.Key, cell[1])
+			}
+		})
 	}
 	if values == 0 {
 		t.Error("no .slipway.yml key documents a default value (ttl has one)")
 	}
+}
+
+// fileProbe loads variants of one configuration file.
+type fileProbe struct {
+	name string
+	// base is the least file that loads, as maps.
+	base func() map[string]any
+	// load is the file's loader.
+	load func([]byte) (any, error)
+	// resolve completes what load returned the way its users read it.
+	resolve func(any) any
+}
+
+// check compares the documented default of key (value, "" for none) with
+// what loading base does: written with its default, the key must load what
+// leaving it out loads; documented without one, it must load empty.
+func (p fileProbe) check(t *testing.T, key, value string) {
+	t.Helper()
+	base := p.base()
+	if parent, _, ok := strings.Cut(key, ".<name>."); ok {
+		setPath(base, parent+".<name>", map[string]any{})
+	}
+	load := func(key, value string) any {
+		t.Helper()
+		c, err := p.load(yamlWith(t, base, key, value))
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		return c
+	}
+	absent := load("", "")
+	if value == "" {
+		if _, set := getPath(base, key); set {
+			return // the probe itself sets it
+		}
+		if v := fieldByKey(t, absent, key); !v.IsZero() {
+			t.Errorf("%s: documented without a default, but loading gives %v", p.name, v.Interface())
+		}
+		return
+	}
+	written := load(key, value)
+	if diff := fieldDiff(reflect.ValueOf(p.resolve(absent)), reflect.ValueOf(p.resolve(written)), ""); len(diff) > 0 {
+		t.Errorf("%s: writing the documented default %q changes what is loaded:\n%s", p.name, value, strings.Join(diff, "\n"))
+	}
+}
+
+// scalarRows are the rows of the keys that hold values, not objects.
+func scalarRows(sections []Section) []Row {
+	var out []Row
+	for _, s := range sections {
+		for _, r := range s.Rows {
+			if !strings.Contains(r.Type, "[object") { // [object](…), list of [objects](…), map of name to [object](…)
+				out = append(out, r)
+			}
+		}
+	}
+	return out
 }
 
 // resolvedRepo completes r the way the controller reads it: the ttl
@@ -186,10 +192,6 @@ func fieldDiff(a, b reflect.Value, path string) []string {
 		out = append(out, fieldDiff(a.Field(i), b.Field(i), joinKey(path, a.Type().Field(i).Name))...)
 	}
 	return out
-}
-
-func objectRow(r Row) bool {
-	return strings.Contains(r.Type, "[object") // [object](…), list of [objects](…), map of name to [object](…)
 }
 
 // yamlWith writes m with key (a documented key such as "repos[].ttl") set
