@@ -23,7 +23,7 @@ import (
 
 // Controller is slipway.yaml.
 type Controller struct {
-	// Domain under which previews are served: pr-<N>.<domain>. Default "localhost".
+	// Domain under which previews are served: pr-<N>.<domain>.
 	Domain string `yaml:"domain"`
 	// Listen addresses of the HTTP and HTTPS servers.
 	Listen Listen `yaml:"listen"`
@@ -37,22 +37,21 @@ type Controller struct {
 	// Limits for builds, environments and each container.
 	Limits Limits `yaml:"limits"`
 	// StateDir holds the history database, certificates and extracted sources.
-	// Default /var/lib/slipway.
 	StateDir string `yaml:"state_dir"`
 	// Resync is how often every open PR and every environment is reconciled,
-	// whatever webhooks arrived. Default 5m.
+	// whatever webhooks arrived.
 	Resync Duration `yaml:"resync"`
 	// HostTemplate overrides the primary host template (Go text/template with
-	// .Number, .Repo, .Owner, .Service, .Domain). Default
-	// "pr-{{.Number}}.{{.Domain}}", or "pr-{{.Number}}-{{.Repo}}.{{.Domain}}"
-	// when several repositories are configured ("pr-{{.Number}}-{{.Repo}}-{{.Owner}}.{{.Domain}}"
+	// .Number, .Repo, .Owner, .Service, .Domain). Left out with several
+	// repositories configured, the template names the repository:
+	// "pr-{{.Number}}-{{.Repo}}.{{.Domain}}" ("pr-{{.Number}}-{{.Repo}}-{{.Owner}}.{{.Domain}}"
 	// when two of them share a name). Templates that give two configured
 	// repositories the same host are refused.
 	HostTemplate string `yaml:"host_template"`
 	// ServiceHostTemplate overrides the template for other exposed services.
-	// Default "{{.Service}}-pr-{{.Number}}.{{.Domain}}", or
-	// "{{.Service}}-pr-{{.Number}}-{{.Repo}}.{{.Domain}}" with several repositories
-	// (with "-{{.Owner}}" after the repository when two share a name).
+	// Left out with several repositories configured, the template names the
+	// repository: "{{.Service}}-pr-{{.Number}}-{{.Repo}}.{{.Domain}}" (with
+	// "-{{.Owner}}" after the repository when two share a name).
 	ServiceHostTemplate string `yaml:"service_host_template"`
 	// Secrets are controller-side values injected by name into trusted PRs'
 	// environments when their .slipway.yml lists them: each becomes an
@@ -70,7 +69,7 @@ type Controller struct {
 	// Firewall keeps preview networks from reaching the host's services and
 	// the cloud metadata address with iptables rules: "auto" (when Slipway
 	// runs as root on the host; a warning otherwise), "iptables" (required:
-	// refuse to start without it) or "off". Default auto. See docs/security.md
+	// refuse to start without it) or "off". See docs/security.md
 	// for the rules to add by hand when Slipway runs in a container.
 	Firewall string `yaml:"firewall"`
 	// BuildNetwork is where the RUN steps of a pull request's build run
@@ -80,17 +79,17 @@ type Controller struct {
 	// network even when the firewall is off: the operator's own rules for
 	// br-+ interfaces, see docs/security.md, must then keep builds from the
 	// host and the metadata address) or "none" (never a network: builds
-	// that download dependencies fail). Default auto. Builds never run on
-	// the engine's default bridge.
+	// that download dependencies fail). Builds never run on the engine's
+	// default bridge.
 	BuildNetwork string `yaml:"build_network"`
 	// LogFormat is text or json; default text on a terminal, json otherwise.
 	// The --log-format flag wins.
 	LogFormat string `yaml:"log_format"`
 	// ReadyTimeout bounds how long a deploy waits for services to become
-	// running and healthy. Default 3m.
+	// running and healthy.
 	ReadyTimeout Duration `yaml:"ready_timeout"`
 	// BuildTimeout bounds one deploy of an environment (fetching the source,
-	// building the images, starting and waiting for the services). Default 20m.
+	// building the images, starting and waiting for the services).
 	BuildTimeout Duration `yaml:"build_timeout"`
 	// Loader bounds the confined process that loads a pull request's compose
 	// files (see docs/security.md).
@@ -102,19 +101,19 @@ type Loader struct {
 	// Confinement is "required" (refuse to load a pull request's compose
 	// files where the kernel can confine the loader neither with Landlock nor
 	// in a mount namespace) or "auto" (then load unconfined, with a warning,
-	// and only the pre-load path checks in the way). Default required.
+	// and only the pre-load path checks in the way).
 	Confinement string `yaml:"confinement"`
-	// Timeout bounds one load. Default 20s.
+	// Timeout bounds one load.
 	Timeout Duration `yaml:"timeout"`
-	// Memory bounds the loader's memory, e.g. 512m. Default 1g.
+	// Memory bounds the loader's memory, e.g. 512m.
 	Memory ByteSize `yaml:"memory"`
 }
 
 // Listen holds listen addresses.
 type Listen struct {
-	// HTTP address; default ":80", or ":8080" in local mode (no github section).
+	// HTTP address.
 	HTTP string `yaml:"http"`
-	// HTTPS address; default ":443", used only when tls.mode is not off.
+	// HTTPS address, used only when tls.mode is not off.
 	HTTPS string `yaml:"https"`
 }
 
@@ -129,7 +128,7 @@ const (
 type TLS struct {
 	// Mode is off (plain HTTP), on-demand (a certificate per preview host,
 	// only for hosts with an environment) or wildcard (one *.domain
-	// certificate through DNS-01). Default off.
+	// certificate through DNS-01).
 	Mode string `yaml:"mode"`
 	// Email for the ACME account.
 	Email string `yaml:"email"`
@@ -147,7 +146,7 @@ type TLS struct {
 
 // GitHub configures the connection to GitHub or GitHub Enterprise.
 type GitHub struct {
-	// APIURL is the REST API base. Default https://api.github.com/.
+	// APIURL is the REST API base.
 	APIURL string `yaml:"api_url"`
 	// Token is a personal access token (prefer token_file).
 	Token string `yaml:"token"`
@@ -165,7 +164,9 @@ type GitHub struct {
 	// WebhookSecretFile is a file holding the webhook secret(s).
 	WebhookSecretFile string `yaml:"webhook_secret_file"`
 	// DashboardURL is the public base URL of the dashboard, used for
-	// deployment log links. Default https://<domain>/.
+	// deployment log links. Default: the URL of domain itself, https://<domain>
+	// with TLS and http://<domain> without (with the listen port when it is
+	// not the scheme's standard one).
 	DashboardURL string `yaml:"dashboard_url"`
 }
 
@@ -195,15 +196,15 @@ type RepoPolicy struct {
 	// Name is owner/repo.
 	Name string `yaml:"name"`
 	// Forks decides whether PRs from forks build: never, approve (after a
-	// writer approves the head SHA) or always. Default approve.
+	// writer approves the head SHA) or always.
 	Forks string `yaml:"forks"`
-	// Trigger is "all" or "label:<name>" (only PRs carrying the label). Default all.
+	// Trigger is "all" or "label:<name>" (only PRs carrying the label).
 	Trigger string `yaml:"trigger"`
-	// Drafts deploys draft pull requests too. Default false: a draft gets
-	// its environment when it is marked ready for review.
+	// Drafts deploys draft pull requests too; otherwise a draft gets its
+	// environment when it is marked ready for review.
 	Drafts bool `yaml:"drafts"`
-	// TTL overrides the ttl of the repository's .slipway.yml (default 7d);
-	// 0 disables expiry.
+	// TTL overrides the ttl of the repository's .slipway.yml; 0 disables
+	// expiry.
 	TTL *Duration `yaml:"ttl"`
 	// Policy relaxes security rules for this repository only.
 	Policy Policy `yaml:"policy"`
@@ -221,17 +222,17 @@ func (r RepoPolicy) TriggerLabel() string {
 
 // Limits bound builds, environments and containers.
 type Limits struct {
-	// Environments is the most environments at once; more wait in order. Default 20.
+	// Environments is the most environments at once; more wait in order.
 	Environments int `yaml:"environments"`
-	// Builds is the most builds at once. Default 2.
+	// Builds is the most builds at once.
 	Builds int `yaml:"builds"`
-	// Memory per container, e.g. 1g. Default 1g.
+	// Memory per container, e.g. 1g.
 	Memory ByteSize `yaml:"memory"`
-	// CPUs per container. Default 1.0.
+	// CPUs per container.
 	CPUs float64 `yaml:"cpus"`
-	// PIDs per container. Default 512.
+	// PIDs per container.
 	PIDs int64 `yaml:"pids"`
-	// LogSize caps each container's json-file log. Default 10m.
+	// LogSize caps each container's json-file log.
 	LogSize ByteSize `yaml:"log_size"`
 }
 
@@ -265,23 +266,23 @@ type Policy struct {
 // ProjectCaps bound one preview project as a whole (rule SW-RES-007). A key
 // left out (or 0) takes its default.
 type ProjectCaps struct {
-	// Services is the most services of one project. Default 50.
+	// Services is the most services of one project.
 	Services int `yaml:"services"`
 	// Containers is the most containers of one project: every service's
-	// scale (or deploy.replicas), plus jobs. Default 100.
+	// scale (or deploy.replicas), plus jobs.
 	Containers int `yaml:"containers"`
-	// Networks is the most networks of one project. Default 20.
+	// Networks is the most networks of one project.
 	Networks int `yaml:"networks"`
-	// Volumes is the most volumes of one project. Default 20.
+	// Volumes is the most volumes of one project.
 	Volumes int `yaml:"volumes"`
 	// Memory is the most memory of all containers together, each counted at
-	// its limit (capped by limits.memory). Default 100g.
+	// its limit (capped by limits.memory).
 	Memory ByteSize `yaml:"memory"`
 	// CPUs is the most CPUs of all containers together, each counted at its
-	// limit (capped by limits.cpus). Default 100.
+	// limit (capped by limits.cpus).
 	CPUs float64 `yaml:"cpus"`
 	// PIDs is the most processes of all containers together, each counted
-	// at its limit (capped by limits.pids). Default 51200.
+	// at its limit (capped by limits.pids).
 	PIDs int64 `yaml:"pids"`
 }
 
@@ -389,7 +390,10 @@ type Dashboard struct {
 	PublicLogs bool `yaml:"public_logs"`
 }
 
-// Defaults returns the controller configuration used when a key is absent.
+// Defaults returns the controller configuration used when a key is absent
+// (Validate completes it). docs/configuration.md's Default column is what
+// the loader makes of a configuration that leaves a key out, so state a
+// default here or in Validate, not in a doc comment.
 func Defaults() Controller {
 	return Controller{
 		Domain:   "localhost",
@@ -417,18 +421,31 @@ const (
 // overrides from env (nil means the process environment), resolves *_file
 // secrets and validates the result.
 func LoadController(path string, env func(string) (string, bool)) (*Controller, error) {
+	var b []byte
+	if path != "" {
+		var err error
+		if b, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", path, err)
+		}
+	}
+	return loadController(displayPath(path), b, env)
+}
+
+// ParseController is LoadController for a slipway.yaml already read (b may
+// be empty: defaults and environment only).
+func ParseController(b []byte, env func(string) (string, bool)) (*Controller, error) {
+	return loadController("(given)", b, env)
+}
+
+// loadController decodes b (named name in errors) over the defaults and
+// completes it as LoadController describes.
+func loadController(name string, b []byte, env func(string) (string, bool)) (*Controller, error) {
 	if env == nil {
 		env = os.LookupEnv
 	}
 	c := Defaults()
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("read config %s: %w", path, err)
-		}
-		if err := decodeStrict(b, &c); err != nil {
-			return nil, fmt.Errorf("parse config %s: %w", path, err)
-		}
+	if err := decodeStrict(b, &c); err != nil {
+		return nil, fmt.Errorf("parse config %s: %w", name, err)
 	}
 	if err := applyEnv(&c, env); err != nil {
 		return nil, err
@@ -437,7 +454,7 @@ func LoadController(path string, env func(string) (string, bool)) (*Controller, 
 		return nil, err
 	}
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("config %s: %w", displayPath(path), err)
+		return nil, fmt.Errorf("config %s: %w", name, err)
 	}
 	return &c, nil
 }

@@ -1,7 +1,8 @@
 package config
 
-// docs/configuration.md is generated from the doc comments, yaml tags and
-// defaults in this package (and config/internal/docgen/configuration.md.tmpl).
+// docs/configuration.md is generated from the doc comments and yaml tags in
+// this package, the defaults its loader applies (Defaults, Validate), and
+// config/internal/docgen/configuration.md.tmpl.
 // After changing a key, its doc comment or a default, run `go generate ./config`;
 // `go test ./config/internal/docgen` fails while the committed file is stale.
 

@@ -24,8 +24,7 @@ var DefaultComposeFiles = []string{"compose.yaml", "compose.yml", "docker-compos
 // Repo is a repository's .slipway.yml: how its compose project becomes a preview.
 type Repo struct {
 	// Compose lists the compose files, relative to the repository root, merged
-	// in order. Default: the first of compose.yaml, compose.yml,
-	// docker-compose.yml, docker-compose.yaml.
+	// in order.
 	Compose []string `yaml:"compose"`
 	// Profiles enables compose profiles.
 	Profiles []string `yaml:"profiles"`
@@ -38,8 +37,8 @@ type Repo struct {
 	Env map[string]string `yaml:"env"`
 	// Secrets names controller-side secrets to inject (trusted PRs only).
 	Secrets []string `yaml:"secrets"`
-	// TTL destroys the environment after this long without a push. Default
-	// 168h (7d); repos[].ttl in slipway.yaml wins. 0 disables.
+	// TTL destroys the environment after this long without a push;
+	// repos[].ttl in slipway.yaml wins. 0 disables.
 	TTL *Duration `yaml:"ttl"`
 	// SleepAfter stops the environment when idle this long; the next request wakes it.
 	SleepAfter Duration `yaml:"sleep_after"`

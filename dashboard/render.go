@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/slipwayhq/slipway/controller/store"
 	"github.com/slipwayhq/slipway/internal/contract"
+	"github.com/slipwayhq/slipway/internal/text"
 )
 
 //go:embed templates/*.html
@@ -102,8 +102,6 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, p principal, sta
 	s.writeBody(w, r, status, "text/html; charset=utf-8", buf.Bytes())
 }
 
-var ansiRE = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07`)
-
 func (s *Server) funcs() template.FuncMap {
 	now := s.opts.Now
 	base := s.base
@@ -114,15 +112,10 @@ func (s *Server) funcs() template.FuncMap {
 			slices.Reverse(out)
 			return out
 		},
-		"until": func(t time.Time) string { return untilText(now(), t) },
-		"abs":   absTime,
-		"iso":   isoTime,
-		"short": func(sha string) string {
-			if len(sha) > 7 {
-				return sha[:7]
-			}
-			return sha
-		},
+		"until":      func(t time.Time) string { return untilText(now(), t) },
+		"abs":        absTime,
+		"iso":        isoTime,
+		"short":      contract.ShortSHA,
 		"cpu":        cpuText,
 		"mem":        memText,
 		"cpuLevel":   cpuLevel,
@@ -132,7 +125,7 @@ func (s *Server) funcs() template.FuncMap {
 		"dot":        containerDot,
 		"envURL":     func(project string) string { return base + "environments/" + project },
 		"apiURL":     func(project, rest string) string { return base + "api/v1/environments/" + project + rest },
-		"plain":      func(b []byte) string { return ansiRE.ReplaceAllString(string(b), "") },
+		"plain":      func(b []byte) string { return text.StripANSI(string(b)) },
 		"i64":        func(n int64) string { return strconv.FormatInt(n, 10) },
 		"title":      actionTitle,
 		"hostOf":     hostOf,

@@ -19,6 +19,7 @@ import (
 	"github.com/slipwayhq/slipway/controller/github/githubfake"
 	"github.com/slipwayhq/slipway/internal/contract"
 	"github.com/slipwayhq/slipway/internal/dockertest"
+	"github.com/slipwayhq/slipway/internal/text"
 )
 
 // Kinds of delivery in a burst.
@@ -309,7 +310,7 @@ func checkStatuses(ss []ackSample) error {
 	bad := map[string]int{}
 	for _, s := range ss {
 		if s.Err != "" {
-			bad["error: "+firstLine(s.Err)]++
+			bad["error: "+text.FirstLine(s.Err, 160)]++
 		} else if s.Status != http.StatusAccepted && s.Status != http.StatusOK {
 			bad[fmt.Sprintf("%s answered %d", s.Kind, s.Status)]++
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/bench/internal/benchkit"
+	"github.com/slipwayhq/slipway/internal/text"
 
 	"github.com/slipwayhq/slipway/controller/github/githubfake"
 )
@@ -247,7 +248,7 @@ func (b *bench) waitServes(ctx context.Context, n int, page string, t0 time.Time
 			return marks, nil
 		}
 		if what == "page: failed" {
-			return marks, fmt.Errorf("the deploy failed: %s", firstLine(textOf(body)))
+			return marks, fmt.Errorf("the deploy failed: %s", text.FirstLine(textOf(body), 160))
 		}
 		select {
 		case <-ctx.Done():
@@ -309,7 +310,7 @@ func (b *bench) printRun(r *openRun, closed bool) {
 	}
 	line += fmt.Sprintf("  (GitHub API calls before live: %d)", r.GitHubCalls)
 	if r.Err != "" {
-		line += "  FAILED: " + firstLine(r.Err)
+		line += "  FAILED: " + text.FirstLine(r.Err, 160)
 	}
 	fmt.Println(line)
 	if b.cfg.trace {
@@ -318,14 +319,6 @@ func (b *bench) printRun(r *openRun, closed bool) {
 		}
 		fmt.Fprintf(os.Stdout, "      GitHub API calls in order: %s\n", strings.Join(r.GitHubCallList, ", "))
 	}
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	if len(s) > 160 {
-		s = s[:160] + "…"
-	}
-	return s
 }
 
 // textOf strips the tags of an HTML page, roughly, for an error message.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/bench/internal/benchkit"
+	"github.com/slipwayhq/slipway/internal/text"
 )
 
 // Targets from issue 4.
@@ -124,7 +125,7 @@ func report(w io.Writer, cfg config, res *results) {
 	if n := len(res.ServeProblems); n > 0 {
 		fmt.Fprintf(w, "\nserve logged %d warning(s)/error(s); the first ones:\n", n)
 		for _, p := range res.ServeProblems[:min(n, 8)] {
-			fmt.Fprintf(w, "  %s\n", firstLineN(p, 300))
+			fmt.Fprintf(w, "  %s\n", text.FirstLine(p, 300))
 		}
 	}
 }
@@ -319,14 +320,6 @@ func startBuckets(w io.Writer, bs []*burstResult) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", names[i], len(g), fmtMs(quantile(g, .5)), fmtMs(quantile(g, .99)), fmtMs(quantile(g, 1)))
 	}
 	tw.Flush()
-}
-
-func firstLineN(s string, n int) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return s
 }
 
 func writeJSON(path string, res *results) error {

@@ -105,10 +105,8 @@ func sessionKey(stateDir string) []byte {
 // (the repository's own .slipway.yml may still say otherwise).
 func repoTTL(cfg *config.Controller) func(string) time.Duration {
 	return func(repo string) time.Duration {
-		if rp, ok := cfg.Repo(repo); ok && rp.TTL != nil {
-			return rp.TTL.D()
-		}
-		return controller.DefaultTTL
+		rp, _ := cfg.Repo(repo) // an unconfigured repository has no repos[].ttl
+		return rp.TTLFor(nil)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/dashboard"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 func newDownCmd(g *globals) *cobra.Command {
@@ -93,7 +94,7 @@ func newLsCmd(g *globals) *cobra.Command {
 					if url == "" {
 						url = "-"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", e.Project, e.Repo, e.PR, shortSHA(e.SHA), e.Phase, url, e.Title)
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", e.Project, e.Repo, e.PR, contract.ShortSHA(e.SHA), e.Phase, url, e.Title)
 				}
 				return tw.Flush()
 			}
@@ -130,7 +131,7 @@ func newLsCmd(g *globals) *cobra.Command {
 				for _, s := range e.Services {
 					n += len(s.Containers)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", e.Project, e.Repo, e.PR, shortSHA(e.SHA), e.Phase(), n, url, age(e.Created))
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", e.Project, e.Repo, e.PR, contract.ShortSHA(e.SHA), e.Phase(), n, url, age(e.Created))
 			}
 			return tw.Flush()
 		},

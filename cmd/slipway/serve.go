@@ -148,14 +148,7 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 
 	// Every secret Slipway holds is masked in what it shows: build and
 	// service logs, comments, statuses, pages.
-	secrets := map[string]string{"dashboard token": cfg.Dashboard.Token, "dashboard password": cfg.Dashboard.Password, "dns token": cfg.TLS.DNSAPIToken}
-	if g := cfg.GitHub; g != nil {
-		secrets["github token"], secrets["webhook secret"], secrets["private key"] = g.Token, g.WebhookSecret, g.PrivateKey
-	}
-	for name, s := range cfg.Secrets {
-		secrets[name] = s.Value
-	}
-	masker := controller.NewMasker(secrets)
+	masker := controller.NewMasker(cfg.HeldSecrets())
 
 	// How preview URLs look: the scheme and port QA opens.
 	hostOpts := stack.HostOptions{Domain: cfg.Domain, Scheme: "http", Port: portOf(cfg.Listen.HTTP, so.httpListener)}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipwayhq/slipway/controller/stack"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -47,7 +48,7 @@ is a clean checkout, else with a hash of its content.`,
 				return err
 			}
 			defer closeEngine()
-			fmt.Fprintf(g.stderr, "slipway: bringing up %s at %s\n", plan.Name, shortSHA(plan.Source.SHA))
+			fmt.Fprintf(g.stderr, "slipway: bringing up %s at %s\n", plan.Name, contract.ShortSHA(plan.Source.SHA))
 			start := time.Now()
 			res, err := engine.Up(ctx, plan, stack.UpOptions{BuildLog: g.stderr})
 			if err != nil {
@@ -98,11 +99,4 @@ func printAddresses(w io.Writer, plan *stack.Plan, env *stack.Environment) {
 		}
 	}
 	tw.Flush()
-}
-
-func shortSHA(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/slipwayhq/slipway/internal/text"
 )
 
 // CommandPrefix starts every ChatOps command.
@@ -60,7 +62,7 @@ func (e *CommandError) Error() string {
 // with /slipway but names an unknown command or bad arguments returns a
 // *CommandError whose text is a short help reply.
 func ParseCommand(body string) (cmd Command, ok bool, err error) {
-	line := firstLine(body)
+	line := text.FirstLine(body, 0)
 	rest, found := strings.CutPrefix(line, CommandPrefix)
 	if !found || rest != "" && rest[0] != ' ' && rest[0] != '\t' {
 		return Command{}, false, nil
@@ -93,15 +95,6 @@ func ParseCommand(body string) (cmd Command, ok bool, err error) {
 		return Command{Kind: CommandKeep, Keep: d}, true, nil
 	}
 	return Command{}, true, &CommandError{Problem: fmt.Sprintf("Unknown command `/slipway %s`.", sanitizeArg(string(verb)))}
-}
-
-func firstLine(body string) string {
-	for _, l := range strings.Split(body, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			return l
-		}
-	}
-	return ""
 }
 
 // sanitizeArg keeps a user's word safe to echo inside a code span.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	gh "github.com/google/go-github/v60/github"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // StickyMarker is the hidden marker that identifies Slipway's one comment
@@ -174,7 +175,7 @@ func (c *Client) SetCommitStatus(ctx context.Context, repo Repo, sha string, s C
 		st.Description = gh.String(d)
 	}
 	if _, _, err := g.Repositories.CreateStatus(ctx, repo.Owner, repo.Name, sha, st); err != nil {
-		return fmt.Errorf("set commit status of %s@%s to %s: %w", repo, shortSHA(sha), s.State, err)
+		return fmt.Errorf("set commit status of %s@%s to %s: %w", repo, contract.ShortSHA(sha), s.State, err)
 	}
 	return nil
 }

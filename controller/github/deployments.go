@@ -9,6 +9,7 @@ import (
 	"time"
 
 	gh "github.com/google/go-github/v60/github"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // DeploymentTask is the task of every deployment Slipway creates; lookups
@@ -89,7 +90,7 @@ type DeploymentStatus struct {
 func (c *Client) FindDeployment(ctx context.Context, repo Repo, environment, sha string) (Deployment, bool, error) {
 	ds, err := c.listDeployments(ctx, repo, &gh.DeploymentsListOptions{SHA: sha, Environment: environment, Task: DeploymentTask}, 1)
 	if err != nil {
-		return Deployment{}, false, fmt.Errorf("find deployment of %s to %s in %s: %w", shortSHA(sha), environment, repo, err)
+		return Deployment{}, false, fmt.Errorf("find deployment of %s to %s in %s: %w", contract.ShortSHA(sha), environment, repo, err)
 	}
 	for _, d := range ds { // newest first
 		if d.SHA == sha && d.Environment == environment {
@@ -128,7 +129,7 @@ func (c *Client) EnsureDeployment(ctx context.Context, repo Repo, pr int, enviro
 	}
 	got, _, err := g.Repositories.CreateDeployment(ctx, repo.Owner, repo.Name, req)
 	if err != nil {
-		return Deployment{}, false, fmt.Errorf("create deployment of %s to %s in %s: %w", shortSHA(sha), environment, repo, err)
+		return Deployment{}, false, fmt.Errorf("create deployment of %s to %s in %s: %w", contract.ShortSHA(sha), environment, repo, err)
 	}
 	return deploymentFrom(got), true, nil
 }
@@ -255,7 +256,7 @@ func (c *Client) CleanupDeployments(ctx context.Context, repo Repo, open map[int
 		}
 		why := fmt.Sprintf("Pull request #%d is closed; preview removed", pr)
 		if isOpen {
-			why = fmt.Sprintf("Superseded by %s", shortSHA(head))
+			why = fmt.Sprintf("Superseded by %s", contract.ShortSHA(head))
 		}
 		if err := c.CreateDeploymentStatus(ctx, repo, d.ID, DeploymentStatus{State: DeploymentInactive, Description: why}); err != nil {
 			errs = append(errs, err)

@@ -2,10 +2,12 @@ package github
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/slipwayhq/slipway/internal/contract"
+	"github.com/slipwayhq/slipway/internal/text"
 )
 
 // Phase is where an environment is in its life, as reported to GitHub.
@@ -108,7 +110,7 @@ func RenderComment(s Status) string {
 
 	var facts []string
 	if s.SHA != "" {
-		facts = append(facts, "Commit "+codeSpan(shortSHA(s.SHA)))
+		facts = append(facts, "Commit "+codeSpan(contract.ShortSHA(s.SHA)))
 	}
 	facts = append(facts, "Phase: "+string(s.Phase))
 	if s.BuildDuration > 0 {
@@ -157,7 +159,7 @@ func RenderComment(s Status) string {
 			"so its preview is not built until a maintainer approves it.\n" +
 			"A user with write access can comment `/slipway approve` or add the label " + codeSpan(label) + ". ")
 		if s.SHA != "" {
-			b.WriteString("The approval covers commit " + codeSpan(shortSHA(s.SHA)) + " only: a new push needs a new approval.\n")
+			b.WriteString("The approval covers commit " + codeSpan(contract.ShortSHA(s.SHA)) + " only: a new push needs a new approval.\n")
 		} else {
 			b.WriteString("The approval covers the current commit only: a new push needs a new approval.\n")
 		}
@@ -266,13 +268,11 @@ func fenceFor(s string) string {
 	return strings.Repeat("`", max(3, longest+1))
 }
 
-var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)`)
-
 // LogTail returns the last lines of log, at most maxLines lines and maxBytes
 // bytes, with terminal escapes removed and carriage-return progress lines
 // reduced to what was shown last. An overlong single line keeps its end.
 func LogTail(log string, maxLines, maxBytes int) string {
-	log = ansiEscape.ReplaceAllString(log, "")
+	log = text.StripANSI(log)
 	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
 	var out []string
 	size := 0

@@ -30,7 +30,7 @@ func TestRenderCommentReadyExact(t *testing.T) {
 | **` + "`web`" + `** | https://pr-7.preview.example.com |
 | ` + "`api`" + ` | https://api-pr-7.preview.example.com |
 
-Commit ` + "`abc1234`" + ` · Phase: ready · Build took 1m23s · [Build log](https://slipway.example.com/envs/acme-web-pr-7/log)
+Commit ` + "`abc1234def56`" + ` · Phase: ready · Build took 1m23s · [Build log](https://slipway.example.com/envs/acme-web-pr-7/log)
 
 <sub>Managed by Slipway · comment ` + "`/slipway help`" + ` for commands</sub>
 `
@@ -55,7 +55,7 @@ func TestRenderComment(t *testing.T) {
 		{
 			name:    "queued before anything is known",
 			status:  Status{PR: 1, SHA: sha1, Phase: PhaseQueued},
-			want:    []string{StickyMarker + "\n### ⏳ Preview queued", "Commit `abc1234` · Phase: queued", "/slipway help"},
+			want:    []string{StickyMarker + "\n### ⏳ Preview queued", "Commit `abc1234def56` · Phase: queued", "/slipway help"},
 			notWant: []string{"| Service |", "Build took", "Build log"},
 		},
 		{
@@ -104,7 +104,7 @@ func TestRenderComment(t *testing.T) {
 		{
 			name:    "removed after close",
 			status:  Status{PR: 1, SHA: sha2, Phase: PhaseRemoved, Reason: "the pull request was closed", Services: []Service{{Name: "web", URL: "https://pr-1.x.dev"}}},
-			want:    []string{"### 🧹 Preview removed", "The preview environment was removed: `the pull request was closed`.", "Commit `fedcba9`"},
+			want:    []string{"### 🧹 Preview removed", "The preview environment was removed: `the pull request was closed`.", "Commit `fedcba987654`"},
 			notWant: []string{"https://pr-1.x.dev", "| Service |"},
 		},
 		{
@@ -116,7 +116,7 @@ func TestRenderComment(t *testing.T) {
 			name:   "awaiting approval says how to approve",
 			status: Status{PR: 9, SHA: sha1, Phase: PhaseAwaitingApproval, ApprovalLabel: "preview-ok"},
 			want: []string{"### 🔒 Preview awaiting approval", "comment `/slipway approve`", "add the label `preview-ok`",
-				"covers commit `abc1234` only: a new push needs a new approval"},
+				"covers commit `abc1234def56` only: a new push needs a new approval"},
 			notWant: []string{"| Service |"},
 		},
 		{

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // ReporterOptions configures a Reporter.
@@ -177,7 +179,7 @@ func environments(s Status) []envTarget {
 }
 
 func deploymentStatusFor(s Status) (DeploymentStatus, bool) {
-	short := shortSHA(s.SHA)
+	short := contract.ShortSHA(s.SHA)
 	switch s.Phase {
 	case PhaseQueued:
 		return DeploymentStatus{State: DeploymentQueued, Description: "Queued " + short}, true
@@ -245,7 +247,7 @@ func (r *Reporter) reportDeployments(ctx context.Context, mem *prMemory, s Statu
 		if current[k] || d.state == DeploymentInactive {
 			continue
 		}
-		why := "Superseded by " + shortSHA(s.SHA)
+		why := "Superseded by " + contract.ShortSHA(s.SHA)
 		if k.sha == s.SHA {
 			why = "Environment " + k.env + " is no longer exposed"
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/controller/github/githubfake"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 const (
@@ -148,7 +149,7 @@ func TestReporterOpenPushCloseSequence(t *testing.T) {
 		t.Errorf("create deployment bodies = %v", got)
 	}
 	statusBodies := func(sha string) []map[string]any {
-		s := sha[:7]
+		s := contract.ShortSHA(sha)
 		return []map[string]any{
 			jsonOf(t, `{"state":"queued","description":"Queued `+s+`"}`),
 			jsonOf(t, `{"state":"in_progress","description":"Building `+s+`","log_url":"`+logURL+`"}`),
@@ -156,7 +157,7 @@ func TestReporterOpenPushCloseSequence(t *testing.T) {
 			jsonOf(t, `{"state":"success","description":"Preview of `+s+` ready (built in 42s)","environment_url":"`+previewURL+`","log_url":"`+logURL+`"}`),
 		}
 	}
-	want1 := append(statusBodies(sha1), jsonOf(t, `{"state":"inactive","description":"Superseded by `+sha2[:7]+`"}`))
+	want1 := append(statusBodies(sha1), jsonOf(t, `{"state":"inactive","description":"Superseded by `+contract.ShortSHA(sha2)+`"}`))
 	if got := bodies["POST "+dep(d1.ID)]; !reflect.DeepEqual(got, want1) {
 		t.Errorf("deployment 1 status bodies:\n%v\nwant\n%v", got, want1)
 	}
@@ -172,7 +173,7 @@ func TestReporterOpenPushCloseSequence(t *testing.T) {
 	}
 	for _, sha := range []string{sha1, sha2} {
 		if got := bodies["POST "+commit(sha)]; !reflect.DeepEqual(got, commitBodies) {
-			t.Errorf("commit status bodies for %s:\n%v\nwant\n%v", sha[:7], got, commitBodies)
+			t.Errorf("commit status bodies for %s:\n%v\nwant\n%v", contract.ShortSHA(sha), got, commitBodies)
 		}
 	}
 	patches := bodies["PATCH "+comment]
@@ -203,7 +204,7 @@ func TestReporterOpenPushCloseSequence(t *testing.T) {
 	for _, sha := range []string{sha1, sha2} {
 		if got := commitStates(e.fake.CommitStatuses("acme/web", sha)); strings.Join(got, ",") !=
 			"pending:slipway/preview,pending:slipway/preview,pending:slipway/preview,success:slipway/preview" {
-			t.Errorf("commit statuses of %s = %v", sha[:7], got)
+			t.Errorf("commit statuses of %s = %v", contract.ShortSHA(sha), got)
 		}
 	}
 
@@ -564,7 +565,7 @@ func TestReporterAwaitingApproval(t *testing.T) {
 		t.Errorf("commit statuses = %+v", sts)
 	}
 	body := e.fake.Comments("acme/web", num)[0].Body
-	if !strings.Contains(body, "/slipway approve") || !strings.Contains(body, "`slipway:approved`") || !strings.Contains(body, sha[:7]) {
+	if !strings.Contains(body, "/slipway approve") || !strings.Contains(body, "`slipway:approved`") || !strings.Contains(body, contract.ShortSHA(sha)) {
 		t.Errorf("comment:\n%s", body)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	gh "github.com/google/go-github/v60/github"
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // maxArchiveRedirects bounds the redirects followed to reach an archive.
@@ -36,7 +37,7 @@ func (c *Client) DownloadSource(ctx context.Context, repo Repo, sha, dir string,
 	defer body.Close()
 	stats, err := ExtractTarball(ctx, body, dir, limits)
 	if err != nil {
-		return stats, fmt.Errorf("download source of %s@%s: %w", repo, shortSHA(sha), err)
+		return stats, fmt.Errorf("download source of %s@%s: %w", repo, contract.ShortSHA(sha), err)
 	}
 	return stats, nil
 }
@@ -58,7 +59,7 @@ func (c *Client) openArchive(ctx context.Context, g *gh.Client, repo Repo, sha s
 	for hop := 0; ; hop++ {
 		resp, err := client.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("download source of %s@%s: %w", repo, shortSHA(sha), err)
+			return nil, fmt.Errorf("download source of %s@%s: %w", repo, contract.ShortSHA(sha), err)
 		}
 		switch {
 		case resp.StatusCode == http.StatusOK:
@@ -67,10 +68,10 @@ func (c *Client) openArchive(ctx context.Context, g *gh.Client, repo Repo, sha s
 			loc, err := req.URL.Parse(resp.Header.Get("Location"))
 			discard(resp)
 			if err != nil {
-				return nil, fmt.Errorf("download source of %s@%s: bad redirect: %w", repo, shortSHA(sha), err)
+				return nil, fmt.Errorf("download source of %s@%s: bad redirect: %w", repo, contract.ShortSHA(sha), err)
 			}
 			if hop >= maxArchiveRedirects {
-				return nil, fmt.Errorf("download source of %s@%s: more than %d redirects", repo, shortSHA(sha), maxArchiveRedirects)
+				return nil, fmt.Errorf("download source of %s@%s: more than %d redirects", repo, contract.ShortSHA(sha), maxArchiveRedirects)
 			}
 			if !sameOrigin(loc, c.api) {
 				client = &http.Client{Transport: c.base, CheckRedirect: authed.CheckRedirect}
@@ -85,7 +86,7 @@ func (c *Client) openArchive(ctx context.Context, g *gh.Client, repo Repo, sha s
 			if err == nil {
 				err = errors.New(resp.Status)
 			}
-			return nil, fmt.Errorf("download source of %s@%s: %w", repo, shortSHA(sha), err)
+			return nil, fmt.Errorf("download source of %s@%s: %w", repo, contract.ShortSHA(sha), err)
 		}
 	}
 }
@@ -105,12 +106,4 @@ func validSHA(s string) bool {
 		}
 	}
 	return true
-}
-
-// shortSHA is the 7-character form GitHub shows.
-func shortSHA(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }

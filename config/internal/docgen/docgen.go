@@ -18,8 +18,6 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/docker/go-units"
-
 	"github.com/slipwayhq/slipway/config"
 )
 
@@ -36,6 +34,10 @@ type Document struct {
 	Env []EnvRow
 	// Files lists the secrets that may be read from a file.
 	Files []FileRow
+	// DefaultTTL is config.DefaultTTL, as a user writes it.
+	DefaultTTL string
+	// ComposeFiles are config.DefaultComposeFiles as a Markdown list: "`a`, `b`".
+	ComposeFiles string
 }
 
 // Section is one object of a configuration file: its keys as table rows.
@@ -56,7 +58,9 @@ type Row struct {
 	Key string
 	// Type is the value's type in Markdown (may link to another section).
 	Type string
-	// Default is the value used when the key is absent, in Markdown, or "—".
+	// Default is the value the loader (or the config code that resolves the
+	// key where it is used) gives the key when it is absent, in Markdown, or
+	// "—" when it gives none.
 	Default string
 	// Env is the SLIPWAY_* variable that overrides the key, or "—".
 	Env string
@@ -81,10 +85,25 @@ const (
 	repoID       = "slipway-yml"
 )
 
-// Paths that the generator fills in itself to let Validate compute the
-// defaults it derives (a github section and one repository); their values
-// are not defaults.
+// serveProbe is the least slipway.yaml for GitHub: a github section and
+// one repository, so that the defaults the loader gives them show up too.
+// probeKeys are the keys it sets: their values are not defaults.
+const serveProbe = "github: {token: probe, webhook_secret: probe}\nrepos: [{name: probe/probe}]\n"
+
 var probeKeys = map[string]bool{"github.token": true, "github.webhook_secret": true, "repos[].name": true}
+
+// describedDefaults are the defaults that are no single value, written from
+// the code that applies them (keyed by file anchor and key).
+var describedDefaults = map[string]func() string{
+	// stack.Load takes the first of these files that exists.
+	repoID + ":compose": func() string { return "the first of " + codeList(config.DefaultComposeFiles) + " that exists" },
+}
+
+// proseDefaultRE finds a default stated in a doc comment ("Default 5m.",
+// "(default 7d)", "; default :80"). Where the code gives the key a default,
+// the Default column shows it and the comment must not say it again: prose
+// is where the two used to disagree.
+var proseDefaultRE = regexp.MustCompile(`\bDefault\b|\(default\b|[;,]\s*default\b`)
 
 // Generate renders docs/configuration.md from the config package's source
 // directory srcDir.
@@ -107,13 +126,14 @@ func Generate(srcDir string) ([]byte, error) {
 // Build reads srcDir and computes the document. Every exported struct
 // field reachable from config.Controller and config.Repo must carry a yaml
 // tag and a doc comment, every envKeys entry must set a documented key, and
-// a default stated in a doc comment must be the default the code applies.
+// the doc comment of a key the code gives a default must not state one:
+// the Default column is what the loaders apply, never prose.
 func Build(srcDir string) (*Document, error) {
 	src, err := parseSource(srcDir)
 	if err != nil {
 		return nil, err
 	}
-	defaults, err := effectiveDefaults()
+	defaults, err := loadDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -122,9 +142,9 @@ func Build(srcDir string) (*Document, error) {
 		envByField[strings.Join(chain, ".")] = name
 	}
 	g := &generator{src: src, envByField: envByField, usedEnv: map[string]bool{}}
-	doc := &Document{}
-	doc.Controller = g.walk(reflect.TypeFor[config.Controller](), reflect.ValueOf(defaults), controllerID)
-	doc.Repo = g.walk(reflect.TypeFor[config.Repo](), reflect.Value{}, repoID)
+	doc := &Document{DefaultTTL: formatDuration(config.DefaultTTL), ComposeFiles: codeList(config.DefaultComposeFiles)}
+	doc.Controller = g.walk(reflect.TypeFor[config.Controller](), reflect.ValueOf(defaults.serve), reflect.ValueOf(defaults.local), controllerID)
+	doc.Repo = g.walk(reflect.TypeFor[config.Repo](), reflect.ValueOf(defaults.repo), reflect.Value{}, repoID)
 	for name := range src.envKeys {
 		if !g.usedEnv[name] {
 			g.errs = append(g.errs, fmt.Errorf("envKeys: %s sets %s, which is not a documented key", name, strings.Join(src.envKeys[name], ".")))
@@ -145,17 +165,51 @@ func Build(srcDir string) (*Document, error) {
 	return doc, nil
 }
 
-// effectiveDefaults is config.Defaults() completed by Validate, the way
-// LoadController completes a file: with a github section and one repository
-// so that the defaults Validate fills in for them show up too.
-func effectiveDefaults() (config.Controller, error) {
-	c := config.Defaults()
-	c.GitHub = &config.GitHub{Token: "probe", WebhookSecret: "probe"}
-	c.Repos = []config.RepoPolicy{{Name: "probe/probe"}}
-	if err := c.Validate(); err != nil {
-		return c, fmt.Errorf("validate the defaults: %w", err)
+// defaults are what the loaders make of files that leave every key out.
+type defaults struct {
+	// serve is serveProbe loaded; local an empty slipway.yaml (local mode).
+	serve, local config.Controller
+	// repo is an empty .slipway.yml.
+	repo config.Repo
+}
+
+// loadDefaults loads the probes through the real loaders, with an empty
+// environment, and resolves the keys that config's code completes where
+// they are used: the host templates (HostTemplates) and the repository's
+// ttl (RepoPolicy.TTLFor).
+func loadDefaults() (defaults, error) {
+	noEnv := func(string) (string, bool) { return "", false }
+	serve, err := config.ParseController([]byte(serveProbe), noEnv)
+	if err != nil {
+		return defaults{}, fmt.Errorf("load the probe configuration: %w", err)
 	}
-	return c, nil
+	local, err := config.ParseController(nil, noEnv)
+	if err != nil {
+		return defaults{}, fmt.Errorf("load an empty configuration: %w", err)
+	}
+	repo, err := config.ParseRepo(nil)
+	if err != nil {
+		return defaults{}, fmt.Errorf("load an empty .slipway.yml: %w", err)
+	}
+	ttl := config.Duration(config.RepoPolicy{}.TTLFor(repo))
+	repo.TTL = &ttl
+	return defaults{serve: resolveHosts(*serve), local: resolveHosts(*local), repo: *repo}, nil
+}
+
+// resolveHosts fills in the host templates c.HostTemplates gives.
+func resolveHosts(c config.Controller) config.Controller {
+	t := c.HostTemplates()
+	c.HostTemplate, c.ServiceHostTemplate = t.Primary, t.Service
+	return c
+}
+
+// codeList writes names as "`a`, `b`, `c`".
+func codeList(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = "`" + n + "`"
+	}
+	return strings.Join(quoted, ", ")
 }
 
 // source is what the generator reads from the config package's Go files.
@@ -347,6 +401,7 @@ type pending struct {
 	key     string   // yaml path of the object, "" for the root
 	goPath  []string // Go field path from the root
 	def     reflect.Value
+	local   reflect.Value // the object in local mode, if it exists there
 	id      string
 	inSlice bool // reached through a list or map: no Go path for envKeys
 }
@@ -356,8 +411,8 @@ var (
 	byteSizeType = reflect.TypeFor[config.ByteSize]()
 )
 
-func (g *generator) walk(root reflect.Type, def reflect.Value, idPrefix string) []Section {
-	queue := []pending{{typ: root, def: def, id: idPrefix}}
+func (g *generator) walk(root reflect.Type, def, local reflect.Value, idPrefix string) []Section {
+	queue := []pending{{typ: root, def: def, local: local, id: idPrefix}}
 	ids := map[reflect.Type]string{root: idPrefix}
 	var out []Section
 	for len(queue) > 0 {
@@ -395,55 +450,46 @@ func (g *generator) walk(root reflect.Type, def reflect.Value, idPrefix string) 
 			if !ok || text == "" {
 				g.errs = append(g.errs, fmt.Errorf("config.%s.%s (%s): no doc comment", p.typ.Name(), f.Name, path))
 			}
-			var fv reflect.Value
-			if p.def.IsValid() {
-				fv = p.def.Field(i)
-			}
+			fv, lv := fieldOf(p.def, i), fieldOf(p.local, i)
 			ft := f.Type
 			if ft.Kind() == reflect.Pointer {
 				ft = ft.Elem()
-				if fv.IsValid() {
-					if fv.IsNil() {
-						fv = reflect.Value{}
-					} else {
-						fv = fv.Elem()
-					}
-				}
 			}
 			row := Row{Key: path, Env: "—", Doc: renderDoc(text, f.Name, "`"+name+"`", siblings)}
 			// Nested objects get their own section.
 			var child reflect.Type
-			childKey, childDef := path, fv
+			childKey, childDef, childLocal := path, fv, lv
 			switch {
 			case ft.Kind() == reflect.Struct:
 				child = ft
 			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
 				child, childKey = ft.Elem(), path+"[]"
-				childDef = reflect.Value{}
-				if fv.IsValid() && fv.Len() > 0 {
-					childDef = fv.Index(0)
-				}
+				childDef, childLocal = firstOf(fv), firstOf(lv)
 			case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct:
-				child, childKey, childDef = ft.Elem(), path+".<name>", reflect.Value{}
+				child, childKey, childDef, childLocal = ft.Elem(), path+".<name>", reflect.Value{}, reflect.Value{}
 			}
 			if child != nil {
 				id, seen := ids[child]
 				if !seen {
 					id = idPrefix + "-" + slug(childKey)
 					ids[child] = id
-					queue = append(queue, pending{typ: child, key: childKey, goPath: goPath, def: childDef, id: id,
+					queue = append(queue, pending{typ: child, key: childKey, goPath: goPath, def: childDef, local: childLocal, id: id,
 						inSlice: p.inSlice || child != ft})
 				}
 				row.Type = objectType(ft, id)
 				row.Default = "—"
-				if m := defaultRE.FindStringSubmatch(text); m != nil {
-					row.Default = escapeText(strings.TrimRight(m[1], "."))
-				}
 				sec.Rows = append(sec.Rows, row)
 				continue
 			}
 			row.Type = scalarType(ft)
-			row.Default = g.defaultCell(p.typ.Name()+"."+f.Name, path, ft, fv, text)
+			row.Default = defaultCell(path, ft, fv, lv)
+			if describe, ok := describedDefaults[idPrefix+":"+path]; ok {
+				row.Default = describe()
+			}
+			if row.Default != "—" && proseDefaultRE.MatchString(text) {
+				g.errs = append(g.errs, fmt.Errorf("config.%s.%s (%s): the doc comment states a default; the Default column shows the one the code applies (%s), so leave it out of the comment",
+					p.typ.Name(), f.Name, path, row.Default))
+			}
 			if !p.inSlice && idPrefix == controllerID {
 				if env, ok := g.envByField[strings.Join(goPath, ".")]; ok {
 					row.Env = "`" + env + "`"
@@ -548,100 +594,48 @@ func scalarType(t reflect.Type) string {
 	return t.String()
 }
 
-// defaultRE finds "Default X" (or "default: X") in a doc comment: the
-// clause runs to the end of the sentence, its first token is the value.
-var (
-	defaultRE = regexp.MustCompile(`(?i)\bdefault\b:?\s+(.+?)(?:\.\s|\.$|;|$)`)
-	tokenRE   = regexp.MustCompile(`^("(?:[^"\\]|\\.)*"|[^\s,;]+)`)
-)
-
-// defaultCell is the Default column of a scalar key. A default stated in
-// the doc comment ("Default 5m.") must agree with the one config.Defaults
-// and Validate apply, or it is reported as an error; when the code has none
-// (the default is applied elsewhere, as the host templates are), the stated
-// one is shown. A default the doc states in words ("the first service with
-// a port") is shown when the code has none.
-func (g *generator) defaultCell(field, path string, t reflect.Type, fv reflect.Value, doc string) string {
-	code := ""
-	if fv.IsValid() && !fv.IsZero() && !probeKeys[path] {
-		code = formatValue(fv)
+// fieldOf returns field i of the struct v (through a pointer); the zero
+// Value when v is, or the pointer is nil.
+func fieldOf(v reflect.Value, i int) reflect.Value {
+	if !v.IsValid() {
+		return v
 	}
-	m := defaultRE.FindStringSubmatch(doc)
-	if m == nil {
-		if code == "" && t.Kind() == reflect.Bool {
-			return "`false`"
+	f := v.Field(i)
+	if f.Kind() == reflect.Pointer {
+		if f.IsNil() {
+			return reflect.Value{}
 		}
-		if code == "" {
-			return "—"
-		}
-		return "`" + code + "`"
+		return f.Elem()
 	}
-	clause := strings.TrimRight(m[1], ".")
-	tok := strings.TrimRight(tokenRE.FindString(clause), ".:")
-	stated, ok := parseValue(tok, t, code != "")
-	if !ok {
-		if code != "" {
-			return "`" + code + "`"
-		}
-		return escapeText(clause)
-	}
-	if code != "" && !reflect.DeepEqual(stated.Interface(), fv.Interface()) {
-		g.errs = append(g.errs, fmt.Errorf("config.%s (%s): the doc comment says default %s, the code's default is %q", field, path, tok, code))
-	}
-	return "`" + formatValue(stated) + "`"
+	return f
 }
 
-// parseValue parses a default stated in a doc comment as a value of t.
-// An unquoted string counts as a value only when the code has a default
-// to compare it with (otherwise it is prose: "Default Let's Encrypt").
-func parseValue(tok string, t reflect.Type, codeHasDefault bool) (reflect.Value, bool) {
-	if tok == "" {
-		return reflect.Value{}, false
+// firstOf returns the first element of the list v, if it has one.
+func firstOf(v reflect.Value) reflect.Value {
+	if !v.IsValid() || v.Len() == 0 {
+		return reflect.Value{}
 	}
-	v := reflect.New(t).Elem()
-	switch {
-	case t == durationType:
-		d, err := config.ParseDuration(tok)
-		if err != nil {
-			return v, false
+	return v.Index(0)
+}
+
+// defaultCell is the Default column of a scalar key: the value the loader
+// gives it (fv, from serveProbe), and the one of local mode (lv) where that
+// differs. A zero value is no default, except false for a boolean.
+func defaultCell(path string, t reflect.Type, fv, lv reflect.Value) string {
+	cell := func(v reflect.Value) string {
+		switch {
+		case v.IsValid() && !v.IsZero() && !probeKeys[path]:
+			return "`" + formatValue(v) + "`"
+		case t.Kind() == reflect.Bool:
+			return "`false`"
 		}
-		v.SetInt(int64(d))
-	case t == byteSizeType:
-		n, err := units.RAMInBytes(tok)
-		if err != nil {
-			return v, false
-		}
-		v.SetInt(n)
-	case t.Kind() == reflect.String:
-		if s, err := strconv.Unquote(tok); err == nil {
-			v.SetString(s)
-		} else if codeHasDefault {
-			v.SetString(tok)
-		} else {
-			return v, false
-		}
-	case t.Kind() == reflect.Bool:
-		b, err := strconv.ParseBool(tok)
-		if err != nil {
-			return v, false
-		}
-		v.SetBool(b)
-	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
-		n, err := strconv.ParseInt(tok, 10, 64)
-		if err != nil {
-			return v, false
-		}
-		v.SetInt(n)
-	case t.Kind() == reflect.Float64:
-		f, err := strconv.ParseFloat(tok, 64)
-		if err != nil {
-			return v, false
-		}
-		v.SetFloat(f)
-	default:
-		return v, false
+		return "—"
 	}
-	return v, true
+	c := cell(fv)
+	if lv.IsValid() && cell(lv) != c {
+		c += "; local mode: " + cell(lv)
+	}
+	return c
 }
 
 // formatValue writes a value the way a user would write it in YAML.

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,9 +99,9 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 	for key, want := range map[string]string{
 		"domain": "`localhost`", "state_dir": "`/var/lib/slipway`", "resync": "`5m`",
 		"limits.memory": "`1g`", "limits.cpus": "`1.0`", "limits.log_size": "`10m`", "limits.builds": "`2`",
-		"listen.https": "`:443`", "listen.http": "`:80`", "tls.mode": "`off`", "github.api_url": "`https://api.github.com/`",
-		"repos[].forks": "`approve`", "repos[].trigger": "`all`", "repos[].drafts": "`false`",
-		"github.token": "—",
+		"listen.https": "`:443`", "listen.http": "`:80`; local mode: `:8080`", "tls.mode": "`off`", "github.api_url": "`https://api.github.com/`",
+		"repos[].forks": "`approve`", "repos[].trigger": "`all`", "repos[].drafts": "`false`", "repos[].ttl": "—",
+		"host_template": "`pr-{{.Number}}.{{.Domain}}`", "github.token": "—", "tls.ca": "—",
 	} {
 		if got := rows[key].Default; got != want {
 			t.Errorf("default of %s = %q, want %q", key, got, want)
@@ -159,26 +161,41 @@ func load(t *testing.T, yamlText string, env map[string]string) (*config.Control
 	return config.LoadController(p, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 }
 
-// fieldByKey returns the field of c at a documented key such as "tls.mode".
-func fieldByKey(t *testing.T, c *config.Controller, key string) reflect.Value {
+// fieldByKey returns the field of c (a *config.Controller or *config.Repo)
+// at a documented key such as "tls.mode": "x[]" is the list's first
+// element, "<name>" the map's entry PROBE.
+func fieldByKey(t *testing.T, c any, key string) reflect.Value {
 	t.Helper()
 	v := reflect.ValueOf(c).Elem()
 	for _, part := range strings.Split(key, ".") {
+		if part == "<name>" {
+			if v = v.MapIndex(reflect.ValueOf(probeName)); !v.IsValid() {
+				t.Fatalf("%s: no entry %s", key, probeName)
+			}
+			continue
+		}
 		for v.Kind() == reflect.Pointer {
 			if v.IsNil() {
 				t.Fatalf("%s: %s is nil", key, part)
 			}
 			v = v.Elem()
 		}
+		name, list := strings.CutSuffix(part, "[]")
 		found := false
 		for i := range v.NumField() {
-			if yamlName(v.Type().Field(i)) == part {
+			if yamlName(v.Type().Field(i)) == name {
 				v, found = v.Field(i), true
 				break
 			}
 		}
 		if !found {
 			t.Fatalf("%s: no field %s", key, part)
+		}
+		if list {
+			if v.Len() == 0 {
+				t.Fatalf("%s: %s is empty", key, part)
+			}
+			v = v.Index(0)
 		}
 	}
 	return v
@@ -298,6 +315,9 @@ func TestSecretFilesAreRead(t *testing.T) {
 			}
 			if got != "s3cret" {
 				t.Errorf("%s = %q after %s named a file holding \"s3cret\\r\\n\"", f.Key, got, f.FileKey)
+			}
+			if !slices.Contains(slices.Collect(maps.Values(c.HeldSecrets())), "s3cret") {
+				t.Errorf("%s is not among the secrets Slipway masks: %v", f.Key, c.HeldSecrets())
 			}
 			if _, err := load(t, withFile(filepath.Join(dir, "missing")), nil); err == nil {
 				t.Errorf("%s naming a missing file loaded without error", f.FileKey)
@@ -442,7 +462,8 @@ func fill(dst *string, file string) {
 }
 
 // TestBuildRejectsWrongDocs runs the generator on a copy of the config
-// source whose doc comments lie or are missing, and expects it to refuse.
+// source whose doc comments state defaults (the Default column is the
+// code's) or are missing, and expects it to refuse.
 func TestBuildRejectsWrongDocs(t *testing.T) {
 	orig, err := os.ReadFile(filepath.Join(configDir, "controller.go"))
 	if err != nil {
@@ -451,10 +472,10 @@ func TestBuildRejectsWrongDocs(t *testing.T) {
 	cases := []struct {
 		name, from, to, want string
 	}{
-		{"wrong default", "Default 20.", "Default 30.", "limits.environments"},
-		{"wrong duration default", "Default 5m.", "Default 7m.", "resync"},
-		{"wrong quoted default", `Default "localhost".`, `Default "example.com".`, "domain"},
-		{"missing doc comment", "\t// Drafts deploys draft pull requests too. Default false: a draft gets\n\t// its environment when it is marked ready for review.\n", "", "repos[].drafts"},
+		{"a default stated in prose", "// Builds is the most builds at once.", "// Builds is the most builds at once. Default 2.", "limits.builds"},
+		{"a default in parentheses", "whatever webhooks arrived.", "whatever webhooks arrived (default 5m).", "resync"},
+		{"a default after a semicolon", "// HTTP address.", `// HTTP address; default ":80".`, "listen.http"},
+		{"missing doc comment", "\t// Drafts deploys draft pull requests too; otherwise a draft gets its\n\t// environment when it is marked ready for review.\n", "", "repos[].drafts"},
 		{"variable of no documented field", `"SLIPWAY_DOMAIN":      func(c *Controller, v string) error { c.Domain = v; return nil },`,
 			`"SLIPWAY_DOMAIN":      func(c *Controller, v string) error { c.Domain = v; return nil },
 	"SLIPWAY_NOWHERE": func(c *Controller, v string) error { return nil },`, "SLIPWAY_NOWHERE"},

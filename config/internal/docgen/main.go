@@ -1,9 +1,11 @@
 // Command docgen writes docs/configuration.md from the config package: the
 // key tree of slipway.yaml (config.Controller) and .slipway.yml
 // (config.Repo) read through reflection and yaml tags, each key's doc
-// comment read from the Go source, the defaults that config.Defaults and
-// Validate apply, and the SLIPWAY_* variables of config's envKeys. The
-// prose around the generated tables is configuration.md.tmpl.
+// comment read from the Go source, the defaults the loaders apply (files
+// that leave every key out, loaded through config.ParseController and
+// config.ParseRepo; never a default stated in prose), and the SLIPWAY_*
+// variables of config's envKeys. The prose around the generated tables is
+// configuration.md.tmpl.
 //
 // Run it through `go generate ./config`, or directly:
 //
