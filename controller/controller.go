@@ -185,14 +185,9 @@ func New(o Options) (*Controller, error) {
 		c.hosts.ServiceTemplate = tmpl.Service
 	}
 	c.srcDir = filepath.Join(o.Config.StateDir, "src")
-	secrets := secretValues(o.Config)
-	if g := o.Config.GitHub; g != nil {
-		secrets["github token"] = g.Token
-		secrets["webhook secret"] = g.WebhookSecret
-	}
 	c.mask = o.Masker
 	if c.mask == nil {
-		c.mask = NewMasker(secrets)
+		c.mask = NewMasker(o.Config.HeldSecrets())
 	}
 	c.reports = newReports(c.reporter, c.log, c.mask.String)
 	m, err := newMetrics(o.Registerer, c.queue)

@@ -62,7 +62,7 @@ func (c *Controller) deploy(ctx context.Context, r *request, st store.Environmen
 		Policy:          c.cfg.PolicyFor(r.policy),
 		Loader:          c.loader,
 		Limits:          limitsFor(c.cfg.Limits, r.policy.Limits),
-		Secrets:         secretValues(c.cfg),
+		Secrets:         c.cfg.PreviewSecrets(),
 		WithholdSecrets: !r.want.trusted,
 	})
 	if err != nil {

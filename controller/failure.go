@@ -7,7 +7,12 @@ import (
 
 	gh "github.com/slipwayhq/slipway/controller/github"
 	"github.com/slipwayhq/slipway/internal/contract"
+	"github.com/slipwayhq/slipway/internal/text"
 )
+
+// maxDetail bounds the one line a failure shows in the history, on
+// GitHub and on the failed page.
+const maxDetail = 300
 
 var (
 	errSuperseded    = errors.New("superseded by a newer push")
@@ -82,9 +87,9 @@ func (c *Controller) failed(ctx, dctx context.Context, r *request, hosts []strin
 	}
 	f := j.failure
 	f.Message = c.mask.String(f.Message)
-	c.transition(ctx, r, transition{Phase: contract.PhaseFailed, SHA: r.sha(), Detail: firstLine(f.Message), Failure: &f, Hosts: hosts, Status: status})
+	c.transition(ctx, r, transition{Phase: contract.PhaseFailed, SHA: r.sha(), Detail: text.FirstLine(f.Message, maxDetail), Failure: &f, Hosts: hosts, Status: status})
 	c.metrics.failures.WithLabelValues(f.Step).Inc()
-	c.log.Warn("deploy failed", "project", r.project, "sha", r.sha(), "step", f.Step, "service", f.Service, "terminal", f.Terminal, "err", firstLine(f.Message))
+	c.log.Warn("deploy failed", "project", r.project, "sha", r.sha(), "step", f.Step, "service", f.Service, "terminal", f.Terminal, "err", text.FirstLine(f.Message, maxDetail))
 	if f.Terminal {
 		return Result{}, nil
 	}

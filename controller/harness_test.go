@@ -27,6 +27,7 @@ import (
 	"github.com/slipwayhq/slipway/controller/store"
 	"github.com/slipwayhq/slipway/internal/contract"
 	"github.com/slipwayhq/slipway/internal/dockertest"
+	"github.com/slipwayhq/slipway/internal/text"
 	"github.com/slipwayhq/slipway/proxy"
 	"github.com/slipwayhq/slipway/webhooks"
 )
@@ -343,13 +344,7 @@ func (h *harness) counter(name string) float64 {
 	return sum
 }
 
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	if len(s) > 120 {
-		s = s[:120]
-	}
-	return s
-}
+func firstLine(s string) string { return text.FirstLine(s, 120) }
 
 func keyOf(h *harness, n int) controller.Key { return controller.Key{Repo: h.repo, PR: n} }
 

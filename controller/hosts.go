@@ -1,8 +1,6 @@
 package controller
 
 import (
-	"strings"
-
 	gh "github.com/slipwayhq/slipway/controller/github"
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/internal/contract"
@@ -37,16 +35,4 @@ func (c *Controller) logURL(project, sha string) string {
 		return ""
 	}
 	return c.dashURL + "/environments/" + project + "?sha=" + sha + "#build-log"
-}
-
-// firstLine is the first line of s, cut at 300 bytes.
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
 }

@@ -47,12 +47,3 @@ func (c *Controller) repoOf(key Key) (gh.Repo, error) {
 	r.InstallationID = c.intake.installation(key.Repo)
 	return r, nil
 }
-
-// secretValues maps the controller's configured secrets by name to their values.
-func secretValues(cfg *config.Controller) map[string]string {
-	out := make(map[string]string, len(cfg.Secrets))
-	for name, s := range cfg.Secrets {
-		out[name] = s.Value
-	}
-	return out
-}
