@@ -56,7 +56,7 @@ func (c *Controller) applyCommands(ctx context.Context, key Key, repo gh.Repo, p
 			continue
 		}
 		if cmd.label != "" {
-			if !strings.EqualFold(cmd.label, c.approvalLabel()) {
+			if !strings.EqualFold(cmd.label, gh.ApprovalLabel) {
 				continue
 			}
 			can, err := c.gh.CanWrite(ctx, repo, cmd.sender)
@@ -178,8 +178,6 @@ func by(user string) string {
 	}
 	return " by " + user
 }
-
-func (c *Controller) approvalLabel() string { return gh.DefaultApprovalLabel }
 
 func (c *Controller) react(ctx context.Context, repo gh.Repo, commentID int64, r gh.Reaction) {
 	if commentID == 0 {
