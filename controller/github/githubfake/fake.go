@@ -28,6 +28,7 @@
 //	POST   repos/{o}/{r}/deployments/{id}/statuses
 //	POST   repos/{o}/{r}/statuses/{sha}
 //	GET    repos/{o}/{r}/commits/{ref}/statuses
+//	GET    repos/{o}/{r}/issues/{n}/events                oldest first, paginated
 //	GET    repos/{o}/{r}/issues/{n}/comments              oldest first, paginated
 //	POST   repos/{o}/{r}/issues/{n}/comments
 //	GET    repos/{o}/{r}/issues/comments/{id}
@@ -216,6 +217,7 @@ type repo struct {
 	comments     []*comment // creation order
 	perms        map[string]Permission
 	deletedHeads map[int]bool
+	events       []*IssueEvent // issue events, oldest first
 }
 
 func (r *repo) fullName() string { return r.owner + "/" + r.name }
