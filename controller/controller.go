@@ -47,6 +47,7 @@ type GitHub interface {
 	CleanupDeployments(ctx context.Context, repo gh.Repo, open map[int]string) (gh.CleanupResult, error)
 	React(ctx context.Context, repo gh.Repo, commentID int64, r gh.Reaction) error
 	Comment(ctx context.Context, repo gh.Repo, pr int, body string) (int64, error)
+	IssueEvents(ctx context.Context, repo gh.Repo, number int) ([]gh.IssueEvent, error)
 }
 
 // Reporter shows an environment's phases on the pull request.
@@ -76,6 +77,9 @@ type History interface {
 	Approval(ctx context.Context, repo string, pr int, sha string) (store.Approval, bool, error)
 	SetKeep(ctx context.Context, project string, k store.Keep) error
 	Prune(ctx context.Context) (int, error)
+	AcceptCommand(ctx context.Context, cmd store.Command) (bool, error)
+	PendingCommands(ctx context.Context) ([]store.Command, error)
+	CommandDone(ctx context.Context, delivery string) error
 }
 
 // RouteStates lets the proxy show a project's non-running phases.
@@ -152,6 +156,8 @@ type Controller struct {
 	converged   map[string]convergedState
 	envWaitlist []Key
 	reserved    map[string]bool // projects granted an environment slot, deploying
+	// redeploys are the deliveries of journaled redeploys, forgotten once the deploy starts.
+	redeploys map[Key][]string
 }
 
 // inflight is a reconcile that is building or deploying.
@@ -169,6 +175,7 @@ type command struct {
 	sender    string
 	label     string // approval label applied
 	headSHA   string
+	delivery  string // the webhook delivery that carried it (journaled in the store)
 }
 
 // convergedState is what the last successful deploy of a project left.
@@ -246,6 +253,9 @@ func New(o Options) (*Controller, error) {
 		return nil, err
 	}
 	c.metrics = m
+	if err := c.loadCommands(context.Background()); err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
 	return c, nil
 }
 
@@ -329,7 +339,11 @@ func (c *Controller) cancelAll(cause error) {
 // HandleEvent takes a verified webhook event (webhooks.Enqueuer). It never
 // blocks: it records what the reconcile needs and enqueues the key; a push
 // to a new SHA or a close cancels the PR's in-flight build.
-func (c *Controller) HandleEvent(ev webhooks.Event) {
+func (c *Controller) HandleEvent(ev webhooks.Event) { c.handleEvent(ev, nil) }
+
+// handleEvent is HandleEvent; journaled, when set, is ev's command as Record
+// wrote it to the store.
+func (c *Controller) handleEvent(ev webhooks.Event, journaled *command) {
 	key := Key{Repo: canonicalRepo(c.cfg, ev.Repo), PR: ev.PR}
 	if key.PR <= 0 {
 		return
@@ -355,19 +369,10 @@ func (c *Controller) HandleEvent(ev webhooks.Event) {
 		case ev.Action == "synchronize" && ev.HeadSHA != "" && ev.HeadSHA != f.sha:
 			f.cancel(errSuperseded)
 		}
-		if ev.Action == "labeled" && ev.Label != "" {
-			c.commands[key] = append(c.commands[key], command{label: ev.Label, sender: ev.Sender, headSHA: ev.HeadSHA})
-		}
-	case webhooks.KindIssueComment:
-		if ev.Comment != nil && strings.HasPrefix(strings.TrimSpace(ev.Comment.Body), gh.CommandPrefix) {
-			// An approval covers the commit that was the head when it was
-			// written, as far as the events tell, not whatever the head is
-			// when the reconcile gets to it.
-			c.commands[key] = append(c.commands[key], command{commentID: ev.Comment.ID, body: ev.Comment.Body, sender: ev.Comment.Author, headSHA: c.heads[key]})
-		} else {
-			c.mu.Unlock()
-			return // an ordinary comment (or our own sticky one): nothing to do
-		}
+	}
+	if !c.addCommandLocked(key, ev, journaled) && ev.Kind == webhooks.KindIssueComment {
+		c.mu.Unlock()
+		return // an ordinary comment (or our own sticky one): nothing to do
 	}
 	c.mu.Unlock()
 	c.metrics.events.WithLabelValues(ev.Kind).Inc()
@@ -445,6 +450,7 @@ func (c *Controller) resync(ctx context.Context) {
 			c.log.Warn("resync: list open pull requests", "repo", rp.Name, "err", err)
 			continue
 		}
+		c.creditApprovalLabels(ctx, rp, repo, prs)
 		open := map[int]string{}
 		for _, pr := range prs {
 			keys[Key{Repo: rp.Name, PR: pr.Number}] = true
