@@ -777,6 +777,13 @@ func (f *Fake) ServerErrors(n int) {
 	f.InjectFault(Fault{Count: n, Status: http.StatusInternalServerError})
 }
 
+// ClearFaults drops the faults still queued.
+func (f *Fake) ClearFaults() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.faults = nil
+}
+
 // PendingFaults counts the failures still queued.
 func (f *Fake) PendingFaults() int {
 	f.mu.Lock()
