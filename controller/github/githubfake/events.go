@@ -52,14 +52,9 @@ func (f *Fake) RemoveLabel(fullName string, number int, label, actor string) {
 // files, as a force push by actor does (GitHub records
 // head_ref_force_pushed), and returns the new head SHA.
 func (f *Fake) ForcePush(fullName string, number int, files Files, actor string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r := f.mustRepo(fullName)
-	x := f.mustPR(r, number)
-	x.headSHA = f.commitLocked(r, x, files)
-	x.updated = now()
-	f.addEventLocked(r, IssueEvent{PR: number, Event: "head_ref_force_pushed", Actor: actor, CreatedAt: x.updated})
-	return x.headSHA
+	sha := f.Push(fullName, number, files)
+	f.AddIssueEvent(fullName, IssueEvent{PR: number, Event: "head_ref_force_pushed", Actor: actor})
+	return sha
 }
 
 // AddIssueEvent records an event as if it had happened at e.CreatedAt
@@ -98,20 +93,28 @@ func (f *Fake) addEventLocked(r *repo, e IssueEvent) {
 // listIssueEvents serves GET repos/{o}/{r}/issues/{n}/events: oldest first,
 // paginated.
 func (f *Fake) listIssueEvents(w http.ResponseWriter, r *http.Request, rp *repo, num string) {
+	servePRList(w, r, f.api.URL, rp, num, rp.events,
+		func(e *IssueEvent) int { return e.PR },
+		func(e *IssueEvent) map[string]any { return f.issueEventJSON(rp, e) })
+}
+
+// servePRList serves the items of pull request num, one page of them
+// rendered, or 404 when there is no such pull request.
+func servePRList[T any](w http.ResponseWriter, r *http.Request, base string, rp *repo, num string, items []T, prOf func(T) int, render func(T) map[string]any) {
 	n, _ := strconv.Atoi(num)
 	if _, ok := rp.prs[n]; !ok {
 		apiError(w, http.StatusNotFound, "Not Found")
 		return
 	}
-	var es []*IssueEvent
-	for _, e := range rp.events {
-		if e.PR == n {
-			es = append(es, e)
+	var mine []T
+	for _, it := range items {
+		if prOf(it) == n {
+			mine = append(mine, it)
 		}
 	}
 	out := []any{}
-	for _, e := range paginate(w, r, f.api.URL, es) {
-		out = append(out, f.issueEventJSON(rp, e))
+	for _, it := range paginate(w, r, base, mine) {
+		out = append(out, render(it))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
