@@ -21,107 +21,118 @@ const (
 )
 
 // applyCommands acts on the key's ChatOps comments, approval labels and
-// dashboard actions. Only writers (collaborator permission, never
-// author_association) may command; others get a reaction and a short reply.
-// forced asks for a redeploy; done means the reconcile is over (destroyed).
+// dashboard actions, in the order they came. Only writers (collaborator
+// permission, never author_association) may command; others get a reaction
+// and a short reply. forced asks for a redeploy; done means the reconcile is
+// over (destroyed). A command that fails is kept, with those after it, for
+// the next reconcile.
 func (c *Controller) applyCommands(ctx context.Context, r *request) (forced, done bool, err error) {
-	key, repo, project, pr := r.key, r.repo, r.project, r.pr
+	key := r.key
+	c.redeploysStarted(ctx, key)
 	cmds := c.intake.takeCommands(key)
 	forced = c.intake.isForced(key)
 	for i, cmd := range cmds {
-		if cmd.action != "" {
-			f, d, err := c.applyAction(ctx, r, cmd)
-			if err != nil {
-				c.intake.requeueCommands(key, cmds[i:])
-				return false, false, err
-			}
-			forced, done = forced || f, done || d
-			continue
-		}
-		if cmd.label != "" {
-			if !strings.EqualFold(cmd.label, c.approvalLabel()) {
-				continue
-			}
-			can, err := c.gh.CanWrite(ctx, repo, cmd.sender)
-			if err != nil {
-				c.intake.requeueCommands(key, cmds[i:])
-				return false, false, fmt.Errorf("check permission of %s: %w", cmd.sender, err)
-			}
-			sha := cmd.headSHA
-			if sha == "" {
-				sha = pr.HeadSHA
-			}
-			if !can {
-				c.log.Info("approval label from a user without write access ignored", "key", key.String(), "user", cmd.sender)
-				continue
-			}
-			if err := c.store.Approve(ctx, store.Approval{Repo: key.Repo, PR: key.PR, SHA: sha, By: cmd.sender}); err != nil {
-				c.intake.requeueCommands(key, cmds[i:])
-				return false, false, fmt.Errorf("record approval: %w", err)
-			}
-			continue
-		}
-		parsed, ok, perr := gh.ParseCommand(cmd.body)
-		if !ok && perr == nil {
-			continue
-		}
-		can, err := c.gh.CanWrite(ctx, repo, cmd.sender)
+		f, d, err := c.applyCommand(ctx, r, cmd)
 		if err != nil {
 			c.intake.requeueCommands(key, cmds[i:])
-			return false, false, fmt.Errorf("check permission of %s: %w", cmd.sender, err)
+			return false, false, err
 		}
-		if !can {
-			c.react(ctx, repo, cmd.commentID, gh.ReactionConfused)
-			c.reply(ctx, repo, key.PR, fmt.Sprintf("@%s only collaborators with write access to %s can run Slipway commands.", cmd.sender, repo))
-			continue
-		}
-		var ce *gh.CommandError
-		if errors.As(perr, &ce) {
-			c.react(ctx, repo, cmd.commentID, gh.ReactionConfused)
-			c.reply(ctx, repo, key.PR, ce.Error())
-			continue
-		} else if perr != nil {
-			return false, false, perr
-		}
-		c.react(ctx, repo, cmd.commentID, gh.ReactionEyes)
-		switch parsed.Kind {
-		case gh.CommandRedeploy:
-			forced = true
-			c.intake.setForced(key)
-		case gh.CommandDestroy:
-			if _, err := c.teardown(ctx, r, removal{sha: pr.HeadSHA, reason: "destroyed by @" + cmd.sender + " with /slipway destroy; push again or comment /slipway redeploy to bring it back", held: true}); err != nil {
-				c.intake.requeueCommands(key, cmds[i:])
-				return false, false, err
-			}
-			done = true
-		case gh.CommandKeep:
-			k := store.Keep{Forever: parsed.Forever, By: cmd.sender}
-			if !parsed.Forever {
-				k.Until = c.now().Add(parsed.Keep)
-			}
-			if err := c.store.SetKeep(ctx, project, k); err != nil && !errors.Is(err, store.ErrNotFound) {
-				c.intake.requeueCommands(key, cmds[i:])
-				return false, false, fmt.Errorf("record keep: %w", err)
-			}
-		case gh.CommandApprove:
-			sha := cmd.headSHA
-			if sha == "" { // no pull_request event seen since start: the head read now
-				sha = pr.HeadSHA
-			}
-			if sha != pr.HeadSHA {
-				c.reply(ctx, repo, key.PR, fmt.Sprintf("@%s the pull request moved to %s after your approval of %s; approve again to build the new commit.",
-					cmd.sender, contract.ShortSHA(pr.HeadSHA), contract.ShortSHA(sha)))
-			}
-			if err := c.store.Approve(ctx, store.Approval{Repo: key.Repo, PR: key.PR, SHA: sha, By: cmd.sender}); err != nil {
-				c.intake.requeueCommands(key, cmds[i:])
-				return false, false, fmt.Errorf("record approval: %w", err)
-			}
-		case gh.CommandHelp:
-			c.reply(ctx, repo, key.PR, gh.HelpText)
-		}
-		c.react(ctx, repo, cmd.commentID, gh.ReactionAck)
+		forced, done = forced || f, done || d
+		c.commandApplied(ctx, key, cmd, f)
 	}
 	return forced && !done, done, nil
+}
+
+// applyCommand acts on one command.
+func (c *Controller) applyCommand(ctx context.Context, r *request, cmd command) (forced, done bool, err error) {
+	key, repo, project, pr := r.key, r.repo, r.project, r.pr
+	if cmd.action != "" {
+		return c.applyAction(ctx, r, cmd)
+	}
+	if cmd.label != "" {
+		return false, false, c.applyApprovalLabel(ctx, key, repo, pr, cmd)
+	}
+	parsed, ok, perr := gh.ParseCommand(cmd.body)
+	if !ok && perr == nil {
+		return false, false, nil
+	}
+	can, err := c.gh.CanWrite(ctx, repo, cmd.sender)
+	if err != nil {
+		return false, false, fmt.Errorf("check permission of %s: %w", cmd.sender, err)
+	}
+	if !can {
+		c.react(ctx, repo, cmd.commentID, gh.ReactionConfused)
+		c.reply(ctx, repo, key.PR, fmt.Sprintf("@%s only collaborators with write access to %s can run Slipway commands.", cmd.sender, repo))
+		return false, false, nil
+	}
+	var ce *gh.CommandError
+	if errors.As(perr, &ce) {
+		c.react(ctx, repo, cmd.commentID, gh.ReactionConfused)
+		c.reply(ctx, repo, key.PR, ce.Error())
+		return false, false, nil
+	} else if perr != nil {
+		c.log.Warn("a command that cannot be read ignored", "key", key.String(), "user", cmd.sender, "err", perr)
+		return false, false, nil
+	}
+	c.react(ctx, repo, cmd.commentID, gh.ReactionEyes)
+	switch parsed.Kind {
+	case gh.CommandRedeploy:
+		forced = true
+		c.intake.setForced(key)
+	case gh.CommandDestroy:
+		if _, err := c.teardown(ctx, r, removal{sha: pr.HeadSHA, reason: "destroyed by @" + cmd.sender + " with /slipway destroy; push again or comment /slipway redeploy to bring it back", held: true}); err != nil {
+			return false, false, err
+		}
+		done = true
+	case gh.CommandKeep:
+		k := store.Keep{Forever: parsed.Forever, By: cmd.sender}
+		if !parsed.Forever {
+			k.Until = c.now().Add(parsed.Keep)
+		}
+		if err := c.store.SetKeep(ctx, project, k); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return false, false, fmt.Errorf("record keep: %w", err)
+		}
+	case gh.CommandApprove:
+		sha := cmd.headSHA
+		if sha == "" { // no pull_request event seen since start: the head read now
+			sha = pr.HeadSHA
+		}
+		if sha != pr.HeadSHA {
+			c.reply(ctx, repo, key.PR, fmt.Sprintf("@%s the pull request moved to %s after your approval of %s; approve again to build the new commit.",
+				cmd.sender, contract.ShortSHA(pr.HeadSHA), contract.ShortSHA(sha)))
+		}
+		if err := c.store.Approve(ctx, store.Approval{Repo: key.Repo, PR: key.PR, SHA: sha, By: cmd.sender}); err != nil {
+			return false, false, fmt.Errorf("record approval: %w", err)
+		}
+	case gh.CommandHelp:
+		c.reply(ctx, repo, key.PR, gh.HelpText)
+	}
+	c.react(ctx, repo, cmd.commentID, gh.ReactionAck)
+	return forced, done, nil
+}
+
+// applyApprovalLabel credits the approval label to the head it was applied
+// at, when a writer applied it.
+func (c *Controller) applyApprovalLabel(ctx context.Context, key Key, repo gh.Repo, pr gh.PullRequest, cmd command) error {
+	if !strings.EqualFold(cmd.label, gh.ApprovalLabel) {
+		return nil
+	}
+	can, err := c.gh.CanWrite(ctx, repo, cmd.sender)
+	if err != nil {
+		return fmt.Errorf("check permission of %s: %w", cmd.sender, err)
+	}
+	if !can {
+		c.log.Info("approval label from a user without write access ignored", "key", key.String(), "user", cmd.sender)
+		return nil
+	}
+	sha := cmd.headSHA
+	if sha == "" {
+		sha = pr.HeadSHA
+	}
+	if err := c.store.Approve(ctx, store.Approval{Repo: key.Repo, PR: key.PR, SHA: sha, By: cmd.sender}); err != nil {
+		return fmt.Errorf("record approval: %w", err)
+	}
+	return nil
 }
 
 // applyAction carries out a dashboard action.
@@ -151,8 +162,6 @@ func by(user string) string {
 	}
 	return " by " + user
 }
-
-func (c *Controller) approvalLabel() string { return gh.DefaultApprovalLabel }
 
 func (c *Controller) react(ctx context.Context, repo gh.Repo, commentID int64, r gh.Reaction) {
 	if commentID == 0 {

@@ -45,6 +45,7 @@ type GitHub interface {
 	CleanupDeployments(ctx context.Context, repo gh.Repo, open map[int]string) (gh.CleanupResult, error)
 	React(ctx context.Context, repo gh.Repo, commentID int64, r gh.Reaction) error
 	Comment(ctx context.Context, repo gh.Repo, pr int, body string) (int64, error)
+	IssueEvents(ctx context.Context, repo gh.Repo, number int) ([]gh.IssueEvent, error)
 }
 
 // Reporter shows an environment's phases on the pull request.
@@ -74,6 +75,9 @@ type History interface {
 	Approval(ctx context.Context, repo string, pr int, sha string) (store.Approval, bool, error)
 	SetKeep(ctx context.Context, project string, k store.Keep) error
 	Prune(ctx context.Context) (int, error)
+	AcceptCommand(ctx context.Context, cmd store.Command) (bool, error)
+	PendingCommands(ctx context.Context) ([]store.Command, error)
+	CommandDone(ctx context.Context, delivery string) error
 }
 
 // RouteStates lets the proxy show a project's non-running phases.
@@ -195,6 +199,9 @@ func New(o Options) (*Controller, error) {
 		return nil, err
 	}
 	c.metrics = m
+	if err := c.loadCommands(context.Background()); err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
 	return c, nil
 }
 

@@ -137,7 +137,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	ctrl = h.ctrl
 	wh, err := webhooks.NewHandler(webhooks.Options{
 		Secrets: []string{webhookSecret}, AllowRepo: func(n string) bool { _, ok := h.cfg.Repo(n); return ok },
-		Deliveries: st, Enqueuer: webhooks.EnqueueFunc(h.ctrl.HandleEvent), Logger: log, Registerer: h.reg,
+		Deliveries: st, Enqueuer: webhooks.EnqueueFunc(h.ctrl.HandleEvent), Journal: h.ctrl, Logger: log, Registerer: h.reg,
 	})
 	if err != nil {
 		t.Fatal(err)

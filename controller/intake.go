@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	gh "github.com/slipwayhq/slipway/controller/github"
 	"github.com/slipwayhq/slipway/webhooks"
 )
 
@@ -20,12 +19,15 @@ type intake struct {
 	install   map[string]int64 // repo → GitHub App installation
 	forced    map[Key]bool     // redeploy requested
 	wake      map[Key]bool     // a request arrived for a sleeping environment
+	// redeploys are the deliveries of journaled redeploys, forgotten once
+	// the deploy starts.
+	redeploys map[Key][]string
 }
 
 func newIntake() intake {
 	return intake{
 		commands: map[Key][]command{}, lastEvent: map[Key]time.Time{}, burst: map[Key]bool{}, heads: map[Key]string{},
-		install: map[string]int64{}, forced: map[Key]bool{}, wake: map[Key]bool{},
+		install: map[string]int64{}, forced: map[Key]bool{}, wake: map[Key]bool{}, redeploys: map[Key][]string{},
 	}
 }
 
@@ -38,12 +40,17 @@ type command struct {
 	sender    string
 	label     string // approval label applied
 	headSHA   string
+	delivery  string // the webhook delivery that carried it (journaled in the store)
 }
 
 // HandleEvent takes a verified webhook event (webhooks.Enqueuer). It never
 // blocks: it records what the reconcile needs and enqueues the key; a push
 // to a new SHA or a close cancels the PR's in-flight build.
-func (c *Controller) HandleEvent(ev webhooks.Event) {
+func (c *Controller) HandleEvent(ev webhooks.Event) { c.handleEvent(ev, nil) }
+
+// handleEvent is HandleEvent; journaled, when set, is ev's command as Record
+// wrote it to the store.
+func (c *Controller) handleEvent(ev webhooks.Event, journaled *command) {
 	key := Key{Repo: canonicalRepo(c.cfg, ev.Repo), PR: ev.PR}
 	if key.PR <= 0 {
 		return
@@ -68,19 +75,10 @@ func (c *Controller) HandleEvent(ev webhooks.Event) {
 		case ev.Action == "synchronize" && ev.HeadSHA != "":
 			c.memory.cancel(key, ev.HeadSHA, errSuperseded)
 		}
-		if ev.Action == "labeled" && ev.Label != "" {
-			in.commands[key] = append(in.commands[key], command{label: ev.Label, sender: ev.Sender, headSHA: ev.HeadSHA})
-		}
-	case webhooks.KindIssueComment:
-		if ev.Comment != nil && strings.HasPrefix(strings.TrimSpace(ev.Comment.Body), gh.CommandPrefix) {
-			// An approval covers the commit that was the head when it was
-			// written, as far as the events tell, not whatever the head is
-			// when the reconcile gets to it.
-			in.commands[key] = append(in.commands[key], command{commentID: ev.Comment.ID, body: ev.Comment.Body, sender: ev.Comment.Author, headSHA: in.heads[key]})
-		} else {
-			in.mu.Unlock()
-			return // an ordinary comment (or our own sticky one): nothing to do
-		}
+	}
+	if !in.addCommandLocked(key, ev, journaled) && ev.Kind == webhooks.KindIssueComment {
+		in.mu.Unlock()
+		return // an ordinary comment (or our own sticky one): nothing to do
 	}
 	in.mu.Unlock()
 	c.metrics.events.WithLabelValues(ev.Kind).Inc()

@@ -69,6 +69,9 @@ func (g *memGitHub) DownloadSource(_ context.Context, _ gh.Repo, _, dir string, 
 func (g *memGitHub) CleanupDeployments(context.Context, gh.Repo, map[int]string) (gh.CleanupResult, error) {
 	return gh.CleanupResult{}, nil
 }
+func (g *memGitHub) IssueEvents(context.Context, gh.Repo, int) ([]gh.IssueEvent, error) {
+	return nil, nil
+}
 func (g *memGitHub) React(context.Context, gh.Repo, int64, gh.Reaction) error { return nil }
 func (g *memGitHub) Comment(_ context.Context, _ gh.Repo, _ int, body string) (int64, error) {
 	g.mu.Lock()

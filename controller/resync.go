@@ -17,6 +17,7 @@ func (c *Controller) resync(ctx context.Context) {
 			c.log.Warn("resync: list open pull requests", "repo", rp.Name, "err", err)
 			continue
 		}
+		c.creditApprovalLabels(ctx, rp, repo, prs)
 		open := map[int]string{}
 		for _, pr := range prs {
 			keys[Key{Repo: rp.Name, PR: pr.Number}] = true

@@ -4,9 +4,11 @@
 // The handler only validates and hands over: it checks the
 // X-Hub-Signature-256 HMAC before parsing anything, bounds the body, refuses
 // repositories that are not configured, drops redeliveries through a
-// DeliveryLog, and passes an Event to an Enqueuer. It never talks to Docker
-// or GitHub, and it answers within milliseconds whatever the rest of the
-// controller is doing. A delivery it rejects leaves no trace: nothing is
+// DeliveryLog, and passes an Event to an Enqueuer. A delivery carrying a
+// user's command (a Journal decides which) is instead written durably
+// before it is acknowledged, so that a restart cannot lose it. It never
+// talks to Docker or GitHub, and it answers within milliseconds whatever
+// the rest of the controller is doing. A delivery it rejects leaves no trace: nothing is
 // enqueued and the delivery is not recorded, so GitHub's "Redeliver" button
 // works once the cause is fixed.
 package webhooks
@@ -65,6 +67,21 @@ type DeliveryLog interface {
 	FirstSeen(ctx context.Context, id string) (bool, error)
 }
 
+// Journal makes the deliveries that carry a user's command durable before
+// they are acknowledged. GitHub never resends a delivery it got a 2xx for,
+// so a command held only in memory would be lost to a restart, and the
+// delivery log would turn the user's "Redeliver" into a duplicate.
+type Journal interface {
+	// Journaled reports whether ev carries a command that must outlive the
+	// process. It must depend on ev alone: a redelivery takes the same path.
+	Journaled(ev Event) bool
+	// Record writes ev's command and records its delivery ID in one durable
+	// step, then acts on it as Enqueue would (without blocking on anything
+	// but that write). It reports whether the delivery was new; on error
+	// nothing is recorded, so a redelivery is acted on.
+	Record(ctx context.Context, ev Event) (first bool, err error)
+}
+
 // Options configures a Handler.
 type Options struct {
 	// Secrets verify X-Hub-Signature-256; a delivery signed with any of
@@ -79,6 +96,9 @@ type Options struct {
 	Deliveries DeliveryLog
 	// Enqueuer receives accepted events. Required.
 	Enqueuer Enqueuer
+	// Journal, if set, takes the events it journals in place of
+	// Deliveries and Enqueuer: they are acknowledged only once written.
+	Journal Journal
 	// Logger receives one line per delivery. Default: discard.
 	Logger *slog.Logger
 	// Registerer receives the handler's metrics
@@ -103,6 +123,7 @@ type Handler struct {
 	allowRepo   func(string) bool
 	deliveries  DeliveryLog
 	enqueuer    Enqueuer
+	journal     Journal
 	log         *slog.Logger
 	metrics     *metrics
 	maxBody     int64
@@ -117,6 +138,7 @@ func NewHandler(opts Options) (*Handler, error) {
 		allowRepo:   opts.AllowRepo,
 		deliveries:  opts.Deliveries,
 		enqueuer:    opts.Enqueuer,
+		journal:     opts.Journal,
 		log:         opts.Logger,
 		maxBody:     opts.MaxBodyBytes,
 		enqueueWait: opts.EnqueueWait,
@@ -302,6 +324,9 @@ func (h *Handler) hand(ctx context.Context, ev Event) answer {
 	if ev.HeadSHA != "" {
 		attrs = append(attrs, "sha", ev.HeadSHA)
 	}
+	if h.journal != nil && h.journal.Journaled(ev) {
+		return h.record(ctx, ev, attrs)
+	}
 	// Take a hand-over slot first, so that a stuck enqueuer makes us refuse
 	// (and GitHub show the failure) before anything is recorded.
 	select {
@@ -334,6 +359,22 @@ func (h *Handler) hand(ctx context.Context, ev Event) answer {
 	case <-done:
 	case <-t.C:
 		attrs = append(attrs, "enqueue", "slow, handed over in the background")
+	}
+	return answer{status: http.StatusAccepted, outcome: OutcomeAccepted, msg: "accepted", attrs: attrs}
+}
+
+// record hands a journaled event over: it is acknowledged once the journal
+// has written it, and refused (leaving no trace) when it could not.
+func (h *Handler) record(ctx context.Context, ev Event, attrs []any) answer {
+	attrs = append(attrs, "journaled", true)
+	first, err := h.journal.Record(ctx, ev)
+	if err != nil {
+		a := reject(http.StatusServiceUnavailable, OutcomeUnavailable, "record command: %v; redeliver later", err)
+		a.attrs = attrs
+		return a
+	}
+	if !first {
+		return answer{status: http.StatusOK, outcome: OutcomeDuplicate, msg: "duplicate delivery, already handled", attrs: attrs}
 	}
 	return answer{status: http.StatusAccepted, outcome: OutcomeAccepted, msg: "accepted", attrs: attrs}
 }

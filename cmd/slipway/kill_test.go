@@ -19,6 +19,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
 
 	"github.com/slipwayhq/slipway/controller/github/githubfake"
 	"github.com/slipwayhq/slipway/controller/store"
@@ -107,31 +108,44 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// The controller can be killed at any instant; on restart it converges with
-// no orphans, no duplicate projects and no stuck phases.
-func TestServeSurvivesSIGKILL(t *testing.T) {
+// serveRig is a `slipway serve` binary configured against a fake GitHub
+// with one repository, for tests that kill it.
+type serveRig struct {
+	t        *testing.T
+	cli      *client.Client
+	bin      string
+	fake     *githubfake.Fake
+	repo     string
+	domain   string
+	port     int
+	secret   string
+	state    string
+	p        *slipwayProcess
+	delivery atomic.Int64
+}
+
+// newServeRig builds slipway and writes its configuration; rig.p.start()
+// runs it. At cleanup it kills the process and checks that nothing of the
+// repository is left on the engine.
+func newServeRig(t *testing.T, name string) *serveRig {
+	t.Helper()
 	cli := dockertest.Client(t)
 	dockertest.Busybox(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "slipway")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	r := &serveRig{t: t, cli: cli, bin: filepath.Join(dir, "slipway"), fake: githubfake.New(t),
+		repo: "acme/" + dockertest.UniqueName(name), domain: dockertest.UniqueName("k") + ".localhost",
+		port: freePort(t), secret: "kill-test-secret", state: filepath.Join(dir, "state")}
+	if out, err := exec.Command("go", "build", "-o", r.bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build slipway: %v\n%s", err, out)
 	}
-	fake := githubfake.New(t)
-	repo := "acme/" + dockertest.UniqueName("kill")
-	owner, name, _ := strings.Cut(repo, "/")
-	fake.AddRepo(repo, githubfake.RepoOptions{})
-	domain := dockertest.UniqueName("k") + ".localhost"
-	port := freePort(t)
-	secret := "kill-test-secret"
-	state := filepath.Join(dir, "state")
+	r.fake.AddRepo(r.repo, githubfake.RepoOptions{})
 	cfg := fmt.Sprintf(`domain: %s
 listen: {http: "127.0.0.1:%d"}
 github: {api_url: %q, token: %q, webhook_secret: %q}
 repos: [{name: %s}]
 state_dir: %s
 resync: 3s
-`, domain, port, fake.URL, fake.Token, secret, repo, state)
+`, r.domain, r.port, r.fake.URL, r.fake.Token, r.secret, r.repo, r.state)
 	cfgPath := filepath.Join(dir, "slipway.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -140,15 +154,15 @@ resync: 3s
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &slipwayProcess{t: t, bin: bin, config: cfgPath, port: port, logs: logs}
+	r.p = &slipwayProcess{t: t, bin: r.bin, config: cfgPath, port: r.port, logs: logs}
 	t.Cleanup(func() {
-		if p.cmd != nil && p.cmd.ProcessState == nil {
-			p.kill()
+		if r.p.cmd != nil && r.p.cmd.ProcessState == nil {
+			r.p.kill()
 		}
 		ctx := context.Background()
-		if left, _ := dockertest.Leftovers(ctx, cli, contract.LabelRepo+"="+repo); len(left) > 0 {
-			for _, proj := range []int{1} {
-				exec.Command(bin, "down", "--pr", fmt.Sprint(proj), "--repo", repo).Run()
+		if left, _ := dockertest.Leftovers(ctx, cli, contract.LabelRepo+"="+r.repo); len(left) > 0 {
+			for pr := 1; pr <= 3; pr++ {
+				exec.Command(r.bin, "down", "--pr", fmt.Sprint(pr), "--repo", r.repo).Run()
 			}
 			t.Errorf("left behind: %v", left)
 		}
@@ -157,48 +171,83 @@ resync: 3s
 			t.Logf("serve log:\n%s", lastN(string(b), 60))
 		}
 	})
-	project := contract.ProjectName(owner, name, 1)
-	var delivery atomic.Int64
-	deliver := func(action string) {
-		var pr map[string]any
-		json.Unmarshal(fake.PullRequestJSON(repo, 1), &pr)
-		body, _ := json.Marshal(map[string]any{"action": action, "number": 1, "pull_request": pr,
-			"repository": map[string]any{"full_name": repo}, "sender": map[string]any{"login": "alice"}})
-		req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d%s", port, webhooks.Path), bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(webhooks.HeaderEvent, "pull_request")
-		req.Header.Set(webhooks.HeaderDelivery, fmt.Sprint("d-", delivery.Add(1)))
-		req.Header.Set(webhooks.HeaderSignature, webhooks.Sign([]byte(secret), body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("deliver %s: %v", action, err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 202 {
-			t.Fatalf("deliver %s: %d", action, resp.StatusCode)
-		}
+	return r
+}
+
+func (r *serveRig) project(pr int) string {
+	owner, name, _ := strings.Cut(r.repo, "/")
+	return contract.ProjectName(owner, name, pr)
+}
+
+// deliver sends a signed webhook delivery and wants it accepted.
+func (r *serveRig) deliver(event string, payload map[string]any) {
+	r.t.Helper()
+	body, _ := json.Marshal(payload)
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d%s", r.port, webhooks.Path), bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(webhooks.HeaderEvent, event)
+	req.Header.Set(webhooks.HeaderDelivery, fmt.Sprint("d-", r.delivery.Add(1)))
+	req.Header.Set(webhooks.HeaderSignature, webhooks.Sign([]byte(r.secret), body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatalf("deliver %s: %v", event, err)
 	}
-	get := func() (int, string) {
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
-		req.Host = "pr-1." + domain
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		r.t.Fatalf("deliver %s: %d", event, resp.StatusCode)
 	}
-	waitFor := func(what string, timeout time.Duration, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+}
+
+// pullRequest is a pull_request payload of PR n as GitHub sends it.
+func (r *serveRig) pullRequest(action string, n int, sender string) map[string]any {
+	var pr map[string]any
+	json.Unmarshal(r.fake.PullRequestJSON(r.repo, n), &pr)
+	return map[string]any{"action": action, "number": n, "pull_request": pr,
+		"repository": map[string]any{"full_name": r.repo}, "sender": map[string]any{"login": sender}}
+}
+
+// comment is an issue_comment payload: user commented body on PR n.
+func (r *serveRig) comment(n int, user, body string) map[string]any {
+	id := r.fake.AddComment(r.repo, n, user, body)
+	return map[string]any{"action": "created",
+		"issue":      map[string]any{"number": n, "pull_request": map[string]any{"url": "x"}},
+		"comment":    map[string]any{"id": id, "body": body, "user": map[string]any{"login": user}},
+		"repository": map[string]any{"full_name": r.repo}, "sender": map[string]any{"login": user}}
+}
+
+// get fetches the preview of PR n.
+func (r *serveRig) get(n int) (int, string) {
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", r.port), nil)
+	req.Host = fmt.Sprintf("pr-%d.%s", n, r.domain)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
 	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The controller can be killed at any instant; on restart it converges with
+// no orphans, no duplicate projects and no stuck phases.
+func TestServeSurvivesSIGKILL(t *testing.T) {
+	r := newServeRig(t, "kill")
+	cli, fake, repo, p, state := r.cli, r.fake, r.repo, r.p, r.state
+	project := r.project(1)
+	deliver := func(action string) { r.deliver("pull_request", r.pullRequest(action, 1, "alice")) }
+	get := func() (int, string) { return r.get(1) }
 	containers := func() []container.Summary {
 		cs, _ := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", contract.LabelProject+"="+project))})
 		return cs
@@ -242,17 +291,17 @@ resync: 3s
 	_, sha1 := fake.OpenPR(repo, githubfake.PR{Author: "alice", Files: killFixture("one", 2)})
 	p.start()
 	deliver("opened")
-	waitFor("the first build to start", 60*time.Second, func() bool { return buildingOnGitHub(sha1) })
+	waitFor(t, "the first build to start", 60*time.Second, func() bool { return buildingOnGitHub(sha1) })
 	p.kill()
 	p.start()
-	waitFor("version one", 3*time.Minute, func() bool { c, b := get(); return c == 200 && strings.Contains(b, "version one") })
-	waitFor("containers settle", 30*time.Second, func() bool { return len(containers()) == 2 })
+	waitFor(t, "version one", 3*time.Minute, func() bool { c, b := get(); return c == 200 && strings.Contains(b, "version one") })
+	waitFor(t, "containers settle", 30*time.Second, func() bool { return len(containers()) == 2 })
 	assertClean(2, sha1)
 
 	// 2. Killed while the new SHA's containers are being created.
 	sha2 := fake.Push(repo, 1, killFixture("two", 2))
 	deliver("synchronize")
-	waitFor("a container of the new SHA", 90*time.Second, func() bool {
+	waitFor(t, "a container of the new SHA", 90*time.Second, func() bool {
 		for _, c := range containers() {
 			if c.Labels[contract.LabelSHA] == sha2 {
 				return true
@@ -262,10 +311,10 @@ resync: 3s
 	})
 	p.kill()
 	p.start()
-	waitFor("version two", 3*time.Minute, func() bool { c, b := get(); return c == 200 && strings.Contains(b, "version two") })
-	waitFor("containers settle", 30*time.Second, func() bool { return len(containers()) == 2 })
+	waitFor(t, "version two", 3*time.Minute, func() bool { c, b := get(); return c == 200 && strings.Contains(b, "version two") })
+	waitFor(t, "containers settle", 30*time.Second, func() bool { return len(containers()) == 2 })
 	assertClean(2, sha2)
-	waitFor("the deployment of the new SHA to succeed", 30*time.Second, func() bool {
+	waitFor(t, "the deployment of the new SHA to succeed", 30*time.Second, func() bool {
 		for _, d := range fake.Deployments(repo) {
 			if d.SHA == sha2 && d.LatestState() == "success" {
 				return true
@@ -277,14 +326,14 @@ resync: 3s
 	// 3. Killed during the teardown.
 	fake.ClosePR(repo, 1)
 	deliver("closed")
-	waitFor("the teardown to start", 30*time.Second, func() bool { return len(containers()) < 2 })
+	waitFor(t, "the teardown to start", 30*time.Second, func() bool { return len(containers()) < 2 })
 	p.kill()
 	p.start()
-	waitFor("nothing left", 60*time.Second, func() bool {
+	waitFor(t, "nothing left", 60*time.Second, func() bool {
 		left, _ := dockertest.Leftovers(context.Background(), cli, contract.LabelProject+"="+project)
 		return len(left) == 0
 	})
-	waitFor("every deployment inactive", 30*time.Second, func() bool {
+	waitFor(t, "every deployment inactive", 30*time.Second, func() bool {
 		for _, d := range fake.Deployments(repo) {
 			if d.LatestState() != "inactive" {
 				return false
@@ -294,7 +343,7 @@ resync: 3s
 	})
 	// The removal is reported after it is recorded: once the comment says
 	// so, the history must say so too.
-	waitFor("the comment to say removed", 30*time.Second, func() bool {
+	waitFor(t, "the comment to say removed", 30*time.Second, func() bool {
 		for _, c := range fake.Comments(repo, 1) {
 			if strings.Contains(c.Body, "slipway:preview") && strings.Contains(strings.ToLower(c.Body), "removed") {
 				return true
@@ -328,4 +377,130 @@ func lastN(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// A command the controller has acknowledged outlives it: /slipway approve
+// and /slipway destroy accepted just before a SIGKILL take effect after the
+// restart, and an approval label a writer applies while the controller is
+// down is credited when it comes back.
+func TestCommandsSurviveSIGKILL(t *testing.T) {
+	r := newServeRig(t, "cmds")
+	fake, repo, p := r.fake, r.repo, r.p
+	fake.SetPermission(repo, "alice", githubfake.Write)
+	fake.SetPermission(repo, "bob", githubfake.Write)
+	awaiting := func(sha string) func() bool {
+		return func() bool {
+			for _, s := range fake.CommitStatuses(repo, sha) {
+				if s.State == "pending" && strings.Contains(s.Description, "approval") {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	serves := func(n int, want string) func() bool {
+		return func() bool { c, b := r.get(n); return c == 200 && strings.Contains(b, want) }
+	}
+	// holdPermission makes GitHub fail every permission check of user, so
+	// that the controller takes the user's command but cannot act on it
+	// until ClearFaults. It returns a condition that holds once the
+	// controller has tried.
+	holdPermission := func(user string) func() bool {
+		path := "/repos/" + repo + "/collaborators/" + user + "/permission"
+		fake.InjectFault(githubfake.Fault{Count: 1 << 20, Status: http.StatusInternalServerError, PathPrefix: path})
+		return func() bool {
+			for _, req := range fake.Requests() {
+				if req.Path == path && req.Status == http.StatusInternalServerError {
+					return true
+				}
+			}
+			return false
+		}
+	}
+
+	// 1. /slipway approve on a fork PR, killed before the approval is recorded.
+	_, sha1 := fake.OpenPR(repo, githubfake.PR{Author: "mallory", HeadRepo: "mallory/fork", Files: killFixture("one", 1)})
+	p.start()
+	r.deliver("pull_request", r.pullRequest("opened", 1, "mallory"))
+	waitFor(t, "PR 1 to await approval", time.Minute, awaiting(sha1))
+	tried := holdPermission("alice")
+	r.deliver("issue_comment", r.comment(1, "alice", "/slipway approve"))
+	waitFor(t, "the controller to take alice's approval", time.Minute, tried)
+	p.kill()
+	fake.ClearFaults()
+	p.start()
+	waitFor(t, "PR 1 to serve once approved", 3*time.Minute, serves(1, "version one"))
+
+	// 2. /slipway destroy, killed before the teardown.
+	tried = holdPermission("bob")
+	r.deliver("issue_comment", r.comment(1, "bob", "/slipway destroy"))
+	waitFor(t, "the controller to take bob's destroy", time.Minute, tried)
+	p.kill()
+	fake.ClearFaults()
+	p.start()
+	waitFor(t, "PR 1 to be destroyed", 2*time.Minute, func() bool {
+		left, err := dockertest.Leftovers(context.Background(), r.cli, contract.LabelProject+"="+r.project(1))
+		return err == nil && len(left) == 0
+	})
+	waitFor(t, "the comment to say who destroyed it", 30*time.Second, func() bool {
+		for _, c := range fake.Comments(repo, 1) {
+			if strings.Contains(c.Body, "slipway:preview") && strings.Contains(c.Body, "destroyed by @bob") {
+				return true
+			}
+		}
+		return false
+	})
+
+	// 3. The approval label applied while the controller is down.
+	_, sha2 := fake.OpenPR(repo, githubfake.PR{Number: 2, Author: "mallory", HeadRepo: "mallory/fork", Files: killFixture("two", 1)})
+	r.deliver("pull_request", r.pullRequest("opened", 2, "mallory"))
+	waitFor(t, "PR 2 to await approval", time.Minute, awaiting(sha2))
+	p.kill()
+	st, err := store.Open(filepath.Join(r.state, store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := st.Environment(context.Background(), r.project(2))
+	st.Close()
+	if err != nil || env.Phase != contract.PhaseWaiting || env.SHA != sha2 {
+		t.Fatalf("history of PR 2 before the label: %+v, %v", env, err)
+	}
+	// GitHub stamps events in whole seconds; the label must come after the
+	// controller saw the head waiting.
+	waitFor(t, "the clock to pass the second PR 2 was seen waiting", 10*time.Second, func() bool {
+		return !time.Now().UTC().Truncate(time.Second).Before(env.PhaseAt)
+	})
+	fake.AddLabel(repo, 2, "slipway:approved", "alice")
+	p.start()
+	waitFor(t, "PR 2 to serve once its label is credited", 3*time.Minute, serves(2, "version two"))
+
+	fake.ClosePR(repo, 2)
+	r.deliver("pull_request", r.pullRequest("closed", 2, "mallory"))
+	waitFor(t, "PR 2 to be removed", time.Minute, func() bool {
+		left, err := dockertest.Leftovers(context.Background(), r.cli, contract.LabelRepo+"="+repo)
+		return err == nil && len(left) == 0
+	})
+	p.stop()
+
+	// What was acted on is not pending any more, and the destroy held.
+	st, err = store.Open(filepath.Join(r.state, store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if pending, err := st.PendingCommands(context.Background()); err != nil || len(pending) != 0 {
+		t.Errorf("commands still pending: %+v, %v", pending, err)
+	}
+	if env, err := st.Environment(context.Background(), r.project(1)); err != nil || env.Phase != contract.PhaseRemoved || !strings.Contains(env.Detail, "destroyed by @bob") {
+		t.Errorf("history of PR 1 ends in %q (%s), %v; want removed by bob", env.Phase, env.Detail, err)
+	}
+	for _, want := range []struct {
+		pr  int
+		sha string
+		by  string
+	}{{1, sha1, "alice"}, {2, sha2, "alice"}} {
+		if a, ok, err := st.Approval(context.Background(), repo, want.pr, want.sha); err != nil || !ok || a.By != want.by {
+			t.Errorf("approval of PR %d: %+v, %v, %v; want by %s", want.pr, a, ok, err, want.by)
+		}
+	}
 }

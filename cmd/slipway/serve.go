@@ -191,6 +191,7 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 			AllowRepo:  func(name string) bool { _, ok := cfg.Repo(name); return ok },
 			Deliveries: deliveries,
 			Enqueuer:   webhooks.EnqueueFunc(ctrl.HandleEvent),
+			Journal:    ctrl, // commands are written before they are acknowledged
 			Logger:     log,
 			Registerer: reg,
 		})

@@ -32,8 +32,10 @@ func (p Phase) valid() bool {
 	return false
 }
 
-// DefaultApprovalLabel is the label a writer applies to approve a fork PR.
-const DefaultApprovalLabel = "slipway:approved"
+// ApprovalLabel is the label a writer applies to approve a fork PR's head
+// commit. It is fixed: the controller credits it and the awaiting-approval
+// note names it, so both read this one constant.
+const ApprovalLabel = "slipway:approved"
 
 // Service is one exposed service of an environment.
 type Service struct {
@@ -74,8 +76,6 @@ type Status struct {
 	Failure *Failure
 	// LogURL links the build log on the dashboard, when one is configured.
 	LogURL string
-	// ApprovalLabel is shown in the awaiting-approval note. Default DefaultApprovalLabel.
-	ApprovalLabel string
 }
 
 // Comment bounds.
@@ -151,13 +151,9 @@ func RenderComment(s Status) string {
 		}
 		b.WriteString(".\n")
 	case PhaseAwaitingApproval:
-		label := s.ApprovalLabel
-		if label == "" {
-			label = DefaultApprovalLabel
-		}
 		b.WriteString("\nThis pull request comes from a fork or from an author without write access, " +
 			"so its preview is not built until a maintainer approves it.\n" +
-			"A user with write access can comment `/slipway approve` or add the label " + codeSpan(label) + ". ")
+			"A user with write access can comment `/slipway approve` or add the label " + codeSpan(ApprovalLabel) + ". ")
 		if s.SHA != "" {
 			b.WriteString("The approval covers commit " + codeSpan(contract.ShortSHA(s.SHA)) + " only: a new push needs a new approval.\n")
 		} else {

@@ -114,15 +114,10 @@ func TestRenderComment(t *testing.T) {
 		},
 		{
 			name:   "awaiting approval says how to approve",
-			status: Status{PR: 9, SHA: sha1, Phase: PhaseAwaitingApproval, ApprovalLabel: "preview-ok"},
-			want: []string{"### 🔒 Preview awaiting approval", "comment `/slipway approve`", "add the label `preview-ok`",
+			status: Status{PR: 9, SHA: sha1, Phase: PhaseAwaitingApproval},
+			want: []string{"### 🔒 Preview awaiting approval", "comment `/slipway approve`", "add the label `slipway:approved`",
 				"covers commit `abc1234def56` only: a new push needs a new approval"},
 			notWant: []string{"| Service |"},
-		},
-		{
-			name:   "awaiting approval default label",
-			status: Status{PR: 9, SHA: sha1, Phase: PhaseAwaitingApproval},
-			want:   []string{"add the label `slipway:approved`"},
 		},
 	}
 	for _, tc := range cases {

@@ -20,8 +20,6 @@ type ReporterOptions struct {
 	Mask func(string) string
 	// Logger. Default: discard.
 	Logger *slog.Logger
-	// ApprovalLabel is named in the awaiting-approval note. Default DefaultApprovalLabel.
-	ApprovalLabel string
 }
 
 // Reporter turns an environment's phase changes into what GitHub shows on
@@ -34,10 +32,9 @@ type ReporterOptions struct {
 // restart deployments and the comment are found again on GitHub. Errors are
 // returned and nothing is lost: the reconciler reports again later.
 type Reporter struct {
-	c             *Client
-	mask          func(string) string
-	log           *slog.Logger
-	approvalLabel string
+	c    *Client
+	mask func(string) string
+	log  *slog.Logger
 
 	mu  sync.Mutex
 	prs map[prKey]*prMemory
@@ -66,15 +63,12 @@ type depMemory struct {
 
 // NewReporter returns a Reporter sending through c.
 func NewReporter(c *Client, opts ReporterOptions) *Reporter {
-	r := &Reporter{c: c, mask: opts.Mask, log: opts.Logger, approvalLabel: opts.ApprovalLabel, prs: map[prKey]*prMemory{}}
+	r := &Reporter{c: c, mask: opts.Mask, log: opts.Logger, prs: map[prKey]*prMemory{}}
 	if r.mask == nil {
 		r.mask = func(s string) string { return s }
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
-	}
-	if r.approvalLabel == "" {
-		r.approvalLabel = DefaultApprovalLabel
 	}
 	return r
 }
@@ -155,9 +149,6 @@ func (r *Reporter) masked(s Status) Status {
 		f := *s.Failure
 		f.Step, f.Service, f.Log = r.mask(f.Step), r.mask(f.Service), r.mask(f.Log)
 		s.Failure = &f
-	}
-	if s.ApprovalLabel == "" {
-		s.ApprovalLabel = r.approvalLabel
 	}
 	return s
 }

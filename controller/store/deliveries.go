@@ -29,41 +29,47 @@ func (s *Store) FirstSeen(ctx context.Context, id string) (bool, error) {
 	var first bool
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		// Batch may run this more than once; set every result from scratch.
-		first = false
-		seen := tx.Bucket(bucketDeliveries)
-		if seen.Get([]byte(id)) != nil {
-			return nil
-		}
-		order := tx.Bucket(bucketDelivOrder)
-		seq, err := order.NextSequence()
-		if err != nil {
-			return err
-		}
-		if err := seen.Put([]byte(id), u64(seq)); err != nil {
-			return err
-		}
-		if err := order.Put(u64(seq), []byte(id)); err != nil {
-			return err
-		}
-		first = true
-		// Keep the sequence numbers (seq-Max, seq]; forget older ones.
-		if seq <= uint64(s.opts.MaxDeliveries) {
-			return nil
-		}
-		oldest := u64(seq - uint64(s.opts.MaxDeliveries))
-		c := order.Cursor()
-		for k, v := c.First(); k != nil && bytes.Compare(k, oldest) <= 0; k, v = c.First() {
-			if err := seen.Delete(v); err != nil {
-				return err
-			}
-			if err := order.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		first, err = s.recordDelivery(tx, id)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("record delivery %s: %w", id, err)
 	}
 	return first, nil
+}
+
+// recordDelivery records id in tx and reports whether it was new,
+// forgetting the oldest IDs beyond Options.MaxDeliveries.
+func (s *Store) recordDelivery(tx *bolt.Tx, id string) (bool, error) {
+	seen := tx.Bucket(bucketDeliveries)
+	if seen.Get([]byte(id)) != nil {
+		return false, nil
+	}
+	order := tx.Bucket(bucketDelivOrder)
+	seq, err := order.NextSequence()
+	if err != nil {
+		return false, err
+	}
+	if err := seen.Put([]byte(id), u64(seq)); err != nil {
+		return false, err
+	}
+	if err := order.Put(u64(seq), []byte(id)); err != nil {
+		return false, err
+	}
+	// Keep the sequence numbers (seq-Max, seq]; forget older ones.
+	if seq <= uint64(s.opts.MaxDeliveries) {
+		return true, nil
+	}
+	oldest := u64(seq - uint64(s.opts.MaxDeliveries))
+	c := order.Cursor()
+	for k, v := c.First(); k != nil && bytes.Compare(k, oldest) <= 0; k, v = c.First() {
+		if err := seen.Delete(v); err != nil {
+			return false, err
+		}
+		if err := order.Delete(k); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }

@@ -441,7 +441,10 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 			}
 			n++
 		}
-		return pruneOrphanApprovals(tx, cutoff)
+		if err := pruneOrphanApprovals(tx, cutoff); err != nil {
+			return err
+		}
+		return pruneStaleCommands(tx, cutoff)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("prune history: %w", err)

@@ -4,10 +4,12 @@
 // Docker is the truth for what runs; the store keeps what Docker cannot
 // tell: per environment the phases it went through (with SHA, time and a
 // short detail), the last error, the build log of each recent SHA, a TTL
-// override; approvals of untrusted fork PRs, bound to one head SHA; and the
-// webhook deliveries already acted on. Everything it holds is bounded:
-// timelines, build logs, removed environments and deliveries are trimmed as
-// new ones arrive.
+// override; approvals of untrusted fork PRs, bound to one head SHA; the
+// webhook deliveries already acted on; and users' commands (ChatOps
+// comments, approval labels) received but not acted on yet. Everything it
+// holds is bounded: timelines, build logs, removed environments and
+// deliveries are trimmed as new ones arrive, commands once acted on (or
+// after Options.RetainRemoved).
 //
 // Every write is one bbolt transaction, synced to disk before the call
 // returns, so a SIGKILL loses at most the build-log output a LogWriter had
@@ -114,7 +116,8 @@ var (
 	bucketApprovals  = []byte("approvals")      // repo#pr@sha -> Approval
 	bucketDeliveries = []byte("deliveries")     // id -> seq
 	bucketDelivOrder = []byte("delivery_order") // seq -> id
-	allBuckets       = [][]byte{bucketEnvs, bucketTimelines, bucketLogs, bucketApprovals, bucketDeliveries, bucketDelivOrder}
+	bucketCommands   = []byte("commands")       // seq -> Command not yet acted on
+	allBuckets       = [][]byte{bucketEnvs, bucketTimelines, bucketLogs, bucketApprovals, bucketDeliveries, bucketDelivOrder, bucketCommands}
 )
 
 // Open opens (creating it and its directory if needed) the database at

@@ -492,22 +492,9 @@ func findComment(rp *repo, idStr string) *comment {
 }
 
 func (f *Fake) listComments(w http.ResponseWriter, r *http.Request, rp *repo, num string) {
-	n, _ := strconv.Atoi(num)
-	if _, ok := rp.prs[n]; !ok {
-		apiError(w, http.StatusNotFound, "Not Found")
-		return
-	}
-	var cs []*comment
-	for _, c := range sortedComments(rp.comments) {
-		if c.PR == n {
-			cs = append(cs, c)
-		}
-	}
-	out := []any{}
-	for _, c := range paginate(w, r, f.api.URL, cs) {
-		out = append(out, f.commentJSON(rp, c))
-	}
-	writeJSON(w, http.StatusOK, out)
+	servePRList(w, r, f.api.URL, rp, num, sortedComments(rp.comments),
+		func(c *comment) int { return c.PR },
+		func(c *comment) map[string]any { return f.commentJSON(rp, c) })
 }
 
 func commentBody(w http.ResponseWriter, r *http.Request) (string, bool) {

@@ -28,6 +28,7 @@
 //	POST   repos/{o}/{r}/deployments/{id}/statuses
 //	POST   repos/{o}/{r}/statuses/{sha}
 //	GET    repos/{o}/{r}/commits/{ref}/statuses
+//	GET    repos/{o}/{r}/issues/{n}/events                oldest first, paginated
 //	GET    repos/{o}/{r}/issues/{n}/comments              oldest first, paginated
 //	POST   repos/{o}/{r}/issues/{n}/comments
 //	GET    repos/{o}/{r}/issues/comments/{id}
@@ -216,6 +217,7 @@ type repo struct {
 	comments     []*comment // creation order
 	perms        map[string]Permission
 	deletedHeads map[int]bool
+	events       []*IssueEvent // issue events, oldest first
 }
 
 func (r *repo) fullName() string { return r.owner + "/" + r.name }
@@ -773,6 +775,13 @@ func (f *Fake) SecondaryRateLimit(n int, retryAfter time.Duration) {
 // ServerErrors makes the next n API requests answer 500.
 func (f *Fake) ServerErrors(n int) {
 	f.InjectFault(Fault{Count: n, Status: http.StatusInternalServerError})
+}
+
+// ClearFaults drops the faults still queued.
+func (f *Fake) ClearFaults() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.faults = nil
 }
 
 // PendingFaults counts the failures still queued.

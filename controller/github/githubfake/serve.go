@@ -322,6 +322,8 @@ func (f *Fake) serveRepo(w http.ResponseWriter, r *http.Request, c caller, fullN
 		f.deleteComment(w, rp, c, seg[2])
 	case m == "POST" && match(seg, "issues", "comments", "*", "reactions"):
 		f.createReaction(w, r, rp, c, seg[2])
+	case m == "GET" && match(seg, "issues", "*", "events"):
+		f.listIssueEvents(w, r, rp, seg[1])
 	case m == "GET" && match(seg, "issues", "*", "comments"):
 		f.listComments(w, r, rp, seg[1])
 	case m == "POST" && match(seg, "issues", "*", "comments"):
