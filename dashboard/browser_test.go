@@ -147,7 +147,6 @@ func TestBrowser(t *testing.T) {
 		Requests: requestTimes{ready.Project: at(2 * time.Minute), sleeping.Project: at(3*time.Hour + 30*time.Minute), failed.Project: at(9 * time.Minute)},
 		Token:    testToken, User: testUser, Password: testPassword,
 		PreviewURL:    func(h string) string { return "https://" + h },
-		TTL:           func(string) time.Duration { return 7 * 24 * time.Hour },
 		StatsInterval: 500 * time.Millisecond,
 		ListCacheTTL:  200 * time.Millisecond,
 	})

@@ -48,6 +48,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/controller/store"
 )
@@ -110,9 +111,12 @@ type Options struct {
 	// PreviewURL turns a route's host into the URL shown, e.g.
 	// stack.HostOptions.URL. Default "http://" + host.
 	PreviewURL func(host string) string
-	// TTL, if set, returns how long environments of a repository live
-	// without a push (0: forever), for the "expires" column.
-	TTL func(repo string) time.Duration
+	// RepoTTL, if set, returns the ttl slipway.yaml's repos[] sets for a
+	// repository, nil when it sets none. The "expires" column shows when
+	// the controller's TTL removes each environment it tracks: that ttl,
+	// else the one the repository's .slipway.yml set at the environment's
+	// last deploy, else lifetime.DefaultTTL (see lifetime.TTL).
+	RepoTTL func(repo string) *config.Duration
 
 	// StatsInterval is how often container stats are sampled. Default 15s.
 	StatsInterval time.Duration

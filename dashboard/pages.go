@@ -101,7 +101,7 @@ func (s *Server) environments(ctx context.Context) ([]Environment, []string) {
 func (s *Server) mergeInput(hist []store.Environment, live []stack.Environment, liveKnown bool) mergeInput {
 	in := mergeInput{
 		now: s.opts.Now(), history: hist, live: live, liveKnown: liveKnown,
-		usage: s.stats.snapshot(), url: s.opts.PreviewURL, ttl: s.opts.TTL,
+		usage: s.stats.snapshot(), url: s.opts.PreviewURL, repoTTL: s.opts.RepoTTL,
 	}
 	if s.opts.Requests != nil {
 		in.requests = s.opts.Requests.LastRequests()

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller"
@@ -101,14 +100,14 @@ func sessionKey(stateDir string) []byte {
 	return key
 }
 
-// repoTTL is the TTL the controller applies to a repository's environments
-// (the repository's own .slipway.yml may still say otherwise).
-func repoTTL(cfg *config.Controller) func(string) time.Duration {
-	return func(repo string) time.Duration {
-		if rp, ok := cfg.Repo(repo); ok && rp.TTL != nil {
-			return rp.TTL.D()
+// repoTTL is the ttl slipway.yaml's repos[] sets for a repository (nil
+// when it sets none), which wins over the repository's own .slipway.yml.
+func repoTTL(cfg *config.Controller) func(string) *config.Duration {
+	return func(repo string) *config.Duration {
+		if rp, ok := cfg.Repo(repo); ok {
+			return rp.TTL
 		}
-		return controller.DefaultTTL
+		return nil
 	}
 }
 

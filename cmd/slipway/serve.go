@@ -221,7 +221,7 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 		SessionKey: sessionKey(stateDir),
 		BaseURL:    hostOpts.URL(cfg.Domain) + "/",
 		PreviewURL: hostOpts.URL,
-		TTL:        repoTTL(cfg),
+		RepoTTL:    repoTTL(cfg),
 		Logger:     log,
 	})
 	if err != nil {
