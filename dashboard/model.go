@@ -167,11 +167,14 @@ type EnvironmentList struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// ActionResult is the answer of a successful action.
+// ActionResult is the answer of an accepted action.
 type ActionResult struct {
 	Project string `json:"project"`
 	Action  string `json:"action"`
-	Status  string `json:"status"`
+	// Status is "queued" (answered with 202 Accepted: the controller
+	// carries the action out at its next reconcile; the environment's
+	// phase shows how it goes) or "done" (200 OK: carried out already).
+	Status Outcome `json:"status"`
 }
 
 // mergeInput is everything one listing is computed from.

@@ -15,66 +15,32 @@ import (
 	"github.com/slipwayhq/slipway/dashboard"
 )
 
-// controllerActions adapts the controller's actions to the dashboard's
-// errors.
+// controllerActions adapts the controller's actions to the dashboard's:
+// the controller queues each for its next reconcile of the environment,
+// so each is Queued, never Done.
 type controllerActions struct{ c *controller.Controller }
 
-func (a controllerActions) wrap(err error) error {
+func (a controllerActions) queued(err error) (dashboard.Outcome, error) {
 	if errors.Is(err, controller.ErrUnknownEnvironment) {
-		return fmt.Errorf("%w: %v", dashboard.ErrNotFound, err)
+		return "", fmt.Errorf("%w: %v", dashboard.ErrNotFound, err)
 	}
-	return err
-}
-
-func (a controllerActions) Redeploy(ctx context.Context, p string) error {
-	return a.wrap(a.c.Redeploy(ctx, p))
-}
-func (a controllerActions) Destroy(ctx context.Context, p string) error {
-	return a.wrap(a.c.Destroy(ctx, p))
-}
-func (a controllerActions) Sleep(ctx context.Context, p string) error {
-	return a.wrap(a.c.Sleep(ctx, p))
-}
-func (a controllerActions) Wake(ctx context.Context, p string) error { return a.wrap(a.c.Wake(ctx, p)) }
-
-// engineActions act straight on the engine, for local mode: there is no
-// source to redeploy from.
-type engineActions struct{ e *stack.Engine }
-
-func (a engineActions) exists(ctx context.Context, p string) error {
-	env, err := a.e.Inspect(ctx, p)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if env == nil {
-		return fmt.Errorf("%w: %s", dashboard.ErrNotFound, p)
-	}
-	return nil
+	return dashboard.Queued, nil
 }
 
-func (a engineActions) Redeploy(context.Context, string) error {
-	return fmt.Errorf("%w: in local mode, run slipway up again", dashboard.ErrUnsupported)
+func (a controllerActions) Redeploy(ctx context.Context, p string) (dashboard.Outcome, error) {
+	return a.queued(a.c.Redeploy(ctx, p))
 }
-
-func (a engineActions) Destroy(ctx context.Context, p string) error {
-	if err := a.exists(ctx, p); err != nil {
-		return err
-	}
-	return a.e.Down(ctx, p)
+func (a controllerActions) Destroy(ctx context.Context, p string) (dashboard.Outcome, error) {
+	return a.queued(a.c.Destroy(ctx, p))
 }
-
-func (a engineActions) Sleep(ctx context.Context, p string) error {
-	if err := a.exists(ctx, p); err != nil {
-		return err
-	}
-	return a.e.Stop(ctx, p)
+func (a controllerActions) Sleep(ctx context.Context, p string) (dashboard.Outcome, error) {
+	return a.queued(a.c.Sleep(ctx, p))
 }
-
-func (a engineActions) Wake(ctx context.Context, p string) error {
-	if err := a.exists(ctx, p); err != nil {
-		return err
-	}
-	return a.e.Start(ctx, p)
+func (a controllerActions) Wake(ctx context.Context, p string) (dashboard.Outcome, error) {
+	return a.queued(a.c.Wake(ctx, p))
 }
 
 // sessionKey returns the dashboard's session key, kept under state_dir so

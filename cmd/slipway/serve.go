@@ -164,7 +164,7 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	var history dashboard.History // nil in local mode: there is no controller history
-	var actions dashboard.Actions = engineActions{engine}
+	var actions dashboard.Actions = dashboard.EngineActions{Engine: engine}
 	var stateDir string
 	if cfg.GitHub != nil {
 		st, err := store.Open(filepath.Join(cfg.StateDir, store.FileName), store.Options{})
