@@ -230,9 +230,11 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 	mux.Handle("/", dash)
 	g.Go(func() error { return dash.Run(gctx) })
 
+	guard := newPreviewGuard(cli, log, guardWait)
+	g.Go(func() error { return guard.Run(gctx) })
 	srv, err := proxy.NewServer(proxy.ServerOptions{
 		Domain: cfg.Domain, HTTPAddr: cfg.Listen.HTTP, HTTPSAddr: cfg.Listen.HTTPS, HTTPListener: so.httpListener,
-		Proxy: handler, Control: newPreviewGuard(gctx, cli, log, 5*time.Second).Wrap(mux), TLS: tlsm, Logger: log,
+		Proxy: handler, Control: guard.Wrap(mux), TLS: tlsm, Logger: log,
 	})
 	if err != nil {
 		return err
