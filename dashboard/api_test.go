@@ -246,8 +246,9 @@ func TestAPIActions(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != http.StatusNotImplemented || !errors.Is(err, ErrUnsupported) {
 		t.Errorf("without Actions: %v, want 501", err)
 	}
-	if c := (&Client{BaseURL: g.url, Token: "wrong"}); func() bool { _, err := c.Action(ctx, "acme-shop-pr-1", "destroy"); return !errors.Is(err, ErrUnauthorized) }() {
-		t.Error("wrong token is not ErrUnauthorized")
+	wrong := &Client{BaseURL: g.url, Token: "wrong"}
+	if _, err := wrong.Action(ctx, "acme-shop-pr-1", "destroy"); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("wrong token: %v, want ErrUnauthorized", err)
 	}
 }
 

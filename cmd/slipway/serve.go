@@ -117,8 +117,8 @@ type parts struct {
 // again, so one dropped when the buffer is full is asked for by the next.
 const wakeBuffer = 64
 
-// buildParts makes every part of Slipway and wires them together; nothing
-// runs yet. On error, what was made is released.
+// buildParts makes every part of Slipway and wires them together; none of
+// them runs until run. On error, what was made is released.
 func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, so serveOptions) (_ *parts, err error) {
 	p := &parts{cfg: cfg, log: log, so: so}
 	defer func() {
