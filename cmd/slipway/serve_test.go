@@ -51,6 +51,28 @@ func startServe(t *testing.T, cfg *config.Controller) string {
 	return "http://" + ln.Addr().String()
 }
 
+// call sends a request to serve at base, for host ("": base's own), and
+// returns the status and body (0 and the error when it fails).
+func call(base, method, host, path string, body []byte, hdr map[string]string) (int, string) {
+	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, err.Error()
+	}
+	if host != "" {
+		req.Host = host
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // serve in local mode: the proxy serves an environment made like `slipway
 // up` does, the control surface answers health, readiness, metrics and the
 // dashboard's API, ls --server reads it, and it stops when asked.
@@ -88,19 +110,7 @@ func TestServeLocalMode(t *testing.T) {
 	}
 	base := startServe(t, &cfg)
 
-	get := func(host, path string) (int, string) {
-		req, _ := http.NewRequest("GET", base+path, nil)
-		if host != "" {
-			req.Host = host
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(host, path string) (int, string) { return call(base, "GET", host, path, nil, nil) }
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		code, body := get("pr-3."+domain, "/")
@@ -183,18 +193,7 @@ dashboard: {token: %q}
 	base := startServe(t, cfg)
 
 	do := func(method, host, path string, body []byte, hdr map[string]string) (int, string) {
-		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
-		req.Host = host
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return call(base, method, host, path, body, hdr)
 	}
 	preview := func() (int, string) { return do("GET", "pr-1."+domain, "/", nil, nil) }
 	waitFor := func(what string, cond func() bool) {
