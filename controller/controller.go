@@ -74,6 +74,7 @@ type History interface {
 	Approve(ctx context.Context, a store.Approval) error
 	Approval(ctx context.Context, repo string, pr int, sha string) (store.Approval, bool, error)
 	SetKeep(ctx context.Context, project string, k store.Keep) error
+	SetFileTTL(ctx context.Context, project string, ttl *config.Duration) error
 	Prune(ctx context.Context) (int, error)
 	AcceptCommand(ctx context.Context, cmd store.Command) (bool, error)
 	PendingCommands(ctx context.Context) ([]store.Command, error)

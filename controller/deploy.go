@@ -112,6 +112,11 @@ func (c *Controller) deploy(ctx context.Context, r *request, st store.Environmen
 		}
 	}
 	c.memory.setConverged(r.project, convergedState{sha: sha, containers: names, repo: plan.Repo, ready: c.now()})
+	// The TTL the repository asked for, where the dashboard and a restarted
+	// controller read it.
+	if err := c.store.SetFileTTL(ctx, r.project, plan.Repo.TTL); err != nil {
+		c.log.Warn("record the .slipway.yml ttl", "project", r.project, "err", err)
+	}
 	c.keepSources(r.project, sha, filepath.Base(dir))
 	if quiet {
 		if res.Changed() {

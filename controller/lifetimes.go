@@ -8,17 +8,14 @@ import (
 	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller/store"
 	"github.com/slipwayhq/slipway/internal/contract"
+	"github.com/slipwayhq/slipway/internal/lifetime"
 )
-
-// DefaultTTL removes an environment after a week without a push, unless
-// slipway.yaml or .slipway.yml says otherwise (0 disables).
-const DefaultTTL = 7 * 24 * time.Hour
 
 // lifeFacts is what the TTL and sleep_after decisions rest on.
 type lifeFacts struct {
 	Now time.Time
-	// Operator is repos[].ttl (slipway.yaml), File the .slipway.yml ttl;
-	// nil when unset.
+	// Operator is repos[].ttl (slipway.yaml), File the .slipway.yml ttl
+	// of the last deploy; nil when unset.
 	Operator, File *config.Duration
 	History        store.Environment
 	// SleepAfter is .slipway.yml's sleep_after (0: never).
@@ -37,37 +34,13 @@ type lifeVerdict struct {
 	Idle   time.Duration // how long it has been idle, when it sleeps
 }
 
-// effectiveTTL is repos[].ttl, else .slipway.yml's ttl, else DefaultTTL;
-// 0 disables.
-func effectiveTTL(operator, file *config.Duration) time.Duration {
-	switch {
-	case operator != nil:
-		return operator.D()
-	case file != nil:
-		return file.D()
-	}
-	return DefaultTTL
-}
-
-// expiry is when an environment expires: its TTL after the last push
-// (else after it was created), unless kept. ok is false when it never does.
-func expiry(ttl time.Duration, st store.Environment, now time.Time) (at time.Time, ok bool) {
-	from := st.LastPush
-	if from.IsZero() {
-		from = st.Created
-	}
-	if ttl <= 0 || from.IsZero() || st.Keep.Forever || now.Before(st.Keep.Until) {
-		return time.Time{}, false
-	}
-	return from.Add(ttl), true
-}
-
 // judgeLifetime is the pure decision of the TTL and sleep_after: an
 // environment past its TTL without a push is removed; one idle longer
 // than sleep_after sleeps.
 func judgeLifetime(f lifeFacts) lifeVerdict {
-	ttl := effectiveTTL(f.Operator, f.File)
-	if at, ok := expiry(ttl, f.History, f.Now); ok && f.Now.After(at) {
+	ttl := config.RepoPolicy{TTL: f.Operator}.TTLFor(&config.Repo{TTL: f.File})
+	keep := lifetime.Keep{Forever: f.History.Keep.Forever, Until: f.History.Keep.Until}
+	if lifetime.Expired(ttl, f.History.LastPush, f.History.Created, keep, f.Now) {
 		return lifeVerdict{Expire: true, Reason: fmt.Sprintf("removed after %s without a push; push again or comment /slipway redeploy to bring it back", humanDuration(ttl))}
 	}
 	if f.SleepAfter <= 0 {
@@ -86,7 +59,7 @@ func judgeLifetime(f lifeFacts) lifeVerdict {
 // lifeFactsOf gathers the facts of r's environment.
 func (c *Controller) lifeFactsOf(r *request, st store.Environment) lifeFacts {
 	cs, _ := c.memory.convergedOf(r.project)
-	f := lifeFacts{Now: c.now(), Operator: r.policy.TTL, File: cs.repo.TTL, History: st, SleepAfter: cs.repo.SleepAfter.D(), Ready: cs.ready}
+	f := lifeFacts{Now: c.now(), Operator: r.policy.TTL, File: st.FileTTL, History: st, SleepAfter: cs.repo.SleepAfter.D(), Ready: cs.ready}
 	if c.lastReq == nil {
 		f.SleepAfter = 0 // nobody tells requests: never idle
 	} else if last, ok := c.lastReq(r.project); ok {

@@ -265,8 +265,8 @@ func TestReconcileLifeOfAPullRequest(t *testing.T) {
 	w.gh.files[".slipway.yml"] = "ttl: 2h\nsleep_after: 30m\n"
 	w.open(1, "alice", sha1, nil)
 	w.reconcile(t, 1)
-	if e := w.history(t, 1); e.Phase != contract.PhaseReady || e.SHA != sha1 {
-		t.Fatalf("after the first reconcile: %s at %s", e.Phase, e.SHA)
+	if e := w.history(t, 1); e.Phase != contract.PhaseReady || e.SHA != sha1 || e.FileTTL == nil || e.FileTTL.D() != 2*time.Hour {
+		t.Fatalf("after the first reconcile: %s at %s, .slipway.yml ttl %v", e.Phase, e.SHA, e.FileTTL)
 	}
 	w.reconcile(t, 1) // up to date: nothing
 	if w.engine.ups != 1 {

@@ -73,11 +73,16 @@ func (s *Server) apiAction(w http.ResponseWriter, r *http.Request, p principal) 
 		s.writeError(w, r, http.StatusNotFound, "unknown action "+quote(action)+" (want redeploy, destroy, sleep or wake)")
 		return
 	}
-	if err := s.runAction(r, p, project, action); err != nil {
+	outcome, err := s.runAction(r, p, project, action)
+	if err != nil {
 		s.writeError(w, r, statusOf(err), err.Error())
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, ActionResult{Project: project, Action: action, Status: "done"})
+	status := http.StatusOK
+	if outcome == Queued {
+		status = http.StatusAccepted
+	}
+	s.writeJSON(w, r, status, ActionResult{Project: project, Action: action, Status: outcome})
 }
 
 func errorMessage(err error, project string) string {

@@ -191,9 +191,28 @@ func TestAPIEngineDownStillLists(t *testing.T) {
 func TestAPIActions(t *testing.T) {
 	f := newListingFixture(t, nil)
 	ctx := context.Background()
-	if err := f.client.Action(ctx, "acme-shop-pr-1", "redeploy"); err != nil {
-		t.Errorf("redeploy: %v", err)
+	// The controller queues actions: the API says so, with 202.
+	res, err := f.client.Action(ctx, "acme-shop-pr-1", "redeploy")
+	if err != nil || res != (ActionResult{Project: "acme-shop-pr-1", Action: "redeploy", Status: Queued}) {
+		t.Errorf("redeploy: %+v %v", res, err)
 	}
+	if code := postAction(t, f.url, "acme-shop-pr-1", "sleep"); code != http.StatusAccepted {
+		t.Errorf("a queued action: %d, want 202 Accepted", code)
+	}
+	// One done before the answer (local mode) is 200 and says done.
+	f.acts.outcome = Done
+	if res, err := f.client.Action(ctx, "acme-shop-pr-1", "wake"); err != nil || res.Status != Done {
+		t.Errorf("wake done at once: %+v %v", res, err)
+	}
+	if code := postAction(t, f.url, "acme-shop-pr-1", "wake"); code != http.StatusOK {
+		t.Errorf("a done action: %d, want 200", code)
+	}
+	// An implementation that says nothing is not taken for done.
+	f.acts.outcome = "maybe"
+	if res, err := f.client.Action(ctx, "acme-shop-pr-1", "sleep"); err != nil || res.Status != Queued {
+		t.Errorf("unknown outcome: %+v %v, want queued", res, err)
+	}
+	f.acts.outcome = ""
 	var e apiError
 	req, _ := http.NewRequest("POST", f.url+"/api/v1/environments/acme-shop-pr-1/actions/explode", nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
@@ -210,27 +229,41 @@ func TestAPIActions(t *testing.T) {
 		t.Errorf("GET on an action: %d, want 404", resp.StatusCode)
 	}
 	f.acts.err = fmt.Errorf("%w: acme-shop-pr-9", ErrNotFound)
-	if err := f.client.Action(ctx, "acme-shop-pr-9", "destroy"); !errors.Is(err, ErrNotFound) {
+	if _, err := f.client.Action(ctx, "acme-shop-pr-9", "destroy"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("action on an unknown project: %v", err)
 	}
 	f.acts.err = fmt.Errorf("%w: made by slipway up", ErrUnsupported)
-	err = f.client.Action(ctx, "local-x-pr-5", "redeploy")
+	_, err = f.client.Action(ctx, "local-x-pr-5", "redeploy")
 	var ae *APIError
 	if !errors.Is(err, ErrUnsupported) || !errors.As(err, &ae) || ae.Status != http.StatusConflict {
 		t.Errorf("unsupported action: %v", err)
 	}
-	if got := f.acts.Calls(); strings.Join(got, ";") != "redeploy acme-shop-pr-1;destroy acme-shop-pr-9;redeploy local-x-pr-5" {
+	if got := f.acts.Calls(); strings.Join(got, ";") != "redeploy acme-shop-pr-1;sleep acme-shop-pr-1;wake acme-shop-pr-1;wake acme-shop-pr-1;sleep acme-shop-pr-1;destroy acme-shop-pr-9;redeploy local-x-pr-5" {
 		t.Errorf("calls %v", got)
 	}
 
 	g := newListingFixture(t, func(o *Options) { o.Actions = nil })
-	err = g.client.Action(ctx, "acme-shop-pr-1", "destroy")
+	_, err = g.client.Action(ctx, "acme-shop-pr-1", "destroy")
 	if !errors.As(err, &ae) || ae.Status != http.StatusNotImplemented || !errors.Is(err, ErrUnsupported) {
 		t.Errorf("without Actions: %v, want 501", err)
 	}
-	if c := (&Client{BaseURL: g.url, Token: "wrong"}); !errors.Is(c.Action(ctx, "acme-shop-pr-1", "destroy"), ErrUnauthorized) {
-		t.Error("wrong token is not ErrUnauthorized")
+	wrong := &Client{BaseURL: g.url, Token: "wrong"}
+	if _, err := wrong.Action(ctx, "acme-shop-pr-1", "destroy"); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("wrong token: %v, want ErrUnauthorized", err)
 	}
+}
+
+// postAction posts an action with the token and returns the status.
+func postAction(t *testing.T, base, project, action string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/api/v1/environments/"+project+"/actions/"+action, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func TestListingIsCached(t *testing.T) {
@@ -253,7 +286,7 @@ func TestListingIsCached(t *testing.T) {
 	f.engine.mu.Lock()
 	f.engine.envs = f.engine.envs[1:]
 	f.engine.mu.Unlock()
-	if err := f.client.Action(context.Background(), "acme-shop-pr-1", "destroy"); err != nil {
+	if _, err := f.client.Action(context.Background(), "acme-shop-pr-1", "destroy"); err != nil {
 		t.Fatal(err)
 	}
 	envs, err := f.client.Environments(context.Background())

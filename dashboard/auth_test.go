@@ -162,7 +162,7 @@ func TestBearerToken(t *testing.T) {
 	}
 	// No CSRF token needed: a bearer token is no ambient credential.
 	resp, body = f.do(t, "POST", "/api/v1/environments/"+project1+"/actions/sleep", nil, auth)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"status": "done"`) {
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(body, `"status": "queued"`) {
 		t.Errorf("action with token: %d %s", resp.StatusCode, body)
 	}
 	if got := f.actions.Calls(); len(got) != 1 || got[0] != "sleep "+project1 {
@@ -341,7 +341,7 @@ func TestCSRF(t *testing.T) {
 		t.Fatalf("forged requests ran actions: %v", got)
 	}
 	resp, body := f.do(t, "POST", action, url.Values{"csrf": {csrf}}, map[string]string{"Cookie": c.String(), "Sec-Fetch-Site": "same-origin"})
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/environments/"+project1+"?done=sleep" {
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/environments/"+project1+"?action=sleep&outcome=queued" {
 		t.Fatalf("valid form: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 	if got := f.actions.Calls(); len(got) != 1 || got[0] != "sleep "+project1 {
@@ -353,7 +353,7 @@ func TestCSRF(t *testing.T) {
 	if resp, _ := f.do(t, "POST", api, nil, cookie); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("API POST with cookie and no X-CSRF-Token: %d", resp.StatusCode)
 	}
-	if resp, _ := f.do(t, "POST", api, nil, map[string]string{"Cookie": c.String(), "X-CSRF-Token": csrf}); resp.StatusCode != http.StatusOK {
+	if resp, _ := f.do(t, "POST", api, nil, map[string]string{"Cookie": c.String(), "X-CSRF-Token": csrf}); resp.StatusCode != http.StatusAccepted {
 		t.Errorf("API POST with cookie and X-CSRF-Token: %d", resp.StatusCode)
 	}
 

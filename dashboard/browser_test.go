@@ -144,11 +144,10 @@ func TestBrowser(t *testing.T) {
 
 	srv, ts := newTestServer(t, Options{
 		Engine:  scopedEngine{e, map[string]bool{ready.Project: true, sleeping.Project: true, failed.Project: true}},
-		History: st, Stats: cli, Actions: engineActions{e},
+		History: st, Stats: cli, Actions: EngineActions{Engine: e},
 		Requests: requestTimes{ready.Project: at(2 * time.Minute), sleeping.Project: at(3*time.Hour + 30*time.Minute), failed.Project: at(9 * time.Minute)},
 		Token:    testToken, User: testUser, Password: testPassword,
 		PreviewURL:    func(h string) string { return "https://" + h },
-		TTL:           func(string) time.Duration { return 7 * 24 * time.Hour },
 		StatsInterval: 500 * time.Millisecond,
 		ListCacheTTL:  200 * time.Millisecond,
 	})

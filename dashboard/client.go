@@ -93,19 +93,26 @@ func (c *Client) BuildLog(ctx context.Context, project, sha string, follow bool,
 	return c.copyText(ctx, "api/v1/environments/"+url.PathEscape(project)+"/build-log", q, w)
 }
 
-// Action runs redeploy, destroy, sleep or wake on project and waits for it.
-func (c *Client) Action(ctx context.Context, project, action string) error {
+// Action asks for redeploy, destroy, sleep or wake on project. The result's
+// Status says whether the server carried it out (Done) or only accepted it
+// (Queued: the controller acts on it shortly; follow the environment's
+// phase).
+func (c *Client) Action(ctx context.Context, project, action string) (ActionResult, error) {
 	req, err := c.request(ctx, http.MethodPost, "api/v1/environments/"+url.PathEscape(project)+"/actions/"+url.PathEscape(action), nil)
 	if err != nil {
-		return err
+		return ActionResult{}, err
 	}
+	req.Header.Set("Accept", "application/json")
 	resp, err := c.do(req)
 	if err != nil {
-		return err
+		return ActionResult{}, err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	return nil
+	var res ActionResult
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&res); err != nil {
+		return ActionResult{}, fmt.Errorf("%s %s: decode the answer: %w", req.Method, req.URL.Redacted(), err)
+	}
+	return res, nil
 }
 
 func (c *Client) getJSON(ctx context.Context, path string, q url.Values, v any) error {

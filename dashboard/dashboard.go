@@ -18,7 +18,10 @@
 //	                                                     server-sent events with Accept: text/event-stream
 //	GET  /api/v1/environments/{project}/build-log        text; ?sha=&follow=1; JSON (BuildLog) with
 //	                                                     Accept: application/json; events as above
-//	POST /api/v1/environments/{project}/actions/{action} redeploy, destroy, sleep, wake → ActionResult
+//	POST /api/v1/environments/{project}/actions/{action} redeploy, destroy, sleep, wake → ActionResult:
+//	                                                     202 with status "queued" when the controller
+//	                                                     will carry it out (watch the phase), 200 with
+//	                                                     status "done" when it is done (local mode)
 //
 // Errors are JSON {"error": "..."} with 400, 401, 403, 404, 409 (not
 // possible for this environment) or 501 (no controller runs actions).
@@ -48,6 +51,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/controller/store"
 )
@@ -110,9 +114,12 @@ type Options struct {
 	// PreviewURL turns a route's host into the URL shown, e.g.
 	// stack.HostOptions.URL. Default "http://" + host.
 	PreviewURL func(host string) string
-	// TTL, if set, returns how long environments of a repository live
-	// without a push (0: forever), for the "expires" column.
-	TTL func(repo string) time.Duration
+	// RepoTTL, if set, returns the ttl slipway.yaml's repos[] sets for a
+	// repository, nil when it sets none. The "expires" column shows when
+	// the controller's TTL removes each environment it tracks: that ttl,
+	// else the one the repository's .slipway.yml set at the environment's
+	// last deploy, else config.DefaultTTL (see config.RepoPolicy.TTLFor).
+	RepoTTL func(repo string) *config.Duration
 
 	// StatsInterval is how often container stats are sampled. Default 15s.
 	StatsInterval time.Duration
@@ -376,25 +383,28 @@ var errNoActions = fmt.Errorf("%w: no controller runs actions here (local mode)"
 
 // runAction runs one action to completion, even when the client goes away,
 // and writes the audit log.
-func (s *Server) runAction(r *http.Request, p principal, project, action string) error {
+func (s *Server) runAction(r *http.Request, p principal, project, action string) (Outcome, error) {
 	if s.opts.Actions == nil {
-		return errNoActions
+		return "", errNoActions
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.opts.ActionTimeout)
 	defer cancel()
-	var err error
+	var (
+		outcome Outcome
+		err     error
+	)
 	start := time.Now()
 	switch action {
 	case "redeploy":
-		err = s.opts.Actions.Redeploy(ctx, project)
+		outcome, err = s.opts.Actions.Redeploy(ctx, project)
 	case "destroy":
-		err = s.opts.Actions.Destroy(ctx, project)
+		outcome, err = s.opts.Actions.Destroy(ctx, project)
 	case "sleep":
-		err = s.opts.Actions.Sleep(ctx, project)
+		outcome, err = s.opts.Actions.Sleep(ctx, project)
 	case "wake":
-		err = s.opts.Actions.Wake(ctx, project)
+		outcome, err = s.opts.Actions.Wake(ctx, project)
 	default:
-		return fmt.Errorf("%w: unknown action %q", ErrNotFound, action)
+		return "", fmt.Errorf("%w: unknown action %q", ErrNotFound, action)
 	}
 	s.inv.invalidate()
 	if s.hist != nil {
@@ -407,10 +417,13 @@ func (s *Server) runAction(r *http.Request, p principal, project, action string)
 	attrs := []any{"project", project, "action", action, "by", by, "remote", r.RemoteAddr, "duration", time.Since(start).Round(time.Millisecond)}
 	if err != nil {
 		s.log.Warn("dashboard action failed", append(attrs, "err", err)...)
-		return fmt.Errorf("%s %s: %w", action, project, err)
+		return "", fmt.Errorf("%s %s: %w", action, project, err)
 	}
-	s.log.Info("dashboard action", attrs...)
-	return nil
+	if outcome != Done {
+		outcome = Queued
+	}
+	s.log.Info("dashboard action", append(attrs, "outcome", outcome)...)
+	return outcome, nil
 }
 
 // statusOf maps an error to the HTTP status it deserves.

@@ -50,23 +50,39 @@ type RouteProblems interface {
 	RouteProblems() map[string][]string
 }
 
-// Actions change environments. The controller implements it; in local mode
-// without a controller there are none, and the dashboard hides its buttons.
+// Actions change environments: the controller's, or in local mode
+// EngineActions. Without any, the dashboard hides its buttons and the API
+// answers 501.
 //
-// An action on a project the controller does not know returns an error
-// wrapping ErrNotFound; one that is not possible for this environment (for
-// example a redeploy of an environment made by `slipway up`) returns an
-// error wrapping ErrUnsupported.
+// Each returns how far the action got (Queued or Done). An action on a
+// project the implementation does not know returns an error wrapping
+// ErrNotFound; one that is not possible for this environment (for example a
+// redeploy of an environment made by `slipway up`) returns an error
+// wrapping ErrUnsupported.
 type Actions interface {
 	// Redeploy rebuilds and recreates the environment at its current head.
-	Redeploy(ctx context.Context, project string) error
+	Redeploy(ctx context.Context, project string) (Outcome, error)
 	// Destroy removes the environment and everything it made.
-	Destroy(ctx context.Context, project string) error
+	Destroy(ctx context.Context, project string) (Outcome, error)
 	// Sleep stops the environment's containers; nothing is removed.
-	Sleep(ctx context.Context, project string) error
+	Sleep(ctx context.Context, project string) (Outcome, error)
 	// Wake starts a sleeping environment again.
-	Wake(ctx context.Context, project string) error
+	Wake(ctx context.Context, project string) (Outcome, error)
 }
+
+// Outcome says how far an action got by the time its call returned.
+type Outcome string
+
+const (
+	// Queued: the action was accepted and will be carried out later (the
+	// controller does it at its next reconcile of the environment, whose
+	// phase then shows how it goes). The API answers 202 Accepted.
+	Queued Outcome = "queued"
+	// Done: the action was carried out before the call returned. The API
+	// answers 200 OK. Any other Outcome is reported as Queued: the
+	// dashboard never claims more than it was told.
+	Done Outcome = "done"
+)
 
 var (
 	// ErrNotFound: no such environment (HTTP 404).

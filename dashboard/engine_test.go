@@ -177,7 +177,7 @@ func TestEngineActions(t *testing.T) {
 	st := openStore(t, nil)
 	track(t, st, store.EnvironmentInfo{Project: fx.Project, Repo: fx.Repo, PR: fx.PR, Title: "Actions"},
 		store.PhaseEntry{Phase: contract.PhaseReady, SHA: fx.SHA})
-	_, ts := newTestServer(t, Options{Engine: e, History: st, Actions: engineActions{e}, Token: testToken})
+	_, ts := newTestServer(t, Options{Engine: e, History: st, Actions: EngineActions{Engine: e}, Token: testToken})
 	client := &Client{BaseURL: ts.URL, Token: testToken}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -204,8 +204,8 @@ func TestEngineActions(t *testing.T) {
 		t.Fatalf("state %s after a refused sleep", d.State)
 	}
 
-	if err := client.Action(ctx, fx.Project, "sleep"); err != nil {
-		t.Fatalf("sleep: %v", err)
+	if res, err := client.Action(ctx, fx.Project, "sleep"); err != nil || res.Status != Done {
+		t.Fatalf("sleep: %+v %v, want done (the engine acts before answering)", res, err)
 	}
 	if d := detail(fx.Project); d.State != StateStopped || d.Phase != "sleeping" {
 		t.Errorf("after sleep: state %s phase %s", d.State, d.Phase)
@@ -222,18 +222,18 @@ func TestEngineActions(t *testing.T) {
 		}
 	}
 
-	if err := client.Action(ctx, fx.Project, "wake"); err != nil {
-		t.Fatalf("wake: %v", err)
+	if res, err := client.Action(ctx, fx.Project, "wake"); err != nil || res.Status != Done {
+		t.Fatalf("wake: %+v %v", res, err)
 	}
 	if d := detail(fx.Project); d.State != StateRunning || d.Phase != "ready" {
 		t.Errorf("after wake: state %s phase %s", d.State, d.Phase)
 	}
-	if err := client.Action(ctx, fx.Project, "redeploy"); !errors.Is(err, ErrUnsupported) {
+	if _, err := client.Action(ctx, fx.Project, "redeploy"); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("redeploy: %v, want ErrUnsupported", err)
 	}
 
-	if err := client.Action(ctx, local.Project, "destroy"); err != nil {
-		t.Fatalf("destroy: %v", err)
+	if res, err := client.Action(ctx, local.Project, "destroy"); err != nil || res.Status != Done {
+		t.Fatalf("destroy: %+v %v", res, err)
 	}
 	if env, err := e.Inspect(ctx, local.Project); err != nil || env != nil {
 		t.Errorf("after destroy the engine has %+v %v", env, err)
@@ -241,10 +241,10 @@ func TestEngineActions(t *testing.T) {
 	if _, err := client.Environment(ctx, local.Project); !errors.Is(err, ErrNotFound) {
 		t.Errorf("destroyed local environment: %v, want ErrNotFound", err)
 	}
-	if err := client.Action(ctx, local.Project, "destroy"); !errors.Is(err, ErrNotFound) {
+	if _, err := client.Action(ctx, local.Project, "destroy"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("destroying again: %v, want ErrNotFound", err)
 	}
-	if err := client.Action(ctx, fx.Project, "destroy"); err != nil {
+	if _, err := client.Action(ctx, fx.Project, "destroy"); err != nil {
 		t.Fatalf("destroy: %v", err)
 	}
 	// The history outlives the containers.

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -78,17 +79,23 @@ func (f *fakeEngine) Logs(ctx context.Context, project string, o stack.LogOption
 }
 
 // recordingActions records which actions got through the access checks.
+// Like the controller, it queues them (outcome "" is Queued) unless told
+// otherwise.
 type recordingActions struct {
-	mu    sync.Mutex
-	calls []string
-	err   error
+	mu      sync.Mutex
+	calls   []string
+	outcome Outcome
+	err     error
 }
 
-func (a *recordingActions) record(action, project string) error {
+func (a *recordingActions) record(action, project string) (Outcome, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.calls = append(a.calls, action+" "+project)
-	return a.err
+	if a.err != nil {
+		return "", a.err
+	}
+	return cmp.Or(a.outcome, Queued), nil
 }
 
 func (a *recordingActions) Calls() []string {
@@ -97,12 +104,18 @@ func (a *recordingActions) Calls() []string {
 	return slices.Clone(a.calls)
 }
 
-func (a *recordingActions) Redeploy(_ context.Context, p string) error {
+func (a *recordingActions) Redeploy(_ context.Context, p string) (Outcome, error) {
 	return a.record("redeploy", p)
 }
-func (a *recordingActions) Destroy(_ context.Context, p string) error { return a.record("destroy", p) }
-func (a *recordingActions) Sleep(_ context.Context, p string) error   { return a.record("sleep", p) }
-func (a *recordingActions) Wake(_ context.Context, p string) error    { return a.record("wake", p) }
+func (a *recordingActions) Destroy(_ context.Context, p string) (Outcome, error) {
+	return a.record("destroy", p)
+}
+func (a *recordingActions) Sleep(_ context.Context, p string) (Outcome, error) {
+	return a.record("sleep", p)
+}
+func (a *recordingActions) Wake(_ context.Context, p string) (Outcome, error) {
+	return a.record("wake", p)
+}
 
 // runningEnv is an engine environment with one running web container.
 func runningEnv(project, repo string, pr int, sha string) stack.Environment {
@@ -221,50 +234,6 @@ func deploy(t testing.TB, e *stack.Engine, cli *client.Client, owner, repo strin
 		t.Fatalf("up %s: %v\n%s", f.Project, err, log.String())
 	}
 	return f
-}
-
-// engineActions runs the dashboard's actions on the real engine, as the
-// controller would for these: destroy is Down, sleep Stop, wake Start.
-// Redeploy needs the controller's source checkout: unsupported here.
-type engineActions struct{ engine *stack.Engine }
-
-func (a engineActions) exists(ctx context.Context, project string) error {
-	env, err := a.engine.Inspect(ctx, project)
-	if err != nil {
-		return err
-	}
-	if env == nil {
-		return fmt.Errorf("%w: %s", ErrNotFound, project)
-	}
-	return nil
-}
-
-func (a engineActions) Redeploy(ctx context.Context, project string) error {
-	if err := a.exists(ctx, project); err != nil {
-		return err
-	}
-	return fmt.Errorf("%w: redeploy needs the controller", ErrUnsupported)
-}
-
-func (a engineActions) Destroy(ctx context.Context, project string) error {
-	if err := a.exists(ctx, project); err != nil {
-		return err
-	}
-	return a.engine.Down(ctx, project)
-}
-
-func (a engineActions) Sleep(ctx context.Context, project string) error {
-	if err := a.exists(ctx, project); err != nil {
-		return err
-	}
-	return a.engine.Stop(ctx, project)
-}
-
-func (a engineActions) Wake(ctx context.Context, project string) error {
-	if err := a.exists(ctx, project); err != nil {
-		return err
-	}
-	return a.engine.Start(ctx, project)
 }
 
 // sseEvent is one server-sent event.

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/controller/store"
 	"github.com/slipwayhq/slipway/internal/contract"
+	"github.com/slipwayhq/slipway/internal/lifetime"
 )
 
 // PhaseDegraded is the phase the dashboard shows for an environment the
@@ -99,8 +101,9 @@ type Environment struct {
 	Removed time.Time `json:"removed,omitzero"`
 	// Keep is the TTL override (`/slipway keep`).
 	Keep store.Keep `json:"keep,omitzero"`
-	// Expires is when the TTL will remove the environment; zero when it
-	// never will or the TTL is unknown.
+	// Expires is when the TTL will remove the environment, as the
+	// controller reckons it (lifetime.Expiry); zero when it never will, or
+	// when the controller does not track the environment.
 	Expires time.Time `json:"expires,omitzero"`
 	// Usage is the latest CPU and memory sample summed over the running
 	// containers; nil before the first sample.
@@ -169,11 +172,14 @@ type EnvironmentList struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// ActionResult is the answer of a successful action.
+// ActionResult is the answer of an accepted action.
 type ActionResult struct {
 	Project string `json:"project"`
 	Action  string `json:"action"`
-	Status  string `json:"status"`
+	// Status is "queued" (answered with 202 Accepted: the controller
+	// carries the action out at its next reconcile; the environment's
+	// phase shows how it goes) or "done" (200 OK: carried out already).
+	Status Outcome `json:"status"`
 }
 
 // mergeInput is everything one listing is computed from.
@@ -185,8 +191,8 @@ type mergeInput struct {
 	problems  map[string][]string // the proxy's route problems, by project
 	usage     map[string]Usage    // by container ID
 	url       func(host string) string
-	ttl       func(repo string) time.Duration
-	liveKnown bool // false when the engine could not be read: no "absent" verdicts
+	repoTTL   func(repo string) *config.Duration // slipway.yaml's repos[].ttl; nil func or result: none
+	liveKnown bool                               // false when the engine could not be read: no "absent" verdicts
 }
 
 // merge joins the store's history with what runs on the engine into the
@@ -218,6 +224,9 @@ func merge(in mergeInput) []Environment {
 		e.LastError = h.LastError
 		e.Created, e.Updated, e.LastPush, e.Removed = h.Created, h.Updated, h.LastPush, h.Removed
 		e.Keep = h.Keep
+		if h.Removed.IsZero() {
+			e.Expires = expiry(h, in.repoTTL)
+		}
 	}
 	running := map[string]bool{}
 	for i := range in.live {
@@ -255,9 +264,6 @@ func merge(in mergeInput) []Environment {
 			e.LastRequest = t
 		}
 		e.RouteProblems = in.problems[e.Project]
-		if in.ttl != nil && e.Removed.IsZero() {
-			e.Expires = expiry(e, in.ttl(e.Repo))
-		}
 	}
 	out := make([]Environment, len(order))
 	for i, e := range order {
@@ -355,22 +361,18 @@ func displayPhase(phase string, tracked bool, state string) string {
 	return phase
 }
 
-// expiry is when the TTL removes e, or zero when it never will.
-func expiry(e *Environment, ttl time.Duration) time.Time {
-	if e.Keep.Forever || ttl <= 0 {
-		return time.Time{}
+// expiry is when the controller's TTL removes the environment h, or zero
+// when it never will: the TTL the controller applies (slipway.yaml's
+// repos[].ttl, else the .slipway.yml ttl of the last deploy, else the
+// default), from the store's times and keep, exactly as the controller
+// reckons it.
+func expiry(h store.Environment, repoTTL func(repo string) *config.Duration) time.Time {
+	var operator *config.Duration
+	if repoTTL != nil {
+		operator = repoTTL(h.Repo)
 	}
-	from := e.LastPush
-	if from.IsZero() {
-		from = e.Created
-	}
-	if from.IsZero() {
-		return time.Time{}
-	}
-	at := from.Add(ttl)
-	if e.Keep.Until.After(at) {
-		at = e.Keep.Until
-	}
+	ttl := config.RepoPolicy{TTL: operator}.TTLFor(&config.Repo{TTL: h.FileTTL})
+	at, _ := lifetime.Expiry(ttl, h.LastPush, h.Created, lifetime.Keep{Forever: h.Keep.Forever, Until: h.Keep.Until})
 	return at
 }
 

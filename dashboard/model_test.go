@@ -8,6 +8,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller/stack"
 	"github.com/slipwayhq/slipway/controller/store"
 	"github.com/slipwayhq/slipway/internal/contract"
@@ -96,7 +97,6 @@ func TestMergeJoinsSources(t *testing.T) {
 			"w2":                {MemoryBytes: 999 << 20}, // exited: not counted
 		},
 		url: func(h string) string { return "https://" + h },
-		ttl: func(repo string) time.Duration { return 7 * 24 * time.Hour },
 	})
 	if len(got) != 1 {
 		t.Fatalf("got %d environments", len(got))
@@ -128,23 +128,57 @@ func TestMergeJoinsSources(t *testing.T) {
 	}
 }
 
-func TestExpiry(t *testing.T) {
+// The expires column follows the TTL the controller applies: the
+// operator's repos[].ttl, else the .slipway.yml ttl of the last deploy,
+// else the default; from the store's times, for environments the
+// controller tracks and has not removed.
+func TestMergeExpiry(t *testing.T) {
 	week := 7 * 24 * time.Hour
-	for _, tt := range []struct {
-		name string
-		e    Environment
-		ttl  time.Duration
-		want time.Time
-	}{
-		{"from the last push", Environment{LastPush: t0, Created: t0.Add(-time.Hour)}, week, t0.Add(week)},
-		{"from creation without a push", Environment{Created: t0}, week, t0.Add(week)},
-		{"kept forever", Environment{LastPush: t0, Keep: store.Keep{Forever: true}}, week, time.Time{}},
-		{"no ttl", Environment{LastPush: t0}, 0, time.Time{}},
-		{"keep until earlier than ttl does not shorten", Environment{LastPush: t0, Keep: store.Keep{Until: t0.Add(time.Hour)}}, week, t0.Add(week)},
-	} {
-		if got := expiry(&tt.e, tt.ttl); !got.Equal(tt.want) {
-			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+	d := func(v time.Duration) *config.Duration { c := config.Duration(v); return &c }
+	tracked := func(repo string, fileTTL *config.Duration, keep store.Keep) store.Environment {
+		return store.Environment{
+			EnvironmentInfo: store.EnvironmentInfo{Project: "p", Repo: repo, PR: 1, LastPush: t0.Add(-time.Hour)},
+			Phase:           contract.PhaseReady, Created: t0.Add(-48 * time.Hour), FileTTL: fileTTL, Keep: keep,
 		}
+	}
+	operator := func(repo string) *config.Duration {
+		if repo == "acme/ops" {
+			return d(3 * time.Hour)
+		}
+		return nil
+	}
+	removed := tracked("acme/shop", nil, store.Keep{})
+	removed.Removed = t0
+	noPush := tracked("acme/shop", nil, store.Keep{})
+	noPush.LastPush = time.Time{}
+	for _, tt := range []struct {
+		name    string
+		hist    []store.Environment
+		repoTTL func(string) *config.Duration
+		want    time.Time
+	}{
+		{"the default", []store.Environment{tracked("acme/shop", nil, store.Keep{})}, operator, t0.Add(-time.Hour + week)},
+		{"the .slipway.yml ttl of the last deploy", []store.Environment{tracked("acme/shop", d(2*time.Hour), store.Keep{})}, operator, t0.Add(time.Hour)},
+		{"no RepoTTL option: the .slipway.yml ttl", []store.Environment{tracked("acme/shop", d(2*time.Hour), store.Keep{})}, nil, t0.Add(time.Hour)},
+		{"the operator's ttl wins", []store.Environment{tracked("acme/ops", d(2*time.Hour), store.Keep{})}, operator, t0.Add(2 * time.Hour)},
+		{".slipway.yml ttl 0: never", []store.Environment{tracked("acme/shop", d(0), store.Keep{})}, operator, time.Time{}},
+		{"kept until beyond the ttl", []store.Environment{tracked("acme/shop", d(2*time.Hour), store.Keep{Until: t0.Add(week)})}, operator, t0.Add(week)},
+		{"kept forever", []store.Environment{tracked("acme/shop", d(2*time.Hour), store.Keep{Forever: true})}, operator, time.Time{}},
+		{"from the store's creation without a push", []store.Environment{noPush}, operator, t0.Add(-48*time.Hour + week)},
+		{"removed", []store.Environment{removed}, operator, time.Time{}},
+		{"not tracked by the controller", nil, operator, time.Time{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			live := runningEnv("p", "acme/shop", 1, shaA)
+			live.Created = t0.Add(-100 * time.Hour) // never what the controller counts from
+			got := merge(mergeInput{now: t0, history: tt.hist, live: []stack.Environment{live}, liveKnown: true, url: func(h string) string { return h }, repoTTL: tt.repoTTL})
+			if len(got) != 1 {
+				t.Fatalf("got %d environments", len(got))
+			}
+			if !got[0].Expires.Equal(tt.want) {
+				t.Errorf("expires %v, want %v", got[0].Expires, tt.want)
+			}
+		})
 	}
 }
 

@@ -101,7 +101,7 @@ func (s *Server) environments(ctx context.Context) ([]Environment, []string) {
 func (s *Server) mergeInput(hist []store.Environment, live []stack.Environment, liveKnown bool) mergeInput {
 	in := mergeInput{
 		now: s.opts.Now(), history: hist, live: live, liveKnown: liveKnown,
-		usage: s.stats.snapshot(), url: s.opts.PreviewURL, ttl: s.opts.TTL,
+		usage: s.stats.snapshot(), url: s.opts.PreviewURL, repoTTL: s.opts.RepoTTL,
 	}
 	if s.opts.Requests != nil {
 		in.requests = s.opts.Requests.LastRequests()
@@ -168,8 +168,30 @@ type listData struct {
 	Chips    []phaseChip
 	AllHref  string
 	Warnings []string
-	Done     string // "destroy" after a destroy from an environment page
-	Project  string // the project Done was about
+	Taken    *actionTaken // a destroy just taken from an environment page
+	Project  string       // the project Taken was about
+}
+
+// actionTaken is an action just taken, for the note shown on the page the
+// action form redirects to.
+type actionTaken struct {
+	Action  string
+	Outcome Outcome
+}
+
+// takenQuery is the query of the redirect after action was taken.
+func takenQuery(action string, outcome Outcome) url.Values {
+	return url.Values{"action": {action}, "outcome": {string(outcome)}}
+}
+
+// takenFrom reads the action just taken from the query of the redirect;
+// nil when there is none (or it is not one the dashboard can take).
+func takenFrom(q url.Values) *actionTaken {
+	a := &actionTaken{Action: q.Get("action"), Outcome: Outcome(q.Get("outcome"))}
+	if !validAction(a.Action) || (a.Outcome != Queued && a.Outcome != Done) {
+		return nil
+	}
+	return a
 }
 
 func (s *Server) listPage(w http.ResponseWriter, r *http.Request, p principal) {
@@ -184,8 +206,10 @@ func (s *Server) listPage(w http.ResponseWriter, r *http.Request, p principal) {
 		AllHref:  s.filterURL(f, "phase", ""),
 		Warnings: warnings,
 	}
-	if q := r.URL.Query(); q.Get("done") == "destroy" && projectRE.MatchString(q.Get("project")) {
-		data.Done, data.Project = "destroy", q.Get("project")
+	if q := r.URL.Query(); projectRE.MatchString(q.Get("project")) {
+		if t := takenFrom(q); t != nil && t.Action == "destroy" {
+			data.Taken, data.Project = t, q.Get("project")
+		}
 	}
 	s.render(w, r, p, http.StatusOK, "list", "Environments", data)
 }
@@ -197,7 +221,7 @@ type envData struct {
 	CanLogs  bool
 	Build    *store.BuildLog // the build log shown, with data
 	BuildCut bool            // earlier output is not shown
-	Done     string          // the action just taken
+	Taken    *actionTaken    // the action just taken
 	Services []string
 	Service  string // the service whose logs are shown; "" for all
 }
@@ -227,9 +251,7 @@ func (s *Server) environmentPage(w http.ResponseWriter, r *http.Request, p princ
 	if svc := r.URL.Query().Get("service"); slices.Contains(data.Services, svc) {
 		data.Service = svc
 	}
-	if done := r.URL.Query().Get("done"); validAction(done) {
-		data.Done = done
-	}
+	data.Taken = takenFrom(r.URL.Query())
 	if data.CanLogs && len(d.BuildLogs) > 0 {
 		sel := d.BuildLogs[0]
 		if want := r.URL.Query().Get("build"); want != "" {
@@ -279,16 +301,19 @@ func (s *Server) actionForm(w http.ResponseWriter, r *http.Request, p principal)
 		s.errorPage(w, r, p, http.StatusNotFound, "Not found", "There is no action called "+action+".")
 		return
 	}
-	if err := s.runAction(r, p, project, action); err != nil {
+	outcome, err := s.runAction(r, p, project, action)
+	if err != nil {
 		status := statusOf(err)
 		s.errorPage(w, r, p, status, "Could not "+action+" "+project, err.Error())
 		return
 	}
+	q := takenQuery(action, outcome)
 	if action == "destroy" {
-		http.Redirect(w, r, s.base+"?done=destroy&project="+url.QueryEscape(project), http.StatusSeeOther)
+		q.Set("project", project)
+		http.Redirect(w, r, s.base+"?"+q.Encode(), http.StatusSeeOther)
 		return
 	}
-	http.Redirect(w, r, s.base+"environments/"+project+"?done="+action, http.StatusSeeOther)
+	http.Redirect(w, r, s.base+"environments/"+project+"?"+q.Encode(), http.StatusSeeOther)
 }
 
 // loginData is what the login page renders.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller"
@@ -16,66 +15,32 @@ import (
 	"github.com/slipwayhq/slipway/dashboard"
 )
 
-// controllerActions adapts the controller's actions to the dashboard's
-// errors.
+// controllerActions adapts the controller's actions to the dashboard's:
+// the controller queues each for its next reconcile of the environment,
+// so each is Queued, never Done.
 type controllerActions struct{ c *controller.Controller }
 
-func (a controllerActions) wrap(err error) error {
+func (a controllerActions) queued(err error) (dashboard.Outcome, error) {
 	if errors.Is(err, controller.ErrUnknownEnvironment) {
-		return fmt.Errorf("%w: %v", dashboard.ErrNotFound, err)
+		return "", fmt.Errorf("%w: %v", dashboard.ErrNotFound, err)
 	}
-	return err
-}
-
-func (a controllerActions) Redeploy(ctx context.Context, p string) error {
-	return a.wrap(a.c.Redeploy(ctx, p))
-}
-func (a controllerActions) Destroy(ctx context.Context, p string) error {
-	return a.wrap(a.c.Destroy(ctx, p))
-}
-func (a controllerActions) Sleep(ctx context.Context, p string) error {
-	return a.wrap(a.c.Sleep(ctx, p))
-}
-func (a controllerActions) Wake(ctx context.Context, p string) error { return a.wrap(a.c.Wake(ctx, p)) }
-
-// engineActions act straight on the engine, for local mode: there is no
-// source to redeploy from.
-type engineActions struct{ e *stack.Engine }
-
-func (a engineActions) exists(ctx context.Context, p string) error {
-	env, err := a.e.Inspect(ctx, p)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if env == nil {
-		return fmt.Errorf("%w: %s", dashboard.ErrNotFound, p)
-	}
-	return nil
+	return dashboard.Queued, nil
 }
 
-func (a engineActions) Redeploy(context.Context, string) error {
-	return fmt.Errorf("%w: in local mode, run slipway up again", dashboard.ErrUnsupported)
+func (a controllerActions) Redeploy(ctx context.Context, p string) (dashboard.Outcome, error) {
+	return a.queued(a.c.Redeploy(ctx, p))
 }
-
-func (a engineActions) Destroy(ctx context.Context, p string) error {
-	if err := a.exists(ctx, p); err != nil {
-		return err
-	}
-	return a.e.Down(ctx, p)
+func (a controllerActions) Destroy(ctx context.Context, p string) (dashboard.Outcome, error) {
+	return a.queued(a.c.Destroy(ctx, p))
 }
-
-func (a engineActions) Sleep(ctx context.Context, p string) error {
-	if err := a.exists(ctx, p); err != nil {
-		return err
-	}
-	return a.e.Stop(ctx, p)
+func (a controllerActions) Sleep(ctx context.Context, p string) (dashboard.Outcome, error) {
+	return a.queued(a.c.Sleep(ctx, p))
 }
-
-func (a engineActions) Wake(ctx context.Context, p string) error {
-	if err := a.exists(ctx, p); err != nil {
-		return err
-	}
-	return a.e.Start(ctx, p)
+func (a controllerActions) Wake(ctx context.Context, p string) (dashboard.Outcome, error) {
+	return a.queued(a.c.Wake(ctx, p))
 }
 
 // sessionKey returns the dashboard's session key, kept under state_dir so
@@ -101,12 +66,14 @@ func sessionKey(stateDir string) []byte {
 	return key
 }
 
-// repoTTL is the TTL the controller applies to a repository's environments
-// (the repository's own .slipway.yml may still say otherwise).
-func repoTTL(cfg *config.Controller) func(string) time.Duration {
-	return func(repo string) time.Duration {
-		rp, _ := cfg.Repo(repo) // an unconfigured repository has no repos[].ttl
-		return rp.TTLFor(nil)
+// repoTTL is the ttl slipway.yaml's repos[] sets for a repository (nil
+// when it sets none), which wins over the repository's own .slipway.yml.
+func repoTTL(cfg *config.Controller) func(string) *config.Duration {
+	return func(repo string) *config.Duration {
+		if rp, ok := cfg.Repo(repo); ok {
+			return rp.TTL
+		}
+		return nil
 	}
 }
 

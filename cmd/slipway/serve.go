@@ -69,37 +69,131 @@ type serveOptions struct {
 // serve runs every part of Slipway until ctx ends, then shuts down
 // gracefully.
 func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so serveOptions) error {
-	cli, err := dockerClient(ctx)
+	p, err := buildParts(ctx, cfg, log, so)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	defer p.close()
+	return p.run(ctx)
+}
 
+// parts are the pieces of a running Slipway, built and wired together by
+// buildParts and run by run. In local mode (no github section) there is no
+// controller.
+type parts struct {
+	cfg *config.Controller
+	log *slog.Logger
+	so  serveOptions
+
+	docker   *client.Client
+	registry *prometheus.Registry
+	engine   *stack.Engine
+	masker   *controller.Masker
+	hosts    stack.HostOptions // how preview URLs look: the scheme and port QA opens
+	mux      *http.ServeMux    // the control surface, behind guard
+
+	routes   *proxy.Routes
+	observer *proxy.Observer
+	attacher *proxy.Attacher // nil unless Slipway runs in a container
+	handler  *proxy.Handler
+	tls      *proxy.TLS // nil with tls.mode off
+	// wakes carries the sleeping projects the proxy was asked for, from the
+	// proxy to the controller (nil in local mode, where nothing wakes them).
+	wakes chan string
+
+	controller *controller.Controller // nil in local mode
+	history    dashboard.History      // nil in local mode: there is no controller history
+	actions    dashboard.Actions
+	stateDir   string // where the dashboard keeps its session key; empty in local mode
+	dashboard  *dashboard.Server
+	guard      *previewGuard
+	server     *proxy.Server
+
+	closers []func() // what close releases, in the order it was acquired
+}
+
+// wakeBuffer is how many wake-ups the proxy can hand over before the
+// controller takes them. A sleeping environment's every request asks
+// again, so one dropped when the buffer is full is asked for by the next.
+const wakeBuffer = 64
+
+// buildParts makes every part of Slipway and wires them together; none of
+// them runs until run. On error, what was made is released.
+func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, so serveOptions) (_ *parts, err error) {
+	p := &parts{cfg: cfg, log: log, so: so}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	if p.docker, err = dockerClient(ctx); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, func() { p.docker.Close() })
+	p.registry = prometheus.NewRegistry()
+	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	fw, err := firewallFor(ctx, cfg.Firewall, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	engine := stack.NewEngine(cli, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log)})
+	p.engine = stack.NewEngine(p.docker, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log)})
+	// Every secret Slipway holds is masked in what it shows: build and
+	// service logs, comments, statuses, pages.
+	p.masker = controller.NewMasker(cfg.HeldSecrets())
+	p.hosts = stack.HostOptions{Domain: cfg.Domain, Scheme: "http", Port: portOf(cfg.Listen.HTTP, so.httpListener)}
+	if cfg.TLS.Mode != config.TLSOff {
+		p.hosts.Scheme, p.hosts.Port = "https", portOf(cfg.Listen.HTTPS, nil)
+	}
+	if err := p.buildProxy(ctx); err != nil {
+		return nil, err
+	}
+	p.mux = http.NewServeMux()
+	p.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	p.mux.Handle("GET /readyz", &readiness{docker: p.docker, synced: p.observer.Synced()})
+	p.mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{Registry: p.registry}))
+	p.actions = dashboard.EngineActions{Engine: p.engine}
+	if cfg.GitHub != nil {
+		if err := p.buildController(); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.buildDashboard(); err != nil {
+		return nil, err
+	}
+	p.guard = newPreviewGuard(p.docker, log, guardWait)
+	p.server, err = proxy.NewServer(proxy.ServerOptions{
+		Domain: cfg.Domain, HTTPAddr: cfg.Listen.HTTP, HTTPSAddr: cfg.Listen.HTTPS, HTTPListener: so.httpListener,
+		Proxy: p.handler, Control: p.guard.Wrap(p.mux), TLS: p.tls, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// buildProxy makes the preview proxy: its route table, the observer that
+// fills it from the engine, the attacher that keeps a containerised
+// Slipway on the previews' networks, the handler and TLS.
+func (p *parts) buildProxy(ctx context.Context) error {
+	cfg, log := p.cfg, p.log
 	// The proxy serves a container's route only when the host is one the
 	// configured host templates give its own pull request (in local mode:
 	// the defaults under localhost, or the configured domain).
-	routes := proxy.NewRoutes(log, cfg.HostTemplates())
+	p.routes = proxy.NewRoutes(log, cfg.HostTemplates())
 	observerOpts := proxy.ObserverOptions{Logger: log}
 	// In a container, the proxy reaches environments only over networks its
 	// container joined: keep it on the project networks of its previews.
-	attacher, err := proxy.NewAttacher(ctx, cli, proxy.AttacherOptions{ContainerID: os.Getenv(proxy.EnvContainerID), Domain: cfg.Domain, Logger: log})
+	attacher, err := proxy.NewAttacher(ctx, p.docker, proxy.AttacherOptions{ContainerID: os.Getenv(proxy.EnvContainerID), Domain: cfg.Domain, Logger: log})
 	if err != nil {
 		return err
 	}
 	if attacher != nil {
 		log.Info("running in a container: joining project networks", "container", attacher.ContainerID()[:12])
 		observerOpts.BackendIP = attacher.BackendIP
-		defer attacher.Start(ctx)()
+		p.attacher = attacher
 	}
-	observer := proxy.NewObserver(cli, routes, observerOpts)
-	pm, err := proxy.NewMetrics(reg)
+	p.observer = proxy.NewObserver(p.docker, p.routes, observerOpts)
+	pm, err := proxy.NewMetrics(p.registry)
 	if err != nil {
 		return err
 	}
@@ -107,146 +201,171 @@ func serve(ctx context.Context, cfg *config.Controller, log *slog.Logger, so ser
 	if err != nil {
 		return fmt.Errorf("trusted_proxies: %w", err)
 	}
-	var ctrl *controller.Controller
-	handler := proxy.NewHandler(routes, proxy.HandlerOptions{
-		TrustedProxies: trusted, Metrics: pm, Logger: log,
-		OnWake: func(project string) {
-			if ctrl != nil {
-				go ctrl.OnWake(project)
-			}
-		},
-	})
-	defer handler.Close()
-
-	var tlsm *proxy.TLS
-	if cfg.TLS.Mode != config.TLSOff {
-		var root []byte
-		if cfg.TLS.CARoot != "" {
-			if root, err = os.ReadFile(cfg.TLS.CARoot); err != nil {
-				return fmt.Errorf("tls.ca_root: %w", err)
-			}
-		}
-		tlsm, err = proxy.NewTLS(routes, proxy.TLSOptions{
-			Mode: cfg.TLS.Mode, Domain: cfg.Domain, Email: cfg.TLS.Email, CA: cfg.TLS.CA, CARootPEM: root,
-			StorageDir: filepath.Join(cfg.StateDir, "certmagic"), DNSProvider: cfg.TLS.DNSProvider, DNSAPIToken: cfg.TLS.DNSAPIToken,
-			// The CA asks on port 80; when the HTTP listener is elsewhere (port
-			// 80 forwarded to it), certmagic must not try to bind :80 itself.
-			HTTPChallengePort: portOf(cfg.Listen.HTTP, so.httpListener),
-			Metrics:           pm, Logger: log,
-		})
-		if err != nil {
-			return err
-		}
-		defer tlsm.Stop()
-	}
-
-	mux := http.NewServeMux()
-	ready := &readiness{docker: cli, synced: observer.Synced()}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.Handle("GET /readyz", ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-
-	// Every secret Slipway holds is masked in what it shows: build and
-	// service logs, comments, statuses, pages.
-	masker := controller.NewMasker(cfg.HeldSecrets())
-
-	// How preview URLs look: the scheme and port QA opens.
-	hostOpts := stack.HostOptions{Domain: cfg.Domain, Scheme: "http", Port: portOf(cfg.Listen.HTTP, so.httpListener)}
-	if cfg.TLS.Mode != config.TLSOff {
-		hostOpts.Scheme, hostOpts.Port = "https", portOf(cfg.Listen.HTTPS, nil)
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	var history dashboard.History // nil in local mode: there is no controller history
-	var actions dashboard.Actions = engineActions{engine}
-	var stateDir string
+	handlerOpts := proxy.HandlerOptions{TrustedProxies: trusted, Metrics: pm, Logger: log}
 	if cfg.GitHub != nil {
-		st, err := store.Open(filepath.Join(cfg.StateDir, store.FileName), store.Options{})
-		if err != nil {
-			return err
+		wakes := make(chan string, wakeBuffer)
+		p.wakes = wakes
+		handlerOpts.OnWake = func(project string) {
+			select {
+			case wakes <- project:
+			default: // full: the environment's next request asks again
+			}
 		}
-		defer st.Close()
-		history, stateDir = st, cfg.StateDir
-		// Webhook dedupe without a disk sync on the request path.
-		deliveries := st.DeliveryLog(log)
-		defer deliveries.Close()
-		ghc, err := gh.New(gh.Options{APIURL: cfg.GitHub.APIURL, Token: cfg.GitHub.Token, AppID: cfg.GitHub.AppID, PrivateKey: []byte(cfg.GitHub.PrivateKey), Logger: log})
-		if err != nil {
-			return err
-		}
-		reporter := gh.NewReporter(ghc, gh.ReporterOptions{Mask: masker.String, Logger: log})
-		dash := cfg.GitHub.DashboardURL
-		if dash == "" {
-			dash = hostOpts.URL(cfg.Domain)
-		}
-		ctrl, err = controller.New(controller.Options{
-			Config: cfg, GitHub: ghc, Reporter: reporter, Engine: engine, Store: st, Routes: routes, Masker: masker,
-			LastRequest: handler.LastRequest, Hosts: hostOpts,
-			DashboardURL: dash, Logger: log, Registerer: reg,
-		})
-		if err != nil {
-			return err
-		}
-		wh, err := webhooks.NewHandler(webhooks.Options{
-			Secrets:    cfg.GitHub.WebhookSecrets(),
-			AllowRepo:  func(name string) bool { _, ok := cfg.Repo(name); return ok },
-			Deliveries: deliveries,
-			Enqueuer:   webhooks.EnqueueFunc(ctrl.HandleEvent),
-			Journal:    ctrl, // commands are written before they are acknowledged
-			Logger:     log,
-			Registerer: reg,
-		})
-		if err != nil {
-			return err
-		}
-		mux.Handle(webhooks.Path, wh)
-		actions = controllerActions{ctrl}
-		g.Go(func() error { return ctrl.Run(gctx) })
-	} else {
-		log.Info("no github section: local mode, serving environments made by slipway up")
 	}
+	p.handler = proxy.NewHandler(p.routes, handlerOpts)
+	p.closers = append(p.closers, p.handler.Close)
+	if cfg.TLS.Mode == config.TLSOff {
+		return nil
+	}
+	var root []byte
+	if cfg.TLS.CARoot != "" {
+		if root, err = os.ReadFile(cfg.TLS.CARoot); err != nil {
+			return fmt.Errorf("tls.ca_root: %w", err)
+		}
+	}
+	p.tls, err = proxy.NewTLS(p.routes, proxy.TLSOptions{
+		Mode: cfg.TLS.Mode, Domain: cfg.Domain, Email: cfg.TLS.Email, CA: cfg.TLS.CA, CARootPEM: root,
+		StorageDir: filepath.Join(cfg.StateDir, "certmagic"), DNSProvider: cfg.TLS.DNSProvider, DNSAPIToken: cfg.TLS.DNSAPIToken,
+		// The CA asks on port 80; when the HTTP listener is elsewhere (port
+		// 80 forwarded to it), certmagic must not try to bind :80 itself.
+		HTTPChallengePort: portOf(cfg.Listen.HTTP, p.so.httpListener),
+		Metrics:           pm, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	p.closers = append(p.closers, p.tls.Stop)
+	return nil
+}
 
+// buildController makes what the github section asks for: the history
+// store, the GitHub client and reporter, the controller and the webhook
+// receiver on the control surface.
+func (p *parts) buildController() error {
+	cfg, log := p.cfg, p.log
+	st, err := store.Open(filepath.Join(cfg.StateDir, store.FileName), store.Options{})
+	if err != nil {
+		return err
+	}
+	p.closers = append(p.closers, func() { st.Close() })
+	p.history, p.stateDir = st, cfg.StateDir
+	// Webhook dedupe without a disk sync on the request path.
+	deliveries := st.DeliveryLog(log)
+	p.closers = append(p.closers, func() { deliveries.Close() })
+	ghc, err := gh.New(gh.Options{APIURL: cfg.GitHub.APIURL, Token: cfg.GitHub.Token, AppID: cfg.GitHub.AppID, PrivateKey: []byte(cfg.GitHub.PrivateKey), Logger: log})
+	if err != nil {
+		return err
+	}
+	reporter := gh.NewReporter(ghc, gh.ReporterOptions{Mask: p.masker.String, Logger: log})
+	dash := cfg.GitHub.DashboardURL
+	if dash == "" {
+		dash = p.hosts.URL(cfg.Domain)
+	}
+	p.controller, err = controller.New(controller.Options{
+		Config: cfg, GitHub: ghc, Reporter: reporter, Engine: p.engine, Store: st, Routes: p.routes, Masker: p.masker,
+		LastRequest: p.handler.LastRequest, Hosts: p.hosts,
+		DashboardURL: dash, Logger: log, Registerer: p.registry,
+	})
+	if err != nil {
+		return err
+	}
+	wh, err := webhooks.NewHandler(webhooks.Options{
+		Secrets:    cfg.GitHub.WebhookSecrets(),
+		AllowRepo:  func(name string) bool { _, ok := cfg.Repo(name); return ok },
+		Deliveries: deliveries,
+		Enqueuer:   webhooks.EnqueueFunc(p.controller.HandleEvent),
+		Journal:    p.controller, // commands are written before they are acknowledged
+		Logger:     log,
+		Registerer: p.registry,
+	})
+	if err != nil {
+		return err
+	}
+	p.mux.Handle(webhooks.Path, wh)
+	p.actions = controllerActions{p.controller}
+	return nil
+}
+
+// buildDashboard makes the dashboard and puts it behind every path of the
+// control surface the others do not take.
+func (p *parts) buildDashboard() error {
+	cfg := p.cfg
 	noCredentials := cfg.Dashboard.Token == "" && cfg.Dashboard.Password == "" && cfg.Dashboard.User == ""
-	dash, err := dashboard.New(dashboard.Options{
-		Engine: maskedLogs{engine, masker}, History: history, Stats: cli, Requests: handler, Routes: routes, Actions: actions,
+	var err error
+	p.dashboard, err = dashboard.New(dashboard.Options{
+		Engine: maskedLogs{p.engine, p.masker}, History: p.history, Stats: p.docker, Requests: p.handler, Routes: p.routes, Actions: p.actions,
 		Token: cfg.Dashboard.Token, User: cfg.Dashboard.User, Password: cfg.Dashboard.Password,
 		Public: cfg.Dashboard.Public, PublicLogs: cfg.Dashboard.PublicLogs,
 		// Local mode without credentials: the dashboard answers loopback clients only.
 		Insecure:   cfg.GitHub == nil && noCredentials,
-		SessionKey: sessionKey(stateDir),
-		BaseURL:    hostOpts.URL(cfg.Domain) + "/",
-		PreviewURL: hostOpts.URL,
-		TTL:        repoTTL(cfg),
-		Logger:     log,
+		SessionKey: sessionKey(p.stateDir),
+		BaseURL:    p.hosts.URL(cfg.Domain) + "/",
+		PreviewURL: p.hosts.URL,
+		RepoTTL:    repoTTL(cfg),
+		Logger:     p.log,
 	})
 	if err != nil {
 		return err
 	}
-	mux.Handle("/", dash)
-	g.Go(func() error { return dash.Run(gctx) })
+	p.mux.Handle("/", p.dashboard)
+	return nil
+}
 
-	srv, err := proxy.NewServer(proxy.ServerOptions{
-		Domain: cfg.Domain, HTTPAddr: cfg.Listen.HTTP, HTTPSAddr: cfg.Listen.HTTPS, HTTPListener: so.httpListener,
-		Proxy: handler, Control: newPreviewGuard(gctx, cli, log, 5*time.Second).Wrap(mux), TLS: tlsm, Logger: log,
-	})
-	if err != nil {
-		return err
+// run runs the parts until ctx ends or one fails, then stops them all.
+func (p *parts) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if p.attacher != nil {
+		defer p.attacher.Start(ctx)()
 	}
-	g.Go(func() error { return observer.Run(gctx) })
-	if tlsm != nil {
-		if err := tlsm.Start(gctx); err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	if p.controller != nil {
+		g.Go(func() error { return p.controller.Run(gctx) })
+		g.Go(func() error { p.relayWakes(gctx); return nil })
+	} else {
+		p.log.Info("no github section: local mode, serving environments made by slipway up")
+	}
+	g.Go(func() error { return p.dashboard.Run(gctx) })
+	g.Go(func() error { return p.guard.Run(gctx) })
+	g.Go(func() error { return p.observer.Run(gctx) })
+	if p.tls != nil {
+		if err := p.tls.Start(gctx); err != nil {
+			cancel() // stop what already runs before releasing what it uses
+			g.Wait()
 			return err
 		}
 	}
-	g.Go(func() error { return srv.Run(gctx) })
-	log.Info("slipway serving", "http", srv.HTTPAddr().String(), "domain", cfg.Domain, "tls", cfg.TLS.Mode, "version", version)
-	if so.ready != nil {
-		so.ready(srv.HTTPAddr())
+	g.Go(func() error { return p.server.Run(gctx) })
+	p.log.Info("slipway serving", "http", p.server.HTTPAddr().String(), "domain", p.cfg.Domain, "tls", p.cfg.TLS.Mode, "version", version)
+	if p.so.ready != nil {
+		p.so.ready(p.server.HTTPAddr())
 	}
-	err = g.Wait()
+	err := g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	return err
+}
+
+// relayWakes hands the projects the proxy was asked for while asleep to
+// the controller until ctx ends.
+func (p *parts) relayWakes(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case project := <-p.wakes:
+			p.controller.OnWake(project)
+		}
+	}
+}
+
+// close releases what buildParts acquired, the latest first.
+func (p *parts) close() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
+	}
+	p.closers = nil
 }
 
 // readiness answers /readyz: the engine answers and the route table has

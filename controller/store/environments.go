@@ -12,6 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/internal/contract"
 )
 
@@ -70,6 +71,11 @@ type Environment struct {
 	LastError *Failure `json:"last_error,omitempty"`
 	// Keep overrides the TTL (`/slipway keep 7d`, `keep forever`).
 	Keep Keep `json:"keep,omitzero"`
+	// FileTTL is the ttl the repository's .slipway.yml set at the
+	// environment's last deploy; nil when it set none (or no deploy was
+	// recorded since Slipway kept it). slipway.yaml's repos[].ttl still
+	// wins over it: see config.RepoPolicy.TTLFor.
+	FileTTL *config.Duration `json:"file_ttl,omitempty"`
 }
 
 // Failure says what went wrong.
@@ -302,14 +308,44 @@ func (s *Store) RecordPhase(ctx context.Context, project string, e PhaseEntry) e
 // SetKeep sets (or, with the zero Keep, clears) the TTL override of
 // project. At defaults to now.
 func (s *Store) SetKeep(ctx context.Context, project string, k Keep) error {
-	if err := validProject(project); err != nil {
-		return err
-	}
 	if k != (Keep{}) && k.At.IsZero() {
 		k.At = s.opts.Now()
 	}
 	k.By = clip(k.By, maxField)
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	if err := s.modify(ctx, project, func(env *Environment) { env.Keep = k }); err != nil {
+		return fmt.Errorf("set keep of %s: %w", project, err)
+	}
+	return nil
+}
+
+// SetFileTTL records the ttl the repository's .slipway.yml set for the
+// deploy of project just made (nil: it set none), for Environment.FileTTL.
+// Recording the value already stored writes nothing.
+func (s *Store) SetFileTTL(ctx context.Context, project string, ttl *config.Duration) error {
+	if env, err := s.Environment(ctx, project); err == nil && sameDuration(env.FileTTL, ttl) {
+		return nil
+	}
+	if ttl != nil {
+		v := *ttl
+		ttl = &v
+	}
+	if err := s.modify(ctx, project, func(env *Environment) { env.FileTTL = ttl }); err != nil {
+		return fmt.Errorf("set the .slipway.yml ttl of %s: %w", project, err)
+	}
+	return nil
+}
+
+func sameDuration(a, b *config.Duration) bool {
+	return a == b || (a != nil && b != nil && *a == *b)
+}
+
+// modify applies change to the stored environment project, or returns
+// ErrNotFound.
+func (s *Store) modify(ctx context.Context, project string, change func(*Environment)) error {
+	if err := validProject(project); err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
 		envs := tx.Bucket(bucketEnvs)
 		var env Environment
 		found, err := getJSON(envs, []byte(project), &env)
@@ -319,13 +355,9 @@ func (s *Store) SetKeep(ctx context.Context, project string, k Keep) error {
 		if !found {
 			return ErrNotFound
 		}
-		env.Keep = k
+		change(&env)
 		return putJSON(envs, []byte(project), env)
 	})
-	if err != nil {
-		return fmt.Errorf("set keep of %s: %w", project, err)
-	}
-	return nil
 }
 
 // Environment returns what the store knows about project, or ErrNotFound.
