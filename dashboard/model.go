@@ -72,6 +72,10 @@ type Environment struct {
 	Phase string `json:"phase"`
 	// Detail is the controller's note on the phase ("waiting for approval").
 	Detail string `json:"detail,omitempty"`
+	// Retry marks a failure the controller retries (the host's fault);
+	// Held a removal that stands until the next push or a redeploy.
+	Retry bool `json:"retry,omitempty"`
+	Held  bool `json:"held,omitempty"`
 	// PhaseAt is when the controller recorded the phase.
 	PhaseAt time.Time `json:"phase_at,omitzero"`
 	// State is what the engine shows: running, starting, degraded, stopped,
@@ -221,6 +225,7 @@ func merge(in mergeInput) []Environment {
 		e.SHA = h.SHA
 		storePhase[h.Project] = string(h.Phase)
 		e.Detail, e.PhaseAt = h.Detail, h.PhaseAt
+		e.Retry, e.Held = h.Retry, h.Held
 		e.LastError = h.LastError
 		e.Created, e.Updated, e.LastPush, e.Removed = h.Created, h.Updated, h.LastPush, h.Removed
 		e.Keep = h.Keep

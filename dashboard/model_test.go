@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -364,6 +366,31 @@ func TestFormatting(t *testing.T) {
 	} {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}
+
+// A failure the controller retries and a removal that stands until the
+// next push say so on the page.
+func TestRetryAndHeldAreShown(t *testing.T) {
+	st := openStore(t, nil)
+	info := store.EnvironmentInfo{Project: "acme-shop-pr-5", Repo: "acme/shop", PR: 5}
+	track(t, st, info,
+		store.PhaseEntry{Phase: contract.PhaseFailed, SHA: shaA, Detail: "engine down", Retry: true, Failure: &store.Failure{Step: "deploy", Message: "engine down"}},
+		store.PhaseEntry{Phase: contract.PhaseRemoved, SHA: shaA, Detail: "destroyed", Held: true})
+	_, ts := newTestServer(t, Options{Engine: &fakeEngine{}, History: st, Token: testToken})
+	req, _ := http.NewRequest("GET", ts.URL+"/environments/"+info.Project, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	body := string(b)
+	for _, want := range []string{"will retry", "stands until the next push or a redeploy"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page does not say %q", want)
 		}
 	}
 }
