@@ -82,12 +82,10 @@ func (c *Controller) deploy(ctx context.Context, r *request, st store.Environmen
 	res, err := c.engine.Up(dctx, plan, stack.UpOptions{
 		BuildLog:      c.mask.Writer(log),
 		ForceRecreate: r.forced,
-		OnPhase: func(p string) {
-			if p == stack.PhaseDeploying {
-				status.BuildDuration = c.now().Sub(start)
-				c.metrics.buildSeconds.Observe(status.BuildDuration.Seconds())
-				phase(contract.PhaseDeploying)
-			}
+		OnDeploying: func() {
+			status.BuildDuration = c.now().Sub(start)
+			c.metrics.buildSeconds.Observe(status.BuildDuration.Seconds())
+			phase(contract.PhaseDeploying)
 		},
 		BeforeDeploy: func(ctx context.Context) error { return c.stillHead(ctx, r) },
 	})

@@ -97,7 +97,7 @@ func (e *memEngine) Up(ctx context.Context, p *stack.Plan, o stack.UpOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	o.OnPhase(stack.PhaseDeploying)
+	o.OnDeploying()
 	if err := o.BeforeDeploy(ctx); err != nil {
 		return nil, err
 	}

@@ -26,9 +26,9 @@ import (
 type UpOptions struct {
 	// BuildLog receives the build output and deploy progress.
 	BuildLog io.Writer
-	// OnPhase, if set, is told when Up moves from building to deploying
-	// (starting containers) and then to waiting for readiness.
-	OnPhase func(phase string)
+	// OnDeploying, if set, is called once the images are built, when Up
+	// moves on to the containers.
+	OnDeploying func()
 	// BeforeDeploy, if set, is called once the images are built and before
 	// anything running changes. An error aborts Up (rolling back the build):
 	// the controller uses it to check that the SHA is still the PR's head,
@@ -38,14 +38,6 @@ type UpOptions struct {
 	// unchanged (`/slipway redeploy`). Volumes are kept.
 	ForceRecreate bool
 }
-
-// Phases reported to UpOptions.OnPhase.
-const (
-	PhaseBuilding  = "building"
-	PhaseDeploying = "deploying"
-	PhaseStarting  = "starting"
-	PhaseJobs      = "jobs"
-)
 
 // UpResult says what Up did.
 type UpResult struct {
@@ -89,11 +81,6 @@ func (e *Engine) up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 	for _, n := range p.Notes {
 		fmt.Fprintf(log, "note: %s\n", n)
 	}
-	phase := func(s string) {
-		if opts.OnPhase != nil {
-			opts.OnPhase(s)
-		}
-	}
 	existing, err := e.projectContainers(ctx, p.Name)
 	if err != nil {
 		return nil, err
@@ -133,7 +120,6 @@ func (e *Engine) up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 		return res, err
 	}
 
-	phase(PhaseBuilding)
 	built, err := e.Build(ctx, p, log)
 	res.Built = built
 	tx.images = built
@@ -154,7 +140,9 @@ func (e *Engine) up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 		}
 	}
 
-	phase(PhaseDeploying)
+	if opts.OnDeploying != nil {
+		opts.OnDeploying()
+	}
 	if err := e.ensureNetworks(ctx, p, tx); err != nil {
 		return fail(err)
 	}
@@ -180,12 +168,10 @@ func (e *Engine) up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 		return fail(err)
 	}
 
-	phase(PhaseStarting)
 	if err := e.waitReady(ctx, c.current(), c.fresh()); err != nil {
 		return fail(err)
 	}
 	if len(p.Repo.AfterDeploy) > 0 && (res.Changed() || fresh) {
-		phase(PhaseJobs)
 		for i, job := range p.Repo.AfterDeploy {
 			if err := e.runJob(ctx, p, i, job.Service, job.Command, specs, log); err != nil {
 				return fail(err)
