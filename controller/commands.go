@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	gh "github.com/slipwayhq/slipway/controller/github"
 	"github.com/slipwayhq/slipway/controller/store"
@@ -39,6 +40,12 @@ func (c *Controller) applyCommands(ctx context.Context, r *request) (forced, don
 		}
 		forced, done = forced || f, done || d
 		c.commandApplied(ctx, key, cmd, f)
+	}
+	if done {
+		// Destroyed: a redeploy asked for before it is void, or the next
+		// reconcile would bring back what a writer removed.
+		c.intake.deployStarted(key)
+		c.redeploysStarted(ctx, key)
 	}
 	return forced && !done, done, nil
 }
@@ -93,9 +100,11 @@ func (c *Controller) applyCommand(ctx context.Context, r *request, cmd command) 
 			return false, false, fmt.Errorf("record keep: %w", err)
 		}
 	case gh.CommandApprove:
-		sha := cmd.headSHA
-		if sha == "" { // no pull_request event seen since start: the head read now
-			sha = pr.HeadSHA
+		sha, ok := approvedHead(cmd.headSHA, pr.HeadSHA, cmd.at, c.now())
+		if !ok {
+			c.reply(ctx, repo, key.PR, fmt.Sprintf("@%s Slipway could not tell which commit your approval was for (it restarted since); approve again to build %s.",
+				cmd.sender, contract.ShortSHA(pr.HeadSHA)))
+			break
 		}
 		if sha != pr.HeadSHA {
 			c.reply(ctx, repo, key.PR, fmt.Sprintf("@%s the pull request moved to %s after your approval of %s; approve again to build the new commit.",
@@ -125,9 +134,10 @@ func (c *Controller) applyApprovalLabel(ctx context.Context, key Key, repo gh.Re
 		c.log.Info("approval label from a user without write access ignored", "key", key.String(), "user", cmd.sender)
 		return nil
 	}
-	sha := cmd.headSHA
-	if sha == "" {
-		sha = pr.HeadSHA
+	sha, ok := approvedHead(cmd.headSHA, pr.HeadSHA, cmd.at, c.now())
+	if !ok {
+		c.log.Info("approval label for an unknown commit ignored", "key", key.String(), "user", cmd.sender)
+		return nil
 	}
 	if err := c.store.Approve(ctx, store.Approval{Repo: key.Repo, PR: key.PR, SHA: sha, By: cmd.sender}); err != nil {
 		return fmt.Errorf("record approval: %w", err)
@@ -211,4 +221,24 @@ func (c *Controller) Sleep(ctx context.Context, project string) error {
 // Wake starts a sleeping environment.
 func (c *Controller) Wake(ctx context.Context, project string) error {
 	return c.queueAction(project, actionWake)
+}
+
+// headBindWindow is how long after a /slipway approve arrived the head
+// read at its reconcile may stand in for the head it was written at, when
+// no event told that: in the moments after a start, before any event of
+// the PR, not after a restart or a retry, when a fork's author may have
+// pushed meanwhile.
+const headBindWindow = 10 * time.Second
+
+// approvedHead is the commit an approval covers: the head the events named
+// when it arrived; else, shortly after it arrived, the head read now; else
+// none (ok false: the writer must approve again).
+func approvedHead(atArrival, now string, arrived, clock time.Time) (sha string, ok bool) {
+	switch {
+	case atArrival != "":
+		return atArrival, true
+	case now != "" && !arrived.IsZero() && clock.Sub(arrived) <= headBindWindow:
+		return now, true
+	}
+	return "", false
 }

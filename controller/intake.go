@@ -40,7 +40,8 @@ type command struct {
 	sender    string
 	label     string // approval label applied
 	headSHA   string
-	delivery  string // the webhook delivery that carried it (journaled in the store)
+	delivery  string    // the webhook delivery that carried it (journaled in the store)
+	at        time.Time // when it arrived
 }
 
 // HandleEvent takes a verified webhook event (webhooks.Enqueuer). It never
@@ -76,7 +77,7 @@ func (c *Controller) handleEvent(ev webhooks.Event, journaled *command) {
 			c.memory.cancel(key, ev.HeadSHA, errSuperseded)
 		}
 	}
-	if !in.addCommandLocked(key, ev, journaled) && ev.Kind == webhooks.KindIssueComment {
+	if !in.addCommandLocked(key, ev, journaled, c.now()) && ev.Kind == webhooks.KindIssueComment {
 		in.mu.Unlock()
 		return // an ordinary comment (or our own sticky one): nothing to do
 	}
@@ -96,6 +97,17 @@ func (c *Controller) OnWake(project string) {
 	}
 	c.intake.setWake(key)
 	c.queue.Add(key)
+}
+
+// seedHead records the head a listing read for key, unless an event
+// already named one: a /slipway approve then binds to a known commit
+// after a restart too.
+func (in *intake) seedHead(key Key, sha string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if _, ok := in.heads[key]; !ok && sha != "" {
+		in.heads[key] = sha
+	}
 }
 
 // setWake marks that a request arrived for key's sleeping environment.

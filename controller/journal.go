@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	gh "github.com/slipwayhq/slipway/controller/github"
 	"github.com/slipwayhq/slipway/controller/store"
@@ -50,6 +51,7 @@ func (c *Controller) Record(ctx context.Context, ev webhooks.Event) (bool, error
 	c.intake.mu.Lock()
 	cmd, ok := commandFrom(ev, c.intake.heads[key])
 	c.intake.mu.Unlock()
+	cmd.at = c.now()
 	if !ok {
 		return false, fmt.Errorf("record delivery %s: it carries no command", ev.DeliveryID)
 	}
@@ -67,8 +69,9 @@ func (c *Controller) Record(ctx context.Context, ev webhooks.Event) (bool, error
 // addCommandLocked queues the command ev carries (journaled, when set, is
 // the one Record wrote) for the key's next reconcile and reports whether
 // there was one. in.mu is held.
-func (in *intake) addCommandLocked(key Key, ev webhooks.Event, journaled *command) bool {
+func (in *intake) addCommandLocked(key Key, ev webhooks.Event, journaled *command, now time.Time) bool {
 	cmd, ok := commandFrom(ev, in.heads[key])
+	cmd.at = now
 	if journaled != nil {
 		cmd, ok = *journaled, true
 	}
@@ -86,8 +89,15 @@ func (c *Controller) loadCommands(ctx context.Context) error {
 		return err
 	}
 	for _, p := range pending {
+		if _, ok := c.cfg.Repo(p.Repo); !ok {
+			// The repository left the configuration: nobody acts on it.
+			c.forgetCommands(ctx, Key{Repo: p.Repo, PR: p.PR}, p.Delivery)
+			continue
+		}
 		key := Key{Repo: canonicalRepo(c.cfg, p.Repo), PR: p.PR}
 		c.intake.addCommand(key, command{
+			// No arrival time: across a restart, the head read later never
+			// stands in for an approval's unknown one (approvedHead).
 			commentID: p.CommentID, body: p.Body, sender: p.Sender, label: p.Label, headSHA: p.HeadSHA, delivery: p.Delivery,
 		})
 		c.queue.Add(key)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -308,5 +309,75 @@ func TestResyncCreditsApprovalLabels(t *testing.T) {
 		if _, ok, _ := st.Approval(ctx, "acme/shop", 7, headA); ok {
 			t.Errorf("forks: %s: approval credited", forks)
 		}
+	}
+}
+
+// An approval written while no event had told the PR's head is not bound
+// to whatever the head is after a restart: a fork's author may have pushed
+// meanwhile. The writer is asked to approve again.
+func TestApprovalOfAnUnknownHeadIsNotBoundAcrossARestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), store.FileName)
+	c, st := testController(t, path, &writerGitHub{})
+	approve := webhooks.Event{DeliveryID: "d-approve", Kind: webhooks.KindIssueComment, Action: "created", Repo: "acme/shop", PR: 3,
+		Comment: &webhooks.Comment{ID: 7, Body: "/slipway approve", Author: "alice"}}
+	if _, err := c.Record(ctx, approve); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	ghc := &writerGitHub{}
+	c2, st2 := testController(t, path, ghc)
+	k := Key{Repo: "acme/shop", PR: 3}
+	repo, _ := c2.repoOf(k)
+	pr := gh.PullRequest{Number: 3, State: "open", HeadSHA: headB, Author: "mallory", HeadRepo: "mallory/shop", BaseRepo: "acme/shop"}
+	if _, _, err := c2.applyCommands(ctx, &request{key: k, repo: repo, project: c2.projectOf(k), pr: pr}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := st2.Approval(ctx, "acme/shop", 3, headB); ok {
+		t.Error("the head pushed after the approval was written was approved")
+	}
+	if len(ghc.replies) != 1 || !strings.Contains(ghc.replies[0], "approve again") {
+		t.Errorf("replies %q, want one asking to approve again", ghc.replies)
+	}
+	if pending, _ := st2.PendingCommands(ctx); len(pending) != 0 {
+		t.Errorf("the refused approval is still pending: %+v", pending)
+	}
+}
+
+func TestApprovedHead(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		name           string
+		atArrival, now string
+		arrived, clock time.Time
+		want           string
+		ok             bool
+	}{
+		{"the head the events named", "aaa", "bbb", t0, t0.Add(time.Hour), "aaa", true},
+		{"unknown, read at once", "", "bbb", t0, t0.Add(time.Second), "bbb", true},
+		{"unknown, read long after", "", "bbb", t0, t0.Add(time.Minute), "", false},
+		{"unknown, arrival unknown (a restart)", "", "bbb", time.Time{}, t0, "", false},
+		{"unknown, and no head now (PR gone)", "", "", t0, t0, "", false},
+	} {
+		sha, ok := approvedHead(tc.atArrival, tc.now, tc.arrived, tc.clock)
+		if sha != tc.want || ok != tc.ok {
+			t.Errorf("%s: %q %v, want %q %v", tc.name, sha, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// Commands of a repository no longer configured are dropped at start, not
+// queued again after every restart.
+func TestPendingCommandsOfAnUnconfiguredRepositoryAreDropped(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), store.FileName)
+	_, st := testController(t, path, &writerGitHub{})
+	if _, err := st.AcceptCommand(ctx, store.Command{Delivery: "d-gone", Repo: "other/gone", PR: 1, Body: "/slipway destroy", Sender: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	_, st2 := testController(t, path, &writerGitHub{})
+	if pending, _ := st2.PendingCommands(ctx); len(pending) != 0 {
+		t.Errorf("pending %+v, want none", pending)
 	}
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -398,5 +399,41 @@ func TestReconcileNothingForDraftsAndUnlabelled(t *testing.T) {
 	w.reconcile(t, 5)
 	if e := w.history(t, 5); e.Phase != contract.PhaseRemoved || !strings.Contains(e.Detail, "label") {
 		t.Errorf("after the label went: %s %q", e.Phase, e.Detail)
+	}
+}
+
+// A /slipway destroy voids a redeploy asked for before it (one the
+// debounce deferred): the destroyed environment stays destroyed.
+func TestDestroyVoidsAPendingRedeploy(t *testing.T) {
+	w := newMemWorld(t, nil)
+	ctx := context.Background()
+	w.open(1, "alice", sha1, nil)
+	w.reconcile(t, 1)
+	comment := func(id int64, body string) webhooks.Event {
+		return webhooks.Event{DeliveryID: fmt.Sprint("d", id), Kind: webhooks.KindIssueComment, Action: "created", Repo: "acme/shop", PR: 1,
+			Comment: &webhooks.Comment{ID: id, Body: body, Author: "alice"}}
+	}
+	if _, err := w.c.Record(ctx, comment(1, "/slipway redeploy")); err != nil {
+		t.Fatal(err)
+	}
+	// A second event at once: a burst, so the debounce defers the redeploy.
+	w.c.HandleEvent(webhooks.Event{DeliveryID: "e", Kind: webhooks.KindPullRequest, Action: "edited", Repo: "acme/shop", PR: 1, HeadSHA: sha1})
+	if res := w.reconcile(t, 1); res.RequeueAfter <= 0 {
+		t.Fatal("the redeploy was not deferred")
+	}
+	if _, err := w.c.Record(ctx, comment(2, "/slipway destroy")); err != nil {
+		t.Fatal(err)
+	}
+	w.reconcile(t, 1)
+	w.advance(time.Minute)
+	w.reconcile(t, 1) // the next look (a resync)
+	if env, _ := w.engine.Inspect(ctx, "acme-shop-pr-1"); env != nil {
+		t.Error("the destroyed environment came back")
+	}
+	if e := w.history(t, 1); e.Phase != contract.PhaseRemoved || !e.Held {
+		t.Errorf("history %s held %v, want removed and held", e.Phase, e.Held)
+	}
+	if pending, _ := w.store.PendingCommands(ctx); len(pending) != 0 {
+		t.Errorf("pending commands %+v, want none", pending)
 	}
 }

@@ -17,6 +17,9 @@ func (c *Controller) resync(ctx context.Context) {
 			c.log.Warn("resync: list open pull requests", "repo", rp.Name, "err", err)
 			continue
 		}
+		for _, pr := range prs {
+			c.intake.seedHead(Key{Repo: rp.Name, PR: pr.Number}, pr.HeadSHA)
+		}
 		c.creditApprovalLabels(ctx, rp, repo, prs)
 		open := map[int]string{}
 		for _, pr := range prs {

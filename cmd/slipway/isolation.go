@@ -194,7 +194,14 @@ func classify(remote string, v *guardView) verdict {
 	if err != nil {
 		return verdictPass // not an IP peer (a unix socket): not a container network
 	}
-	ip = ip.Unmap()
+	ip = ip.Unmap().WithZone("") // a zone (fe80::1%br-x) never matches a prefix
+	if ip.IsLinkLocalUnicast() {
+		// A container on an IPv6 preview network reaches the host's
+		// bridge (and, in container mode, Slipway's own address) at a
+		// link-local address no listing names; nothing legitimate calls
+		// the control surface from one.
+		return verdictPreview
+	}
 	for _, p := range v.previews {
 		if p.Contains(ip) {
 			return verdictPreview

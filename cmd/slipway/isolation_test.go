@@ -62,7 +62,10 @@ func TestClassify(t *testing.T) {
 		{"203.0.113.9:443", verdictPass, verdictPass},
 		{"140.82.112.1:443", verdictPass, verdictPass},
 		{"[2001:db8::1]:443", verdictPass, verdictPass},
-		{"169.254.1.1:80", verdictPass, verdictPass},
+		// Link-local: how a container on an IPv6 network reaches the host's bridge.
+		{"169.254.1.1:80", verdictPreview, verdictPreview},
+		{"[fe80::1%br-1234]:80", verdictPreview, verdictPreview},
+		{"[fe80::42:acff:fe14:7]:80", verdictPreview, verdictPreview},
 		{"not-an-address", verdictPass, verdictPass},
 	}
 	for _, tt := range tests {
