@@ -34,9 +34,9 @@ const (
 )
 
 // Phases lists the phases the dashboard filters on, in display order: the
-// store's phases with PhaseDegraded after ready.
+// store's phases, after PhaseQueued, with PhaseDegraded after ready.
 func Phases() []string {
-	var out []string
+	out := []string{PhaseQueued} // shown before the controller recorded any phase
 	for _, p := range contract.Phases() {
 		out = append(out, string(p))
 		if p == contract.PhaseReady {
