@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -260,17 +259,7 @@ func (h *harness) project(n int) string {
 }
 
 // get fetches the preview of PR n through the proxy.
-func (h *harness) get(n int) (int, string) {
-	req, _ := http.NewRequest("GET", h.proxy.URL+"/", nil)
-	req.Host = fmt.Sprintf("pr-%d.%s", n, h.domain)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+func (h *harness) get(n int) (int, string) { return h.getPath(n, "/") }
 
 // eventually polls cond until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {

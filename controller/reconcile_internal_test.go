@@ -185,22 +185,8 @@ const (
 
 func newMemWorld(t *testing.T, edit func(*config.Controller)) *memWorld {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), store.FileName), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cfg := config.Defaults()
-	cfg.Domain = "preview.test"
-	cfg.StateDir = t.TempDir()
-	cfg.Loader.Confinement = config.LoaderAuto
-	cfg.Repos = []config.RepoPolicy{{Name: "acme/shop"}}
-	if edit != nil {
-		edit(&cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	st, cfg := openTestStore(t), testConfig(t, edit)
+	var err error
 	w := &memWorld{
 		gh: &memGitHub{prs: map[int]gh.PullRequest{}, writers: map[string]bool{"alice": true},
 			files: map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx:1\n    ports: [\"8080\"]\n"}},

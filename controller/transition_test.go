@@ -107,17 +107,7 @@ func (r *recordingReporter) Report(_ context.Context, s gh.Status) error {
 // routes and reports, with no engine and no GitHub.
 func newPureController(t *testing.T) (*Controller, *store.Store, *recordingRoutes, *recordingReporter) {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), store.FileName), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cfg := config.Defaults()
-	cfg.Domain = "preview.test"
-	cfg.Repos = []config.RepoPolicy{{Name: "acme/shop"}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	st, cfg := openTestStore(t), testConfig(t, nil)
 	routes, rep := &recordingRoutes{}, &recordingReporter{}
 	c, err := New(Options{Config: &cfg, GitHub: &writerGitHub{}, Reporter: rep, Engine: nopEngine{}, Store: st, Routes: routes})
 	if err != nil {
@@ -176,4 +166,33 @@ func TestHistoryCarriesHeldAndRetry(t *testing.T) {
 	if ch := chooseConvergence(convergeFacts{SHA: "abc", History: e}); ch.step != stepHold {
 		t.Errorf("a held removal is not held: %+v", ch)
 	}
+}
+
+// openTestStore opens a store of the test's own.
+func openTestStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// testConfig is a valid configuration with the repository acme/shop,
+// changed by edit.
+func testConfig(t *testing.T, edit func(*config.Controller)) config.Controller {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.Domain = "preview.test"
+	cfg.StateDir = t.TempDir()
+	cfg.Loader.Confinement = config.LoaderAuto
+	cfg.Repos = []config.RepoPolicy{{Name: "acme/shop"}}
+	if edit != nil {
+		edit(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

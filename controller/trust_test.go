@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller/github/githubfake"
 	"github.com/slipwayhq/slipway/internal/contract"
+	"github.com/slipwayhq/slipway/internal/dockertest"
 )
 
 const plantedSecret = "sk_test_planted_4242_do_not_leak"
@@ -34,15 +33,7 @@ func jsonString(s string) string {
 }
 
 func (h *harness) getPath(n int, path string) (int, string) {
-	req, _ := http.NewRequest("GET", h.proxy.URL+path, nil)
-	req.Host = fmt.Sprintf("pr-%d.%s", n, h.domain)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return dockertest.GetHost(h.proxy.URL+path, fmt.Sprintf("pr-%d.%s", n, h.domain))
 }
 
 func (h *harness) lastReactions(n int, author string) []string {

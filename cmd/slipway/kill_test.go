@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -217,15 +216,7 @@ func (r *serveRig) comment(n int, user, body string) map[string]any {
 
 // get fetches the preview of PR n.
 func (r *serveRig) get(n int) (int, string) {
-	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", r.port), nil)
-	req.Host = fmt.Sprintf("pr-%d.%s", n, r.domain)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return dockertest.GetHost(fmt.Sprintf("http://127.0.0.1:%d/", r.port), fmt.Sprintf("pr-%d.%s", n, r.domain))
 }
 
 // waitFor polls cond until it holds, failing the test after timeout.
