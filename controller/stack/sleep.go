@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
@@ -19,16 +20,30 @@ func (e *Engine) Stop(ctx context.Context, project string) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	// All at once: a stack sleeps in one stop timeout, not one per
+	// container. Nothing depends on the order: nothing is removed, and
+	// Start brings them back in dependency order.
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
 	timeout := int(e.opts.StopTimeout.Seconds())
 	for name, c := range cs {
 		if c.State != container.StateRunning {
 			continue
 		}
-		if err := e.docker.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &timeout}); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("stop container %s: %w", name, err))
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.docker.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &timeout}); err != nil && !errdefs.IsNotFound(err) {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("stop container %s: %w", name, err))
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
