@@ -271,6 +271,12 @@ func GetHost(url, host string) (int, string) {
 		return 0, err.Error()
 	}
 	req.Host = host
+	return Do(req)
+}
+
+// Do sends req and returns the status and body (0 and the error's text
+// when the request fails).
+func Do(req *http.Request) (int, string) {
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err.Error()
