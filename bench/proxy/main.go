@@ -2,10 +2,12 @@
 // reverse_proxy and nginx, and measures how fast a new container's route
 // goes live. See bench/README.md for what to install and how to run it.
 //
-// Throughput: one backend process (a small Go HTTP server on loopback with
-// fixed bodies) is measured directly and through each proxy with wrk, for
-// every body size and connection count, alternating the targets in
-// rotating order for several rounds; the median of the rounds is printed.
+// Throughput: one backend (a small Go HTTP server with fixed bodies, run as
+// a labelled preview container so that the real `slipway serve` routes it)
+// is measured directly and through each proxy with wrk, for every body size
+// and connection count, alternating the targets in rotating order for
+// several rounds; the median of the rounds is printed. Every target is
+// checked to return the backend's own body.
 //
 // Route-live latency: against the real Docker engine, busybox httpd
 // containers with a healthcheck are started one after another; for each,
@@ -21,11 +23,15 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/slipwayhq/slipway/bench/internal/benchkit"
 )
 
 type config struct {
@@ -36,28 +42,48 @@ type config struct {
 	threads    int
 	liveRuns   int
 	targets    []string
+	backend    string
+	slipway    string
+	baseline   string
 	jsonOut    string
 	cpuProfile string
+	hold       bool
 }
+
+// The targets: the backend itself, the proxies, and Slipway three ways.
+const (
+	targetDirect   = "direct"
+	targetSlipway  = "slipway"        // the real binary: `slipway serve` in local mode
+	targetInproc   = "slipway-inproc" // proxy.Handler behind proxy.Server in this process
+	targetBaseline = "slipway-base"   // another slipway binary (-baseline), e.g. main's
+	targetCaddy    = "caddy"
+	targetNginx    = "nginx"
+)
 
 func main() {
 	var (
 		cfg        config
 		conns      = flag.String("conns", "64,256", "keep-alive connections per run, comma-separated")
 		sizes      = flag.String("sizes", "1024,65536", "response body sizes in bytes, comma-separated")
-		targets    = flag.String("targets", "direct,slipway,caddy,nginx", "targets to measure")
+		targets    = flag.String("targets", "direct,slipway,slipway-inproc,caddy,nginx", "targets to measure (also slipway-base with -baseline)")
 		backendArg = flag.String("serve-backend", "", "internal: run as the backend process with these body sizes")
+		listenArg  = flag.String("backend-listen", "127.0.0.1:0", "internal: the backend's listen address")
+		nonceArg   = flag.String("backend-nonce", "", "internal: the run's nonce in the backend's bodies")
 	)
 	flag.DurationVar(&cfg.duration, "duration", 5*time.Second, "length of each wrk run (whole seconds)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds of alternating runs; the median is reported")
 	flag.IntVar(&cfg.threads, "threads", 2, "wrk threads")
 	flag.IntVar(&cfg.liveRuns, "live-runs", 10, "route-live measurements (0 skips them; they need Docker)")
+	flag.StringVar(&cfg.backend, "backend", "container", "where the backend runs: container (a labelled preview container; needed by slipway) or process (on loopback)")
+	flag.StringVar(&cfg.slipway, "slipway", "", "slipway binary for the slipway target (default: go build ./cmd/slipway)")
+	flag.StringVar(&cfg.baseline, "baseline", "", "another slipway binary, measured as target slipway-base")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
-	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (Slipway's proxy runs in it) to this file")
+	flag.BoolVar(&cfg.hold, "hold", false, "start the backend and the targets, print their addresses, and wait for Ctrl-C (to profile one with perf or pprof)")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (where slipway-inproc runs) to this file")
 	flag.Parse()
 
 	if *backendArg != "" {
-		if err := serveBackend(mustInts(*backendArg)); err != nil {
+		if err := serveBackend(*listenArg, *nonceArg, mustInts(*backendArg)); err != nil {
 			fmt.Fprintln(os.Stderr, "backend:", err)
 			os.Exit(1)
 		}
@@ -65,6 +91,9 @@ func main() {
 	}
 	cfg.conns, cfg.sizes = mustInts(*conns), mustInts(*sizes)
 	cfg.targets = strings.Split(*targets, ",")
+	if cfg.baseline != "" && !slices.Contains(cfg.targets, targetBaseline) {
+		cfg.targets = append(cfg.targets, targetBaseline)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, cfg); err != nil {
@@ -120,30 +149,78 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer os.RemoveAll(dir)
 
-	backend, stopBackend, err := startBackend(ctx, cfg.sizes)
-	if err != nil {
-		return err
+	nonce := benchkit.RandomHex(6)
+	domain := "bench" + nonce + ".localhost"
+	var backend *backendContainer
+	switch cfg.backend {
+	case "container":
+		cli, err := benchkit.Docker(ctx)
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		var stopBackend func()
+		backend, stopBackend, err = startBackendContainer(ctx, cli, dir, domain, nonce, cfg.sizes)
+		if err != nil {
+			return err
+		}
+		defer stopBackend()
+	case "process":
+		for _, t := range cfg.targets {
+			if t == targetSlipway || t == targetBaseline {
+				return fmt.Errorf("target %s routes Docker containers: it needs -backend container", t)
+			}
+		}
+		addr, stopBackend, err := startBackendProcess(ctx, nonce, cfg.sizes)
+		if err != nil {
+			return err
+		}
+		defer stopBackend()
+		backend = &backendContainer{addr: addr, project: "local-bench-pr-1", repo: "local/bench", host: "pr-1." + domain}
+	default:
+		return fmt.Errorf("-backend %q: want container or process", cfg.backend)
 	}
-	defer stopBackend()
+	fmt.Printf("backend: %s (%s)\n", backend.addr, cfg.backend)
 
-	addrs := map[string]string{"direct": backend}
+	firstPath := "/" + strconv.Itoa(cfg.sizes[0])
+	firstBody := backendBody(cfg.sizes[0], nonce)
+	addrs := map[string]string{targetDirect: backend.addr}
 	for _, t := range cfg.targets {
 		var addr string
 		var stopT func()
 		var err error
 		switch t {
-		case "direct":
+		case targetDirect:
 			continue
-		case "slipway":
-			addr, stopT, err = startSlipway(ctx, backend)
-		case "caddy":
-			d := dir + "/caddy"
+		case targetSlipway, targetBaseline:
+			bin := cfg.slipway
+			if t == targetBaseline {
+				bin = cfg.baseline
+			}
+			if bin == "" && t == targetBaseline {
+				return fmt.Errorf("target %s needs -baseline", t)
+			}
+			if bin == "" {
+				if bin, err = buildSlipway(ctx, dir); err != nil {
+					return err
+				}
+			}
+			d := filepath.Join(dir, t)
+			var pid int
+			addr, pid, stopT, err = startServe(ctx, bin, d, domain, backend.host, firstPath, firstBody)
+			if err == nil {
+				fmt.Printf("%s: slipway serve (pid %d, %s), log %s\n", t, pid, bin, filepath.Join(d, "serve.log"))
+			}
+		case targetInproc:
+			addr, stopT, err = startInproc(ctx, backend.addr, domain, backend.host, backend.repo, backend.project)
+		case targetCaddy:
+			d := filepath.Join(dir, "caddy")
 			os.MkdirAll(d, 0o755)
-			addr, stopT, err = startCaddy(ctx, d, backend)
-		case "nginx":
-			d := dir + "/nginx"
+			addr, stopT, err = startCaddy(ctx, d, backend.addr)
+		case targetNginx:
+			d := filepath.Join(dir, "nginx")
 			os.MkdirAll(d, 0o755)
-			addr, stopT, err = startNginx(ctx, d, backend)
+			addr, stopT, err = startNginx(ctx, d, backend.addr)
 		default:
 			return fmt.Errorf("unknown target %q", t)
 		}
@@ -152,6 +229,28 @@ func run(ctx context.Context, cfg config) error {
 		}
 		defer stopT()
 		addrs[t] = addr
+	}
+	// Every target must answer with the backend's own body, byte for byte.
+	checkAll := func(when string) error {
+		for _, t := range cfg.targets {
+			for _, size := range cfg.sizes {
+				if err := checkBody(ctx, addrs[t], backend.host, "/"+strconv.Itoa(size), backendBody(size, nonce)); err != nil {
+					return fmt.Errorf("%s: target %s does not return the backend's body: %w", when, t, err)
+				}
+			}
+		}
+		return nil
+	}
+	if err := checkAll("before the runs"); err != nil {
+		return err
+	}
+	if cfg.hold {
+		for _, t := range cfg.targets {
+			fmt.Printf("%-15s http://%s  (Host: %s)\n", t, addrs[t], backend.host)
+		}
+		fmt.Println("holding; Ctrl-C ends")
+		<-ctx.Done()
+		return nil
 	}
 
 	if cfg.cpuProfile != "" {
@@ -165,11 +264,11 @@ func run(ctx context.Context, cfg config) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	fmt.Printf("proxy benchmark: %d round(s) × %s per run, wrk -t%d, targets %s\n",
-		cfg.rounds, cfg.duration, cfg.threads, strings.Join(cfg.targets, ", "))
-	// Warm every target up once (connections, caches, JIT-less but lazy paths).
+	fmt.Printf("proxy benchmark: %d round(s) × %s per run, wrk -t%d, targets %s, load average %s\n",
+		cfg.rounds, cfg.duration, cfg.threads, strings.Join(cfg.targets, ", "), loadAverage())
+	// Warm every target up once (connections, caches, lazy paths).
 	for _, t := range cfg.targets {
-		if _, err := runWrk(ctx, "http://"+addrs[t]+"/"+strconv.Itoa(cfg.sizes[0]), benchHost, 16, 1, time.Second); err != nil {
+		if _, err := runWrk(ctx, "http://"+addrs[t]+firstPath, backend.host, 16, 1, time.Second); err != nil {
 			return fmt.Errorf("warm up %s: %w", t, err)
 		}
 	}
@@ -189,16 +288,27 @@ func run(ctx context.Context, cfg config) error {
 						byKey[key] = c
 						cells = append(cells, c)
 					}
-					r, err := runWrk(ctx, "http://"+addrs[t]+"/"+strconv.Itoa(size), benchHost, conns, cfg.threads, cfg.duration)
+					r, err := runWrk(ctx, "http://"+addrs[t]+"/"+strconv.Itoa(size), backend.host, conns, cfg.threads, cfg.duration)
 					if err != nil {
 						return err
 					}
+					// An answer without the body (an empty 200) would count
+					// as a fast request: wrk must have read at least the body
+					// for every response (give or take wrk's rounding: it
+					// prints "0.93GB read").
+					if r.BytesPerRequest < 0.95*float64(size) {
+						return fmt.Errorf("target %s: %.0f bytes read per response, less than the %d-byte body", t, r.BytesPerRequest, size)
+					}
 					c.Runs = append(c.Runs, r)
-					fmt.Fprintf(os.Stderr, "  round %d %6s %4d conns %-8s %9.0f req/s p99 %v\n", round+1, sizeName(size), conns, t, r.RPS, r.P99)
+					fmt.Fprintf(os.Stderr, "  round %d %6s %4d conns %-15s %9.0f req/s p99 %v\n", round+1, sizeName(size), conns, t, r.RPS, r.P99)
 				}
 			}
 		}
 	}
+	if err := checkAll("after the runs"); err != nil {
+		return err
+	}
+	fmt.Printf("load average at the end: %s\n", loadAverage())
 	printThroughput(cfg, cells, byKey)
 
 	var live []routeLiveRun
@@ -219,6 +329,19 @@ func run(ctx context.Context, cfg config) error {
 	return nil
 }
 
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func sizeName(n int) string {
 	if n%1024 == 0 {
 		return strconv.Itoa(n/1024) + "KiB"
@@ -229,10 +352,10 @@ func sizeName(n int) string {
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/1e6) }
 
 func printThroughput(cfg config, cells []*cell, byKey map[string]*cell) {
-	fmt.Printf("\n%-7s %-6s %-8s %12s %10s %10s %7s\n", "size", "conns", "target", "req/s", "p50", "p99", "errors")
+	fmt.Printf("\n%-7s %-6s %-15s %12s %10s %10s %7s\n", "size", "conns", "target", "req/s", "p50", "p99", "errors")
 	for _, c := range cells {
 		m := c.median()
-		fmt.Printf("%-7s %-6d %-8s %12.0f %10s %10s %7d\n", sizeName(c.Size), c.Conns, c.Target, m.RPS, ms(m.P50), ms(m.P99), m.Errors)
+		fmt.Printf("%-7s %-6d %-15s %12.0f %10s %10s %7d\n", sizeName(c.Size), c.Conns, c.Target, m.RPS, ms(m.P50), ms(m.P99), m.Errors)
 	}
 	get := func(size, conns int, t string) (wrkResult, bool) {
 		c := byKey[fmt.Sprintf("%d/%d/%s", size, conns, t)]
@@ -241,25 +364,27 @@ func printThroughput(cfg config, cells []*cell, byKey map[string]*cell) {
 		}
 		return c.median(), true
 	}
-	fmt.Printf("\n%-7s %-6s %16s %16s %22s\n", "size", "conns", "slipway/caddy", "slipway/nginx", "added p99 vs direct")
+	fmt.Printf("\n%-7s %-6s %-15s %8s %8s %20s\n", "size", "conns", "target", "/caddy", "/nginx", "added p99 vs direct")
 	for _, size := range cfg.sizes {
 		for _, conns := range cfg.conns {
-			s, ok := get(size, conns, "slipway")
-			if !ok {
-				continue
-			}
-			ratio := func(t string) string {
-				o, ok := get(size, conns, t)
-				if !ok || o.RPS == 0 {
-					return "-"
+			for _, t := range []string{targetSlipway, targetInproc, targetBaseline, targetCaddy, targetNginx} {
+				s, ok := get(size, conns, t)
+				if !ok {
+					continue
 				}
-				return fmt.Sprintf("%.2f×", s.RPS/o.RPS)
+				ratio := func(peer string) string {
+					o, ok := get(size, conns, peer)
+					if !ok || o.RPS == 0 || peer == t {
+						return "-"
+					}
+					return fmt.Sprintf("%.2f×", s.RPS/o.RPS)
+				}
+				added := "-"
+				if d, ok := get(size, conns, targetDirect); ok {
+					added = fmt.Sprintf("%+.2fms", float64(s.P99-d.P99)/1e6)
+				}
+				fmt.Printf("%-7s %-6d %-15s %8s %8s %20s\n", sizeName(size), conns, t, ratio(targetCaddy), ratio(targetNginx), added)
 			}
-			added := "-"
-			if d, ok := get(size, conns, "direct"); ok {
-				added = fmt.Sprintf("%+.2fms", float64(s.P99-d.P99)/1e6)
-			}
-			fmt.Printf("%-7s %-6d %16s %16s %22s\n", sizeName(size), conns, ratio("caddy"), ratio("nginx"), added)
 		}
 	}
 }

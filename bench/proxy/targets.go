@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,77 +17,19 @@ import (
 	"github.com/slipwayhq/slipway/proxy"
 )
 
-// benchHost is the Host header every request carries; Slipway routes it.
-const benchHost = "pr-1.bench.test"
-
-// serveBackend is the backend process: fixed bodies at /<bytes>, with
-// Content-Length, keep-alive. It prints its address on stdout.
-func serveBackend(sizes []int) error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	bodies := map[string][]byte{}
-	for _, n := range sizes {
-		bodies["/"+strconv.Itoa(n)] = bytes.Repeat([]byte("x"), n)
-	}
-	fmt.Println(ln.Addr().String())
-	srv := &http.Server{
-		ReadHeaderTimeout: 10 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			b, ok := bodies[r.URL.Path]
-			if !ok {
-				http.NotFound(w, r)
-				return
-			}
-			w.Header().Set("Content-Type", "application/octet-stream")
-			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-			w.Write(b)
-		}),
-	}
-	return srv.Serve(ln)
-}
-
-// startBackend runs this program again as the backend process.
-func startBackend(ctx context.Context, sizes []int) (addr string, stop func(), err error) {
-	self, err := os.Executable()
-	if err != nil {
-		return "", nil, err
-	}
-	var ss []string
-	for _, n := range sizes {
-		ss = append(ss, strconv.Itoa(n))
-	}
-	cmd := exec.CommandContext(ctx, self, "-serve-backend", strings.Join(ss, ","))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start backend: %w", err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return "", nil, fmt.Errorf("backend address: %w", err)
-	}
-	return strings.TrimSpace(line), func() { cmd.Process.Kill(); cmd.Wait() }, nil
-}
-
-// startSlipway runs Slipway's proxy in this process with one route to the
-// backend, metrics on, and returns its address.
-func startSlipway(ctx context.Context, backend string) (addr string, stop func(), err error) {
-	host, port, err := net.SplitHostPort(backend)
+// startInproc runs Slipway's proxy in this process (proxy.Handler behind
+// proxy.Server, metrics on) with one route, host → backend, and returns its
+// address. It is the handler alone, without the rest of `slipway serve`.
+func startInproc(ctx context.Context, backend, domain, host, repo, project string) (addr string, stop func(), err error) {
+	ip, port, err := net.SplitHostPort(backend)
 	if err != nil {
 		return "", nil, err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	routes := proxy.NewRoutes(log, contract.DefaultHostTemplates("bench.test", false))
+	routes := proxy.NewRoutes(log, contract.DefaultHostTemplates(domain, false))
 	routes.PutContainer(proxy.Container{
-		ID: "bench", Name: "bench-web-1", Project: "bench", Service: "web", Repo: "bench/bench", PR: 1,
-		Host: benchHost, Port: port, Running: true, IP: host,
+		ID: "bench", Name: contract.ContainerName(project, "web", 1), Project: project, Service: "web", Repo: repo, PR: 1,
+		Host: host, Port: port, Running: true, IP: ip,
 	})
 	m, err := proxy.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
@@ -102,7 +40,7 @@ func startSlipway(ctx context.Context, backend string) (addr string, stop func()
 	if err != nil {
 		return "", nil, err
 	}
-	srv, err := proxy.NewServer(proxy.ServerOptions{Domain: "bench.test", HTTPListener: ln, Proxy: h, Logger: log})
+	srv, err := proxy.NewServer(proxy.ServerOptions{Domain: domain, HTTPListener: ln, Proxy: h, Logger: log})
 	if err != nil {
 		return "", nil, err
 	}
@@ -148,20 +86,12 @@ func startProcess(ctx context.Context, dir, addr string, env []string, name stri
 		}
 		logf.Close()
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return stop, nil
-		}
-		if time.Now().After(deadline) {
-			stop()
-			log, _ := os.ReadFile(filepath.Join(dir, filepath.Base(name)+".log"))
-			return nil, fmt.Errorf("%s did not listen on %s: %s", name, addr, log)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := waitListening(ctx, addr, 15*time.Second); err != nil {
+		stop()
+		log, _ := os.ReadFile(filepath.Join(dir, filepath.Base(name)+".log"))
+		return nil, fmt.Errorf("%s: %w: %s", name, err, log)
 	}
+	return stop, nil
 }
 
 // startCaddy runs Caddy's reverse_proxy to the backend, with upstream

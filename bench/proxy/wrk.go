@@ -16,6 +16,9 @@ type wrkResult struct {
 	P50    time.Duration
 	P99    time.Duration
 	Errors int // socket errors plus non-2xx/3xx responses
+	// BytesPerRequest is what wrk read (headers and body) divided by the
+	// requests it completed.
+	BytesPerRequest float64
 }
 
 var (
@@ -24,6 +27,7 @@ var (
 	reP99    = regexp.MustCompile(`(?m)^\s+99%\s+([0-9.]+)(us|ms|s)\s*$`)
 	reNon2xx = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
 	reSocket = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	reRead   = regexp.MustCompile(`(\d+) requests in [0-9.]+\w+, ([0-9.]+)([KMGT]?B) read`)
 )
 
 // runWrk runs wrk against url with host as the Host header.
@@ -59,6 +63,17 @@ func parseWrk(out string) (wrkResult, error) {
 	}
 	if r.P99, err = parseLatency(reP99, out); err != nil {
 		return r, err
+	}
+	m = reRead.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("no \"requests in ..., ... read\" in wrk output:\n%s", out)
+	}
+	n, _ := strconv.ParseFloat(m[1], 64)
+	read, _ := strconv.ParseFloat(m[2], 64)
+	// wrk counts in powers of 1024.
+	read *= map[string]float64{"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}[m[3]]
+	if n > 0 {
+		r.BytesPerRequest = read / n
 	}
 	if m := reNon2xx.FindStringSubmatch(out); m != nil {
 		n, _ := strconv.Atoi(m[1])
