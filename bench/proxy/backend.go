@@ -72,27 +72,27 @@ func sizesArg(sizes []int) string {
 
 // startBackendProcess runs this program again as the backend process on
 // loopback.
-func startBackendProcess(ctx context.Context, nonce string, sizes []int) (addr string, stop func(), err error) {
+func startBackendProcess(ctx context.Context, nonce string, sizes []int) (addr string, pid int, stop func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.CommandContext(ctx, self, "-serve-backend", sizesArg(sizes), "-backend-listen", "127.0.0.1:0", "-backend-nonce", nonce)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start backend: %w", err)
+		return "", 0, nil, fmt.Errorf("start backend: %w", err)
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return "", nil, fmt.Errorf("backend address: %w", err)
+		return "", 0, nil, fmt.Errorf("backend address: %w", err)
 	}
-	return strings.TrimSpace(line), func() { cmd.Process.Kill(); cmd.Wait() }, nil
+	return strings.TrimSpace(line), cmd.Process.Pid, func() { cmd.Process.Kill(); cmd.Wait() }, nil
 }
 
 // backendContainer is the backend running as a preview's web container:
@@ -100,6 +100,7 @@ func startBackendProcess(ctx context.Context, nonce string, sizes []int) (addr s
 // routes pr-1.<domain> to it.
 type backendContainer struct {
 	addr    string // IP:port on its project network
+	pid     int    // of the backend process
 	project string
 	repo    string
 	host    string
@@ -183,6 +184,9 @@ func startBackendContainer(ctx context.Context, cli *client.Client, dir, domain,
 		return nil, nil, fmt.Errorf("backend container has no address on %s", netName)
 	}
 	b.addr = net.JoinHostPort(ep.IPAddress, backendPort)
+	if ins.State != nil {
+		b.pid = ins.State.Pid
+	}
 	if err := waitListening(ctx, b.addr, 30*time.Second); err != nil {
 		logs := containerLogs(cli, id)
 		stop()

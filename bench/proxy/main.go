@@ -122,21 +122,48 @@ type cell struct {
 	Runs        []wrkResult
 }
 
+// median is the run with the median requests/s, with the median p99 and
+// CPU per request of all runs and the errors of all runs.
 func (c *cell) median() wrkResult {
 	rs := append([]wrkResult(nil), c.Runs...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].RPS < rs[j].RPS })
 	m := rs[len(rs)/2]
-	p99s := make([]time.Duration, len(c.Runs))
-	for i, r := range c.Runs {
-		p99s[i] = r.P99
-	}
-	sort.Slice(p99s, func(i, j int) bool { return p99s[i] < p99s[j] })
-	m.P99 = p99s[len(p99s)/2]
+	m.P99 = medianOf(c.Runs, func(r wrkResult) time.Duration { return r.P99 })
+	m.CPUPerRequest = medianOf(c.Runs, func(r wrkResult) time.Duration { return r.CPUPerRequest })
 	m.Errors = 0
 	for _, r := range c.Runs {
 		m.Errors += r.Errors
 	}
 	return m
+}
+
+func medianOf(rs []wrkResult, f func(wrkResult) time.Duration) time.Duration {
+	ds := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		ds[i] = f(r)
+	}
+	return benchkit.Median(ds)
+}
+
+// pairedRatio is the median over rounds of c's requests/s divided by
+// other's in the same round (the two ran back to back, so load that
+// drifts over minutes cancels), with the lowest and highest round.
+func pairedRatio(c, other *cell) (med, lo, hi float64) {
+	var rs []float64
+	for i := range min(len(c.Runs), len(other.Runs)) {
+		if other.Runs[i].RPS > 0 {
+			rs = append(rs, c.Runs[i].RPS/other.Runs[i].RPS)
+		}
+	}
+	if len(rs) == 0 {
+		return 0, 0, 0
+	}
+	sort.Float64s(rs)
+	med = rs[len(rs)/2]
+	if len(rs)%2 == 0 {
+		med = (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+	}
+	return med, rs[0], rs[len(rs)-1]
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -171,12 +198,12 @@ func run(ctx context.Context, cfg config) error {
 				return fmt.Errorf("target %s routes Docker containers: it needs -backend container", t)
 			}
 		}
-		addr, stopBackend, err := startBackendProcess(ctx, nonce, cfg.sizes)
+		addr, pid, stopBackend, err := startBackendProcess(ctx, nonce, cfg.sizes)
 		if err != nil {
 			return err
 		}
 		defer stopBackend()
-		backend = &backendContainer{addr: addr, project: "local-bench-pr-1", repo: "local/bench", host: "pr-1." + domain}
+		backend = &backendContainer{addr: addr, pid: pid, project: "local-bench-pr-1", repo: "local/bench", host: "pr-1." + domain}
 	default:
 		return fmt.Errorf("-backend %q: want container or process", cfg.backend)
 	}
@@ -185,8 +212,10 @@ func run(ctx context.Context, cfg config) error {
 	firstPath := "/" + strconv.Itoa(cfg.sizes[0])
 	firstBody := backendBody(cfg.sizes[0], nonce)
 	addrs := map[string]string{targetDirect: backend.addr}
+	pids := map[string]int{targetDirect: backend.pid} // whose CPU time counts for the target
 	for _, t := range cfg.targets {
 		var addr string
+		var pid int
 		var stopT func()
 		var err error
 		switch t {
@@ -206,21 +235,21 @@ func run(ctx context.Context, cfg config) error {
 				}
 			}
 			d := filepath.Join(dir, t)
-			var pid int
 			addr, pid, stopT, err = startServe(ctx, bin, d, domain, backend.host, firstPath, firstBody)
 			if err == nil {
 				fmt.Printf("%s: slipway serve (pid %d, %s), log %s\n", t, pid, bin, filepath.Join(d, "serve.log"))
 			}
 		case targetInproc:
 			addr, stopT, err = startInproc(ctx, backend.addr, domain, backend.host, backend.repo, backend.project)
+			pid = os.Getpid()
 		case targetCaddy:
 			d := filepath.Join(dir, "caddy")
 			os.MkdirAll(d, 0o755)
-			addr, stopT, err = startCaddy(ctx, d, backend.addr)
+			addr, pid, stopT, err = startCaddy(ctx, d, backend.addr)
 		case targetNginx:
 			d := filepath.Join(dir, "nginx")
 			os.MkdirAll(d, 0o755)
-			addr, stopT, err = startNginx(ctx, d, backend.addr)
+			addr, pid, stopT, err = startNginx(ctx, d, backend.addr)
 		default:
 			return fmt.Errorf("unknown target %q", t)
 		}
@@ -228,7 +257,7 @@ func run(ctx context.Context, cfg config) error {
 			return fmt.Errorf("%s: %w", t, err)
 		}
 		defer stopT()
-		addrs[t] = addr
+		addrs[t], pids[t] = addr, pid
 	}
 	// Every target must answer with the backend's own body, byte for byte.
 	checkAll := func(when string) error {
@@ -288,9 +317,13 @@ func run(ctx context.Context, cfg config) error {
 						byKey[key] = c
 						cells = append(cells, c)
 					}
+					cpu0 := treeCPU(pids[t])
 					r, err := runWrk(ctx, "http://"+addrs[t]+"/"+strconv.Itoa(size), backend.host, conns, cfg.threads, cfg.duration)
 					if err != nil {
 						return err
+					}
+					if cpu1 := treeCPU(pids[t]); cpu0 > 0 && r.Requests > 0 {
+						r.CPUPerRequest = (cpu1 - cpu0) / time.Duration(r.Requests)
 					}
 					// An answer without the body (an empty 200) would count
 					// as a fast request: wrk must have read at least the body
@@ -300,7 +333,7 @@ func run(ctx context.Context, cfg config) error {
 						return fmt.Errorf("target %s: %.0f bytes read per response, less than the %d-byte body", t, r.BytesPerRequest, size)
 					}
 					c.Runs = append(c.Runs, r)
-					fmt.Fprintf(os.Stderr, "  round %d %6s %4d conns %-15s %9.0f req/s p99 %v\n", round+1, sizeName(size), conns, t, r.RPS, r.P99)
+					fmt.Fprintf(os.Stderr, "  round %d %6s %4d conns %-15s %9.0f req/s p99 %-10v CPU/request %v\n", round+1, sizeName(size), conns, t, r.RPS, r.P99, r.CPUPerRequest)
 				}
 			}
 		}
@@ -352,42 +385,41 @@ func sizeName(n int) string {
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/1e6) }
 
 func printThroughput(cfg config, cells []*cell, byKey map[string]*cell) {
-	fmt.Printf("\n%-7s %-6s %-15s %12s %10s %10s %7s\n", "size", "conns", "target", "req/s", "p50", "p99", "errors")
+	fmt.Printf("\nmedians of %d rounds; CPU/req is the target's own CPU time (user+system, all its processes) per request\n", cfg.rounds)
+	fmt.Printf("%-7s %-6s %-15s %10s %10s %10s %10s %7s\n", "size", "conns", "target", "req/s", "p50", "p99", "CPU/req", "errors")
 	for _, c := range cells {
 		m := c.median()
-		fmt.Printf("%-7s %-6d %-15s %12.0f %10s %10s %7d\n", sizeName(c.Size), c.Conns, c.Target, m.RPS, ms(m.P50), ms(m.P99), m.Errors)
+		fmt.Printf("%-7s %-6d %-15s %10.0f %10s %10s %10s %7d\n", sizeName(c.Size), c.Conns, c.Target, m.RPS, ms(m.P50), ms(m.P99), us(m.CPUPerRequest), m.Errors)
 	}
-	get := func(size, conns int, t string) (wrkResult, bool) {
-		c := byKey[fmt.Sprintf("%d/%d/%s", size, conns, t)]
-		if c == nil {
-			return wrkResult{}, false
-		}
-		return c.median(), true
-	}
-	fmt.Printf("\n%-7s %-6s %-15s %8s %8s %20s\n", "size", "conns", "target", "/caddy", "/nginx", "added p99 vs direct")
+	get := func(size, conns int, t string) *cell { return byKey[fmt.Sprintf("%d/%d/%s", size, conns, t)] }
+	fmt.Printf("\nrequests/s ratios: median of the rounds' ratios (lowest–highest round)\n")
+	fmt.Printf("%-7s %-6s %-15s %20s %20s %20s\n", "size", "conns", "target", "/caddy", "/nginx", "added p99 vs direct")
 	for _, size := range cfg.sizes {
 		for _, conns := range cfg.conns {
 			for _, t := range []string{targetSlipway, targetInproc, targetBaseline, targetCaddy, targetNginx} {
-				s, ok := get(size, conns, t)
-				if !ok {
+				c := get(size, conns, t)
+				if c == nil {
 					continue
 				}
 				ratio := func(peer string) string {
-					o, ok := get(size, conns, peer)
-					if !ok || o.RPS == 0 || peer == t {
+					o := get(size, conns, peer)
+					if o == nil || peer == t {
 						return "-"
 					}
-					return fmt.Sprintf("%.2f×", s.RPS/o.RPS)
+					med, lo, hi := pairedRatio(c, o)
+					return fmt.Sprintf("%.2f× (%.2f–%.2f)", med, lo, hi)
 				}
 				added := "-"
-				if d, ok := get(size, conns, targetDirect); ok {
-					added = fmt.Sprintf("%+.2fms", float64(s.P99-d.P99)/1e6)
+				if d := get(size, conns, targetDirect); d != nil {
+					added = fmt.Sprintf("%+.2fms", float64(c.median().P99-d.median().P99)/1e6)
 				}
-				fmt.Printf("%-7s %-6d %-15s %8s %8s %20s\n", sizeName(size), conns, t, ratio(targetCaddy), ratio(targetNginx), added)
+				fmt.Printf("%-7s %-6d %-15s %20s %20s %20s\n", sizeName(size), conns, t, ratio(targetCaddy), ratio(targetNginx), added)
 			}
 		}
 	}
 }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/1e3) }
 
 func printLive(runs []routeLiveRun) {
 	var table, first []time.Duration

@@ -60,19 +60,20 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// startProcess runs an external server and waits until addr accepts.
-func startProcess(ctx context.Context, dir, addr string, env []string, name string, args ...string) (func(), error) {
+// startProcess runs an external server and waits until addr accepts. It
+// returns the process ID.
+func startProcess(ctx context.Context, dir, addr string, env []string, name string, args ...string) (int, func(), error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	logf, err := os.Create(filepath.Join(dir, filepath.Base(name)+".log"))
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
+		return 0, nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	stop := func() {
 		cmd.Process.Signal(os.Interrupt)
@@ -89,17 +90,17 @@ func startProcess(ctx context.Context, dir, addr string, env []string, name stri
 	if err := waitListening(ctx, addr, 15*time.Second); err != nil {
 		stop()
 		log, _ := os.ReadFile(filepath.Join(dir, filepath.Base(name)+".log"))
-		return nil, fmt.Errorf("%s: %w: %s", name, err, log)
+		return 0, nil, fmt.Errorf("%s: %w: %s", name, err, log)
 	}
-	return stop, nil
+	return cmd.Process.Pid, stop, nil
 }
 
 // startCaddy runs Caddy's reverse_proxy to the backend, with upstream
 // keep-alive raised to match the others.
-func startCaddy(ctx context.Context, dir, backend string) (string, func(), error) {
+func startCaddy(ctx context.Context, dir, backend string) (string, int, func(), error) {
 	port, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	conf := fmt.Sprintf(`{
@@ -120,24 +121,24 @@ http://:%d {
 `, port, backend)
 	file := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
-	stop, err := startProcess(ctx, dir, addr, []string{"XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "HOME=" + dir},
+	pid, stop, err := startProcess(ctx, dir, addr, []string{"XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "HOME=" + dir},
 		"caddy", "run", "--config", file, "--adapter", "caddyfile")
-	return addr, stop, err
+	return addr, pid, stop, err
 }
 
 // startNginx runs nginx as a reverse proxy to the backend with upstream
 // keep-alive and buffers large enough for the biggest body.
-func startNginx(ctx context.Context, dir, backend string) (string, func(), error) {
+func startNginx(ctx context.Context, dir, backend string) (string, int, func(), error) {
 	port, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	for _, d := range []string{"logs", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o777); err != nil {
-			return "", nil, err
+			return "", 0, nil, err
 		}
 	}
 	conf := fmt.Sprintf(`daemon off;
@@ -170,8 +171,8 @@ http {
 `, dir, backend, addr)
 	file := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
-	stop, err := startProcess(ctx, dir, addr, nil, "nginx", "-p", dir, "-c", file)
-	return addr, stop, err
+	pid, stop, err := startProcess(ctx, dir, addr, nil, "nginx", "-p", dir, "-c", file)
+	return addr, pid, stop, err
 }

@@ -16,9 +16,13 @@ type wrkResult struct {
 	P50    time.Duration
 	P99    time.Duration
 	Errors int // socket errors plus non-2xx/3xx responses
-	// BytesPerRequest is what wrk read (headers and body) divided by the
-	// requests it completed.
+	// Requests is how many requests wrk completed; BytesPerRequest what it
+	// read (headers and body) divided by them.
+	Requests        int
 	BytesPerRequest float64
+	// CPUPerRequest is the CPU time (user and system) the target's
+	// processes used during the run, divided by the requests.
+	CPUPerRequest time.Duration
 }
 
 var (
@@ -72,6 +76,7 @@ func parseWrk(out string) (wrkResult, error) {
 	read, _ := strconv.ParseFloat(m[2], 64)
 	// wrk counts in powers of 1024.
 	read *= map[string]float64{"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}[m[3]]
+	r.Requests = int(n)
 	if n > 0 {
 		r.BytesPerRequest = read / n
 	}
