@@ -74,6 +74,7 @@ type Engine struct {
 	docker Docker
 	log    *slog.Logger
 	opts   EngineOptions
+	probes *healthProbes
 }
 
 // EngineOptions tune the engine.
@@ -126,7 +127,7 @@ func NewEngine(d Docker, log *slog.Logger, opts EngineOptions) *Engine {
 	if opts.MinUptime <= 0 {
 		opts.MinUptime = time.Second
 	}
-	return &Engine{docker: d, log: log, opts: opts}
+	return &Engine{docker: d, log: log, opts: opts, probes: newHealthProbes()}
 }
 
 // projectFilter selects the objects of one project that Slipway made.
