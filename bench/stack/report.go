@@ -40,18 +40,24 @@ func report(w io.Writer, cfg config, results []runResult, reups map[string][]tim
 		}
 		fmt.Fprintf(w, "== %s cache (%s), medians (min–max) of %d run(s) ==\n", cache, what, cfg.runs)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "\tslipway\tdocker-compose\tslipway/compose\ttarget\t")
-		row := func(name string, a, b []time.Duration, target float64) {
+		fmt.Fprintln(tw, "\tslipway\tdocker-compose\tratio of medians\tper round: median (min–max)\ttarget (per round)\t")
+		row := func(name string, a, b []time.Duration, of func(runResult) time.Duration, target float64) {
 			ma, mb := benchkit.Median(a), benchkit.Median(b)
-			r := ratio(ma, mb)
-			fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%s\t%s\n", name, benchkit.FmtDur(ma), benchkit.Spread(a), benchkit.FmtDur(mb), benchkit.Spread(b), fmtRatio(r), verdict(r, target))
+			paired := pairedRatios(results, cache, of)
+			mp := medianRatio(paired)
+			spread := "-"
+			if len(paired) > 0 {
+				spread = fmt.Sprintf("%s (%.2f–%.2f)", fmtRatio(mp), slices.Min(paired), slices.Max(paired))
+			}
+			fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%s\t%s\t%s\n", name, benchkit.FmtDur(ma), benchkit.Spread(a), benchkit.FmtDur(mb), benchkit.Spread(b),
+				fmtRatio(ratio(ma, mb)), spread, verdict(mp, target))
 		}
-		row("up until web answers 200", sl.Servings, co.Servings, targetServingRatio)
-		row("up until the command returns", sl.Ups, co.Ups, targetUpRatio)
-		row("down", sl.Downs, co.Downs, 0)
-		fmt.Fprintf(tw, "cached build steps\t%s\t%s\t\t\t\n", intsMedian(sl.Hits), intsMedian(co.Hits))
-		fmt.Fprintf(tw, "Dockerfile steps built\t%s\t%s\t\t\t\n", intsMedian(sl.Uncached), intsMedian(co.Uncached))
-		fmt.Fprintf(tw, "failed runs\t%d\t%d\t\t\t\n", sl.Failed, co.Failed)
+		row("up until web answers 200", sl.Servings, co.Servings, func(r runResult) time.Duration { return r.Serving }, targetServingRatio)
+		row("up until the command returns", sl.Ups, co.Ups, func(r runResult) time.Duration { return r.Up }, targetUpRatio)
+		row("down", sl.Downs, co.Downs, func(r runResult) time.Duration { return r.Down }, 0)
+		fmt.Fprintf(tw, "cached build steps\t%s\t%s\t\t\t\t\n", intsMedian(sl.Hits), intsMedian(co.Hits))
+		fmt.Fprintf(tw, "Dockerfile steps built\t%s\t%s\t\t\t\t\n", intsMedian(sl.Uncached), intsMedian(co.Uncached))
+		fmt.Fprintf(tw, "failed runs\t%d\t%d\t\t\t\t\n", sl.Failed, co.Failed)
 		tw.Flush()
 		fmt.Fprintln(w, "(slipway up returns once every service is ready; docker-compose up -d once its containers are started)")
 		fmt.Fprintln(w, cacheState(cache, sl.Uncached, co.Uncached))

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -188,4 +190,42 @@ func buildSteps(out string) (cached, uncached int) {
 		steps++
 	}
 	return cached, max(steps-cached, 0)
+}
+
+// pairedRatios are slipway/docker-compose per round of a cache mode, for
+// the rounds in which both tools succeeded: each round runs the two back
+// to back, so a ratio within a round is not skewed by load that changes
+// between rounds on a shared machine.
+func pairedRatios(results []runResult, cache string, of func(runResult) time.Duration) []float64 {
+	byRun := map[int]map[string]time.Duration{}
+	for _, r := range results {
+		if r.Cache != cache || r.Err != "" {
+			continue
+		}
+		if byRun[r.Run] == nil {
+			byRun[r.Run] = map[string]time.Duration{}
+		}
+		byRun[r.Run][r.Tool] = of(r)
+	}
+	var out []float64
+	for _, run := range slices.Sorted(maps.Keys(byRun)) {
+		if x := ratio(byRun[run][toolSlipway], byRun[run][toolCompose]); x > 0 {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// medianRatio is the median of xs (0 for none).
+func medianRatio(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -264,5 +265,34 @@ func TestVerdict(t *testing.T) {
 		if got := verdict(tt.r, tt.target); got != tt.want {
 			t.Errorf("verdict(%v, %v) = %q, want %q", tt.r, tt.target, got, tt.want)
 		}
+	}
+}
+
+func TestPairedRatios(t *testing.T) {
+	s := time.Second
+	results := []runResult{
+		{Tool: toolSlipway, Cache: cacheWarm, Run: 1, Serving: 2 * s},
+		{Tool: toolCompose, Cache: cacheWarm, Run: 1, Serving: 4 * s},
+		{Tool: toolCompose, Cache: cacheWarm, Run: 2, Serving: 3 * s}, // a loaded round
+		{Tool: toolSlipway, Cache: cacheWarm, Run: 2, Serving: 6 * s},
+		{Tool: toolSlipway, Cache: cacheWarm, Run: 3, Serving: s},
+		{Tool: toolCompose, Cache: cacheWarm, Run: 3, Err: "up: boom"}, // no pair
+		{Tool: toolSlipway, Cache: cacheCold, Run: 1, Serving: 9 * s},
+		{Tool: toolCompose, Cache: cacheCold, Run: 1, Serving: 9 * s},
+		{Tool: toolSlipway, Cache: cacheWarm, Run: 4, Serving: 3 * s},
+		{Tool: toolCompose, Cache: cacheWarm, Run: 4, Serving: 4 * s},
+	}
+	got := pairedRatios(results, cacheWarm, func(r runResult) time.Duration { return r.Serving })
+	if want := []float64{0.5, 2, 0.75}; !slices.Equal(got, want) {
+		t.Errorf("pairedRatios = %v, want %v (rounds in order, unpaired rounds left out)", got, want)
+	}
+	if m := medianRatio(got); m != 0.75 {
+		t.Errorf("medianRatio(%v) = %v, want 0.75", got, m)
+	}
+	if m := medianRatio([]float64{0.5, 1, 0.25, 0.75}); m != 0.625 {
+		t.Errorf("medianRatio of four = %v, want 0.625", m)
+	}
+	if m := medianRatio(nil); m != 0 {
+		t.Errorf("medianRatio(nil) = %v", m)
 	}
 }
