@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/slipwayhq/slipway/bench/internal/benchkit"
 )
 
 // mark is one timestamped thing seen during a timed up, relative to the
@@ -216,16 +219,12 @@ func pairedRatios(results []runResult, cache string, of func(runResult) time.Dur
 	return out
 }
 
-// medianRatio is the median of xs (0 for none).
+// medianRatio is the median of xs (0 for none), through benchkit.Median
+// with the ratios in fixed point (nanounits).
 func medianRatio(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
+	fixed := make([]time.Duration, len(xs))
+	for i, x := range xs {
+		fixed[i] = time.Duration(math.Round(x * 1e9))
 	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
+	return float64(benchkit.Median(fixed)) / 1e9
 }

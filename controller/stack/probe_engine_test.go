@@ -1,9 +1,10 @@
 package stack
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +13,6 @@ import (
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/slipwayhq/slipway/internal/contract"
 )
@@ -69,27 +69,18 @@ func execEngine(t *testing.T, apiVersion string, readyTimeout time.Duration) (*E
 // engineWithoutStartInterval is the API version of Docker Engine 20.10.
 const engineWithoutStartInterval = "1.41"
 
-// readIn returns a file's content inside a running container.
-func readIn(t *testing.T, cli *client.Client, name, path string) string {
-	t.Helper()
-	ctx := context.Background()
-	ex, err := cli.ContainerExecCreate(ctx, name, container.ExecOptions{Cmd: []string{"cat", path}, AttachStdout: true, AttachStderr: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	att, err := cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer att.Close()
-	var out, errOut bytes.Buffer
-	if _, err := stdcopy.StdCopy(&out, &errOut, att.Reader); err != nil {
-		t.Fatalf("read %s in %s: %v", path, name, err)
-	}
-	if errOut.Len() > 0 {
-		t.Fatalf("read %s in %s: %s", path, name, errOut.String())
-	}
-	return out.String()
+// hourlyChecked is the compose YAML of a service that sleeps, with the
+// healthcheck test given and Docker's first scheduled probe an hour away:
+// whatever makes it healthy before that is the exec probe.
+func hourlyChecked(name, test string, extra ...string) string {
+	return fmt.Sprintf(`  %s:
+    image: slipway-test/busybox:1
+    init: true
+    command: ["sleep", "3600"]
+    healthcheck:
+      test: %s
+      interval: 1h
+`, name, test) + strings.Join(extra, "")
 }
 
 // assertExecsFinished checks that every exec probe created in a container
@@ -126,15 +117,8 @@ func assertDockerNeverProbed(t *testing.T, ins container.InspectResponse) {
 func TestServiceHealthyMetByTheFirstPassingCheck(t *testing.T) {
 	t.Parallel()
 	e, rec, cli := execEngine(t, engineWithoutStartInterval, time.Minute)
-	src := newSource(t, e, cli, writeFixture(t, map[string]string{"compose.yaml": `services:
-  api:
-    image: slipway-test/busybox:1
-    init: true
-    command: ["sleep", "3600"]
-    healthcheck:
-      test: ["CMD-SHELL", "test -f /tmp/checked || { touch /tmp/checked; exit 1; }"]
-      interval: 1h
-  web:
+	src := newSource(t, e, cli, writeFixture(t, map[string]string{"compose.yaml": "services:\n" +
+		hourlyChecked("api", `["CMD-SHELL", "test -f /tmp/checked || { touch /tmp/checked; exit 1; }"]`) + `  web:
     build: ./web
     init: true
     command: ["sleep", "3600"]
@@ -169,20 +153,14 @@ func TestServiceHealthyMetByTheFirstPassingCheck(t *testing.T) {
 func TestSlowCheckRunsOneAtATime(t *testing.T) {
 	t.Parallel()
 	e, rec, cli := execEngine(t, engineWithoutStartInterval, time.Minute)
-	src := newSource(t, e, cli, writeFixture(t, map[string]string{"compose.yaml": `services:
-  api:
-    image: slipway-test/busybox:1
-    init: true
-    command: ["sleep", "3600"]
-    healthcheck:
-      test: ["CMD-SHELL", "echo start >> /tmp/runs; sleep 0.5; echo end >> /tmp/runs; [ $(grep -c end /tmp/runs) -ge 3 ]"]
-      interval: 1h
-`}))
+	src := newSource(t, e, cli, writeFixture(t, map[string]string{"compose.yaml": "services:\n" +
+		hourlyChecked("api", `["CMD-SHELL", "echo start >> /tmp/runs; sleep 0.5; echo end >> /tmp/runs; [ $(grep -c end /tmp/runs) -ge 3 ]"]`)}))
 	p, _ := up(t, e, src)
 
 	api := inspectService(t, cli, p.Name, "api")
 	assertDockerNeverProbed(t, api)
-	runs := strings.Fields(readIn(t, cli, api.Name, "/tmp/runs"))
+	// The output is framed (stdout/stderr); the words are in order.
+	runs := regexp.MustCompile(`start|end`).FindAllString(execIn(t, cli, api.Name, "cat", "/tmp/runs"), -1)
 	if len(runs) < 6 {
 		t.Fatalf("runs %v: want at least three complete checks", runs)
 	}
@@ -277,23 +255,7 @@ func TestHealthcheckOnThisEngine(t *testing.T) {
     command: ["sleep", "3600"]
     healthcheck:
       disable: true
-  checked:
-    image: slipway-test/busybox:1
-    init: true
-    command: ["sleep", "3600"]
-    healthcheck:
-      test: ["CMD", "true"]
-      interval: 1h
-  own:
-    image: slipway-test/busybox:1
-    init: true
-    command: ["sleep", "3600"]
-    healthcheck:
-      test: ["CMD", "true"]
-      interval: 1h
-      start_period: 1m
-      start_interval: 100ms
-`,
+` + hourlyChecked("checked", `["CMD", "true"]`) + hourlyChecked("own", `["CMD", "true"]`, "      start_period: 1m\n      start_interval: 100ms\n"),
 		"disabled/Dockerfile": "FROM slipway-test/busybox:1\nHEALTHCHECK --interval=1s CMD [\"false\"]\n",
 	}))
 	p, _ := up(t, e, src)
