@@ -19,9 +19,12 @@ import (
 //   - API 1.44 (Engine 25) and later probe at start_interval during the
 //     start period: a healthcheck without its own start_interval gets a
 //     short one, and a start period if it has none (withFastStart).
-//   - Older engines have no start_interval: while a container's health is
+//   - Older engines have no start_interval: while a dependency's health is
 //     "starting", Up runs the service's own check itself through exec
-//     (probe.go) until it first succeeds.
+//     (probe.go) until it first succeeds, and starts the dependents then.
+//     Up's final readiness still waits for Docker's verdict, which the
+//     proxy routes on (see waitAll); the dependents' earlier start is the
+//     gain.
 const (
 	// fastProbeInterval is the pause between two checks of a starting
 	// container: the start_interval given on engines that have one, and

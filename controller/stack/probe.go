@@ -121,7 +121,8 @@ func (e *Engine) runCheck(ctx context.Context, id string, check execCheck) (bool
 	}
 }
 
-// execProbes runs the exec checks of one wait: at most one loop per
+// execProbes runs the exec checks of one depends_on wait (a nil
+// *execProbes runs none): at most one loop per
 // container, each checking every fastProbeInterval (a check slower than
 // that runs back to back, never overlapping itself) until it first
 // passes, the wait stops following the container, or the wait ends. A
@@ -150,6 +151,9 @@ func (e *Engine) newExecProbes(ctx context.Context) *execProbes {
 // follow starts or stops the check loop of a container from its inspected
 // state (see execCheckFor), and reports whether its check has passed.
 func (p *execProbes) follow(ins container.InspectResponse) bool {
+	if p == nil {
+		return false
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	id := ins.ID
@@ -173,6 +177,9 @@ func (p *execProbes) follow(ins container.InspectResponse) bool {
 
 // stop ends the check loop of a container the wait no longer follows.
 func (p *execProbes) stop(id string) {
+	if p == nil {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if cancel, ok := p.running[id]; ok {
@@ -184,8 +191,19 @@ func (p *execProbes) stop(id string) {
 // close ends every check loop and waits until they have returned, their
 // exec streams closed.
 func (p *execProbes) close() {
+	if p == nil {
+		return
+	}
 	p.cancel()
 	p.wg.Wait()
+}
+
+// passes has a value when a check has passed since the wait last looked.
+func (p *execProbes) passes() <-chan struct{} {
+	if p == nil {
+		return nil
+	}
+	return p.passed
 }
 
 func (p *execProbes) loop(ctx context.Context, id, name string, check execCheck) {

@@ -135,13 +135,15 @@ func lastProbe(h *container.Health) string {
 	return " (last check: " + out + ")"
 }
 
-// waitCondition waits until every container in ids meets cond.
+// waitCondition waits until every container in ids meets cond; a
+// service_healthy dependency is met by its own check's first pass.
 func (e *Engine) waitCondition(ctx context.Context, service string, ids []string, cond string, fresh map[string]bool) error {
 	return e.waitAll(ctx, ids, cond, service, fresh)
 }
 
-// waitReady waits until every container in ids is running (healthy where it
-// has a healthcheck) or, for one-shot services, completed successfully.
+// waitReady waits until every container in ids is running (healthy, in
+// Docker's own health, where it has a healthcheck) or, for one-shot
+// services, completed successfully.
 // fresh holds the containers created by this run: any restart of theirs is a
 // failure; a kept container fails only if it restarts during the wait.
 func (e *Engine) waitReady(ctx context.Context, ids []string, fresh map[string]bool) error {
@@ -157,7 +159,15 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 	defer tick.Stop()
 	reasons := map[string]string{}
 	baseline := map[string]int{}
-	probes := e.newExecProbes(ctx)
+	// A depends_on condition counts a service's own check passing through
+	// exec (execProbes). Readiness waits for Docker's own verdict: the proxy
+	// routes only to containers Docker calls healthy, and Environment.Phase
+	// (what the controller checks an environment against) reads the same,
+	// so a ready environment is one that is served and observed as running.
+	var probes *execProbes
+	if cond != conditionReady {
+		probes = e.newExecProbes(ctx)
+	}
 	defer probes.close()
 	for {
 		var still []string
@@ -208,7 +218,7 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 			if ctx.Err() == nil {
 				continue
 			}
-		case <-probes.passed:
+		case <-probes.passes():
 			if ctx.Err() == nil {
 				continue
 			}
