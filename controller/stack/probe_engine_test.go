@@ -153,7 +153,8 @@ func startHourlyChecked(t *testing.T, cli *client.Client, test []string, command
 func boolPtr(b bool) *bool { return &b }
 
 // assertExecsFinished checks that every exec probe created in a container
-// has ended: none is left running once the wait has returned.
+// has ended: none is left running once a wait that saw the check pass has
+// returned.
 func assertExecsFinished(t *testing.T, cli *client.Client, rec *execRecordingDocker, id string) {
 	t.Helper()
 	for _, ex := range rec.execsOf(id) {
@@ -298,10 +299,11 @@ func TestFailingCheckStaysUnready(t *testing.T) {
 	if !strings.Contains(strings.Join(se.Logs, "\n"), "api booted") {
 		t.Errorf("service error lacks the service's logs: %q", se.Logs)
 	}
+	// A check the timeout cut short may still be ending in the container:
+	// the API cannot stop an exec, so its end is not asserted.
 	if n := len(rec.execsOf(c.ID)); n == 0 {
 		t.Errorf("the check never ran through exec")
 	}
-	assertExecsFinished(t, cli, rec, c.ID)
 }
 
 // Readiness, the final wait of Up, waits for Docker's own verdict, which
