@@ -42,8 +42,8 @@ func (b *bench) cycles(ctx context.Context) ([]runResult, error) {
 					}
 					continue
 				}
-				fmt.Fprintf(b.out, "  %s run %d %-14s up %s  serving %s  down %s  cached steps %d\n",
-					cache, run, t.label, benchkit.FmtDur(r.Up), benchkit.FmtDur(r.Serving), benchkit.FmtDur(r.Down), r.CacheHits)
+				fmt.Fprintf(b.out, "  %s run %d %-14s up %s  serving %s  down %s  cached steps %d, built %d\n",
+					cache, run, t.label, benchkit.FmtDur(r.Up), benchkit.FmtDur(r.Serving), benchkit.FmtDur(r.Down), r.CacheHits, r.Uncached)
 				if b.cfg.trace {
 					for _, m := range r.Marks {
 						fmt.Fprintf(b.out, "      %7.3fs %s\n", m.At.Seconds(), m.What)
@@ -126,7 +126,7 @@ func (b *bench) cycle(ctx context.Context, t *tool, cache string, run int) (r ru
 	up, out, err := b.command(ctx, t, name+"-up", t.up(sha), t.env(sha), rec)
 	r.Up = up
 	rec.add(up, "up returned")
-	r.CacheHits = strings.Count(out, "Using cache")
+	r.CacheHits, r.Uncached = buildSteps(out)
 	if err != nil {
 		stopProbe()
 		r.Err = fmt.Sprintf("up: %v\n%s", err, tail(out, 15))

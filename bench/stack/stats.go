@@ -2,8 +2,13 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/slipwayhq/slipway/bench/internal/benchkit"
 )
 
 // mark is one timestamped thing seen during a timed up, relative to the
@@ -24,6 +29,10 @@ type runResult struct {
 	// CacheHits counts the build steps the builder took from its cache
 	// ("Using cache" in the build output).
 	CacheHits int `json:"cache_hits"`
+	// Uncached counts the Dockerfile steps that were built, not taken from
+	// the cache (see buildSteps): the run's cache state. Warm runs of both
+	// tools must have 0.
+	Uncached int `json:"uncached_steps"`
 	// Marks are Docker events of the project (and, with -trace, the tool's
 	// output lines) during the up.
 	Marks []mark `json:"marks,omitempty"`
@@ -120,6 +129,7 @@ func phaseTimes(ms map[string]time.Duration) map[string]time.Duration {
 type summary struct {
 	Ups, Servings, Downs []time.Duration
 	Hits                 []int
+	Uncached             []int
 	Milestones           map[string][]time.Duration
 	Phases               map[string][]time.Duration
 	Failed               int
@@ -142,6 +152,7 @@ func summarize(results []runResult, tool, cache string) summary {
 			s.Downs = append(s.Downs, r.Down)
 		}
 		s.Hits = append(s.Hits, r.CacheHits)
+		s.Uncached = append(s.Uncached, r.Uncached)
 		ms := milestoneTimes(r.Marks)
 		for k, v := range ms {
 			s.Milestones[k] = append(s.Milestones[k], v)
@@ -151,4 +162,69 @@ func summarize(results []runResult, tool, cache string) summary {
 		}
 	}
 	return s
+}
+
+// slipwayLabelStep is how the step Slipway appends to every image it
+// builds (its labels, with the SHA) shows in the build output. It is never
+// cached (each push has a new SHA) and is not a step of the Dockerfile.
+const slipwayLabelStep = `: LABEL "com.docker.compose.project"=`
+
+// buildSteps reads the classic builder's output (interleaved lines of
+// parallel builds are fine) and counts the Dockerfile steps taken from the
+// cache and those built. FROM steps and Slipway's own label step are not
+// counted.
+func buildSteps(out string) (cached, uncached int) {
+	steps := 0
+	for _, line := range strings.Split(out, "\n") {
+		_, rest, ok := strings.Cut(line, "Step ")
+		if !ok {
+			if strings.Contains(line, "---> Using cache") {
+				cached++
+			}
+			continue
+		}
+		num, instr, ok := strings.Cut(rest, " : ")
+		if !ok || !strings.Contains(num, "/") {
+			continue
+		}
+		if strings.HasPrefix(strings.ToUpper(instr), "FROM ") || strings.Contains(line, slipwayLabelStep) {
+			continue
+		}
+		steps++
+	}
+	return cached, max(steps-cached, 0)
+}
+
+// pairedRatios are slipway/docker-compose per round of a cache mode, for
+// the rounds in which both tools succeeded: each round runs the two back
+// to back, so a ratio within a round is not skewed by load that changes
+// between rounds on a shared machine.
+func pairedRatios(results []runResult, cache string, of func(runResult) time.Duration) []float64 {
+	byRun := map[int]map[string]time.Duration{}
+	for _, r := range results {
+		if r.Cache != cache || r.Err != "" {
+			continue
+		}
+		if byRun[r.Run] == nil {
+			byRun[r.Run] = map[string]time.Duration{}
+		}
+		byRun[r.Run][r.Tool] = of(r)
+	}
+	var out []float64
+	for _, run := range slices.Sorted(maps.Keys(byRun)) {
+		if x := ratio(byRun[run][toolSlipway], byRun[run][toolCompose]); x > 0 {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// medianRatio is the median of xs (0 for none), through benchkit.Median
+// with the ratios in fixed point (nanounits).
+func medianRatio(xs []float64) float64 {
+	fixed := make([]time.Duration, len(xs))
+	for i, x := range xs {
+		fixed[i] = time.Duration(math.Round(x * 1e9))
+	}
+	return float64(benchkit.Median(fixed)) / 1e9
 }

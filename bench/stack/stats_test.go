@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +184,115 @@ func TestPhaseTimes(t *testing.T) {
 	}
 	if got := phaseTimes(map[string]time.Duration{"up returned": 6 * s}); len(got) != 0 {
 		t.Errorf("phases without their milestones = %v, want none", got)
+	}
+}
+
+func TestBuildSteps(t *testing.T) {
+	// Two builds interleaved as slipway prints them: the Dockerfile's steps
+	// (all cached), then the label step slipway appends (never cached).
+	slipwayWarm := `api | Step 1/2 : FROM sha256:96cac789684025a1d95dbecb5f5ff4a7e8e14b52e3bd54b5042a3c3fdeacca5c
+api | Step 2/2 : CMD ["sh", "-c", "exec httpd -f -p 8081 -h /srv"]
+api |  ---> Using cache
+web | Step 1/3 : FROM sha256:96cac789684025a1d95dbecb5f5ff4a7e8e14b52e3bd54b5042a3c3fdeacca5c
+web | Step 2/3 : COPY www /www
+web |  ---> Using cache
+web | Step 3/3 : RUN echo hi > /www/greeting.txt
+api | Step 1/2 : FROM sha256:35b6f3fc766d8c17d3b2d3840d580dc212af0160f47a33093bbc228ad375bb5e
+web |  ---> Using cache
+api | Step 2/2 : LABEL "com.docker.compose.project"="bench-x-pr-4242" "dev.slipway.sha"="86a6817463d9"
+api |  ---> Running in 20d2eb5ce3b8
+web | Step 1/2 : FROM sha256:e1d4a033581e6b38379ff00f4e0b5b3a88d80299b1b21cfa8e57d2175e7b888a
+web | Step 2/2 : LABEL "com.docker.compose.project"="bench-x-pr-4242" "dev.slipway.sha"="86a6817463d9"
+web |  ---> Running in b404a251b271
+`
+	composeCold := `Step 1/3 : FROM slipway-test/busybox:1
+ ---> 96cac7896840
+Step 2/3 : COPY www /www
+ ---> 1abae3d94f9e
+Step 3/3 : RUN echo hi > /www/greeting.txt
+ ---> Running in 0c5d1e3e2f11
+Step 1/2 : FROM slipway-test/busybox:1
+Step 2/2 : CMD ["sh"]
+ ---> Using cache
+`
+	for _, tt := range []struct {
+		name             string
+		out              string
+		cached, uncached int
+	}{
+		{"slipway, warm", slipwayWarm, 3, 0},
+		{"compose, partly cold", composeCold, 1, 2},
+		{"no build", "Creating network bench_default\nStarting db ... done\n", 0, 0},
+	} {
+		cached, uncached := buildSteps(tt.out)
+		if cached != tt.cached || uncached != tt.uncached {
+			t.Errorf("%s: buildSteps = %d cached, %d built; want %d, %d", tt.name, cached, uncached, tt.cached, tt.uncached)
+		}
+	}
+}
+
+func TestCacheState(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		cache            string
+		slipway, compose []int
+		want             string
+	}{
+		{"warm, all cached", cacheWarm, []int{0, 0}, []int{0, 0}, "every Dockerfile step of every run came from the cache"},
+		{"warm, one run built a step", cacheWarm, []int{0, 1}, []int{0, 0}, "NOT the same in every run: slipway built [0 1]"},
+		{"cold, the same every run", cacheCold, []int{4, 4}, []int{5, 5}, "each tool built the same steps in every run"},
+		{"cold, one tool's down warmed the other", cacheCold, []int{4, 4}, []int{5, 0}, "NOT the same in every run: docker-compose built [5 0] Dockerfile steps (differs between runs)"},
+		{"one tool only", cacheWarm, nil, []int{0}, "every Dockerfile step"},
+	} {
+		if got := cacheState(tt.cache, tt.slipway, tt.compose); !strings.Contains(got, tt.want) {
+			t.Errorf("%s: cacheState = %q, want it to contain %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestVerdict(t *testing.T) {
+	for _, tt := range []struct {
+		r, target float64
+		want      string
+	}{
+		{0.75, 0.8, "≤ 0.80× met"},
+		{0.8, 0.8, "≤ 0.80× met"},
+		{0.91, 0.8, "≤ 0.80× NOT met"},
+		{1.2, 1.0, "≤ 1.00× NOT met"},
+		{0.5, 0, ""},
+		{0, 0.8, ""},
+	} {
+		if got := verdict(tt.r, tt.target); got != tt.want {
+			t.Errorf("verdict(%v, %v) = %q, want %q", tt.r, tt.target, got, tt.want)
+		}
+	}
+}
+
+func TestPairedRatios(t *testing.T) {
+	s := time.Second
+	results := []runResult{
+		{Tool: toolSlipway, Cache: cacheWarm, Run: 1, Serving: 2 * s},
+		{Tool: toolCompose, Cache: cacheWarm, Run: 1, Serving: 4 * s},
+		{Tool: toolCompose, Cache: cacheWarm, Run: 2, Serving: 3 * s}, // a loaded round
+		{Tool: toolSlipway, Cache: cacheWarm, Run: 2, Serving: 6 * s},
+		{Tool: toolSlipway, Cache: cacheWarm, Run: 3, Serving: s},
+		{Tool: toolCompose, Cache: cacheWarm, Run: 3, Err: "up: boom"}, // no pair
+		{Tool: toolSlipway, Cache: cacheCold, Run: 1, Serving: 9 * s},
+		{Tool: toolCompose, Cache: cacheCold, Run: 1, Serving: 9 * s},
+		{Tool: toolSlipway, Cache: cacheWarm, Run: 4, Serving: 3 * s},
+		{Tool: toolCompose, Cache: cacheWarm, Run: 4, Serving: 4 * s},
+	}
+	got := pairedRatios(results, cacheWarm, func(r runResult) time.Duration { return r.Serving })
+	if want := []float64{0.5, 2, 0.75}; !slices.Equal(got, want) {
+		t.Errorf("pairedRatios = %v, want %v (rounds in order, unpaired rounds left out)", got, want)
+	}
+	if m := medianRatio(got); m != 0.75 {
+		t.Errorf("medianRatio(%v) = %v, want 0.75", got, m)
+	}
+	if m := medianRatio([]float64{0.5, 1, 0.25, 0.75}); m != 0.625 {
+		t.Errorf("medianRatio of four = %v, want 0.625", m)
+	}
+	if m := medianRatio(nil); m != 0 {
+		t.Errorf("medianRatio(nil) = %v", m)
 	}
 }

@@ -640,7 +640,7 @@ func (e *Engine) createContainer(ctx context.Context, spec *containerSpec, idsOf
 			first.Network: {Aliases: first.Aliases, Links: first.Links},
 		}}
 	}
-	resp, err := e.docker.ContainerCreate(ctx, spec.Config, &host, netCfg, nil, spec.Name)
+	resp, err := e.docker.ContainerCreate(ctx, e.createConfig(ctx, spec.Config), &host, netCfg, nil, spec.Name)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return "", badInput(fmt.Errorf("create container %s: %w", spec.Name, err))

@@ -292,6 +292,10 @@ func healthcheck(h *types.HealthCheckConfig) *container.HealthConfig {
 	if h.StartPeriod != nil {
 		hc.StartPeriod = time.Duration(*h.StartPeriod)
 	}
+	if h.StartInterval != nil {
+		// Kept where the engine has start_interval (see createConfig).
+		hc.StartInterval = time.Duration(*h.StartInterval)
+	}
 	if h.Retries != nil {
 		hc.Retries = int(*h.Retries)
 	}

@@ -44,6 +44,9 @@ type Docker interface {
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerLogs(ctx context.Context, container string, options container.LogsOptions) (io.ReadCloser, error)
 	ContainerWait(ctx context.Context, container string, condition container.WaitCondition) (<-chan container.WaitResponse, <-chan error)
+	ContainerExecCreate(ctx context.Context, container string, options container.ExecOptions) (container.ExecCreateResponse, error)
+	ContainerExecAttach(ctx context.Context, execID string, config container.ExecAttachOptions) (types.HijackedResponse, error)
+	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)
 
 	NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error)
 	NetworkConnect(ctx context.Context, network, container string, config *network.EndpointSettings) error
@@ -74,6 +77,7 @@ type Engine struct {
 	docker Docker
 	log    *slog.Logger
 	opts   EngineOptions
+	probes *healthProbes
 }
 
 // EngineOptions tune the engine.
@@ -126,7 +130,7 @@ func NewEngine(d Docker, log *slog.Logger, opts EngineOptions) *Engine {
 	if opts.MinUptime <= 0 {
 		opts.MinUptime = time.Second
 	}
-	return &Engine{docker: d, log: log, opts: opts}
+	return &Engine{docker: d, log: log, opts: opts, probes: newHealthProbes()}
 }
 
 // projectFilter selects the objects of one project that Slipway made.

@@ -50,19 +50,24 @@ const (
 const conditionReady = "ready"
 
 // observation is what evaluate judges: a container's inspected state, its
-// restart policy, whether it restarted since the wait began, and for how
-// long it has been running.
+// restart policy, whether it restarted since the wait began, for how long
+// it has been running, and whether its healthcheck, run through exec while
+// Docker's health said "starting", has passed (see execProbes).
 type observation struct {
-	State     *container.State
-	Restart   container.RestartPolicyMode
-	Restarted bool
-	Uptime    time.Duration
+	State       *container.State
+	Restart     container.RestartPolicyMode
+	Restarted   bool
+	Uptime      time.Duration
+	CheckPassed bool
 }
 
 // evaluate judges a container against cond. A running container without a
 // healthcheck counts as ready once it has run for minUptime, so a process
-// that crashes straight away is not mistaken for a started one. It is pure;
-// the reason explains a failure or what is still awaited.
+// that crashes straight away is not mistaken for a started one. One whose
+// health is still "starting" counts as healthy once its own check has
+// passed, before Docker's first scheduled probe; unhealthy stays a
+// failure. It is pure; the reason explains a failure or what is still
+// awaited.
 func evaluate(o observation, cond string, minUptime time.Duration) (readyState, string) {
 	st, restart := o.State, o.Restart
 	if st == nil {
@@ -100,6 +105,8 @@ func evaluate(o observation, cond string, minUptime time.Duration) (readyState, 
 		return failed, "was killed for running out of memory"
 	case st.Running && health == container.Unhealthy:
 		return failed, "is unhealthy" + lastProbe(st.Health)
+	case st.Running && health == container.Starting && o.CheckPassed:
+		return ready, "healthcheck passed"
 	case st.Running && health == container.Starting:
 		return notYet, "health check starting"
 	case st.Running && st.Health == nil && o.Uptime < minUptime:
@@ -128,13 +135,15 @@ func lastProbe(h *container.Health) string {
 	return " (last check: " + out + ")"
 }
 
-// waitCondition waits until every container in ids meets cond.
+// waitCondition waits until every container in ids meets cond; a
+// service_healthy dependency is met by its own check's first pass.
 func (e *Engine) waitCondition(ctx context.Context, service string, ids []string, cond string, fresh map[string]bool) error {
 	return e.waitAll(ctx, ids, cond, service, fresh)
 }
 
-// waitReady waits until every container in ids is running (healthy where it
-// has a healthcheck) or, for one-shot services, completed successfully.
+// waitReady waits until every container in ids is running (healthy, in
+// Docker's own health, where it has a healthcheck) or, for one-shot
+// services, completed successfully.
 // fresh holds the containers created by this run: any restart of theirs is a
 // failure; a kept container fails only if it restarts during the wait.
 func (e *Engine) waitReady(ctx context.Context, ids []string, fresh map[string]bool) error {
@@ -150,6 +159,16 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 	defer tick.Stop()
 	reasons := map[string]string{}
 	baseline := map[string]int{}
+	// A depends_on condition counts a service's own check passing through
+	// exec (execProbes). Readiness waits for Docker's own verdict: the proxy
+	// routes only to containers Docker calls healthy, and Environment.Phase
+	// (what the controller checks an environment against) reads the same,
+	// so a ready environment is one that is served and observed as running.
+	var probes *execProbes
+	if cond != conditionReady {
+		probes = e.newExecProbes(ctx)
+	}
+	defer probes.close()
 	for {
 		var still []string
 		for i, id := range pending {
@@ -173,11 +192,15 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 					baseline[id] = 0
 				}
 			}
-			o := observation{State: ins.State, Restart: ins.HostConfig.RestartPolicy.Name, Restarted: ins.RestartCount > baseline[id]}
+			o := observation{State: ins.State, Restart: ins.HostConfig.RestartPolicy.Name, Restarted: ins.RestartCount > baseline[id],
+				CheckPassed: probes.follow(ins)}
 			if started, err := time.Parse(time.RFC3339Nano, ins.State.StartedAt); err == nil {
 				o.Uptime = time.Since(started)
 			}
 			state, reason := evaluate(o, cond, e.opts.MinUptime)
+			if state != notYet {
+				probes.stop(id)
+			}
 			switch state {
 			case failed:
 				return &ServiceError{Service: svc, Container: strings.TrimPrefix(ins.Name, "/"), Reason: reason, Logs: e.logTail(ctx, id, serviceLogTail)}
@@ -192,6 +215,10 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 		}
 		select {
 		case <-tick.C:
+			if ctx.Err() == nil {
+				continue
+			}
+		case <-probes.passes():
 			if ctx.Err() == nil {
 				continue
 			}

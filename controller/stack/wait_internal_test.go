@@ -3,9 +3,11 @@ package stack
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/docker/api/types/container"
 )
 
@@ -28,5 +30,36 @@ func TestWaitEndedDuringInspectIsNotReady(t *testing.T) {
 	err := e.waitReady(ctx, []string{"0123456789abcdef"}, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("waitReady = %v, want context.Canceled", err)
+	}
+}
+
+// A container whose own check passed through exec is healthy while
+// Docker's health still says "starting"; Docker's "unhealthy" still fails
+// it, and a check that has not passed changes nothing.
+func TestEvaluateWithPassedCheck(t *testing.T) {
+	running := func(h container.HealthStatus) *container.State {
+		return &container.State{Status: container.StateRunning, Running: true, Health: &container.Health{Status: h}}
+	}
+	tests := []struct {
+		name   string
+		o      observation
+		cond   string
+		want   readyState
+		reason string
+	}{
+		{"starting, check passed", observation{State: running(container.Starting), CheckPassed: true}, conditionReady, ready, "healthcheck passed"},
+		{"starting, check passed, service_healthy", observation{State: running(container.Starting), CheckPassed: true}, types.ServiceConditionHealthy, ready, "healthcheck passed"},
+		{"starting, check not passed", observation{State: running(container.Starting)}, types.ServiceConditionHealthy, notYet, "starting"},
+		{"unhealthy wins over a passed check", observation{State: running(container.Unhealthy), CheckPassed: true}, conditionReady, failed, "unhealthy"},
+		{"restarted wins over a passed check", observation{State: running(container.Starting), CheckPassed: true, Restarted: true}, conditionReady, failed, "restarting"},
+		{"stopped wins over a passed check", observation{State: &container.State{Status: container.StateExited, ExitCode: 3, Health: &container.Health{Status: container.Starting}}, CheckPassed: true}, types.ServiceConditionHealthy, failed, "code 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, reason := evaluate(tt.o, tt.cond, time.Second)
+			if got != tt.want || !strings.Contains(reason, tt.reason) {
+				t.Errorf("evaluate = %v %q, want %v containing %q", got, reason, tt.want, tt.reason)
+			}
+		})
 	}
 }
