@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"strings"
 	"sync"
@@ -72,7 +71,6 @@ func ParseTrustedProxies(cidrs []string) ([]netip.Prefix, error) {
 // backend leaves the table.
 type Handler struct {
 	routes      *Routes
-	proxy       *httputil.ReverseProxy
 	transport   *backendTransport
 	trusted     []netip.Prefix
 	onWake      func(string)
@@ -89,7 +87,7 @@ type projectStats struct {
 	counters *[len(statusClasses)]prometheus.Counter
 }
 
-// bufferSize is the size of the buffers responses are copied through.
+// bufferSize is the size of the read buffer of a backend connection.
 const bufferSize = 32 << 10
 
 // backendIdleTimeout is how long an idle keep-alive connection to a
@@ -137,15 +135,6 @@ func NewHandler(routes *Routes, opts HandlerOptions) *Handler {
 		idleTimeout:           backendIdleTimeout,
 		maxIdlePerBackend:     opts.MaxIdleConnsPerBackend,
 		idle:                  map[string][]*backendConn{},
-	}
-	h.proxy = &httputil.ReverseProxy{
-		Rewrite:      h.rewrite,
-		Transport:    h.transport,
-		BufferPool:   newBufferPool(),
-		ErrorHandler: h.proxyError,
-		ErrorLog:     slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-		// FlushInterval 0: ReverseProxy flushes at once for
-		// text/event-stream and for bodies of unknown length (chunked).
 	}
 	h.unsubscribe = routes.Subscribe(h.tableChanged)
 	return h
@@ -247,24 +236,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.record(st, status, start)
 		return
 	}
-	b := rt.Pick()
-	rec := &responseRecorder{ResponseWriter: w, h: h, project: rt.Project, backend: b.Addr}
-	// The target travels in the request's URL: Rewrite's Out.URL is a
-	// copy of it. A shallow copy leaves the caller's request untouched.
-	out := *r
-	u := *r.URL
-	u.Scheme, u.Host = "http", b.Addr
-	out.URL = &u
-	defer func() {
-		// Runs on http.ErrAbortHandler panics too (upstream broke off
-		// mid-response); the panic goes on to the server.
-		status := rec.status
-		if status == 0 {
-			status = 499 // client went away before an answer
-		}
-		h.record(st, status, start)
-	}()
-	h.proxy.ServeHTTP(rec, &out)
+	h.forward(w, r, rt, st, start)
 }
 
 func (h *Handler) record(st *projectStats, status int, start time.Time) {
@@ -273,29 +245,6 @@ func (h *Handler) record(st *projectStats, status int, start time.Time) {
 	}
 	st.counters[statusClass(status)].Inc()
 	h.metrics.observeDuration(time.Since(start).Seconds())
-}
-
-// rewrite builds the outgoing request: the target comes from In.URL (set
-// by ServeHTTP), the Host header is preserved, X-Forwarded-* are set.
-func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
-	pr.Out.Host = pr.In.Host
-	if !h.trustedPeer(pr.In.RemoteAddr) {
-		// ReverseProxy has already dropped the client's X-Forwarded-*.
-		pr.SetXForwarded()
-		return
-	}
-	if v := pr.In.Header.Values("X-Forwarded-For"); len(v) > 0 {
-		pr.Out.Header["X-Forwarded-For"] = v
-	}
-	pr.SetXForwarded() // appends the peer to X-Forwarded-For
-	for _, k := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
-		if v := pr.In.Header.Get(k); v != "" {
-			pr.Out.Header.Set(k, v)
-		}
-	}
-	if v := pr.In.Header.Values("Forwarded"); len(v) > 0 {
-		pr.Out.Header["Forwarded"] = v
-	}
 }
 
 func (h *Handler) trustedPeer(remoteAddr string) bool {
@@ -465,21 +414,4 @@ func (c *trackedConn) Close() error {
 		c.err = c.Conn.Close()
 	})
 	return c.err
-}
-
-// bufferPool recycles the 32 KiB buffers responses are copied through.
-type bufferPool struct{ pool sync.Pool }
-
-func newBufferPool() *bufferPool {
-	return &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, bufferSize); return &b }}}
-}
-
-func (p *bufferPool) Get() []byte { return *p.pool.Get().(*[]byte) }
-
-func (p *bufferPool) Put(b []byte) {
-	if cap(b) < bufferSize {
-		return
-	}
-	b = b[:bufferSize]
-	p.pool.Put(&b)
 }
