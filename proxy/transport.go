@@ -38,6 +38,37 @@ type backendConn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	// readDeadline is the read deadline set on the connection, zero for
+	// none.
+	readDeadline time.Time
+}
+
+// armHeaderTimeout makes sure c's read deadline ends the wait for a
+// response head between 15/16 of the response-header timeout and the whole
+// of it from now. Setting a deadline updates a runtime timer, twice per
+// request if done naively; a kept-alive connection busy with short answers
+// keeps its deadline and only moves it once a sixteenth of the timeout has
+// passed.
+func (t *backendTransport) armHeaderTimeout(c *backendConn, now time.Time) {
+	if t.responseHeaderTimeout <= 0 {
+		return
+	}
+	want := now.Add(t.responseHeaderTimeout)
+	if !c.readDeadline.IsZero() && want.Sub(c.readDeadline) <= t.responseHeaderTimeout/16 {
+		return
+	}
+	c.SetReadDeadline(want)
+	c.readDeadline = want
+}
+
+// disarmHeaderTimeout clears c's read deadline, so that reading a body
+// takes as long as it takes (streams, long polls, large downloads).
+func (c *backendConn) disarmHeaderTimeout() {
+	if c.readDeadline.IsZero() {
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	c.readDeadline = time.Time{}
 }
 
 // aLongTimeAgo is a deadline in the past: it makes blocked reads and
@@ -94,8 +125,11 @@ func (t *backendTransport) roundTrip(ctx context.Context, c *backendConn, req *h
 	if err := c.bw.Flush(); err != nil {
 		return fail(err, true)
 	}
-	if t.responseHeaderTimeout > 0 {
-		c.SetReadDeadline(time.Now().Add(t.responseHeaderTimeout))
+	t.armHeaderTimeout(c, time.Now())
+	// The deadline just set may have replaced the one a cancellation set
+	// (stop's function runs only once ctx is done): look again.
+	if ctx.Err() != nil {
+		return fail(ctx.Err(), false)
 	}
 	// Nothing at all back (EOF, reset) means the backend had closed the
 	// connection: worth one retry. ReadResponse cannot tell that apart
@@ -126,8 +160,13 @@ func (t *backendTransport) roundTrip(ctx context.Context, c *backendConn, req *h
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return fail(errors.New("backend switched protocols on a request that asked for no upgrade"), false)
 	}
-	if t.responseHeaderTimeout > 0 {
-		c.SetReadDeadline(time.Time{})
+	// A body already read in whole (a short answer with a length) needs no
+	// more reads: the deadline can stay for the next request.
+	if resp.ContentLength < 0 || int64(c.br.Buffered()) < resp.ContentLength {
+		c.disarmHeaderTimeout()
+		if ctx.Err() != nil { // as above; the caller closes c
+			return fail(ctx.Err(), false)
+		}
 	}
 	resp.Body = &backendBody{rc: resp.Body, c: c, t: t, stop: stop, reusable: !resp.Close}
 	return resp, false, nil

@@ -233,3 +233,58 @@ func TestTransportConcurrentRequestsShareThePool(t *testing.T) {
 		t.Fatal(srv.URL)
 	}
 }
+
+// TestTransportHeaderTimeoutOnReusedConnection: a kept-alive connection
+// keeps its read deadline across short answers (see armHeaderTimeout); a
+// slow head on it still times out, and a body that takes longer than the
+// timeout is never cut.
+func TestTransportHeaderTimeoutOnReusedConnection(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	e := newTestEnv(t, HandlerOptions{ResponseHeaderTimeout: timeout})
+	srv, opened, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		switch r.URL.Path {
+		case "/fast":
+			io.WriteString(w, "fast")
+		case "/slow": // no head before the timeout
+			<-r.Context().Done()
+		case "/stream", "/long": // the head at once, the rest after the timeout
+			if r.URL.Path == "/long" {
+				w.Header().Set("Content-Length", strconv.Itoa(2+64<<10))
+			}
+			io.WriteString(w, "a")
+			rc.Flush()
+			select {
+			case <-time.After(3 * timeout): // the fixture's pace, not a wait for the test
+			case <-r.Context().Done():
+				return
+			}
+			io.WriteString(w, strings.Repeat("b", 64<<10)+"c")
+		}
+	}))
+	e.routes.PutContainer(backendContainer(t, srv, "p1-web-1", "p1", "pr-1.localhost"))
+	want := "a" + strings.Repeat("b", 64<<10) + "c"
+	for i, step := range []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/fast", 200, "fast"},
+		{"/fast", 200, "fast"},
+		{"/slow", http.StatusGatewayTimeout, ""},
+		{"/fast", 200, "fast"},
+		{"/stream", 200, want},
+		{"/fast", 200, "fast"},
+		{"/long", 200, want},
+		{"/fast", 200, "fast"},
+	} {
+		resp, body := e.get(t, "pr-1.localhost", step.path, nil)
+		if resp.StatusCode != step.status || step.body != "" && body != step.body {
+			t.Fatalf("step %d %s: %d, %d bytes", i, step.path, resp.StatusCode, len(body))
+		}
+	}
+	// One connection for the first two, another after the timeout closed it.
+	if n := opened.Load(); n != 2 {
+		t.Fatalf("backend saw %d connections, want 2", n)
+	}
+}
