@@ -48,6 +48,8 @@ type config struct {
 	jsonOut    string
 	cpuProfile string
 	hold       bool
+	pacedRate  int
+	pacedConns int
 }
 
 // The targets: the backend itself, the proxies, and Slipway three ways.
@@ -78,6 +80,8 @@ func main() {
 	flag.StringVar(&cfg.slipway, "slipway", "", "slipway binary for the slipway target (default: go build ./cmd/slipway)")
 	flag.StringVar(&cfg.baseline, "baseline", "", "another slipway binary, measured as target slipway-base")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
+	flag.IntVar(&cfg.pacedRate, "paced-rate", 1000, "offered requests/s of the paced latency runs (0 skips them)")
+	flag.IntVar(&cfg.pacedConns, "paced-conns", 64, "connections of the paced latency runs")
 	flag.BoolVar(&cfg.hold, "hold", false, "start the backend and the targets, print their addresses, and wait for Ctrl-C (to profile one with perf or pprof)")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (where slipway-inproc runs) to this file")
 	flag.Parse()
@@ -338,11 +342,20 @@ func run(ctx context.Context, cfg config) error {
 			}
 		}
 	}
+	var paced []*cell
+	if cfg.pacedRate > 0 {
+		if paced, err = runPaced(ctx, cfg, dir, addrs, pids, backend.host); err != nil {
+			return err
+		}
+	}
 	if err := checkAll("after the runs"); err != nil {
 		return err
 	}
 	fmt.Printf("load average at the end: %s\n", loadAverage())
 	printThroughput(cfg, cells, byKey)
+	if len(paced) > 0 {
+		printPaced(cfg, paced)
+	}
 
 	var live []routeLiveRun
 	if cfg.liveRuns > 0 {
@@ -354,7 +367,7 @@ func run(ctx context.Context, cfg config) error {
 		printLive(live)
 	}
 	if cfg.jsonOut != "" {
-		b, _ := json.MarshalIndent(map[string]any{"throughput": cells, "route_live": live}, "", "  ")
+		b, _ := json.MarshalIndent(map[string]any{"throughput": cells, "paced": paced, "route_live": live}, "", "  ")
 		if err := os.WriteFile(cfg.jsonOut, b, 0o644); err != nil {
 			return err
 		}
@@ -432,4 +445,75 @@ func printLive(runs []routeLiveRun) {
 	fmt.Printf("%-26s min %s  median %s  p90 %s  max %s\n", "healthy event → table", ms(lo), ms(med), ms(p90), ms(hi))
 	lo, med, p90, hi = durationStats(first)
 	fmt.Printf("%-26s min %s  median %s  p90 %s  max %s\n", "healthy event → first 200", ms(lo), ms(med), ms(p90), ms(hi))
+}
+
+// runPaced measures latency below saturation: every connection waits
+// after each answer so that all of them together offer cfg.pacedRate
+// requests/s, well under what every target can serve. Saturated (as in the
+// throughput runs) each connection's latency is the connection count over
+// the requests/s a target reaches (Little's law), whatever the target adds
+// by itself; paced, a proxy's added p99 is what it adds to one request.
+func runPaced(ctx context.Context, cfg config, dir string, addrs map[string]string, pids map[string]int, host string) ([]*cell, error) {
+	pause := time.Duration(cfg.pacedConns) * time.Second / time.Duration(cfg.pacedRate)
+	script, err := pacedScript(dir, pause)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "paced: %d connections, each waiting %v after every answer (about %d requests/s offered)\n", cfg.pacedConns, pause, cfg.pacedRate)
+	var cells []*cell
+	byKey := map[string]*cell{}
+	for round := 0; round < cfg.rounds; round++ {
+		for _, size := range cfg.sizes {
+			for i := range cfg.targets {
+				t := cfg.targets[(i+round)%len(cfg.targets)]
+				key := fmt.Sprintf("%d/%s", size, t)
+				c := byKey[key]
+				if c == nil {
+					c = &cell{Size: size, Conns: cfg.pacedConns, Target: t}
+					byKey[key] = c
+					cells = append(cells, c)
+				}
+				cpu0 := treeCPU(pids[t])
+				r, err := runWrkScript(ctx, "http://"+addrs[t]+"/"+strconv.Itoa(size), host, cfg.pacedConns, cfg.threads, cfg.duration, script)
+				if err != nil {
+					return nil, err
+				}
+				if cpu1 := treeCPU(pids[t]); cpu0 > 0 && r.Requests > 0 {
+					r.CPUPerRequest = (cpu1 - cpu0) / time.Duration(r.Requests)
+				}
+				if r.BytesPerRequest < 0.95*float64(size) {
+					return nil, fmt.Errorf("target %s: %.0f bytes read per response, less than the %d-byte body", t, r.BytesPerRequest, size)
+				}
+				c.Runs = append(c.Runs, r)
+				fmt.Fprintf(os.Stderr, "  paced round %d %6s %-15s %9.0f req/s p50 %-10v p99 %-10v CPU/request %v\n", round+1, sizeName(size), t, r.RPS, r.P50, r.P99, r.CPUPerRequest)
+			}
+		}
+	}
+	return cells, nil
+}
+
+// printPaced prints the paced runs with each target's added p99: the
+// median over rounds of its p99 minus the direct p99 of the same round.
+func printPaced(cfg config, cells []*cell) {
+	fmt.Printf("\npaced latency: %d connections offering about %d requests/s in all; medians of %d rounds\n", cfg.pacedConns, cfg.pacedRate, cfg.rounds)
+	fmt.Printf("%-7s %-6s %-15s %10s %10s %10s %10s %26s\n", "size", "conns", "target", "req/s", "p50", "p99", "CPU/req", "added p99 (lo–hi)")
+	direct := map[int]*cell{}
+	for _, c := range cells {
+		if c.Target == targetDirect {
+			direct[c.Size] = c
+		}
+	}
+	for _, c := range cells {
+		m := c.median()
+		added := "-"
+		if d := direct[c.Size]; d != nil && c != d {
+			var ds []time.Duration
+			for i := range min(len(c.Runs), len(d.Runs)) {
+				ds = append(ds, c.Runs[i].P99-d.Runs[i].P99)
+			}
+			slices.Sort(ds)
+			added = fmt.Sprintf("%+.2fms (%+.2f–%+.2f)", float64(benchkit.Median(ds))/1e6, float64(ds[0])/1e6, float64(ds[len(ds)-1])/1e6)
+		}
+		fmt.Printf("%-7s %-6d %-15s %10.0f %10s %10s %10s %26s\n", sizeName(c.Size), c.Conns, c.Target, m.RPS, ms(m.P50), ms(m.P99), us(m.CPUPerRequest), added)
+	}
 }

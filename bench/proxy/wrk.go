@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -34,8 +36,23 @@ var (
 	reRead   = regexp.MustCompile(`(\d+) requests in [0-9.]+\w+, ([0-9.]+)([KMGT]?B) read`)
 )
 
-// runWrk runs wrk against url with host as the Host header.
+// runWrk runs wrk against url with host as the Host header, each
+// connection sending its next request as soon as it has the answer.
 func runWrk(ctx context.Context, url, host string, conns, threads int, d time.Duration) (wrkResult, error) {
+	return runWrkScript(ctx, url, host, conns, threads, d, "")
+}
+
+// pacedScript writes a wrk Lua script that makes every connection wait
+// pause after each answer before it sends the next request, and returns
+// its path.
+func pacedScript(dir string, pause time.Duration) (string, error) {
+	path := filepath.Join(dir, fmt.Sprintf("paced-%dus.lua", pause.Microseconds()))
+	script := fmt.Sprintf("-- wait after each answer (milliseconds)\nfunction delay()\n  return %d\nend\n", pause.Milliseconds())
+	return path, os.WriteFile(path, []byte(script), 0o644)
+}
+
+// runWrkScript is runWrk with a wrk Lua script (none if "").
+func runWrkScript(ctx context.Context, url, host string, conns, threads int, d time.Duration, script string) (wrkResult, error) {
 	args := []string{
 		"-t" + strconv.Itoa(threads),
 		"-c" + strconv.Itoa(conns),
@@ -45,6 +62,9 @@ func runWrk(ctx context.Context, url, host string, conns, threads int, d time.Du
 	}
 	if host != "" {
 		args = append(args, "-H", "Host: "+host)
+	}
+	if script != "" {
+		args = append(args, "-s", script)
 	}
 	args = append(args, url)
 	out, err := exec.CommandContext(ctx, "wrk", args...).CombinedOutput()
