@@ -14,7 +14,12 @@
 //     and the hosts two projects claim are Problems, logged and shown on
 //     the dashboard.
 //   - Handler looks the request's Host up and proxies it (websockets, event
-//     streams, streamed uploads) or answers with a status page.
+//     streams, streamed uploads) or answers with a status page. The
+//     proxying (forward.go) is a lean loop over net/http's server and
+//     parser with httputil.ReverseProxy's rules, and the transport
+//     (transport.go) answers bodiless GET and HEAD requests on the calling
+//     goroutine over pooled keep-alive connections, handing everything else
+//     to http.Transport.
 //   - TLS manages certificates with certmagic (on-demand, decided by the
 //     live table, or one wildcard through DNS-01).
 //   - Server runs the HTTP and HTTPS listeners and sends preview hosts to
