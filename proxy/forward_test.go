@@ -400,3 +400,40 @@ func TestConnectionListed(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyPassesEarlyHintsOnRequestsWithABody: requests that go through
+// http.Transport (here a POST with a body) pass 1xx answers on.
+func TestProxyPassesEarlyHintsOnRequestsWithABody(t *testing.T) {
+	e := newTestEnv(t, HandlerOptions{})
+	e.addBackend(t, "p1-web-1", "p1", "pr-1.localhost", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Link", "</app.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "got "+string(b))
+	}))
+	u, _ := url.Parse(e.front.URL)
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(c, "POST /form HTTP/1.1\r\nHost: pr-1.localhost\r\nContent-Length: 5\r\n\r\nhello")
+	br := bufio.NewReader(c)
+	hints, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hints.StatusCode != http.StatusEarlyHints || hints.Header.Get("Link") != "</app.css>; rel=preload" {
+		t.Fatalf("first answer %d %v, want 103 with the Link", hints.StatusCode, hints.Header)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "got hello" || resp.Header.Get("Link") != "" {
+		t.Fatalf("final answer %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+}
