@@ -34,6 +34,8 @@ type HandlerOptions struct {
 	OnWake func(project string)
 	// Metrics, if set, records requests.
 	Metrics *Metrics
+	// Gate, if set, decides who may open previews (see Gate).
+	Gate Gate
 	// Logger; nil discards logs.
 	Logger *slog.Logger
 	// DialTimeout bounds connecting to a backend. Default 5s.
@@ -76,6 +78,7 @@ type Handler struct {
 	transport   *backendTransport
 	trusted     []netip.Prefix
 	onWake      func(string)
+	gate        Gate
 	metrics     *Metrics
 	log         *slog.Logger
 	stats       sync.Map // project → *projectStats
@@ -114,6 +117,7 @@ func NewHandler(routes *Routes, opts HandlerOptions) *Handler {
 		routes:  routes,
 		trusted: opts.TrustedProxies,
 		onWake:  opts.OnWake,
+		gate:    opts.Gate,
 		metrics: opts.Metrics,
 		log:     opts.Logger,
 	}
@@ -231,6 +235,9 @@ func lookup(t *Table, hostHeader string) *Route {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rt := lookup(h.routes.Table(), r.Host)
+	if h.gate != nil && h.admit(w, r, rt, start) {
+		return
+	}
 	if rt == nil {
 		writePage(w, notFoundPage, http.StatusNotFound, 0)
 		h.record(h.statsFor(unknownProject), http.StatusNotFound, start)
