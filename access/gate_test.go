@@ -134,7 +134,7 @@ func TestForgedTamperedAndExpiredCookiesRefused(t *testing.T) {
 	before := len(r.backend.requests())
 	for name, v := range cases {
 		resp, _ := r.do("GET", shopHost, "/", nil, cookieHeader(SessionCookie+"="+v))
-		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "http://"+testDomain+LoginPath) {
+		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), r.gate.opts.ControlURL+LoginPath) {
 			t.Errorf("%s: %d → %q, want the sign-in", name, resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}

@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"net"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -115,7 +116,18 @@ const (
 )
 
 func newRig(t *testing.T, access map[string]RepoAccess, perms Permissions) *rig {
+	return newRigWith(t, access, perms, OAuthClient{})
+}
+
+// newRigWith serves the control surface (sign-in) on the domain itself and
+// the proxy on every other host, as slipway serve does.
+func newRigWith(t *testing.T, access map[string]RepoAccess, perms Permissions, oauth OAuthClient) *rig {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	be := newBackend(t)
 	u, _ := url.Parse(be.srv.URL)
 	routes := proxy.NewRoutes(nil, contract.DefaultHostTemplates(testDomain, true))
@@ -137,7 +149,7 @@ func newRig(t *testing.T, access map[string]RepoAccess, perms Permissions) *rig 
 	}
 	t.Cleanup(func() { st.Close() })
 	g, err := New(Options{
-		Domain: testDomain, ControlURL: "http://" + testDomain, Keys: keys,
+		Domain: testDomain, ControlURL: "http://" + testDomain + ":" + port, Keys: keys, OAuth: oauth,
 		Repos: []string{"acme/shop", "acme/blog"},
 		AccessFor: func(repo string) RepoAccess {
 			if a, ok := access[repo]; ok {
@@ -152,7 +164,17 @@ func newRig(t *testing.T, access map[string]RepoAccess, perms Permissions) *rig 
 	}
 	h := proxy.NewHandler(routes, proxy.HandlerOptions{Gate: g})
 	t.Cleanup(h.Close)
-	ps := httptest.NewServer(h)
+	control := http.NewServeMux()
+	g.Register(control)
+	ps := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if host, _, _ := net.SplitHostPort(req.Host); host == testDomain || req.Host == testDomain {
+			control.ServeHTTP(w, req)
+			return
+		}
+		h.ServeHTTP(w, req)
+	}))
+	ps.Listener = ln
+	ps.Start()
 	t.Cleanup(ps.Close)
 	return &rig{t: t, gate: g, backend: be, proxy: ps, clock: clk, store: st, keys: keys}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/slipwayhq/slipway/access"
 	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller"
 	gh "github.com/slipwayhq/slipway/controller/github"
@@ -109,6 +110,10 @@ type parts struct {
 	guard      *previewGuard
 	server     *proxy.Server
 
+	gate        *access.Gate   // who may open previews
+	tokens      *access.Store  // bypass tokens and share links; nil while every preview is public
+	permissions *ghPermissions // the gate's GitHub permission answers, filled by buildController
+
 	closers []func() // what close releases, in the order it was acquired
 }
 
@@ -151,6 +156,7 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	p.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	p.mux.Handle("GET /readyz", &readiness{docker: p.docker, synced: p.observer.Synced()})
 	p.mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{Registry: p.registry}))
+	p.gate.Register(p.mux) // GitHub sign-in for private previews
 	p.actions = dashboard.EngineActions{Engine: p.engine}
 	if cfg.GitHub != nil {
 		if err := p.buildController(); err != nil {
@@ -201,7 +207,11 @@ func (p *parts) buildProxy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("trusted_proxies: %w", err)
 	}
-	handlerOpts := proxy.HandlerOptions{TrustedProxies: trusted, Metrics: pm, Logger: log}
+	p.permissions = &ghPermissions{}
+	if err := p.buildGate(); err != nil {
+		return err
+	}
+	handlerOpts := proxy.HandlerOptions{TrustedProxies: trusted, Metrics: pm, Gate: p.gate, Logger: log}
 	if cfg.GitHub != nil {
 		wakes := make(chan string, wakeBuffer)
 		p.wakes = wakes
@@ -256,6 +266,7 @@ func (p *parts) buildController() error {
 	if err != nil {
 		return err
 	}
+	p.permissions.c = ghc
 	reporter := gh.NewReporter(ghc, gh.ReporterOptions{Mask: p.masker.String, Logger: log})
 	dash := cfg.GitHub.DashboardURL
 	if dash == "" {

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/slipwayhq/slipway/access"
+	"github.com/slipwayhq/slipway/config"
+	gh "github.com/slipwayhq/slipway/controller/github"
+)
+
+// keyRotation is how often the access cookies' signing key is replaced;
+// the previous key verifies until the longest cookie it signed expires.
+const (
+	keyRotation = 30 * 24 * time.Hour
+	keyKeep     = 31 * 24 * time.Hour
+)
+
+// ghPermissions answers the gate's permission questions with the GitHub
+// client, once buildController has made it (nil before: every session refused).
+type ghPermissions struct{ c *gh.Client }
+
+func (p *ghPermissions) Permission(ctx context.Context, repo, login string) (string, error) {
+	if p.c == nil {
+		return "none", nil
+	}
+	r, err := gh.ParseRepo(repo)
+	if err != nil {
+		return "", err
+	}
+	perm, err := p.c.Permission(ctx, r, login)
+	return string(perm), err
+}
+
+// privatePreviews reports whether any repository's previews (or the
+// global default) are not public.
+func privatePreviews(cfg *config.Controller) bool {
+	if cfg.Access != config.AccessPublic {
+		return true
+	}
+	for _, r := range cfg.Repos {
+		if cfg.AccessFor(r.Name).Mode != config.AccessPublic {
+			return true
+		}
+	}
+	return false
+}
+
+// buildGate makes the access gate in front of the previews: with every
+// preview public it only strips Slipway's cookies and adds noindex, and
+// keeps no state; otherwise its keys and tokens live under state_dir.
+func (p *parts) buildGate() error {
+	cfg := p.cfg
+	opts := access.Options{
+		Domain: cfg.Domain, ControlURL: p.hosts.URL(cfg.Domain), Secure: cfg.TLS.Mode != config.TLSOff,
+		NoIndex: cfg.NoIndex, Logger: p.log, Permissions: p.permissions,
+		AccessFor: func(repo string) access.RepoAccess {
+			a := cfg.AccessFor(repo)
+			return access.RepoAccess{Mode: access.Mode(a.Mode), Password: a.Password}
+		},
+	}
+	for _, r := range cfg.Repos {
+		opts.Repos = append(opts.Repos, r.Name)
+	}
+	if cfg.GitHub != nil {
+		opts.OAuth = access.OAuthClient{ClientID: cfg.GitHub.OAuth.ClientID, ClientSecret: cfg.GitHub.OAuth.ClientSecret,
+			WebURL: cfg.GitHub.OAuth.WebURL, APIURL: cfg.GitHub.APIURL}
+	}
+	var err error
+	if !privatePreviews(cfg) {
+		secret := make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return err
+		}
+		opts.Keys, _ = access.NewKeyring(secret) // signs nothing: every preview is public
+	} else {
+		if opts.Keys, err = access.LoadKeyring(filepath.Join(cfg.StateDir, "access-keys.json"), time.Now(), keyRotation, keyKeep); err != nil {
+			return fmt.Errorf("private previews: %w", err)
+		}
+		st, err := access.OpenStore(filepath.Join(cfg.StateDir, access.TokensFileName), nil)
+		if err != nil {
+			return fmt.Errorf("private previews: %w", err)
+		}
+		p.closers = append(p.closers, func() { st.Close() })
+		p.tokens, opts.Tokens = st, st
+	}
+	p.gate, err = access.New(opts)
+	return err
+}
