@@ -2,8 +2,8 @@ package access
 
 import (
 	"context"
-	"net"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
