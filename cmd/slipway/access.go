@@ -90,3 +90,31 @@ func (p *parts) buildGate() error {
 	p.gate, err = access.New(opts)
 	return err
 }
+
+// shareLinks makes "/slipway share" links in the token store.
+type shareLinks struct {
+	cfg    *config.Controller
+	tokens *access.Store
+}
+
+func (s shareLinks) Share(ctx context.Context, repo string, pr int, ttl time.Duration, by string) (string, time.Time, bool, error) {
+	if s.cfg.AccessFor(repo).Mode == config.AccessPublic {
+		return "", time.Time{}, true, nil
+	}
+	if s.tokens == nil {
+		return "", time.Time{}, false, fmt.Errorf("no token store")
+	}
+	t, secret, err := s.tokens.Create(ctx, access.NewToken{Kind: access.KindShare, Repo: repo, PR: pr, TTL: ttl, CreatedBy: by, Note: "/slipway share"})
+	return secret, t.Expires, false, err
+}
+
+// registerAccessAPI serves the token API on the control surface.
+func (p *parts) registerAccessAPI() {
+	cfg := p.cfg
+	api := &access.API{
+		Store: p.tokens, Token: cfg.Dashboard.Token, Logger: p.log,
+		Public:     func(repo string) bool { return cfg.AccessFor(repo).Mode == config.AccessPublic },
+		Configured: func(repo string) bool { _, ok := cfg.Repo(repo); return ok || len(cfg.Repos) == 0 },
+	}
+	api.Register(p.mux)
+}

@@ -157,6 +157,7 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	p.mux.Handle("GET /readyz", &readiness{docker: p.docker, synced: p.observer.Synced()})
 	p.mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{Registry: p.registry}))
 	p.gate.Register(p.mux) // GitHub sign-in for private previews
+	p.registerAccessAPI()
 	p.actions = dashboard.EngineActions{Engine: p.engine}
 	if cfg.GitHub != nil {
 		if err := p.buildController(); err != nil {
@@ -274,7 +275,7 @@ func (p *parts) buildController() error {
 	}
 	p.controller, err = controller.New(controller.Options{
 		Config: cfg, GitHub: ghc, Reporter: reporter, Engine: p.engine, Store: st, Routes: p.routes, Masker: p.masker,
-		LastRequest: p.handler.LastRequest, Hosts: p.hosts,
+		LastRequest: p.handler.LastRequest, Hosts: p.hosts, Shares: shareLinks{cfg: cfg, tokens: p.tokens},
 		DashboardURL: dash, Logger: log, Registerer: p.registry,
 	})
 	if err != nil {
