@@ -53,7 +53,7 @@ func newSite(t *testing.T) *site {
 		s.mu.Lock()
 		s.backend = append(s.backend, r.Header.Clone())
 		s.mu.Unlock()
-		io.WriteString(w, "<title>shop preview</title>the preview")
+		io.WriteString(w, `<title>shop preview</title><p id="landed">the preview</p>`)
 	}))
 	t.Cleanup(be.Close)
 	bu, _ := url.Parse(be.URL)

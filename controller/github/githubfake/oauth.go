@@ -64,7 +64,7 @@ func (f *Fake) serveWeb(w http.ResponseWriter, r *http.Request) {
 
 var signInForm = template.Must(template.New("signin").Parse(`<!doctype html><html><head><title>Sign in to GitHub</title></head><body>
 <h1>Sign in to GitHub</h1><p>to continue to {{.ClientID}}</p>
-<form method="post" action="/login/oauth/authorize?{{.Query}}">
+<form method="post" action="{{.Action}}">
 <label>Username <input id="login_field" name="login" autofocus></label>
 <button id="signin" type="submit">Sign in</button></form></body></html>`))
 
@@ -100,7 +100,7 @@ func (f *Fake) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if login == "" {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = signInForm.Execute(w, map[string]string{"ClientID": st.clientID, "Query": r.URL.RawQuery})
+		_ = signInForm.Execute(w, map[string]any{"ClientID": st.clientID, "Action": template.URL("/login/oauth/authorize?" + q.Encode())})
 		return
 	}
 	b := make([]byte, 10)
