@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -117,4 +119,41 @@ func (p *parts) registerAccessAPI() {
 		Configured: func(repo string) bool { _, ok := cfg.Repo(repo); return ok || len(cfg.Repos) == 0 },
 	}
 	api.Register(p.mux)
+}
+
+// hostKey returns the key of hostname: random, kept in state_dir (made on
+// first use, never rotated: every preview's host would change); nil
+// without hostname: random.
+func hostKey(cfg *config.Controller) ([]byte, error) {
+	if cfg.Hostname != config.HostnameRandom {
+		return nil, nil
+	}
+	path := filepath.Join(cfg.StateDir, "hostname.key")
+	if b, err := os.ReadFile(path); err == nil {
+		if len(b) < 32 {
+			return nil, fmt.Errorf("hostname: random: %s holds %d bytes, want 32", path, len(b))
+		}
+		return b, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("hostname: random: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("hostname: random: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) { // made by another process meanwhile
+			return hostKey(cfg)
+		}
+		return nil, fmt.Errorf("hostname: random: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(key); err != nil {
+		return nil, fmt.Errorf("hostname: random: %w", err)
+	}
+	return key, nil
 }

@@ -149,6 +149,9 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	if cfg.TLS.Mode != config.TLSOff {
 		p.hosts.Scheme, p.hosts.Port = "https", portOf(cfg.Listen.HTTPS, nil)
 	}
+	if p.hosts.Key, err = hostKey(cfg); err != nil {
+		return nil, err
+	}
 	if err := p.buildProxy(ctx); err != nil {
 		return nil, err
 	}
@@ -186,7 +189,9 @@ func (p *parts) buildProxy(ctx context.Context) error {
 	// The proxy serves a container's route only when the host is one the
 	// configured host templates give its own pull request (in local mode:
 	// the defaults under localhost, or the configured domain).
-	p.routes = proxy.NewRoutes(log, cfg.HostTemplates())
+	tmpl := cfg.HostTemplates()
+	tmpl.Key = p.hosts.Key // hostname: random
+	p.routes = proxy.NewRoutes(log, tmpl)
 	observerOpts := proxy.ObserverOptions{Logger: log}
 	// In a container, the proxy reaches environments only over networks its
 	// container joined: keep it on the project networks of its previews.
