@@ -120,6 +120,9 @@ type Options struct {
 	// else the one the repository's .slipway.yml set at the environment's
 	// last deploy, else config.DefaultTTL (see config.RepoPolicy.TTLFor).
 	RepoTTL func(repo string) *config.Duration
+	// AccessNote, if set, is shown on the list page: which previews are
+	// public (anyone who finds their host can open them).
+	AccessNote string
 
 	// StatsInterval is how often container stats are sampled. Default 15s.
 	StatsInterval time.Duration

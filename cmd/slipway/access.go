@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/slipwayhq/slipway/access"
@@ -156,4 +157,22 @@ func hostKey(cfg *config.Controller) ([]byte, error) {
 		return nil, fmt.Errorf("hostname: random: %w", err)
 	}
 	return key, nil
+}
+
+// accessNote is what the dashboard says about public previews ("" when
+// every preview is private).
+func accessNote(cfg *config.Controller) string {
+	public := cfg.PublicPreviews()
+	switch {
+	case len(public) == 0:
+		return ""
+	case public[0] == "*" && len(cfg.Repos) == 0:
+		return "Previews are public: anyone who knows or guesses a preview's host can open it (access: public; see docs/access.md)."
+	case public[0] == "*":
+		public = public[1:]
+	}
+	if len(public) == 0 {
+		return ""
+	}
+	return "Previews of " + strings.Join(public, ", ") + " are public: anyone who knows or guesses their host can open them (see docs/access.md)."
 }

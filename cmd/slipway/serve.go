@@ -319,6 +319,7 @@ func (p *parts) buildDashboard() error {
 		BaseURL:    p.hosts.URL(cfg.Domain) + "/",
 		PreviewURL: p.hosts.URL,
 		RepoTTL:    repoTTL(cfg),
+		AccessNote: accessNote(cfg),
 		Logger:     p.log,
 	})
 	if err != nil {
