@@ -22,6 +22,9 @@ type evidence struct {
 	// Permission is what the cached permission says of the session's user
 	// on the repository (only asked with a valid session in github mode).
 	Permission permission
+	// login is the session's GitHub user (for the permission and the
+	// refusal page); decide does not look at it.
+	login string
 }
 
 // credential is the verdict on one credential of a request.

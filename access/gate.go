@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slipwayhq/slipway/internal/contract"
@@ -100,6 +101,11 @@ type Gate struct {
 	log    *slog.Logger
 	perms  *permCache
 	scopes sync.Map // project → scope
+	// verified caches cookies whose signature was checked (name + "=" +
+	// value → claims), so the hot path does not verify the same cookie on
+	// every request; expiry is still checked each time.
+	verified      sync.Map
+	verifiedCount atomic.Int64
 	// prefixes maps a project-name prefix (a configured repository's
 	// project name without "-pr-<N>") to the repository.
 	prefixes map[string]string
@@ -113,6 +119,9 @@ type scope struct {
 	Known  bool // Repo is a configured repository
 	PR     int
 	Access RepoAccess
+	// grants are the names of the grant cookies for the repository and
+	// for the pull request.
+	grants [2]string
 }
 
 // New returns a Gate.
@@ -171,6 +180,7 @@ func (g *Gate) scopeOf(project string) scope {
 	if sc.Access.Mode == "" {
 		sc.Access.Mode = Public
 	}
+	sc.grants = [2]string{grantName(sc.Repo, 0), grantName(sc.Repo, sc.PR)}
 	g.scopes.Store(project, sc)
 	return sc
 }
@@ -222,9 +232,8 @@ func (g *Gate) Admit(w http.ResponseWriter, r *http.Request, project string) int
 	}
 	ev := g.evidence(r, sc)
 	v := decide(sc.Access.Mode, ev)
-	var login string
 	if v == needPermission {
-		login, ev.Permission = g.permission(r.Context(), r, sc)
+		ev.Permission = g.permission(r.Context(), ev.login, sc)
 		v = decide(sc.Access.Mode, ev)
 	}
 	stripCredentials(r)
@@ -244,7 +253,7 @@ func (g *Gate) Admit(w http.ResponseWriter, r *http.Request, project string) int
 		writePage(w, http.StatusServiceUnavailable, unavailablePage, pageData{Repo: sc.Repo})
 		return http.StatusServiceUnavailable
 	}
-	writePage(w, http.StatusForbidden, refusedPage, pageData{Repo: sc.Repo, Login: login, SignOut: g.opts.ControlURL + LogoutPath})
+	writePage(w, http.StatusForbidden, refusedPage, pageData{Repo: sc.Repo, Login: ev.login, SignOut: g.opts.ControlURL + LogoutPath})
 	return http.StatusForbidden
 }
 
@@ -262,8 +271,8 @@ func (g *Gate) evidence(r *http.Request, sc scope) evidence {
 	}
 	ev.Grant = g.grant(r, sc, now)
 	if sc.Access.Mode == GitHub {
-		if _, ok := g.session(r); ok {
-			ev.Session = valid
+		if c, ok := g.session(r); ok {
+			ev.Session, ev.login = valid, c.Login
 		} else if _, sent := findCookie(r, SessionCookie); sent {
 			ev.Session = invalid
 		}
@@ -271,17 +280,39 @@ func (g *Gate) evidence(r *http.Request, sc scope) evidence {
 	return ev
 }
 
+// maxVerified bounds the verified-cookie cache; it is emptied when full.
+const maxVerified = 10000
+
+// open verifies a cookie of Slipway's, from the cache when it was verified before.
+func (g *Gate) open(name, value string, now time.Time) (claims, bool) {
+	key := name + "=" + value
+	if v, ok := g.verified.Load(key); ok {
+		c := v.(claims)
+		return c, c.Expires > now.Unix()
+	}
+	c, ok := g.opts.Keys.open(name, value, now)
+	if !ok {
+		return claims{}, false
+	}
+	if g.verifiedCount.Add(1) > maxVerified {
+		g.verified.Clear()
+		g.verifiedCount.Store(1)
+	}
+	g.verified.Store(key, c)
+	return c, true
+}
+
 // grant checks the grant cookies for sc's repository and pull request.
 func (g *Gate) grant(r *http.Request, sc scope, now time.Time) credential {
 	verdict := absent
-	for _, pr := range []int{0, sc.PR} {
-		name := grantName(sc.Repo, pr)
+	for i, pr := range [2]int{0, sc.PR} {
+		name := sc.grants[i]
 		v, ok := findCookie(r, name)
 		if !ok {
 			continue
 		}
 		verdict = invalid
-		c, ok := g.opts.Keys.open(name, v, now)
+		c, ok := g.open(name, v, now)
 		if !ok || !strings.EqualFold(c.Repo, sc.Repo) || c.PR != pr {
 			continue
 		}
@@ -306,24 +337,19 @@ func (g *Gate) session(r *http.Request) (claims, bool) {
 	if !ok {
 		return claims{}, false
 	}
-	c, ok := g.opts.Keys.open(SessionCookie, v, g.now())
+	c, ok := g.open(SessionCookie, v, g.now())
 	if !ok || c.Kind != kindSession || c.Login == "" {
 		return claims{}, false
 	}
 	return c, true
 }
 
-// permission asks the cache whether the session's user may read sc's
-// repository, and returns the user.
-func (g *Gate) permission(ctx context.Context, r *http.Request, sc scope) (string, permission) {
-	c, ok := g.session(r)
-	if !ok {
-		return "", permDenied
+// permission asks the cache whether login may read sc's repository.
+func (g *Gate) permission(ctx context.Context, login string, sc scope) permission {
+	if login == "" || !sc.Known {
+		return permDenied // a project of no configured repository has no one to ask about
 	}
-	if !sc.Known {
-		return c.Login, permDenied // a project of no configured repository has no one to ask about
-	}
-	return c.Login, g.perms.check(ctx, sc.Repo, c.Login)
+	return g.perms.check(ctx, sc.Repo, login)
 }
 
 func (g *Gate) redeem(secret string, now time.Time) (Token, bool) {

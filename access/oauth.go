@@ -102,11 +102,17 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusBadGateway, errorPage, pageData{Error: "GitHub could not complete the sign-in. Try again."})
 		return
 	}
-	exp := g.now().Add(g.opts.SessionTTL)
-	c := claims{Kind: kindSession, Login: user.Login, UserID: user.ID, Expires: exp.Unix()}
-	http.SetCookie(w, cookieFor(SessionCookie, g.opts.Keys.seal(SessionCookie, c), g.cookieDomain(), "/", g.opts.Secure, exp))
+	http.SetCookie(w, g.Session(user.Login, user.ID))
 	g.log.Info("signed in with GitHub", "user", user.Login)
 	http.Redirect(w, r, g.safeNext(st.Next), http.StatusFound)
+}
+
+// Session returns a signed session cookie for a GitHub user, valid for
+// SessionTTL on every preview host (what a sign-in sets).
+func (g *Gate) Session(login string, id int64) *http.Cookie {
+	exp := g.now().Add(g.opts.SessionTTL)
+	c := claims{Kind: kindSession, Login: login, UserID: id, Expires: exp.Unix()}
+	return cookieFor(SessionCookie, g.opts.Keys.seal(SessionCookie, c), g.cookieDomain(), "/", g.opts.Secure, exp)
 }
 
 // logout ends the session.

@@ -35,7 +35,7 @@ var (
 )
 
 // runWrk runs wrk against url with host as the Host header.
-func runWrk(ctx context.Context, url, host string, conns, threads int, d time.Duration) (wrkResult, error) {
+func runWrk(ctx context.Context, url, host string, conns, threads int, d time.Duration, headers ...string) (wrkResult, error) {
 	args := []string{
 		"-t" + strconv.Itoa(threads),
 		"-c" + strconv.Itoa(conns),
@@ -45,6 +45,9 @@ func runWrk(ctx context.Context, url, host string, conns, threads int, d time.Du
 	}
 	if host != "" {
 		args = append(args, "-H", "Host: "+host)
+	}
+	for _, h := range headers {
+		args = append(args, "-H", h)
 	}
 	args = append(args, url)
 	out, err := exec.CommandContext(ctx, "wrk", args...).CombinedOutput()
