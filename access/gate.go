@@ -213,11 +213,13 @@ func (g *Gate) Admit(w http.ResponseWriter, r *http.Request, project string) int
 	}
 	if project == "" {
 		stripCredentials(r)
+		stripBypassParam(r)
 		return 0
 	}
 	sc := g.scopeOf(project)
 	if sc.Access.Mode == Public {
 		stripCredentials(r)
+		stripBypassParam(r)
 		return 0
 	}
 	if strings.HasPrefix(r.URL.Path, previewPathPrefix) {

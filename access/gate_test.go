@@ -35,6 +35,14 @@ func TestPublicPreviewUnchangedButStripped(t *testing.T) {
 		t.Errorf("backend cookies %q, want the application's own only", c)
 	}
 	r.noCredentialReached()
+	// The bypass parameter is removed even for a public preview.
+	if resp, _ := r.do("GET", shopHost, "/page?"+BypassParam+"=swp_leak&x=1", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("public with the parameter: %d", resp.StatusCode)
+	}
+	if got := r.backend.requests(); got[len(got)-1].URI != "/page?x=1" {
+		t.Errorf("backend got %q", got[len(got)-1].URI)
+	}
+	r.noCredentialReached("swp_leak")
 	// Unknown hosts (404 page) carry noindex too.
 	resp, _ = r.do("GET", "pr-99-none."+testDomain, "/", nil, nil)
 	if resp.StatusCode != 404 || resp.Header.Get("X-Robots-Tag") != "noindex" {

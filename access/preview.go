@@ -113,3 +113,18 @@ func safePath(p string) string {
 	}
 	return p
 }
+
+// stripBypassParam removes the bypass parameter from r's query, leaving
+// the rest as sent.
+func stripBypassParam(r *http.Request) {
+	if !strings.Contains(r.URL.RawQuery, BypassParam) {
+		return
+	}
+	q := r.URL.Query()
+	if !q.Has(BypassParam) {
+		return
+	}
+	q.Del(BypassParam)
+	r.URL.RawQuery = q.Encode()
+	r.RequestURI = r.URL.RequestURI()
+}
