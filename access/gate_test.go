@@ -1,7 +1,11 @@
 package access
 
 import (
+	"bufio"
+	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -207,5 +211,54 @@ func TestWebsocketUpgradeGated(t *testing.T) {
 	}
 	if n := len(r.backend.requests()); n != 0 {
 		t.Errorf("backend reached %d times", n)
+	}
+}
+
+// An admitted upgrade reaches the backend as a websocket, without
+// Slipway's cookie; the connection then carries data both ways.
+func TestWebsocketAdmittedWithoutCredentials(t *testing.T) {
+	perms := &fakePermissions{roles: map[string]string{"acme/shop ada": "read"}}
+	r := newRig(t, map[string]RepoAccess{"acme/shop": {Mode: GitHub}}, perms)
+	got := make(chan string, 1)
+	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		got <- req.Header.Get("Cookie")
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		brw.WriteString("echo " + line)
+		brw.Flush()
+	}))
+	defer ws.Close()
+	u, _ := url.Parse(ws.URL)
+	r.routeTo(u.Port()) // shop's host now goes to the websocket server
+	conn, err := net.Dial("tcp", strings.TrimPrefix(r.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nCookie: app=1; %s\r\n\r\n", shopHost, r.sessionFor("ada", time.Hour))
+	br := bufio.NewReader(conn)
+	status, _ := br.ReadString('\n')
+	if !strings.Contains(status, "101") {
+		t.Fatalf("upgrade with a session: %q", status)
+	}
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil || l == "\r\n" {
+			break
+		}
+	}
+	fmt.Fprintf(conn, "ping\n")
+	echo, _ := br.ReadString('\n')
+	if echo != "echo ping\n" {
+		t.Errorf("through the upgraded connection: %q", echo)
+	}
+	if c := <-got; c != "app=1" {
+		t.Errorf("the websocket backend got cookies %q, want the application's only", c)
 	}
 }

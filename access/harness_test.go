@@ -98,6 +98,7 @@ func (f *fakePermissions) count() int {
 // rig is a proxy with the gate in front of a real backend, over real sockets.
 type rig struct {
 	t       *testing.T
+	routes  *proxy.Routes
 	gate    *Gate
 	backend *backend
 	proxy   *httptest.Server
@@ -176,7 +177,7 @@ func newRigWith(t *testing.T, access map[string]RepoAccess, perms Permissions, o
 	ps.Listener = ln
 	ps.Start()
 	t.Cleanup(ps.Close)
-	return &rig{t: t, gate: g, backend: be, proxy: ps, clock: clk, store: st, keys: keys}
+	return &rig{t: t, routes: routes, gate: g, backend: be, proxy: ps, clock: clk, store: st, keys: keys}
 }
 
 // do sends a request for host through the proxy, never following redirects.
@@ -226,4 +227,10 @@ func (r *rig) noCredentialReached(secrets ...string) {
 			}
 		}
 	}
+}
+
+// routeTo points shop's host at another backend port on loopback.
+func (r *rig) routeTo(port string) {
+	r.routes.PutContainer(proxy.Container{ID: "c1", Name: "shop-web-1", Project: contract.ProjectName("acme", "shop", 7), Service: "web",
+		Repo: "acme/shop", PR: 7, Host: shopHost, Port: port, Running: true, IP: "127.0.0.1"})
 }
