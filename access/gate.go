@@ -185,6 +185,20 @@ func (g *Gate) scopeOf(project string) scope {
 	return sc
 }
 
+// opens reports whether t opens this scope's preview. A project of no
+// configured repository (slipway up in local mode) is matched by the
+// project name the token's repository gives.
+func (sc scope) opens(t Token) bool {
+	if sc.Known {
+		return t.Opens(sc.Repo, sc.PR)
+	}
+	owner, name, ok := strings.Cut(t.Repo, "/")
+	if !ok {
+		return false
+	}
+	return strings.TrimSuffix(contract.ProjectName(owner, name, 1), "-pr-1") == sc.Repo && (t.PR == 0 || t.PR == sc.PR)
+}
+
 // resolveScope splits a project name "<prefix>-pr-<N>" and finds the
 // configured repository of the prefix.
 func resolveScope(project string, prefixes map[string]string) scope {
@@ -267,7 +281,7 @@ func (g *Gate) evidence(r *http.Request, sc scope) evidence {
 	var ev evidence
 	if secret := r.Header.Get(BypassHeader); secret != "" {
 		ev.Bypass = invalid
-		if t, ok := g.redeem(secret, now); ok && t.Opens(sc.Repo, sc.PR) {
+		if t, ok := g.redeem(secret, now); ok && sc.opens(t) {
 			ev.Bypass = valid
 		}
 	}
@@ -325,7 +339,7 @@ func (g *Gate) grant(r *http.Request, sc scope, now time.Time) credential {
 				return valid
 			}
 		case kindToken:
-			if t, ok := g.live(c.Token, now); ok && t.Opens(sc.Repo, sc.PR) {
+			if t, ok := g.live(c.Token, now); ok && sc.opens(t) {
 				return valid
 			}
 		}

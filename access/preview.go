@@ -79,7 +79,7 @@ func (g *Gate) redeemParam(w http.ResponseWriter, r *http.Request, sc scope) int
 	}
 	now := g.now()
 	t, ok := g.redeem(secret, now)
-	if !ok || !t.Opens(sc.Repo, sc.PR) {
+	if !ok || !sc.opens(t) {
 		g.log.Info("refused a bypass token or share link", "repo", sc.Repo, "pr", sc.PR, "remote", r.RemoteAddr)
 		writePage(w, http.StatusUnauthorized, linkRefusedPage, pageData{Repo: sc.Repo})
 		return http.StatusUnauthorized
