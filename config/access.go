@@ -24,16 +24,21 @@ const DefaultOAuthWebURL = "https://github.com/"
 type RepoAccess struct {
 	Mode     string
 	Password string
+	// Team narrows github access: "org" or "org/team"; "" for none.
+	Team string
 }
 
 // AccessFor returns the access of a repository's previews (owner/name): its
 // repos[] entry's, else the global one. An unconfigured repository (local
 // mode) has the global access.
 func (c *Controller) AccessFor(repo string) RepoAccess {
-	a := RepoAccess{Mode: c.Access, Password: c.AccessPassword}
+	a := RepoAccess{Mode: c.Access, Password: c.AccessPassword, Team: c.AccessTeam}
 	if r, ok := c.Repo(repo); ok {
 		if r.Access != "" {
 			a.Mode = r.Access
+		}
+		if r.AccessTeam != "" {
+			a.Team = r.AccessTeam
 		}
 		if r.AccessPassword != "" {
 			a.Password = r.AccessPassword
@@ -125,6 +130,19 @@ func (c *Controller) validateAccess() []error {
 		if o.WebURL == "" {
 			o.WebURL = DefaultOAuthWebURL
 		}
+	}
+	checkTeam := func(field, team string) {
+		if team == "" {
+			return
+		}
+		org, t, hasTeam := strings.Cut(team, "/")
+		if org == "" || hasTeam && (t == "" || strings.Contains(t, "/")) || strings.ContainsAny(team, " \t?#") {
+			errs = append(errs, fmt.Errorf("%s %q: want an organisation (acme) or organisation/team (acme/qa)", field, team))
+		}
+	}
+	checkTeam("access_team", c.AccessTeam)
+	for i, r := range c.Repos {
+		checkTeam(fmt.Sprintf("repos[%d].access_team", i), r.AccessTeam)
 	}
 	switch c.Hostname {
 	case "", HostnameRandom:

@@ -22,6 +22,10 @@ func TestAccessConfig(t *testing.T) {
 		{"repos: [{name: acme/shop, access: password, access_password: x}]\n", ""},
 		{"repos: [{name: acme/shop, access: nope}]\n", `repos[0].access "nope"`},
 		{"hostname: random\n", ""},
+		{"access_team: acme/qa\n", ""},
+		{"repos: [{name: acme/shop, access_team: acme}]\n", ""},
+		{"access_team: acme/qa/x\n", `access_team "acme/qa/x"`},
+		{"repos: [{name: acme/shop, access_team: /qa}]\n", `repos[0].access_team "/qa"`},
 		{"hostname: guessable\n", `hostname "guessable"`},
 	}
 	for _, c := range cases {

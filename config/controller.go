@@ -74,6 +74,11 @@ type Controller struct {
 	AccessPassword string `yaml:"access_password"`
 	// AccessPasswordFile is a file holding AccessPassword.
 	AccessPasswordFile string `yaml:"access_password_file"`
+	// AccessTeam narrows access: github to members of an organisation
+	// ("acme") or of one of its teams ("acme/qa"), on top of read access to
+	// the repository. Slipway's GitHub App (or token) must be able to read
+	// the organisation's members.
+	AccessTeam string `yaml:"access_team"`
 	// NoIndex adds "X-Robots-Tag: noindex" to every preview response, so
 	// search engines leave previews out.
 	NoIndex bool `yaml:"noindex"`
@@ -254,6 +259,8 @@ type RepoPolicy struct {
 	AccessPassword string `yaml:"access_password"`
 	// AccessPasswordFile is a file holding AccessPassword.
 	AccessPasswordFile string `yaml:"access_password_file"`
+	// AccessTeam overrides the global access_team for this repository.
+	AccessTeam string `yaml:"access_team"`
 }
 
 // TriggerLabel returns the label a PR needs, or "" when every PR deploys.
@@ -571,6 +578,7 @@ var envKeys = map[string]func(c *Controller, v string) error{
 		return nil
 	},
 	"SLIPWAY_ACCESS":          func(c *Controller, v string) error { c.Access = v; return nil },
+	"SLIPWAY_ACCESS_TEAM":     func(c *Controller, v string) error { c.AccessTeam = v; return nil },
 	"SLIPWAY_ACCESS_PASSWORD": func(c *Controller, v string) error { c.AccessPassword = v; return nil },
 	"SLIPWAY_ACCESS_PASSWORD_FILE": func(c *Controller, v string) error {
 		c.AccessPasswordFile = v

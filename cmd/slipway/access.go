@@ -23,8 +23,13 @@ const (
 )
 
 // ghPermissions answers the gate's permission questions with the GitHub
-// client, once buildController has made it (nil before: every session refused).
-type ghPermissions struct{ c *gh.Client }
+// client, once buildController has made it (nil before: every session
+// refused). With access_team, a user outside the organisation or team has
+// no access whatever their role.
+type ghPermissions struct {
+	c   *gh.Client
+	cfg *config.Controller
+}
 
 func (p *ghPermissions) Permission(ctx context.Context, repo, login string) (string, error) {
 	if p.c == nil {
@@ -35,7 +40,20 @@ func (p *ghPermissions) Permission(ctx context.Context, repo, login string) (str
 		return "", err
 	}
 	perm, err := p.c.Permission(ctx, r, login)
-	return string(perm), err
+	if err != nil || perm == gh.PermissionNone {
+		return string(perm), err
+	}
+	if team := p.cfg.AccessFor(repo).Team; team != "" {
+		org, slug, _ := strings.Cut(team, "/")
+		ok, err := p.c.Member(ctx, r, org, slug, login)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return string(gh.PermissionNone), nil
+		}
+	}
+	return string(perm), nil
 }
 
 // privatePreviews reports whether any repository's previews (or the

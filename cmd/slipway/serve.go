@@ -213,7 +213,7 @@ func (p *parts) buildProxy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("trusted_proxies: %w", err)
 	}
-	p.permissions = &ghPermissions{}
+	p.permissions = &ghPermissions{cfg: cfg}
 	if err := p.buildGate(); err != nil {
 		return err
 	}

@@ -456,6 +456,11 @@ func checkControllerExample(t *testing.T, block string) {
 		fill(&g.Token, g.TokenFile)
 		fill(&g.PrivateKey, g.PrivateKeyFile)
 		fill(&g.WebhookSecret, g.WebhookSecretFile)
+		fill(&g.OAuth.ClientSecret, g.OAuth.ClientSecretFile)
+	}
+	fill(&c.AccessPassword, c.AccessPasswordFile)
+	for i := range c.Repos {
+		fill(&c.Repos[i].AccessPassword, c.Repos[i].AccessPasswordFile)
 	}
 	fill(&c.TLS.DNSAPIToken, c.TLS.DNSAPITokenFile)
 	fill(&c.Dashboard.Token, c.Dashboard.TokenFile)

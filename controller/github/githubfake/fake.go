@@ -92,6 +92,7 @@ type Fake struct {
 
 	api, codeload, web *httptest.Server
 	oauth              oauthState
+	members            map[string]bool // "org/login" and "org/team/login", lower case
 
 	mu         sync.Mutex
 	nextID     int64
