@@ -308,6 +308,10 @@ func (p *parts) buildController() error {
 func (p *parts) buildDashboard() error {
 	cfg := p.cfg
 	noCredentials := cfg.Dashboard.Token == "" && cfg.Dashboard.Password == "" && cfg.Dashboard.User == ""
+	var tokens dashboard.TokenAdmin
+	if p.tokens != nil { // a nil *access.Store must not become a non-nil interface
+		tokens = p.tokens
+	}
 	var err error
 	p.dashboard, err = dashboard.New(dashboard.Options{
 		Engine: maskedLogs{p.engine, p.masker}, History: p.history, Stats: p.docker, Requests: p.handler, Routes: p.routes, Actions: p.actions,
@@ -320,6 +324,7 @@ func (p *parts) buildDashboard() error {
 		PreviewURL: p.hosts.URL,
 		RepoTTL:    repoTTL(cfg),
 		AccessNote: accessNote(cfg),
+		Grants:     tokens,
 		Logger:     p.log,
 	})
 	if err != nil {
