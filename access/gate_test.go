@@ -262,3 +262,40 @@ func TestWebsocketAdmittedWithoutCredentials(t *testing.T) {
 		t.Errorf("the websocket backend got cookies %q, want the application's only", c)
 	}
 }
+
+// Past half its life, a cached permission is refreshed in the background
+// while it is still served: the request does not wait for GitHub, and the
+// refreshed answer (access lost) applies to the next request.
+func TestPermissionRefreshedAheadInTheBackground(t *testing.T) {
+	perms := &fakePermissions{roles: map[string]string{"acme/shop ada": "read"}, answered: make(chan struct{}, 4)}
+	r := newRig(t, map[string]RepoAccess{"acme/shop": {Mode: GitHub}}, perms)
+	s := r.sessionFor("ada", 12*time.Hour)
+	if resp, _ := r.do("GET", shopHost, "/", nil, cookieHeader(s)); resp.StatusCode != 200 {
+		t.Fatalf("first: %d", resp.StatusCode)
+	}
+	<-perms.answered
+	perms.set("acme/shop", "ada", "none")
+	r.clock.Add(40 * time.Second) // past half the minute: served from the cache, refreshed behind
+	if resp, _ := r.do("GET", shopHost, "/", nil, cookieHeader(s)); resp.StatusCode != 200 {
+		t.Fatalf("while refreshing: %d (the cached answer should still be served)", resp.StatusCode)
+	}
+	select {
+	case <-perms.answered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no background refresh")
+	}
+	// The refresh stores its answer right after GitHub answered it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, _ := r.do("GET", shopHost, "/", nil, cookieHeader(s))
+		if resp.StatusCode == http.StatusForbidden {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the refresh said none: %d", resp.StatusCode)
+		}
+	}
+	if n := perms.count(); n != 2 {
+		t.Errorf("GitHub asked %d times, want 2", n)
+	}
+}

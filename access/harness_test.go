@@ -71,16 +71,22 @@ type fakePermissions struct {
 	mu    sync.Mutex
 	roles map[string]string
 	calls int
+	// answered, if set, receives one value per answer given.
+	answered chan struct{}
 }
 
 func (f *fakePermissions) Permission(_ context.Context, repo, user string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
-	if r, ok := f.roles[repo+" "+user]; ok {
-		return r, nil
+	role, ok := f.roles[repo+" "+user]
+	if !ok {
+		role = "none"
 	}
-	return "none", nil
+	if f.answered != nil {
+		defer func() { f.answered <- struct{}{} }()
+	}
+	return role, nil
 }
 
 func (f *fakePermissions) set(repo, user, role string) {
