@@ -63,6 +63,30 @@ type Controller struct {
 	Policy Policy `yaml:"policy"`
 	// Dashboard access.
 	Dashboard Dashboard `yaml:"dashboard"`
+	// Access decides who may open previews, for every repository that does
+	// not set its own repos[].access: "public" (anyone who knows the host),
+	// "github" (people signed in with GitHub who have at least read access
+	// to the pull request's repository; needs github.oauth) or "password"
+	// (a shared password, access_password_file). See docs/access.md.
+	Access string `yaml:"access"`
+	// AccessPassword is the shared password of access: password (prefer
+	// access_password_file).
+	AccessPassword string `yaml:"access_password"`
+	// AccessPasswordFile is a file holding AccessPassword.
+	AccessPasswordFile string `yaml:"access_password_file"`
+	// AccessTeam narrows access: github to members of an organisation
+	// ("acme") or of one of its teams ("acme/qa"), on top of read access to
+	// the repository. Slipway's GitHub App (or token) must be able to read
+	// the organisation's members.
+	AccessTeam string `yaml:"access_team"`
+	// NoIndex adds "X-Robots-Tag: noindex" to every preview response, so
+	// search engines leave previews out.
+	NoIndex bool `yaml:"noindex"`
+	// Hostname is "" (hosts from the host templates) or "random": each
+	// pull request's hosts get a stable, unguessable suffix derived with a
+	// key kept under state_dir (pr-7-k3x9q2mf.<domain>), so a preview's
+	// address cannot be guessed from its number.
+	Hostname string `yaml:"hostname"`
 	// TrustedProxies are CIDRs of proxies in front of Slipway whose
 	// X-Forwarded-* headers are kept.
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -168,6 +192,23 @@ type GitHub struct {
 	// with TLS and http://<domain> without (with the listen port when it is
 	// not the scheme's standard one).
 	DashboardURL string `yaml:"dashboard_url"`
+	// OAuth is the OAuth client (of a GitHub App or an OAuth App) people
+	// sign in with to open previews whose access is github.
+	OAuth OAuth `yaml:"oauth"`
+}
+
+// OAuth is the client of GitHub's OAuth web flow. Its callback URL, set in
+// the App's settings, is https://<domain>/auth/callback.
+type OAuth struct {
+	// ClientID of the GitHub App or OAuth App.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret of the App (prefer client_secret_file).
+	ClientSecret string `yaml:"client_secret"`
+	// ClientSecretFile is a file holding ClientSecret.
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// WebURL is where people sign in: https://github.com/, or the GitHub
+	// Enterprise server's own address.
+	WebURL string `yaml:"web_url"`
 }
 
 // Firewall settings.
@@ -210,6 +251,16 @@ type RepoPolicy struct {
 	Policy Policy `yaml:"policy"`
 	// Limits lowers (never raises) the global container limits for this repo.
 	Limits *Limits `yaml:"limits"`
+	// Access overrides the global access for this repository's previews:
+	// public, github or password.
+	Access string `yaml:"access"`
+	// AccessPassword is this repository's shared password for access:
+	// password (prefer access_password_file); default the global one.
+	AccessPassword string `yaml:"access_password"`
+	// AccessPasswordFile is a file holding AccessPassword.
+	AccessPasswordFile string `yaml:"access_password_file"`
+	// AccessTeam overrides the global access_team for this repository.
+	AccessTeam string `yaml:"access_team"`
 }
 
 // TriggerLabel returns the label a PR needs, or "" when every PR deploys.
@@ -408,6 +459,8 @@ func Defaults() Controller {
 		BuildTimeout: Duration(20 * time.Minute),
 		Loader:       Loader{Confinement: LoaderRequired, Timeout: Duration(20 * time.Second), Memory: 1 << 30},
 		Policy:       Policy{ProjectCaps: DefaultProjectCaps()},
+		Access:       AccessPublic,
+		NoIndex:      true,
 	}
 }
 
@@ -524,8 +577,34 @@ var envKeys = map[string]func(c *Controller, v string) error{
 		c.Dashboard.PasswordFile = v
 		return nil
 	},
-	"SLIPWAY_LOG_FORMAT": func(c *Controller, v string) error { c.LogFormat = v; return nil },
-	"SLIPWAY_FIREWALL":   func(c *Controller, v string) error { c.Firewall = v; return nil },
+	"SLIPWAY_ACCESS":          func(c *Controller, v string) error { c.Access = v; return nil },
+	"SLIPWAY_ACCESS_TEAM":     func(c *Controller, v string) error { c.AccessTeam = v; return nil },
+	"SLIPWAY_ACCESS_PASSWORD": func(c *Controller, v string) error { c.AccessPassword = v; return nil },
+	"SLIPWAY_ACCESS_PASSWORD_FILE": func(c *Controller, v string) error {
+		c.AccessPasswordFile = v
+		return nil
+	},
+	"SLIPWAY_NOINDEX": func(c *Controller, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("SLIPWAY_NOINDEX: %w", err)
+		}
+		c.NoIndex = b
+		return nil
+	},
+	"SLIPWAY_HOSTNAME":               func(c *Controller, v string) error { c.Hostname = v; return nil },
+	"SLIPWAY_GITHUB_OAUTH_CLIENT_ID": func(c *Controller, v string) error { c.github().OAuth.ClientID = v; return nil },
+	"SLIPWAY_GITHUB_OAUTH_CLIENT_SECRET": func(c *Controller, v string) error {
+		c.github().OAuth.ClientSecret = v
+		return nil
+	},
+	"SLIPWAY_GITHUB_OAUTH_CLIENT_SECRET_FILE": func(c *Controller, v string) error {
+		c.github().OAuth.ClientSecretFile = v
+		return nil
+	},
+	"SLIPWAY_GITHUB_OAUTH_WEB_URL": func(c *Controller, v string) error { c.github().OAuth.WebURL = v; return nil },
+	"SLIPWAY_LOG_FORMAT":           func(c *Controller, v string) error { c.LogFormat = v; return nil },
+	"SLIPWAY_FIREWALL":             func(c *Controller, v string) error { c.Firewall = v; return nil },
 	"SLIPWAY_BUILD_NETWORK": func(c *Controller, v string) error {
 		c.BuildNetwork = v
 		return nil
@@ -595,6 +674,18 @@ func (c *Controller) resolveFiles(env func(string) (string, bool)) error {
 			return err
 		}
 		if err := read("webhook secret", g.WebhookSecretFile, &g.WebhookSecret); err != nil {
+			return err
+		}
+		if err := read("github.oauth client secret", g.OAuth.ClientSecretFile, &g.OAuth.ClientSecret); err != nil {
+			return err
+		}
+	}
+	if err := read("access password", c.AccessPasswordFile, &c.AccessPassword); err != nil {
+		return err
+	}
+	for i := range c.Repos {
+		r := &c.Repos[i]
+		if err := read(fmt.Sprintf("repos[%d].access_password", i), r.AccessPasswordFile, &r.AccessPassword); err != nil {
 			return err
 		}
 	}
@@ -731,6 +822,7 @@ func (c *Controller) Validate() error {
 			errs = append(errs, fmt.Errorf("repos[%d].trigger %q: want all or label:<name>", i, r.Trigger))
 		}
 	}
+	errs = append(errs, c.validateAccess()...)
 	if err := c.checkHostCollisions(); err != nil {
 		errs = append(errs, err)
 	}

@@ -14,12 +14,26 @@ import (
 // single-repository defaults under the domain, "localhost" by default.
 //
 // Two configured repositories with one name (acme/shop and other/shop) get
-// defaults that name the owner too, so that they never share a host.
+// defaults that name the owner too, so that they never share a host. With
+// hostname: random, an unguessable label ({{.Random}}) follows the number
+// (or the owner); the caller sets the templates' Key, kept under state_dir.
 func (c *Controller) HostTemplates() contract.HostTemplates {
 	t := contract.DefaultHostTemplates(c.Domain, len(c.Repos) > 1)
 	if c.sharedRepoName() {
 		t.Primary = contract.MultiOwnerPrimaryHostTemplate
 		t.Service = contract.MultiOwnerServiceHostTemplate
+	}
+	if c.Hostname == HostnameRandom {
+		// The label follows the number; it keeps repositories apart too,
+		// but the repository's name stays for people reading the host.
+		t.Primary, t.Service = contract.RandomPrimaryHostTemplate, contract.RandomServiceHostTemplate
+		if len(c.Repos) > 1 {
+			t.Primary, t.Service = contract.RandomMultiRepoPrimaryHostTemplate, contract.RandomMultiRepoServiceHostTemplate
+		}
+		if c.sharedRepoName() {
+			t.Primary = strings.Replace(contract.MultiOwnerPrimaryHostTemplate, "{{.Owner}}", "{{.Owner}}-{{.Random}}", 1)
+			t.Service = strings.Replace(contract.MultiOwnerServiceHostTemplate, "{{.Owner}}", "{{.Owner}}-{{.Random}}", 1)
+		}
 	}
 	if c.HostTemplate != "" {
 		t.Primary = c.HostTemplate
@@ -66,7 +80,8 @@ func (c *Controller) checkHostCollisions() error {
 		for _, n := range []int{1, 11, 111} {
 			for _, svc := range []string{"web", "1", "web-1"} {
 				for _, tmpl := range []string{t.Primary, t.Service} {
-					h, err := contract.Host(tmpl, contract.HostData{Number: n, Owner: o, Repo: name, Service: svc, Domain: c.Domain})
+					// One label for all: the check is of the templates, not the key.
+					h, err := contract.Host(tmpl, contract.HostData{Number: n, Owner: o, Repo: name, Service: svc, Domain: c.Domain, Random: "abcdefgh"})
 					if err != nil {
 						return fmt.Errorf("host templates: %w", err)
 					}

@@ -34,6 +34,11 @@ func (c *Controller) HeldSecrets() map[string]string {
 		for i, s := range g.WebhookSecrets() {
 			add("github.webhook_secret["+strconv.Itoa(i)+"]", s)
 		}
+		add("github.oauth.client_secret", g.OAuth.ClientSecret)
+	}
+	add("access_password", c.AccessPassword)
+	for i, r := range c.Repos {
+		add("repos["+strconv.Itoa(i)+"].access_password", r.AccessPassword)
 	}
 	add("tls.dns_api_token", c.TLS.DNSAPIToken)
 	add("dashboard.token", c.Dashboard.Token)

@@ -113,6 +113,9 @@ type Options struct {
 	Now func() time.Time
 	// SourceLimits bound a downloaded source archive.
 	SourceLimits gh.ExtractLimits
+	// Shares makes share links for "/slipway share"; nil answers that
+	// share links are not available.
+	Shares Sharer
 	// Masker hides secrets in what the controller records and reports.
 	// Default: one over the configured secrets, GitHub token and webhook secret.
 	Masker *Masker
@@ -137,6 +140,7 @@ type Controller struct {
 	srcDir   string
 	limits   gh.ExtractLimits
 	mask     *Masker
+	shares   Sharer
 	metrics  *metrics
 	reports  *reports
 
@@ -191,6 +195,7 @@ func New(o Options) (*Controller, error) {
 	}
 	c.srcDir = filepath.Join(o.Config.StateDir, "src")
 	c.mask = o.Masker
+	c.shares = o.Shares
 	if c.mask == nil {
 		c.mask = NewMasker(o.Config.HeldSecrets())
 	}

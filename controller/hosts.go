@@ -13,7 +13,11 @@ func (c *Controller) defaultHosts(repo gh.Repo, pr int) []string {
 	if tmpl == "" {
 		tmpl = contract.PrimaryHostTemplate
 	}
-	h, err := contract.Host(tmpl, contract.HostData{Number: pr, Owner: repo.Owner, Repo: repo.Name, Domain: c.cfg.Domain})
+	d := contract.HostData{Number: pr, Owner: repo.Owner, Repo: repo.Name, Domain: c.cfg.Domain}
+	if len(c.hosts.Key) > 0 {
+		d.Random = contract.RandomLabel(c.hosts.Key, repo.String(), pr)
+	}
+	h, err := contract.Host(tmpl, d)
 	if err != nil {
 		return nil
 	}

@@ -120,6 +120,12 @@ type Options struct {
 	// else the one the repository's .slipway.yml set at the environment's
 	// last deploy, else config.DefaultTTL (see config.RepoPolicy.TTLFor).
 	RepoTTL func(repo string) *config.Duration
+	// AccessNote, if set, is shown on the list page: which previews are
+	// public (anyone who finds their host can open them).
+	AccessNote string
+	// Grants, if set, lets operators create, list and revoke bypass tokens
+	// and share links on the access page.
+	Grants TokenAdmin
 
 	// StatsInterval is how often container stats are sampled. Default 15s.
 	StatsInterval time.Duration
@@ -349,6 +355,9 @@ func (s *Server) routes() {
 	m.HandleFunc("POST "+b+"login", s.loginSubmit)
 	m.HandleFunc("POST "+b+"logout", s.logout)
 	m.HandleFunc("GET "+b+"static/{name}", s.assets.serve)
+	m.HandleFunc("GET "+b+"access", s.page(roleOperator, s.accessPage))
+	m.HandleFunc("POST "+b+"access/tokens", s.page(roleOperator, s.accessCreate))
+	m.HandleFunc("POST "+b+"access/tokens/{id}/revoke", s.page(roleOperator, s.accessRevoke))
 
 	m.HandleFunc("GET "+b+"api/v1/environments", s.api(roleViewer, s.apiEnvironments))
 	m.HandleFunc("GET "+b+"api/v1/environments/{project}", s.api(roleViewer, s.apiEnvironment))

@@ -170,6 +170,7 @@ type listData struct {
 	Warnings []string
 	Taken    *actionTaken // a destroy just taken from an environment page
 	Project  string       // the project Taken was about
+	Access   string       // which previews are public (Options.AccessNote)
 }
 
 // actionTaken is an action just taken, for the note shown on the page the
@@ -205,6 +206,7 @@ func (s *Server) listPage(w http.ResponseWriter, r *http.Request, p principal) {
 		Chips:    phaseChips(sum, f, s.filterURL),
 		AllHref:  s.filterURL(f, "phase", ""),
 		Warnings: warnings,
+		Access:   s.opts.AccessNote,
 	}
 	if q := r.URL.Query(); projectRE.MatchString(q.Get("project")) {
 		if t := takenFrom(q); t != nil && t.Action == "destroy" {

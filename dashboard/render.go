@@ -31,7 +31,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates, each rendered inside layout.html.
-var pageNames = []string{"list", "environment", "login", "error"}
+var pageNames = []string{"list", "environment", "login", "error", "access"}
 
 type templates struct {
 	pages map[string]*template.Template

@@ -33,6 +33,8 @@ type HandlerOptions struct {
 	OnWake func(project string)
 	// Metrics, if set, records requests.
 	Metrics *Metrics
+	// Gate, if set, decides who may open previews (see Gate).
+	Gate Gate
 	// Logger; nil discards logs.
 	Logger *slog.Logger
 	// DialTimeout bounds connecting to a backend. Default 5s.
@@ -74,6 +76,7 @@ type Handler struct {
 	transport   *backendTransport
 	trusted     []netip.Prefix
 	onWake      func(string)
+	gate        Gate
 	metrics     *Metrics
 	log         *slog.Logger
 	stats       sync.Map // project → *projectStats
@@ -112,6 +115,7 @@ func NewHandler(routes *Routes, opts HandlerOptions) *Handler {
 		routes:  routes,
 		trusted: opts.TrustedProxies,
 		onWake:  opts.OnWake,
+		gate:    opts.Gate,
 		metrics: opts.Metrics,
 		log:     opts.Logger,
 	}
@@ -220,6 +224,9 @@ func lookup(t *Table, hostHeader string) *Route {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rt := lookup(h.routes.Table(), r.Host)
+	if h.gate != nil && h.admit(w, r, rt, start) {
+		return
+	}
 	if rt == nil {
 		writePage(w, notFoundPage, http.StatusNotFound, 0)
 		h.record(h.statsFor(unknownProject), http.StatusNotFound, start)

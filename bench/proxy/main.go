@@ -31,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slipwayhq/slipway/access"
 	"github.com/slipwayhq/slipway/bench/internal/benchkit"
 )
 
@@ -67,7 +68,7 @@ func main() {
 		cfg        config
 		conns      = flag.String("conns", "64,256", "keep-alive connections per run, comma-separated")
 		sizes      = flag.String("sizes", "1024,65536", "response body sizes in bytes, comma-separated")
-		targets    = flag.String("targets", "direct,slipway,slipway-inproc,caddy,nginx", "targets to measure (also slipway-base with -baseline)")
+		targets    = flag.String("targets", "direct,slipway,slipway-inproc,caddy,nginx", "targets to measure (also slipway-base with -baseline; access-public,access-github compare the access gate)")
 		backendArg = flag.String("serve-backend", "", "internal: run as the backend process with these body sizes")
 		listenArg  = flag.String("backend-listen", "127.0.0.1:0", "internal: the backend's listen address")
 		nonceArg   = flag.String("backend-nonce", "", "internal: the run's nonce in the backend's bodies")
@@ -217,6 +218,7 @@ func run(ctx context.Context, cfg config) error {
 	firstBody := backendBody(cfg.sizes[0], nonce)
 	addrs := map[string]string{targetDirect: backend.addr}
 	pids := map[string]int{targetDirect: backend.pid} // whose CPU time counts for the target
+	headers := map[string][]string{}                  // what a client of the target sends besides Host
 	for _, t := range cfg.targets {
 		var addr string
 		var pid int
@@ -246,6 +248,9 @@ func run(ctx context.Context, cfg config) error {
 		case targetInproc:
 			addr, stopT, err = startInproc(ctx, backend.addr, domain, backend.host, backend.repo, backend.project)
 			pid = os.Getpid()
+		case targetPublic, targetGitHub:
+			addr, headers[t], stopT, err = startGated(ctx, access.Mode(strings.TrimPrefix(t, "access-")), backend.addr, domain, backend.host, backend.repo, backend.project)
+			pid = os.Getpid()
 		case targetCaddy:
 			d := filepath.Join(dir, "caddy")
 			os.MkdirAll(d, 0o755)
@@ -267,7 +272,7 @@ func run(ctx context.Context, cfg config) error {
 	checkAll := func(when string) error {
 		for _, t := range cfg.targets {
 			for _, size := range cfg.sizes {
-				if err := checkBody(ctx, addrs[t], backend.host, "/"+strconv.Itoa(size), backendBody(size, nonce)); err != nil {
+				if err := checkBody(ctx, addrs[t], backend.host, "/"+strconv.Itoa(size), backendBody(size, nonce), headers[t]...); err != nil {
 					return fmt.Errorf("%s: target %s does not return the backend's body: %w", when, t, err)
 				}
 			}
@@ -301,7 +306,7 @@ func run(ctx context.Context, cfg config) error {
 		cfg.rounds, cfg.duration, cfg.threads, strings.Join(cfg.targets, ", "), loadAverage())
 	// Warm every target up once (connections, caches, lazy paths).
 	for _, t := range cfg.targets {
-		if _, err := runWrk(ctx, "http://"+addrs[t]+firstPath, backend.host, 16, 1, time.Second); err != nil {
+		if _, err := runWrk(ctx, "http://"+addrs[t]+firstPath, backend.host, 16, 1, time.Second, headers[t]...); err != nil {
 			return fmt.Errorf("warm up %s: %w", t, err)
 		}
 	}
@@ -322,7 +327,7 @@ func run(ctx context.Context, cfg config) error {
 						cells = append(cells, c)
 					}
 					cpu0 := treeCPU(pids[t])
-					r, err := runWrk(ctx, "http://"+addrs[t]+"/"+strconv.Itoa(size), backend.host, conns, cfg.threads, cfg.duration)
+					r, err := runWrk(ctx, "http://"+addrs[t]+"/"+strconv.Itoa(size), backend.host, conns, cfg.threads, cfg.duration, headers[t]...)
 					if err != nil {
 						return err
 					}
@@ -356,6 +361,7 @@ func run(ctx context.Context, cfg config) error {
 	if len(paced) > 0 {
 		printPaced(cfg, paced)
 	}
+	printAccessRatios(cfg, byKey)
 
 	var live []routeLiveRun
 	if cfg.liveRuns > 0 {

@@ -146,7 +146,7 @@ func tail(path string, n int) string {
 
 // checkBody fetches path from addr with host as the Host header and checks
 // that the answer is a 200 carrying exactly the backend's body.
-func checkBody(ctx context.Context, addr, host, path string, want []byte) error {
+func checkBody(ctx context.Context, addr, host, path string, want []byte, headers ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
@@ -154,6 +154,10 @@ func checkBody(ctx context.Context, addr, host, path string, want []byte) error 
 		return err
 	}
 	req.Host = host
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Add(k, v)
+	}
 	tr := &http.Transport{DisableKeepAlives: true}
 	defer tr.CloseIdleConnections()
 	resp, err := tr.RoundTrip(req)

@@ -36,10 +36,11 @@ var (
 	reRead   = regexp.MustCompile(`(\d+) requests in [0-9.]+\w+, ([0-9.]+)([KMGT]?B) read`)
 )
 
-// runWrk runs wrk against url with host as the Host header, each
+// runWrk runs wrk against url with host as the Host header (and any
+// other headers given as "Name: value"), each
 // connection sending its next request as soon as it has the answer.
-func runWrk(ctx context.Context, url, host string, conns, threads int, d time.Duration) (wrkResult, error) {
-	return runWrkScript(ctx, url, host, conns, threads, d, "")
+func runWrk(ctx context.Context, url, host string, conns, threads int, d time.Duration, headers ...string) (wrkResult, error) {
+	return runWrkScript(ctx, url, host, conns, threads, d, "", headers...)
 }
 
 // pacedScript writes a wrk Lua script that makes every connection wait
@@ -52,7 +53,7 @@ func pacedScript(dir string, pause time.Duration) (string, error) {
 }
 
 // runWrkScript is runWrk with a wrk Lua script (none if "").
-func runWrkScript(ctx context.Context, url, host string, conns, threads int, d time.Duration, script string) (wrkResult, error) {
+func runWrkScript(ctx context.Context, url, host string, conns, threads int, d time.Duration, script string, headers ...string) (wrkResult, error) {
 	args := []string{
 		"-t" + strconv.Itoa(threads),
 		"-c" + strconv.Itoa(conns),
@@ -65,6 +66,9 @@ func runWrkScript(ctx context.Context, url, host string, conns, threads int, d t
 	}
 	if script != "" {
 		args = append(args, "-s", script)
+	}
+	for _, h := range headers {
+		args = append(args, "-H", h)
 	}
 	args = append(args, url)
 	out, err := exec.CommandContext(ctx, "wrk", args...).CombinedOutput()

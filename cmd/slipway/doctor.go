@@ -197,6 +197,7 @@ func (d *doctor) run(ctx context.Context, configPath string) []checkResult {
 	out = append(out, judgeConfig(configPath, cfg, cfgErr))
 	if cfgErr == nil {
 		out = append(out, judgePolicy(cfg))
+		out = append(out, judgeAccess(cfg))
 		abi := loader.KernelConfinement()
 		var nsErr error
 		if abi == 0 {

@@ -116,8 +116,12 @@ func (f *loadFlags) load(cmd *cobra.Command) (*stack.Plan, *config.Controller, e
 	// The templates serve checks routes against (with several repositories
 	// configured, the defaults name the repository).
 	tmpl := cfg.HostTemplates()
+	key, err := hostKey(cfg) // hostname: random, the key serve uses
+	if err != nil {
+		return nil, nil, err
+	}
 	plan, err := stack.Load(ctx, stack.Source{Dir: f.dir, Owner: owner, Repo: repo, PR: f.pr, SHA: sha}, stack.LoadOptions{
-		Hosts:  stack.HostOptions{Domain: domain, Port: f.port, PrimaryTemplate: tmpl.Primary, ServiceTemplate: tmpl.Service},
+		Hosts:  stack.HostOptions{Domain: domain, Port: f.port, PrimaryTemplate: tmpl.Primary, ServiceTemplate: tmpl.Service, Key: key},
 		Policy: policy,
 		Limits: cfg.Limits,
 		Loader: loader,

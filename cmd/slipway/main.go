@@ -72,7 +72,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newUpCmd(g), newDownCmd(g), newLsCmd(g), newLogsCmd(g), newPlanCmd(g),
 		newServeCmd(g), newDemoCmd(g), newVersionCmd(g),
-		newDoctorCmd(g),
+		newDoctorCmd(g), newAccessCmd(g),
 	)
 	return root
 }

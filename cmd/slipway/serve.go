@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/slipwayhq/slipway/access"
 	"github.com/slipwayhq/slipway/config"
 	"github.com/slipwayhq/slipway/controller"
 	gh "github.com/slipwayhq/slipway/controller/github"
@@ -109,6 +110,10 @@ type parts struct {
 	guard      *previewGuard
 	server     *proxy.Server
 
+	gate        *access.Gate   // who may open previews
+	tokens      *access.Store  // bypass tokens and share links; nil while every preview is public
+	permissions *ghPermissions // the gate's GitHub permission answers, filled by buildController
+
 	closers []func() // what close releases, in the order it was acquired
 }
 
@@ -144,6 +149,9 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	if cfg.TLS.Mode != config.TLSOff {
 		p.hosts.Scheme, p.hosts.Port = "https", portOf(cfg.Listen.HTTPS, nil)
 	}
+	if p.hosts.Key, err = hostKey(cfg); err != nil {
+		return nil, err
+	}
 	if err := p.buildProxy(ctx); err != nil {
 		return nil, err
 	}
@@ -151,6 +159,8 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	p.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	p.mux.Handle("GET /readyz", &readiness{docker: p.docker, synced: p.observer.Synced()})
 	p.mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{Registry: p.registry}))
+	p.gate.Register(p.mux) // GitHub sign-in for private previews
+	p.registerAccessAPI()
 	p.actions = dashboard.EngineActions{Engine: p.engine}
 	if cfg.GitHub != nil {
 		if err := p.buildController(); err != nil {
@@ -179,7 +189,9 @@ func (p *parts) buildProxy(ctx context.Context) error {
 	// The proxy serves a container's route only when the host is one the
 	// configured host templates give its own pull request (in local mode:
 	// the defaults under localhost, or the configured domain).
-	p.routes = proxy.NewRoutes(log, cfg.HostTemplates())
+	tmpl := cfg.HostTemplates()
+	tmpl.Key = p.hosts.Key // hostname: random
+	p.routes = proxy.NewRoutes(log, tmpl)
 	observerOpts := proxy.ObserverOptions{Logger: log}
 	// In a container, the proxy reaches environments only over networks its
 	// container joined: keep it on the project networks of its previews.
@@ -201,7 +213,11 @@ func (p *parts) buildProxy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("trusted_proxies: %w", err)
 	}
-	handlerOpts := proxy.HandlerOptions{TrustedProxies: trusted, Metrics: pm, Logger: log}
+	p.permissions = &ghPermissions{cfg: cfg}
+	if err := p.buildGate(); err != nil {
+		return err
+	}
+	handlerOpts := proxy.HandlerOptions{TrustedProxies: trusted, Metrics: pm, Gate: p.gate, Logger: log}
 	if cfg.GitHub != nil {
 		wakes := make(chan string, wakeBuffer)
 		p.wakes = wakes
@@ -256,6 +272,7 @@ func (p *parts) buildController() error {
 	if err != nil {
 		return err
 	}
+	p.permissions.c = ghc
 	reporter := gh.NewReporter(ghc, gh.ReporterOptions{Mask: p.masker.String, Logger: log})
 	dash := cfg.GitHub.DashboardURL
 	if dash == "" {
@@ -263,7 +280,7 @@ func (p *parts) buildController() error {
 	}
 	p.controller, err = controller.New(controller.Options{
 		Config: cfg, GitHub: ghc, Reporter: reporter, Engine: p.engine, Store: st, Routes: p.routes, Masker: p.masker,
-		LastRequest: p.handler.LastRequest, Hosts: p.hosts,
+		LastRequest: p.handler.LastRequest, Hosts: p.hosts, Shares: shareLinks{cfg: cfg, tokens: p.tokens},
 		DashboardURL: dash, Logger: log, Registerer: p.registry,
 	})
 	if err != nil {
@@ -291,6 +308,10 @@ func (p *parts) buildController() error {
 func (p *parts) buildDashboard() error {
 	cfg := p.cfg
 	noCredentials := cfg.Dashboard.Token == "" && cfg.Dashboard.Password == "" && cfg.Dashboard.User == ""
+	var tokens dashboard.TokenAdmin
+	if p.tokens != nil { // a nil *access.Store must not become a non-nil interface
+		tokens = p.tokens
+	}
 	var err error
 	p.dashboard, err = dashboard.New(dashboard.Options{
 		Engine: maskedLogs{p.engine, p.masker}, History: p.history, Stats: p.docker, Requests: p.handler, Routes: p.routes, Actions: p.actions,
@@ -302,6 +323,8 @@ func (p *parts) buildDashboard() error {
 		BaseURL:    p.hosts.URL(cfg.Domain) + "/",
 		PreviewURL: p.hosts.URL,
 		RepoTTL:    repoTTL(cfg),
+		AccessNote: accessNote(cfg),
+		Grants:     tokens,
 		Logger:     p.log,
 	})
 	if err != nil {

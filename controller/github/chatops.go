@@ -22,6 +22,14 @@ const (
 	CommandKeep     CommandKind = "keep"
 	CommandApprove  CommandKind = "approve"
 	CommandHelp     CommandKind = "help"
+	CommandShare    CommandKind = "share"
+)
+
+// MaxShare bounds "/slipway share <duration>"; DefaultShare is its
+// duration when none is given.
+const (
+	MaxShare     = 30 * 24 * time.Hour
+	DefaultShare = 48 * time.Hour
 )
 
 // MaxKeep bounds "/slipway keep <duration>"; longer is "keep forever".
@@ -34,6 +42,8 @@ type Command struct {
 	Keep time.Duration
 	// Forever pins the environment ("/slipway keep forever").
 	Forever bool
+	// Share is how long the share link of CommandShare works.
+	Share time.Duration
 }
 
 // HelpText is the reply to "/slipway help" and the body of every
@@ -44,6 +54,7 @@ const HelpText = "Slipway commands (for users with write access):\n\n" +
 	"- `/slipway keep 7d` keeps the preview for 7 days without a push (units m, h, d, w; at most 365d)\n" +
 	"- `/slipway keep forever` keeps it until the pull request is closed\n" +
 	"- `/slipway approve` lets the preview of this fork pull request build, for its current commit\n" +
+	"- `/slipway share 48h` replies with a link that opens this private preview without signing in, for 48 hours (at most 30d)\n" +
 	"- `/slipway help` shows this list"
 
 // CommandError is a comment that starts with /slipway but is not a valid
@@ -93,6 +104,21 @@ func ParseCommand(body string) (cmd Command, ok bool, err error) {
 			return Command{}, true, &CommandError{Problem: fmt.Sprintf("`/slipway keep %s`: %v.", sanitizeArg(args[0]), err)}
 		}
 		return Command{Kind: CommandKeep, Keep: d}, true, nil
+	case CommandShare:
+		if len(args) > 1 {
+			return Command{}, true, &CommandError{Problem: "`/slipway share` takes at most one argument: how long the link works, such as `48h` or `7d`."}
+		}
+		if len(args) == 0 {
+			return Command{Kind: CommandShare, Share: DefaultShare}, true, nil
+		}
+		d, err := ParseKeepDuration(args[0])
+		if err == nil && d > MaxShare {
+			err = fmt.Errorf("longer than the %dd maximum of a share link", MaxShare/(24*time.Hour))
+		}
+		if err != nil {
+			return Command{}, true, &CommandError{Problem: fmt.Sprintf("`/slipway share %s`: %v.", sanitizeArg(args[0]), err)}
+		}
+		return Command{Kind: CommandShare, Share: d}, true, nil
 	}
 	return Command{}, true, &CommandError{Problem: fmt.Sprintf("Unknown command `/slipway %s`.", sanitizeArg(string(verb)))}
 }

@@ -28,6 +28,10 @@ func TestParseCommand(t *testing.T) {
 		{body: "/slipway keep 90m", want: Command{Kind: CommandKeep, Keep: 90 * time.Minute}, ok: true},
 		{body: "/slipway keep 365d", want: Command{Kind: CommandKeep, Keep: 365 * day}, ok: true},
 		{body: "/slipway keep forever", want: Command{Kind: CommandKeep, Forever: true}, ok: true},
+		{body: "/slipway share", want: Command{Kind: CommandShare, Share: 48 * time.Hour}, ok: true},
+		{body: "/slipway share 7d", want: Command{Kind: CommandShare, Share: 7 * day}, ok: true},
+		{body: "/slipway share 31d", ok: true, problem: "30d maximum of a share link"},
+		{body: "/slipway share 1d 2d", ok: true, problem: "at most one argument"},
 		{body: "/slipway\tkeep\tFOREVER", want: Command{Kind: CommandKeep, Forever: true}, ok: true},
 
 		{body: "/slipway", ok: true, problem: "Missing command"},

@@ -144,13 +144,15 @@ type HostOptions struct {
 	Scheme string
 	// Port the proxy listens on, shown in URLs unless it is the scheme's default.
 	Port int
+	// Key makes the .Random label of hostname: random (contract.RandomLabel).
+	Key []byte
 }
 
 // Templates are the host templates pull requests are checked against: a
 // PR may claim exactly the hosts these give its own number.
 func (h HostOptions) Templates() contract.HostTemplates {
 	h = h.withDefaults()
-	return contract.HostTemplates{Domain: h.Domain, Primary: h.PrimaryTemplate, Service: h.ServiceTemplate}
+	return contract.HostTemplates{Domain: h.Domain, Primary: h.PrimaryTemplate, Service: h.ServiceTemplate, Key: h.Key}
 }
 
 func (h HostOptions) withDefaults() HostOptions {
@@ -220,7 +222,11 @@ func computeRoutes(p *types.Project, repo config.Repo, src Source, ho HostOption
 				tmpl = ho.PrimaryTemplate
 			}
 		}
-		host, err := contract.Host(tmpl, contract.HostData{Number: src.PR, Owner: src.Owner, Repo: src.Repo, Service: e.Service, Domain: ho.Domain})
+		d := contract.HostData{Number: src.PR, Owner: src.Owner, Repo: src.Repo, Service: e.Service, Domain: ho.Domain}
+		if len(ho.Key) > 0 {
+			d.Random = contract.RandomLabel(ho.Key, src.FullName(), src.PR)
+		}
+		host, err := contract.Host(tmpl, d)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("expose[%d] (%s): %w", i, e.Service, err))
 			continue

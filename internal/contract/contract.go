@@ -7,6 +7,8 @@ package contract
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	"strconv"
 	"strings"
@@ -155,6 +157,35 @@ type HostData struct {
 	Repo    string
 	Service string
 	Domain  string
+	// Random is the pull request's unguessable label (RandomLabel), for
+	// hostname: random; "" without a host key.
+	Random string
+}
+
+// RandomHostTemplates are the defaults of hostname: random: the number is
+// followed by an unguessable label, so a preview's host cannot be guessed
+// from its number.
+const (
+	RandomPrimaryHostTemplate          = "pr-{{.Number}}-{{.Random}}.{{.Domain}}"
+	RandomServiceHostTemplate          = "{{.Service}}-pr-{{.Number}}-{{.Random}}.{{.Domain}}"
+	RandomMultiRepoPrimaryHostTemplate = "pr-{{.Number}}-{{.Repo}}-{{.Random}}.{{.Domain}}"
+	RandomMultiRepoServiceHostTemplate = "{{.Service}}-pr-{{.Number}}-{{.Repo}}-{{.Random}}.{{.Domain}}"
+)
+
+// RandomLabel is the unguessable, stable label of a pull request's hosts:
+// 8 characters of a keyed hash (HMAC-SHA256) of the repository (owner/name,
+// case-insensitive) and number. Without the key it cannot be guessed; with
+// the same key it never changes.
+func RandomLabel(key []byte, repo string, pr int) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(strings.ToLower(repo) + "#" + strconv.Itoa(pr)))
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	sum := m.Sum(nil)
+	out := make([]byte, 8)
+	for i := range out {
+		out[i] = alphabet[sum[i]&31]
+	}
+	return string(out)
 }
 
 // Host renders tmpl with d and checks that the result is a valid host name
@@ -163,6 +194,9 @@ type HostData struct {
 func Host(tmpl string, d HostData) (string, error) {
 	if len(tmpl) > hostTemplateMaxLen {
 		return "", fmt.Errorf("host template longer than %d bytes", hostTemplateMaxLen)
+	}
+	if d.Random == "" && strings.Contains(tmpl, ".Random") {
+		return "", fmt.Errorf("host template %q uses .Random, but no host key is set (hostname: random)", tmpl)
 	}
 	t, err := template.New("host").Option("missingkey=error").Parse(tmpl)
 	if err != nil {
@@ -245,6 +279,8 @@ type HostTemplates struct {
 	Primary string
 	// Service renders every other exposed service's host.
 	Service string
+	// Key makes the .Random label of hostname: random (RandomLabel).
+	Key []byte
 }
 
 // DefaultHostTemplates are the templates used when the configuration names
@@ -299,6 +335,9 @@ func (t HostTemplates) OwnsHost(host, repo string, pr int, service string) error
 		return fmt.Errorf("host %q is the domain itself", host)
 	}
 	d := HostData{Number: pr, Owner: owner, Repo: name, Service: service, Domain: domain}
+	if len(t.Key) > 0 {
+		d.Random = RandomLabel(t.Key, repo, pr)
+	}
 	primary, err := Host(t.Primary, d)
 	if err != nil {
 		return fmt.Errorf("primary host template: %w", err)

@@ -146,8 +146,9 @@ func yamlKeys(t reflect.Type, prefix string, seen map[reflect.Type]bool) []strin
 // probeBase is a valid slipway.yaml for the environment probes: with a
 // github section and the keys that other keys require.
 const probeBase = `
-github: {token: base-token, webhook_secret: base-secret, private_key: base-key}
+github: {token: base-token, webhook_secret: base-secret, private_key: base-key, oauth: {client_id: base-id, client_secret: base-secret}}
 tls: {dns_provider: cloudflare}
+access_password: base-password
 dashboard: {user: base-user, password: base-password}
 `
 
@@ -229,7 +230,9 @@ func TestEnvironmentVariablesSetTheirKeys(t *testing.T) {
 			case int, int64:
 				candidates = []string{"7"}
 			case string:
-				candidates = []string{secretFile, "on-demand", "json", "iptables", "off", "bridge"}
+				candidates = []string{secretFile, "on-demand", "json", "iptables", "off", "bridge", "password", "random"}
+			case bool:
+				candidates = []string{"true", "false"}
 			default:
 				t.Fatalf("no probe value for a %T", before.Interface())
 			}
@@ -289,6 +292,13 @@ func TestSecretFilesAreRead(t *testing.T) {
 				parts := strings.Split(strings.ReplaceAll(f.FileKey, ".<name>", ".PROBE"), ".")
 				m := doc
 				for _, p := range parts[:len(parts)-1] {
+					if list, ok := strings.CutSuffix(p, "[]"); ok {
+						// One element, named as a list entry must be.
+						next := map[string]any{"name": "probe/probe"}
+						m[list] = []any{next}
+						m = next
+						continue
+					}
 					next, ok := m[p].(map[string]any)
 					if !ok {
 						next = map[string]any{}
@@ -446,6 +456,11 @@ func checkControllerExample(t *testing.T, block string) {
 		fill(&g.Token, g.TokenFile)
 		fill(&g.PrivateKey, g.PrivateKeyFile)
 		fill(&g.WebhookSecret, g.WebhookSecretFile)
+		fill(&g.OAuth.ClientSecret, g.OAuth.ClientSecretFile)
+	}
+	fill(&c.AccessPassword, c.AccessPasswordFile)
+	for i := range c.Repos {
+		fill(&c.Repos[i].AccessPassword, c.Repos[i].AccessPasswordFile)
 	}
 	fill(&c.TLS.DNSAPIToken, c.TLS.DNSAPITokenFile)
 	fill(&c.Dashboard.Token, c.Dashboard.TokenFile)

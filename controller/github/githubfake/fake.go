@@ -86,8 +86,13 @@ type Fake struct {
 	CodeloadURL string
 	// Token is a valid personal access token (DefaultToken).
 	Token string
+	// WebURL is the web host (github.com), with a trailing slash: where
+	// the OAuth web flow's authorize and access_token endpoints live.
+	WebURL string
 
-	api, codeload *httptest.Server
+	api, codeload, web *httptest.Server
+	oauth              oauthState
+	members            map[string]bool // "org/login" and "org/team/login", lower case
 
 	mu         sync.Mutex
 	nextID     int64
@@ -122,7 +127,7 @@ type instToken struct {
 
 // Request is one request the fake received.
 type Request struct {
-	// Host is "api" or "codeload".
+	// Host is "api", "codeload" or "web".
 	Host   string
 	Method string
 	// Path is the URL path, e.g. /repos/acme/web/deployments.
@@ -150,11 +155,15 @@ func New(t testing.TB) *Fake {
 	}
 	f.api = httptest.NewServer(f.record("api", http.HandlerFunc(f.serveAPI)))
 	f.codeload = httptest.NewServer(f.record("codeload", http.HandlerFunc(f.serveCodeload)))
+	f.web = httptest.NewServer(f.record("web", http.HandlerFunc(f.serveWeb)))
 	f.URL = f.api.URL + "/"
 	f.CodeloadURL = f.codeload.URL + "/"
+	f.WebURL = f.web.URL + "/"
+	f.oauth = oauthState{clientID: OAuthClientID, clientSecret: OAuthClientSecret, codes: map[string]*oauthCode{}}
 	t.Cleanup(func() {
 		f.api.Close()
 		f.codeload.Close()
+		f.web.Close()
 	})
 	return f
 }

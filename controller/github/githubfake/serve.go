@@ -244,6 +244,10 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request) {
 		f.createAccessToken(w, c, seg[2])
 	case len(seg) >= 3 && seg[0] == "repos":
 		f.serveRepo(w, r, c, seg[1]+"/"+seg[2], seg[3:])
+	case m == "GET" && match(seg, "orgs", "*", "members", "*"):
+		f.orgMember(w, seg[1], seg[3])
+	case m == "GET" && match(seg, "orgs", "*", "teams", "*", "memberships", "*"):
+		f.teamMembership(w, seg[1], seg[3], seg[5])
 	default:
 		apiError(w, http.StatusNotFound, "Not Found")
 	}
