@@ -39,6 +39,9 @@ type ServerOptions struct {
 	// challenges and redirects the domain and its subdomains to HTTPS (other
 	// hosts, such as health probes to an IP, still reach Control over HTTP).
 	TLS *TLS
+	// NoIndex adds X-Robots-Tag: noindex to the HTTPS redirect of preview
+	// hosts, the one preview response the Proxy (and its gate) never sees.
+	NoIndex bool
 	// ReadHeaderTimeout bounds reading a request's headers (slow-loris).
 	// Default 10s. There is no read or write timeout for whole requests, so
 	// uploads, websockets and event streams may last.
@@ -58,6 +61,7 @@ type Server struct {
 	proxy   *Handler
 	control http.Handler
 	tls     *TLS
+	noindex bool
 	grace   time.Duration
 	log     *slog.Logger
 
@@ -96,6 +100,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		proxy:   opts.Proxy,
 		control: opts.Control,
 		tls:     opts.TLS,
+		noindex: opts.NoIndex,
 		grace:   opts.ShutdownGrace,
 		log:     opts.Logger,
 		httpLn:  opts.HTTPListener,
@@ -221,6 +226,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		target := "https://" + host
 		if s.httpsPort != "443" {
 			target += ":" + s.httpsPort
+		}
+		if s.noindex && host != s.domain {
+			w.Header()["X-Robots-Tag"] = []string{"noindex"}
 		}
 		http.Redirect(w, r, target+r.URL.RequestURI(), http.StatusPermanentRedirect)
 		return

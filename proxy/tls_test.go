@@ -179,6 +179,7 @@ func startTLSStackOn(t *testing.T, env *testEnv, opts TLSOptions, httpLn net.Lis
 		Proxy:         env.handler,
 		Control:       text("control"),
 		TLS:           tlsMgr,
+		NoIndex:       true,
 	})
 	return &tlsStack{env: env, tls: tlsMgr, server: s, httpsAddr: s.HTTPSAddr().String(), httpAddr: s.HTTPAddr().String(), stop: stop, metrics: m, reg: reg}
 }
@@ -267,6 +268,9 @@ func TestTLSOnDemand(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
 			t.Errorf("http %s: %d %q, want 308 %q", host, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+		if got, preview := resp.Header.Get("X-Robots-Tag"), host != "example.test"; preview != (got == "noindex") {
+			t.Errorf("http %s: X-Robots-Tag %q on the redirect", host, got)
 		}
 	}
 	if status, body, err := hostGet(t, plain, "http://"+st.httpAddr+"/healthz", "127.0.0.1"); err != nil || status != 200 || body != "control" {

@@ -173,7 +173,7 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	p.guard = newPreviewGuard(p.docker, log, guardWait)
 	p.server, err = proxy.NewServer(proxy.ServerOptions{
 		Domain: cfg.Domain, HTTPAddr: cfg.Listen.HTTP, HTTPSAddr: cfg.Listen.HTTPS, HTTPListener: so.httpListener,
-		Proxy: p.handler, Control: p.guard.Wrap(p.mux), TLS: p.tls, Logger: log,
+		Proxy: p.handler, Control: p.guard.Wrap(p.mux), TLS: p.tls, NoIndex: cfg.NoIndex, Logger: log,
 	})
 	if err != nil {
 		return nil, err
