@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/config"
+	gh "github.com/slipwayhq/slipway/controller/github"
 	"github.com/slipwayhq/slipway/controller/store"
 	"github.com/slipwayhq/slipway/internal/contract"
 	"github.com/slipwayhq/slipway/internal/lifetime"
@@ -96,7 +97,10 @@ func (c *Controller) sleeping(ctx context.Context, r *request, st store.Environm
 		return Result{}, nil
 	}
 	if err := c.engine.Start(ctx, r.project); err != nil {
-		return Result{}, fmt.Errorf("wake %s: %w", r.project, err)
+		// Recorded and shown like a failed deploy: the requests the proxy
+		// holds for the wake get the failure page at once, not the end of
+		// their hold; the retry deploys the environment again.
+		return c.failed(ctx, ctx, r, nil, gh.Status{}, "wake", fmt.Errorf("wake %s: %w", r.project, err))
 	}
 	c.memory.woken(r.project, c.now())
 	env, _ := c.engine.Inspect(ctx, r.project)

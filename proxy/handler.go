@@ -29,9 +29,15 @@ type HandlerOptions struct {
 	TrustedProxies []netip.Prefix
 	// OnWake, if set, is called with the project when a request arrives for
 	// a host whose containers exist but are stopped (a sleeping
-	// environment). It runs on the request path and must not block; the
-	// request gets the "starting" page.
+	// environment): once per wake, however many requests arrive while it
+	// is under way. It runs on the request path and must not block.
 	OnWake func(project string)
+	// WakeTimeout is how long a request for a sleeping environment is held
+	// while it wakes: it is proxied as soon as the host's route runs, and
+	// gets the failure page as soon as the wake fails; only a request that
+	// outlasts WakeTimeout gets the waiting page (which reloads itself).
+	// Zero, or no OnWake, holds no request: the waiting page at once.
+	WakeTimeout time.Duration
 	// Metrics, if set, records requests.
 	Metrics *Metrics
 	// Logger; nil discards logs.
@@ -75,7 +81,7 @@ type Handler struct {
 	proxy       *httputil.ReverseProxy
 	transport   *backendTransport
 	trusted     []netip.Prefix
-	onWake      func(string)
+	wake        *wakes
 	metrics     *Metrics
 	log         *slog.Logger
 	stats       sync.Map // project → *projectStats
@@ -113,7 +119,6 @@ func NewHandler(routes *Routes, opts HandlerOptions) *Handler {
 	h := &Handler{
 		routes:  routes,
 		trusted: opts.TrustedProxies,
-		onWake:  opts.OnWake,
 		metrics: opts.Metrics,
 		log:     opts.Logger,
 	}
@@ -148,6 +153,7 @@ func NewHandler(routes *Routes, opts HandlerOptions) *Handler {
 		// text/event-stream and for bodies of unknown length (chunked).
 	}
 	h.unsubscribe = routes.Subscribe(h.tableChanged)
+	h.wake = newWakes(routes, opts.OnWake, opts.WakeTimeout)
 	return h
 }
 
@@ -155,6 +161,7 @@ func NewHandler(routes *Routes, opts HandlerOptions) *Handler {
 // and the idle backend connections.
 func (h *Handler) Close() {
 	h.unsubscribe()
+	h.wake.close()
 	h.CloseHijacked()
 	h.transport.CloseIdleConnections()
 }
@@ -239,13 +246,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := h.statsFor(rt.Project)
 	st.last.Store(start.UnixNano())
 	if rt.Phase != PhaseRunning {
-		if rt.Phase == PhaseStopped && h.onWake != nil {
-			h.onWake(rt.Project)
+		if rt = h.awaitRunning(w, r, rt, st, start); rt == nil {
+			return // answered (see wake.go)
 		}
-		body, status, refresh := phasePage(rt)
-		writePage(w, body, status, refresh)
-		h.record(st, status, start)
-		return
 	}
 	b := rt.Pick()
 	rec := &responseRecorder{ResponseWriter: w, h: h, project: rt.Project, backend: b.Addr}

@@ -113,8 +113,9 @@ type parts struct {
 }
 
 // wakeBuffer is how many wake-ups the proxy can hand over before the
-// controller takes them. A sleeping environment's every request asks
-// again, so one dropped when the buffer is full is asked for by the next.
+// controller takes them. The proxy asks again for a wake that has not
+// started a container after a wake_timeout, so one dropped when the buffer
+// is full is asked for again.
 const wakeBuffer = 64
 
 // buildParts makes every part of Slipway and wires them together; none of
@@ -136,7 +137,15 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	if err != nil {
 		return nil, err
 	}
-	p.engine = stack.NewEngine(p.docker, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log)})
+	// The proxy serves a container's route only when the host is one the
+	// configured host templates give its own pull request (in local mode:
+	// the defaults under localhost, or the configured domain).
+	p.routes = proxy.NewRoutes(log, cfg.HostTemplates())
+	// The engine tells the route table when a starting container's own
+	// healthcheck first passes, so a deployed or woken preview is served
+	// then, not one Docker health interval later.
+	p.engine = stack.NewEngine(p.docker, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log),
+		OnCheckPassed: p.routes.CheckPassed})
 	// Every secret Slipway holds is masked in what it shows: build and
 	// service logs, comments, statuses, pages.
 	p.masker = controller.NewMasker(cfg.HeldSecrets())
@@ -171,15 +180,11 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	return p, nil
 }
 
-// buildProxy makes the preview proxy: its route table, the observer that
-// fills it from the engine, the attacher that keeps a containerised
+// buildProxy makes the preview proxy around the route table: the observer
+// that fills it from the engine, the attacher that keeps a containerised
 // Slipway on the previews' networks, the handler and TLS.
 func (p *parts) buildProxy(ctx context.Context) error {
 	cfg, log := p.cfg, p.log
-	// The proxy serves a container's route only when the host is one the
-	// configured host templates give its own pull request (in local mode:
-	// the defaults under localhost, or the configured domain).
-	p.routes = proxy.NewRoutes(log, cfg.HostTemplates())
 	observerOpts := proxy.ObserverOptions{Logger: log}
 	// In a container, the proxy reaches environments only over networks its
 	// container joined: keep it on the project networks of its previews.
@@ -211,6 +216,7 @@ func (p *parts) buildProxy(ctx context.Context) error {
 			default: // full: the environment's next request asks again
 			}
 		}
+		handlerOpts.WakeTimeout = cfg.WakeTimeout.D()
 	}
 	p.handler = proxy.NewHandler(p.routes, handlerOpts)
 	p.closers = append(p.closers, p.handler.Close)
