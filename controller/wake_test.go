@@ -100,9 +100,11 @@ func TestWakeFailureAnswersFailurePage(t *testing.T) {
 	if code != http.StatusBadGateway || !strings.Contains(body, "Deploy failed") || !strings.Contains(body, "exited with code 3") {
 		t.Fatalf("%d %q, want the failure page naming the exit", code, body)
 	}
-	if p := h.phase(n); !strings.HasPrefix(p, string(contract.PhaseFailed)) {
-		t.Errorf("history: %s, want failed", p)
-	}
+	// The page is shown before the history is written.
+	eventually(t, 10*time.Second, "the failure in the history", func() (bool, string) {
+		p := h.phase(n)
+		return strings.HasPrefix(p, string(contract.PhaseFailed)), p
+	})
 }
 
 // A request that outlasts the hold limit gets the waiting page, which
@@ -121,7 +123,7 @@ func TestWakeLimitAnswersWaitingPage(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "waking up") {
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "reloads by itself") {
 		t.Fatalf("%d (Retry-After %q) %q, want the waiting page", resp.StatusCode, resp.Header.Get("Retry-After"), firstLine(string(body)))
 	}
 	if w := h.wakes.Load(); w != 1 {
