@@ -53,6 +53,19 @@ func report(w io.Writer, cfg config, res *results) {
 		fmt.Fprintf(tw, "close-to-clean (median of %d; min–max %s s)\t%s\t< %s\t%s\n",
 			len(cleans), benchkit.Spread(cleans), benchkit.FmtDur(benchkit.Median(cleans)), benchkit.FmtDur(targetCleanTime), verdict(len(cleans) > 0, benchkit.Median(cleans) < targetCleanTime)+maxNote(cleans, targetCleanTime))
 	}
+	if cfg.has(partWake) {
+		hold, reload := wakeTimes(res.Wake, wakeHold), wakeTimes(res.Wake, wakeReload)
+		fmt.Fprintf(tw, "wake: sleeping shop, first request to its page (median of %d; min–max %s s)\t%s\t≤ %s\t%s\n",
+			len(hold), benchkit.Spread(hold), benchkit.FmtDur(benchkit.Median(hold)), benchkit.FmtDur(targetWake), verdict(len(hold) > 0, benchkit.Median(hold) <= targetWake))
+		if len(reload) > 0 {
+			ratio := "-"
+			if m := benchkit.Median(reload); m > 0 && len(hold) > 0 {
+				ratio = fmt.Sprintf("%.2f×", benchkit.Median(hold).Seconds()/m.Seconds())
+			}
+			fmt.Fprintf(tw, "  reference: wake_timeout 0, the waiting page reloaded (median of %d; min–max %s s; held/reloaded %s)\t%s\t\t-\n",
+				len(reload), benchkit.Spread(reload), ratio, benchkit.FmtDur(benchkit.Median(reload)))
+		}
+	}
 	tw.Flush()
 	fmt.Fprintln(w, "Debounce: serve's controller waits until a PR's events have been quiet for 1s (its default; serve has no setting for it) before it builds, so every open-to-live includes about 1s of debounce.")
 	if cfg.has(partOpen) {
