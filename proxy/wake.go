@@ -166,11 +166,15 @@ func (wk *wakes) step(project string, rt *Route) wakeAction {
 		f.WakeAge = wk.now().Sub(fl.asked)
 	}
 	a := decideWake(f)
-	if wk.limit <= 0 {
-		return a // nothing is held: no wake to join
-	}
-	if a == wakeStart {
+	switch {
+	case wk.limit <= 0:
+		// Nothing is held: no wake to join.
+	case a == wakeStart:
 		wk.flights[project] = &wakeFlight{asked: wk.now()}
+	case a == wakeServe || a == wakeAnswer:
+		// Over for this host (a table swap forgets it for the project too;
+		// this catches a wake booked on a table older than the swap).
+		delete(wk.flights, project)
 	}
 	return a
 }
