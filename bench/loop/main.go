@@ -75,6 +75,7 @@ type config struct {
 	settleBetween time.Duration
 	wakeRuns      int
 	wakeModes     []string
+	wakeBaseline  string
 }
 
 func main() {
@@ -83,7 +84,8 @@ func main() {
 	flag.IntVar(&cfg.runs, "runs", 5, "open-to-live runs per cache mode (cold, warm), each followed by a close")
 	flag.StringVar(&parts, "phases", "open,ack", "what to measure: open (open-to-live, close-to-clean), ack (webhook acknowledgement under load), wake (a sleeping preview's first request to its page)")
 	flag.IntVar(&cfg.wakeRuns, "wake-runs", 7, "wakes per mode")
-	flag.StringVar(&wakeModes, "wake-modes", "hold,reload", "wake modes: hold (serve's default: the request is held until the preview answers), reload (serve restarted with wake_timeout 0: the waiting page, reloaded)")
+	flag.StringVar(&wakeModes, "wake-modes", "hold,reload", "wake modes, alternating: hold (serve's default: the request is held until the preview answers), reload (serve restarted with wake_timeout 0: the waiting page, reloaded), baseline (the -wake-baseline binary)")
+	flag.StringVar(&cfg.wakeBaseline, "wake-baseline", "", "slipway binary for the baseline wake mode (e.g. built from main); setting it adds the mode")
 	flag.IntVar(&cfg.burst, "burst", 200, "deliveries fired at once in each burst")
 	flag.IntVar(&cfg.bursts, "bursts", 3, "bursts, a few seconds apart")
 	flag.IntVar(&cfg.busy, "busy", 3, "pull requests with slow builds (RUN sleep) kept building during the bursts")
@@ -110,6 +112,9 @@ func main() {
 	cfg.parts = benchkit.SplitList(parts)
 	cfg.slipwayEnv = benchkit.SplitList(slipwayEnv)
 	cfg.wakeModes = benchkit.SplitList(wakeModes)
+	if cfg.wakeBaseline != "" && !slices.Contains(cfg.wakeModes, "baseline") {
+		cfg.wakeModes = append(cfg.wakeModes, "baseline")
+	}
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
@@ -135,11 +140,14 @@ func (c *config) validate() error {
 		if c.wakeRuns < 1 {
 			errs = append(errs, fmt.Errorf("-wake-runs %d: want at least 1", c.wakeRuns))
 		}
-		for i, m := range c.wakeModes {
-			if m != wakeHold && m != wakeReload || (m == wakeHold && i > 0) {
-				errs = append(errs, fmt.Errorf("-wake-modes %q: want hold, reload or hold,reload", strings.Join(c.wakeModes, ",")))
+		for _, m := range c.wakeModes {
+			if m != wakeHold && m != wakeReload && m != wakeBaseline {
+				errs = append(errs, fmt.Errorf("-wake-modes %q: want hold, reload, baseline", strings.Join(c.wakeModes, ",")))
 				break
 			}
+		}
+		if slices.Contains(c.wakeModes, wakeBaseline) && c.wakeBaseline == "" {
+			errs = append(errs, errors.New("-wake-modes baseline needs -wake-baseline"))
 		}
 	}
 	if c.bursts < 1 || c.burst < 1 {

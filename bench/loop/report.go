@@ -54,16 +54,23 @@ func report(w io.Writer, cfg config, res *results) {
 			len(cleans), benchkit.Spread(cleans), benchkit.FmtDur(benchkit.Median(cleans)), benchkit.FmtDur(targetCleanTime), verdict(len(cleans) > 0, benchkit.Median(cleans) < targetCleanTime)+maxNote(cleans, targetCleanTime))
 	}
 	if cfg.has(partWake) {
-		hold, reload := wakeTimes(res.Wake, wakeHold), wakeTimes(res.Wake, wakeReload)
+		hold := wakeTimes(res.Wake, wakeHold)
 		fmt.Fprintf(tw, "wake: sleeping shop, first request to its page (median of %d; min–max %s s)\t%s\t≤ %s\t%s\n",
 			len(hold), benchkit.Spread(hold), benchkit.FmtDur(benchkit.Median(hold)), benchkit.FmtDur(targetWake), verdict(len(hold) > 0, benchkit.Median(hold) <= targetWake))
-		if len(reload) > 0 {
+		for _, ref := range []struct{ mode, what string }{
+			{wakeReload, "wake_timeout 0, the waiting page reloaded"},
+			{wakeBaseline, "the -wake-baseline binary"},
+		} {
+			ds := wakeTimes(res.Wake, ref.mode)
+			if len(ds) == 0 {
+				continue
+			}
 			ratio := "-"
-			if m := benchkit.Median(reload); m > 0 && len(hold) > 0 {
+			if m := benchkit.Median(ds); m > 0 && len(hold) > 0 {
 				ratio = fmt.Sprintf("%.2f×", benchkit.Median(hold).Seconds()/m.Seconds())
 			}
-			fmt.Fprintf(tw, "  reference: wake_timeout 0, the waiting page reloaded (median of %d; min–max %s s; held/reloaded %s)\t%s\t\t-\n",
-				len(reload), benchkit.Spread(reload), ratio, benchkit.FmtDur(benchkit.Median(reload)))
+			fmt.Fprintf(tw, "  reference: %s (median of %d; min–max %s s; held/this %s)\t%s\t\t-\n",
+				ref.what, len(ds), benchkit.Spread(ds), ratio, benchkit.FmtDur(benchkit.Median(ds)))
 		}
 	}
 	tw.Flush()

@@ -31,6 +31,9 @@ const (
 	// wakeReload: serve with wake_timeout 0, the old behaviour: the waiting
 	// page at once, which the browser reloads every few seconds.
 	wakeReload = "reload"
+	// wakeBaseline: another slipway binary (-wake-baseline), e.g. built
+	// from main before requests were held and wakes were sped up.
+	wakeBaseline = "baseline"
 )
 
 // shopFixture is the wake fixture: bench/stack's shop (web behind a
@@ -60,8 +63,9 @@ type wakeRun struct {
 // wake measures waking a sleeping shop: its pull request is opened and
 // served once, then, -wake-runs times per mode, put to sleep through the
 // dashboard API and woken by a browser-like client's first request. The
-// hold runs come first; then serve is restarted with wake_timeout 0 for
-// the reload runs (the behaviour before requests were held).
+// modes alternate, their order rotating each round; serve is restarted
+// over the same state whenever the mode changes (reload: wake_timeout 0,
+// the behaviour before requests were held; baseline: another binary).
 func (b *bench) wake(ctx context.Context, res *results) error {
 	files, err := shopFiles(filepath.Join(b.cfg.root, shopFixture), b.runID)
 	if err != nil {
@@ -79,13 +83,17 @@ func (b *bench) wake(ctx context.Context, res *results) error {
 	}()
 	page := fmt.Sprintf("PR=%d SHA=", r.PR)
 	var errs []error
-	for _, mode := range b.cfg.wakeModes {
-		if mode == wakeReload {
-			if err := b.restartServe(ctx, "SLIPWAY_WAKE_TIMEOUT=0"); err != nil {
-				return errors.Join(append(errs, err)...)
+	current := wakeHold // what serve runs now
+	modes := b.cfg.wakeModes
+	for i := 1; i <= b.cfg.wakeRuns && ctx.Err() == nil; i++ {
+		for k := range modes {
+			mode := modes[(k+i-1)%len(modes)]
+			if mode != current {
+				if err := b.serveAs(ctx, mode); err != nil {
+					return errors.Join(append(errs, err)...)
+				}
+				current = mode
 			}
-		}
-		for i := 1; i <= b.cfg.wakeRuns && ctx.Err() == nil; i++ {
 			w := &wakeRun{Mode: mode, Run: i}
 			err := b.sleepPreview(ctx, r.Project)
 			if err == nil {
@@ -105,7 +113,24 @@ func (b *bench) wake(ctx context.Context, res *results) error {
 			}
 		}
 	}
+	if current != wakeHold {
+		// The shop is closed by this binary's serve, as it was opened.
+		if err := b.serveAs(ctx, wakeHold); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// serveAs restarts serve for mode.
+func (b *bench) serveAs(ctx context.Context, mode string) error {
+	switch mode {
+	case wakeReload:
+		return b.restartServe(ctx, b.bin, "SLIPWAY_WAKE_TIMEOUT=0")
+	case wakeBaseline:
+		return b.restartServe(ctx, b.cfg.wakeBaseline)
+	}
+	return b.restartServe(ctx, b.bin)
 }
 
 // shopFiles reads the fixture into pull request files, each Dockerfile
@@ -244,21 +269,23 @@ func (b *bench) wakeOnce(ctx context.Context, w *wakeRun, n int, project, page s
 	}
 }
 
-// restartServe stops serve and starts it again over the same state with
-// extra environment.
-func (b *bench) restartServe(ctx context.Context, extraEnv ...string) error {
+// restartServe stops serve and starts bin over the same state with extra
+// environment.
+func (b *bench) restartServe(ctx context.Context, bin string, extraEnv ...string) error {
 	if err := b.serve.stop(); err != nil {
 		return fmt.Errorf("stop serve: %w", err)
 	}
 	env := append(append([]string(nil), b.cfg.slipwayEnv...), extraEnv...)
-	p, err := startServe(ctx, b.bin, b.dir, b.serveState, b.sc, env, b.cfg.verbose)
+	p, err := startServe(ctx, bin, b.dir, b.serveState, b.sc, env, b.cfg.verbose)
 	if err != nil {
 		return err
 	}
 	p.version = b.serve.version
 	b.serve = p
 	b.send = newSender(p.addr)
-	fmt.Printf("  serve restarted with %s\n", strings.Join(extraEnv, " "))
+	if b.cfg.trace {
+		fmt.Printf("  serve restarted: %s %s\n", bin, strings.Join(extraEnv, " "))
+	}
 	return b.waitReady(ctx)
 }
 
