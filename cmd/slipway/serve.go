@@ -137,15 +137,12 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	if err != nil {
 		return nil, err
 	}
-	// The proxy serves a container's route only when the host is one the
-	// configured host templates give its own pull request (in local mode:
-	// the defaults under localhost, or the configured domain).
-	p.routes = proxy.NewRoutes(log, cfg.HostTemplates())
-	// The engine tells the route table when a starting container's own
-	// healthcheck first passes, so a deployed or woken preview is served
-	// then, not one Docker health interval later.
+	// The engine tells the route table (made by buildProxy, before anything
+	// runs) when a starting container's own healthcheck first passes, so a
+	// deployed or woken preview is served then, not one Docker health
+	// interval later.
 	p.engine = stack.NewEngine(p.docker, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log),
-		OnCheckPassed: p.routes.CheckPassed})
+		OnCheckPassed: func(id string, started time.Time) { p.routes.CheckPassed(id, started) }})
 	// Every secret Slipway holds is masked in what it shows: build and
 	// service logs, comments, statuses, pages.
 	p.masker = controller.NewMasker(cfg.HeldSecrets())
@@ -180,11 +177,15 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	return p, nil
 }
 
-// buildProxy makes the preview proxy around the route table: the observer
-// that fills it from the engine, the attacher that keeps a containerised
+// buildProxy makes the preview proxy: its route table, the observer that
+// fills it from the engine, the attacher that keeps a containerised
 // Slipway on the previews' networks, the handler and TLS.
 func (p *parts) buildProxy(ctx context.Context) error {
 	cfg, log := p.cfg, p.log
+	// The proxy serves a container's route only when the host is one the
+	// configured host templates give its own pull request (in local mode:
+	// the defaults under localhost, or the configured domain).
+	p.routes = proxy.NewRoutes(log, cfg.HostTemplates())
 	observerOpts := proxy.ObserverOptions{Logger: log}
 	// In a container, the proxy reaches environments only over networks its
 	// container joined: keep it on the project networks of its previews.
@@ -213,7 +214,7 @@ func (p *parts) buildProxy(ctx context.Context) error {
 		handlerOpts.OnWake = func(project string) {
 			select {
 			case wakes <- project:
-			default: // full: the environment's next request asks again
+			default: // full: the proxy asks again after a wake_timeout
 			}
 		}
 		handlerOpts.WakeTimeout = cfg.WakeTimeout.D()
