@@ -38,6 +38,9 @@ func TestLoadControllerDefaults(t *testing.T) {
 	if c.Resync.D() != 5*time.Minute {
 		t.Errorf("resync %v", c.Resync)
 	}
+	if c.WakeTimeout.D() != 30*time.Second {
+		t.Errorf("wake_timeout %v", c.WakeTimeout)
+	}
 }
 
 func TestLoadControllerFileEnvAndSecretFiles(t *testing.T) {
@@ -71,6 +74,7 @@ policy:
 		"SLIPWAY_SECRET_STRIPE_TEST_KEY_FILE":  stripe,
 		"SLIPWAY_GITHUB_API_URL":               "https://ghe.example.com/api/v3/",
 		"SLIPWAY_DASHBOARD_TOKEN":              "dash",
+		"SLIPWAY_WAKE_TIMEOUT":                 "5s",
 		"UNRELATED_VARIABLE_IS_NEVER_READ_XXX": "x",
 	}))
 	if err != nil {
@@ -93,6 +97,9 @@ policy:
 	}
 	if c.Limits.Builds != 3 || c.Limits.Environments != 5 || c.Limits.Memory != 512<<20 || c.Limits.CPUs != 0.5 {
 		t.Errorf("limits %+v", c.Limits)
+	}
+	if c.WakeTimeout.D() != 5*time.Second {
+		t.Errorf("SLIPWAY_WAKE_TIMEOUT did not override wake_timeout: %v", c.WakeTimeout)
 	}
 	if c.Resync.D() != 90*time.Second || c.Dashboard.Token != "dash" {
 		t.Errorf("resync %v dashboard %q", c.Resync, c.Dashboard.Token)

@@ -112,6 +112,13 @@ type Controller struct {
 	// ReadyTimeout bounds how long a deploy waits for services to become
 	// running and healthy.
 	ReadyTimeout Duration `yaml:"ready_timeout"`
+	// WakeTimeout is how long a request for a sleeping preview (see
+	// sleep_after) waits while the preview wakes: it gets the preview's
+	// real answer as soon as the preview is served again, and the failure
+	// page at once if waking fails. Only a request that outlasts it gets
+	// the "waking up" page, which reloads itself. 0 answers every such
+	// request with that page at once.
+	WakeTimeout Duration `yaml:"wake_timeout"`
 	// BuildTimeout bounds one deploy of an environment (fetching the source,
 	// building the images, starting and waiting for the services).
 	BuildTimeout Duration `yaml:"build_timeout"`
@@ -456,6 +463,7 @@ func Defaults() Controller {
 			Environments: 20, Builds: 2, Memory: 1 << 30, CPUs: 1.0, PIDs: 512, LogSize: 10 << 20,
 		},
 		ReadyTimeout: Duration(3 * time.Minute),
+		WakeTimeout:  Duration(30 * time.Second),
 		BuildTimeout: Duration(20 * time.Minute),
 		Loader:       Loader{Confinement: LoaderRequired, Timeout: Duration(20 * time.Second), Memory: 1 << 30},
 		Policy:       Policy{ProjectCaps: DefaultProjectCaps()},
@@ -615,6 +623,14 @@ var envKeys = map[string]func(c *Controller, v string) error{
 			return fmt.Errorf("SLIPWAY_RESYNC: %w", err)
 		}
 		c.Resync = Duration(d)
+		return nil
+	},
+	"SLIPWAY_WAKE_TIMEOUT": func(c *Controller, v string) error {
+		d, err := ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("SLIPWAY_WAKE_TIMEOUT: %w", err)
+		}
+		c.WakeTimeout = Duration(d)
 		return nil
 	},
 	"SLIPWAY_LIMITS_ENVIRONMENTS": func(c *Controller, v string) error {

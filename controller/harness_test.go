@@ -52,6 +52,11 @@ type harness struct {
 	delivery atomic.Int64
 	cancel   context.CancelFunc
 	done     chan struct{}
+
+	// handler is the proxy; wakes counts the wakes it asked for, starts
+	// the engine's Start calls.
+	handler       *proxy.Handler
+	wakes, starts atomic.Int32
 }
 
 type harnessOptions struct {
@@ -62,6 +67,10 @@ type harnessOptions struct {
 	debounce time.Duration
 	limits   *config.Limits
 	ttl      *config.Duration
+
+	// wakeTimeout is how long the proxy holds a request for a sleeping
+	// preview. Default 1m.
+	wakeTimeout time.Duration
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -106,15 +115,21 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.engine = stack.NewEngine(cli, log, stack.EngineOptions{ReadyTimeout: time.Minute, StopTimeout: 2 * time.Second})
 	routes := proxy.NewRoutes(log, cfg.HostTemplates())
+	h.engine = stack.NewEngine(cli, log, stack.EngineOptions{ReadyTimeout: time.Minute, StopTimeout: 2 * time.Second, OnCheckPassed: routes.CheckPassed})
 	observer := proxy.NewObserver(cli, routes, proxy.ObserverOptions{Logger: log})
 	var ctrl *controller.Controller
-	handler := proxy.NewHandler(routes, proxy.HandlerOptions{Logger: log, OnWake: func(project string) {
+	wakeTimeout := o.wakeTimeout
+	if wakeTimeout == 0 {
+		wakeTimeout = time.Minute
+	}
+	handler := proxy.NewHandler(routes, proxy.HandlerOptions{Logger: log, WakeTimeout: wakeTimeout, OnWake: func(project string) {
+		h.wakes.Add(1)
 		if ctrl != nil {
 			go ctrl.OnWake(project)
 		}
 	}})
+	h.handler = handler
 	h.proxy = httptest.NewServer(handler)
 	secrets := map[string]string{"token": h.fake.Token}
 	for k, v := range o.secrets {
@@ -127,7 +142,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	}
 	h.ctrl, err = controller.New(controller.Options{
 		Config: h.cfg, GitHub: ghc, Reporter: gh.NewReporter(ghc, gh.ReporterOptions{Mask: masker.String}),
-		Engine: h.engine, Store: st, Routes: routes, LastRequest: handler.LastRequest, Masker: masker,
+		Engine: countStarts{h.engine, &h.starts}, Store: st, Routes: routes, LastRequest: handler.LastRequest, Masker: masker,
 		Logger: log, Registerer: h.reg, Debounce: debounce, Workers: 4, Now: h.clock.Now,
 	})
 	if err != nil {
@@ -174,6 +189,17 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		st.Close()
 	})
 	return h
+}
+
+// countStarts counts the engine's Start calls (wakes).
+type countStarts struct {
+	*stack.Engine
+	n *atomic.Int32
+}
+
+func (c countStarts) Start(ctx context.Context, project string) error {
+	c.n.Add(1)
+	return c.Engine.Start(ctx, project)
 }
 
 type testWriter struct{ t *testing.T }

@@ -117,6 +117,13 @@ func (in *intake) setWake(key Key) {
 	in.wake[key] = true
 }
 
+// hasWake reports whether a wake of key is pending.
+func (in *intake) hasWake(key Key) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.wake[key]
+}
+
 // takeWake reports and clears a pending wake of key.
 func (in *intake) takeWake(key Key) bool {
 	in.mu.Lock()

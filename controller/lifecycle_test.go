@@ -85,11 +85,10 @@ func TestSleepAndWakeOnRequest(t *testing.T) {
 	})
 	// Back to the present, so the woken environment is not idle at once.
 	h.clock.Advance(-2 * time.Hour)
-	code, body := h.get(n) // the request that wakes it gets the starting page
-	if code == 200 {
-		t.Fatalf("a sleeping environment answered 200: %q", firstLine(body))
+	// The request that wakes it is held until it is served again.
+	if code, body := h.get(n); code != 200 || !strings.Contains(body, "version sleepy") {
+		t.Fatalf("the request that woke the environment: %d %q, want its page", code, firstLine(body))
 	}
-	h.waitServes(n, "version sleepy")
 	eventually(t, 10*time.Second, "ready again", func() (bool, string) {
 		p := h.phase(n)
 		return strings.HasPrefix(p, string(contract.PhaseReady)), p

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/config"
+	gh "github.com/slipwayhq/slipway/controller/github"
 	"github.com/slipwayhq/slipway/controller/store"
 	"github.com/slipwayhq/slipway/internal/contract"
 	"github.com/slipwayhq/slipway/internal/lifetime"
@@ -86,6 +87,33 @@ func (c *Controller) lifetimes(ctx context.Context, r *request, st store.Environ
 	return Result{}, nil
 }
 
+// wakeFirst wakes, before anything else of a reconcile, an environment
+// that sleeps at the SHA it last deployed when a request waits for it
+// (the proxy holds it): from the history and the engine alone, without
+// the pull request's round trips to GitHub, which would add their latency
+// to every wake. done says it woke it (or failed to); the key is then
+// reconciled again in full, so a pull request closed or pushed while the
+// environment slept is converged right after. Anything else (no wake
+// asked, not asleep, nothing or another SHA on the engine) is left to the
+// full reconcile.
+func (c *Controller) wakeFirst(ctx context.Context, r *request) (_ Result, done bool, _ error) {
+	if !c.intake.hasWake(r.key) {
+		return Result{}, false, nil
+	}
+	st, err := c.store.Environment(ctx, r.project)
+	if err != nil || st.Phase != contract.PhaseSleeping || st.SHA == "" {
+		return Result{}, false, nil
+	}
+	env, err := c.engine.Inspect(ctx, r.project)
+	if err != nil || env == nil || env.SHA != st.SHA {
+		return Result{}, false, nil
+	}
+	r.pr = gh.PullRequest{Number: r.key.PR, HeadSHA: st.SHA}
+	res, err := c.sleeping(ctx, r, st)
+	c.queue.Add(r.key)
+	return res, true, err
+}
+
 // sleeping keeps a sleeping environment asleep until a request wakes it,
 // or its TTL removes it.
 func (c *Controller) sleeping(ctx context.Context, r *request, st store.Environment) (Result, error) {
@@ -96,7 +124,10 @@ func (c *Controller) sleeping(ctx context.Context, r *request, st store.Environm
 		return Result{}, nil
 	}
 	if err := c.engine.Start(ctx, r.project); err != nil {
-		return Result{}, fmt.Errorf("wake %s: %w", r.project, err)
+		// Recorded and shown like a failed deploy: the requests the proxy
+		// holds for the wake get the failure page at once, not the end of
+		// their hold; the retry deploys the environment again.
+		return c.failed(ctx, ctx, r, nil, gh.Status{}, "wake", fmt.Errorf("wake %s: %w", r.project, err))
 	}
 	c.memory.woken(r.project, c.now())
 	env, _ := c.engine.Inspect(ctx, r.project)

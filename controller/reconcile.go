@@ -46,6 +46,9 @@ func (c *Controller) Reconcile(ctx context.Context, key Key) (Result, error) {
 		return c.teardown(ctx, r, removal{reason: "the repository is no longer configured in Slipway"})
 	}
 	r.policy = rp
+	if res, done, err := c.wakeFirst(ctx, r); done {
+		return res, err
+	}
 	pr, err := c.gh.PullRequest(ctx, repo, key.PR)
 	if gh.IsNotFound(err) {
 		pr = gh.PullRequest{Number: key.PR, State: "closed"}

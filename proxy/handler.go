@@ -28,9 +28,15 @@ type HandlerOptions struct {
 	TrustedProxies []netip.Prefix
 	// OnWake, if set, is called with the project when a request arrives for
 	// a host whose containers exist but are stopped (a sleeping
-	// environment). It runs on the request path and must not block; the
-	// request gets the "starting" page.
+	// environment): once per wake, however many requests arrive while it
+	// is under way. It runs on the request path and must not block.
 	OnWake func(project string)
+	// WakeTimeout is how long a request for a sleeping environment is held
+	// while it wakes: it is proxied as soon as the host's route runs, and
+	// gets the failure page as soon as the wake fails; only a request that
+	// outlasts WakeTimeout gets the waiting page (which reloads itself).
+	// Zero, or no OnWake, holds no request: the waiting page at once.
+	WakeTimeout time.Duration
 	// Metrics, if set, records requests.
 	Metrics *Metrics
 	// Gate, if set, decides who may open previews (see Gate).
@@ -75,8 +81,8 @@ type Handler struct {
 	routes      *Routes
 	transport   *backendTransport
 	trusted     []netip.Prefix
-	onWake      func(string)
 	gate        Gate
+	wake        *wakes
 	metrics     *Metrics
 	log         *slog.Logger
 	stats       sync.Map // project → *projectStats
@@ -114,7 +120,6 @@ func NewHandler(routes *Routes, opts HandlerOptions) *Handler {
 	h := &Handler{
 		routes:  routes,
 		trusted: opts.TrustedProxies,
-		onWake:  opts.OnWake,
 		gate:    opts.Gate,
 		metrics: opts.Metrics,
 		log:     opts.Logger,
@@ -141,6 +146,7 @@ func NewHandler(routes *Routes, opts HandlerOptions) *Handler {
 		idle:                  map[string][]*backendConn{},
 	}
 	h.unsubscribe = routes.Subscribe(h.tableChanged)
+	h.wake = newWakes(routes, opts.OnWake, opts.WakeTimeout)
 	return h
 }
 
@@ -148,6 +154,7 @@ func NewHandler(routes *Routes, opts HandlerOptions) *Handler {
 // and the idle backend connections.
 func (h *Handler) Close() {
 	h.unsubscribe()
+	h.wake.close()
 	h.CloseHijacked()
 	h.transport.CloseIdleConnections()
 }
@@ -235,13 +242,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := h.statsFor(rt.Project)
 	st.last.Store(start.UnixNano())
 	if rt.Phase != PhaseRunning {
-		if rt.Phase == PhaseStopped && h.onWake != nil {
-			h.onWake(rt.Project)
+		if rt = h.awaitRunning(w, r, rt, st, start); rt == nil {
+			return // answered (see wake.go)
 		}
-		body, status, refresh := phasePage(rt)
-		writePage(w, body, status, refresh)
-		h.record(st, status, start)
-		return
 	}
 	h.forward(w, r, rt, st, start)
 }

@@ -293,6 +293,7 @@ func (o *Observer) fromInspect(ins container.InspectResponse) (Container, bool) 
 	c.Created, _ = time.Parse(time.RFC3339Nano, ins.Created)
 	if st := ins.State; st != nil {
 		c.Running = st.Running && !st.Restarting && !st.Paused
+		c.Started, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
 		if st.Health != nil && st.Health.Status != container.NoHealthcheck {
 			c.Health = string(st.Health.Status)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/slipwayhq/slipway/internal/contract"
 )
@@ -27,6 +28,9 @@ type Routes struct {
 	problems   []Problem       // of the current table
 	subs       map[int]func(*Table)
 	nextSub    int
+	// passed holds, by container ID, the start of the run in which the
+	// container's own healthcheck passed before Docker's first probe.
+	passed map[string]time.Time
 }
 
 // NewRoutes returns an empty live table whose containers may serve only the
@@ -43,6 +47,7 @@ func NewRoutes(log *slog.Logger, owner HostOwner) *Routes {
 		states:     map[string]ProjectState{},
 		logged:     map[string]bool{},
 		subs:       map[int]func(*Table){},
+		passed:     map[string]time.Time{},
 	}
 	t, _ := ComputeTable(nil, nil, owner)
 	r.table.Store(t)
@@ -102,6 +107,11 @@ func (r *Routes) ReplaceContainers(cs []Container) {
 	for _, c := range cs {
 		r.containers[c.ID] = c
 	}
+	for id := range r.passed {
+		if _, ok := r.containers[id]; !ok {
+			delete(r.passed, id)
+		}
+	}
 	r.recompute()
 }
 
@@ -116,6 +126,25 @@ func (r *Routes) PutContainer(c Container) {
 	r.recompute()
 }
 
+// CheckPassed records that the healthcheck of container id passed in its
+// run that started at started, run by Slipway's own engine (through exec)
+// before Docker's first scheduled probe: while Docker's health of that run
+// still says "starting", the container serves. It is a trusted, in-process
+// signal; it makes no route: the container must carry the route labels
+// Slipway declared, as ever, and Docker's own verdict (unhealthy, or a new
+// run) overrides it.
+func (r *Routes) CheckPassed(id string, started time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, ok := r.passed[id]; ok && old.Equal(started) {
+		return
+	}
+	r.passed[id] = started
+	if c, ok := r.containers[id]; ok && c.Health == "starting" && c.Started.Equal(started) {
+		r.recompute()
+	}
+}
+
 // RemoveContainer forgets a container (destroyed).
 func (r *Routes) RemoveContainer(id string) {
 	r.mu.Lock()
@@ -124,6 +153,7 @@ func (r *Routes) RemoveContainer(id string) {
 		return
 	}
 	delete(r.containers, id)
+	delete(r.passed, id)
 	r.recompute()
 }
 
@@ -195,7 +225,14 @@ func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 // problems and tells subscribers. Callers hold r.mu.
 func (r *Routes) recompute() {
 	cs := make([]Container, 0, len(r.containers))
-	for _, c := range r.containers {
+	for id, c := range r.containers {
+		if started, ok := r.passed[id]; ok {
+			if c.Started.After(started) {
+				delete(r.passed, id) // a later run: the pass is stale
+			} else {
+				c.CheckPassed = c.Started.Equal(started)
+			}
+		}
 		cs = append(cs, c)
 	}
 	t, problems := ComputeTable(cs, r.states, r.owner)

@@ -75,6 +75,14 @@ type Container struct {
 	// Health is "" without a healthcheck, else "starting", "healthy" or
 	// "unhealthy".
 	Health string
+	// Started is when the container last started (its run: a check that
+	// passed in an earlier run says nothing of this one).
+	Started time.Time
+	// CheckPassed: while Docker's health still says "starting", the
+	// container's own healthcheck already passed in this run, run by
+	// Slipway's engine before Docker's first scheduled probe (see
+	// Routes.CheckPassed). Docker's own verdict wins once it has one.
+	CheckPassed bool
 	// IP is the address the proxy dials, chosen by the Observer's
 	// BackendIP function; empty when the container has none.
 	IP string
@@ -82,7 +90,7 @@ type Container struct {
 
 // serves reports whether c may receive requests.
 func (c Container) serves() bool {
-	return c.Running && (c.Health == "" || c.Health == "healthy")
+	return c.Running && (c.Health == "" || c.Health == "healthy" || c.Health == "starting" && c.CheckPassed)
 }
 
 // Backend is one container serving a host.
@@ -235,7 +243,8 @@ type serviceGroup struct {
 //     compose file smuggled in names a host the PR does not own). A nil
 //     owner accepts no container route.
 //   - Only running containers that are healthy or have no healthcheck are
-//     backends.
+//     backends; so is one whose health is still "starting" when its own
+//     healthcheck has already passed in this run (CheckPassed).
 //   - A project in PhaseRemoving shows the removed page even while its
 //     containers still run.
 //   - Backends win over any other controller state: while old containers

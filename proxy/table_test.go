@@ -76,6 +76,18 @@ func TestComputeTable(t *testing.T) {
 			want:       map[string]string{"pr-1.localhost": "p1/web starting"},
 		},
 		{
+			name: "health starting whose own check passed in this run is a backend",
+			containers: []Container{ctr("p1-web-1", "p1", "web", "pr-1.localhost", "80", "10.0.0.2", health("starting"),
+				func(c *Container) { c.CheckPassed = true })},
+			want: map[string]string{"pr-1.localhost": "p1/web running 10.0.0.2:80"},
+		},
+		{
+			name: "Docker's unhealthy wins over a passed check",
+			containers: []Container{ctr("p1-web-1", "p1", "web", "pr-1.localhost", "80", "10.0.0.2", health("unhealthy"),
+				func(c *Container) { c.CheckPassed = true })},
+			want: map[string]string{"pr-1.localhost": "p1/web unhealthy"},
+		},
+		{
 			name:       "unhealthy only",
 			containers: []Container{ctr("p1-web-1", "p1", "web", "pr-1.localhost", "80", "10.0.0.2", health("unhealthy"))},
 			want:       map[string]string{"pr-1.localhost": "p1/web unhealthy"},

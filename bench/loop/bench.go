@@ -34,6 +34,10 @@ type bench struct {
 	name       string
 	domain     string
 	buildSlots int
+	// bin, sc and serveState start serve again (wake's reload mode).
+	bin        string
+	sc         serveConfig
+	serveState string
 
 	gh      *gitHub
 	hooks   *deliveries
@@ -128,6 +132,8 @@ func (b *bench) setup(ctx context.Context) error {
 		}
 		stateDir = b.stateDir
 	}
+	sc.Dashboard.Token = dashboardToken
+	b.bin, b.sc, b.serveState = bin, sc, stateDir
 	if b.serve, err = startServe(ctx, bin, b.dir, stateDir, sc, b.cfg.slipwayEnv, b.cfg.verbose); err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ type results struct {
 	Paced         *pacedResult   `json:"paced,omitempty"`
 	Bursts        []*burstResult `json:"bursts"`
 	Closing       *burstResult   `json:"closing,omitempty"`
+	Wake          []*wakeRun     `json:"wake,omitempty"`
 	// ServeProblems are the warnings and errors serve logged.
 	ServeProblems []string `json:"serve_problems,omitempty"`
 	// HistoryErr says why the phases are missing from the breakdown.

@@ -44,6 +44,7 @@ import (
 const (
 	partOpen = "open" // open-to-live and close-to-clean
 	partAck  = "ack"  // webhook acknowledgement latency under load
+	partWake = "wake" // a sleeping preview's first request to its page
 )
 
 // config is the benchmark's flags.
@@ -72,13 +73,19 @@ type config struct {
 	trace         bool
 	pollInterval  time.Duration
 	settleBetween time.Duration
+	wakeRuns      int
+	wakeModes     []string
+	wakeBaseline  string
 }
 
 func main() {
 	var cfg config
-	var parts, slipwayEnv string
+	var parts, slipwayEnv, wakeModes string
 	flag.IntVar(&cfg.runs, "runs", 5, "open-to-live runs per cache mode (cold, warm), each followed by a close")
-	flag.StringVar(&parts, "phases", "open,ack", "what to measure: open (open-to-live, close-to-clean), ack (webhook acknowledgement under load)")
+	flag.StringVar(&parts, "phases", "open,ack", "what to measure: open (open-to-live, close-to-clean), ack (webhook acknowledgement under load), wake (a sleeping preview's first request to its page)")
+	flag.IntVar(&cfg.wakeRuns, "wake-runs", 7, "wakes per mode")
+	flag.StringVar(&wakeModes, "wake-modes", "hold,reload", "wake modes, alternating: hold (serve's default: the request is held until the preview answers), reload (serve restarted with wake_timeout 0: the waiting page, reloaded), baseline (the -wake-baseline binary)")
+	flag.StringVar(&cfg.wakeBaseline, "wake-baseline", "", "slipway binary for the baseline wake mode (e.g. built from main); setting it adds the mode")
 	flag.IntVar(&cfg.burst, "burst", 200, "deliveries fired at once in each burst")
 	flag.IntVar(&cfg.bursts, "bursts", 3, "bursts, a few seconds apart")
 	flag.IntVar(&cfg.busy, "busy", 3, "pull requests with slow builds (RUN sleep) kept building during the bursts")
@@ -104,6 +111,10 @@ func main() {
 	flag.Parse()
 	cfg.parts = benchkit.SplitList(parts)
 	cfg.slipwayEnv = benchkit.SplitList(slipwayEnv)
+	cfg.wakeModes = benchkit.SplitList(wakeModes)
+	if cfg.wakeBaseline != "" && !slices.Contains(cfg.wakeModes, "baseline") {
+		cfg.wakeModes = append(cfg.wakeModes, "baseline")
+	}
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
@@ -121,8 +132,22 @@ func (c *config) validate() error {
 		errs = append(errs, errors.New("-phases: empty"))
 	}
 	for _, p := range c.parts {
-		if p != partOpen && p != partAck {
-			errs = append(errs, fmt.Errorf("-phases: unknown %q (want open, ack)", p))
+		if p != partOpen && p != partAck && p != partWake {
+			errs = append(errs, fmt.Errorf("-phases: unknown %q (want open, ack, wake)", p))
+		}
+	}
+	if c.has(partWake) {
+		if c.wakeRuns < 1 {
+			errs = append(errs, fmt.Errorf("-wake-runs %d: want at least 1", c.wakeRuns))
+		}
+		for _, m := range c.wakeModes {
+			if m != wakeHold && m != wakeReload && m != wakeBaseline {
+				errs = append(errs, fmt.Errorf("-wake-modes %q: want hold, reload, baseline", strings.Join(c.wakeModes, ",")))
+				break
+			}
+		}
+		if slices.Contains(c.wakeModes, wakeBaseline) && c.wakeBaseline == "" {
+			errs = append(errs, errors.New("-wake-modes baseline needs -wake-baseline"))
 		}
 	}
 	if c.bursts < 1 || c.burst < 1 {
@@ -189,6 +214,9 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	if runErr == nil && cfg.has(partAck) {
 		runErr = b.ack(ctx, res)
+	}
+	if runErr == nil && cfg.has(partWake) {
+		runErr = b.wake(ctx, res)
 	}
 	fmt.Printf("\nload average at end %s\n", loadAvg())
 	// The breakdown comes from serve's history database, readable once

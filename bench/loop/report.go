@@ -53,6 +53,26 @@ func report(w io.Writer, cfg config, res *results) {
 		fmt.Fprintf(tw, "close-to-clean (median of %d; min–max %s s)\t%s\t< %s\t%s\n",
 			len(cleans), benchkit.Spread(cleans), benchkit.FmtDur(benchkit.Median(cleans)), benchkit.FmtDur(targetCleanTime), verdict(len(cleans) > 0, benchkit.Median(cleans) < targetCleanTime)+maxNote(cleans, targetCleanTime))
 	}
+	if cfg.has(partWake) {
+		hold := wakeTimes(res.Wake, wakeHold)
+		fmt.Fprintf(tw, "wake: sleeping shop, first request to its page (median of %d; min–max %s s)\t%s\t≤ %s\t%s\n",
+			len(hold), benchkit.Spread(hold), benchkit.FmtDur(benchkit.Median(hold)), benchkit.FmtDur(targetWake), verdict(len(hold) > 0, benchkit.Median(hold) <= targetWake))
+		for _, ref := range []struct{ mode, what string }{
+			{wakeReload, "wake_timeout 0, the waiting page reloaded"},
+			{wakeBaseline, "the -wake-baseline binary"},
+		} {
+			ds := wakeTimes(res.Wake, ref.mode)
+			if len(ds) == 0 {
+				continue
+			}
+			ratio := "-"
+			if m := benchkit.Median(ds); m > 0 && len(hold) > 0 {
+				ratio = fmt.Sprintf("%.2f×", benchkit.Median(hold).Seconds()/m.Seconds())
+			}
+			fmt.Fprintf(tw, "  reference: %s (median of %d; min–max %s s; held/this %s)\t%s\t\t-\n",
+				ref.what, len(ds), benchkit.Spread(ds), ratio, benchkit.FmtDur(benchkit.Median(ds)))
+		}
+	}
 	tw.Flush()
 	fmt.Fprintln(w, "Debounce: serve's controller waits until a PR's events have been quiet for 1s (its default; serve has no setting for it) before it builds, so every open-to-live includes about 1s of debounce.")
 	if cfg.has(partOpen) {

@@ -49,7 +49,10 @@ type serveConfig struct {
 	Repos []struct {
 		Name string `yaml:"name"`
 	} `yaml:"repos"`
-	StateDir string `yaml:"state_dir"`
+	StateDir  string `yaml:"state_dir"`
+	Dashboard struct {
+		Token string `yaml:"token,omitempty"`
+	} `yaml:"dashboard"`
 }
 
 // buildSlipway builds ./cmd/slipway into dir and returns the binary's path.

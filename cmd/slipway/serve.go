@@ -118,8 +118,9 @@ type parts struct {
 }
 
 // wakeBuffer is how many wake-ups the proxy can hand over before the
-// controller takes them. A sleeping environment's every request asks
-// again, so one dropped when the buffer is full is asked for by the next.
+// controller takes them. The proxy asks again for a wake that has not
+// started a container after a wake_timeout, so one dropped when the buffer
+// is full is asked for again.
 const wakeBuffer = 64
 
 // buildParts makes every part of Slipway and wires them together; none of
@@ -141,7 +142,12 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	if err != nil {
 		return nil, err
 	}
-	p.engine = stack.NewEngine(p.docker, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log)})
+	// The engine tells the route table (made by buildProxy, before anything
+	// runs) when a starting container's own healthcheck first passes, so a
+	// deployed or woken preview is served then, not one Docker health
+	// interval later.
+	p.engine = stack.NewEngine(p.docker, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log),
+		OnCheckPassed: func(id string, started time.Time) { p.routes.CheckPassed(id, started) }})
 	// Every secret Slipway holds is masked in what it shows: build and
 	// service logs, comments, statuses, pages.
 	p.masker = controller.NewMasker(cfg.HeldSecrets())
@@ -224,9 +230,10 @@ func (p *parts) buildProxy(ctx context.Context) error {
 		handlerOpts.OnWake = func(project string) {
 			select {
 			case wakes <- project:
-			default: // full: the environment's next request asks again
+			default: // full: the proxy asks again after a wake_timeout
 			}
 		}
+		handlerOpts.WakeTimeout = cfg.WakeTimeout.D()
 	}
 	p.handler = proxy.NewHandler(p.routes, handlerOpts)
 	p.closers = append(p.closers, p.handler.Close)

@@ -167,7 +167,8 @@ func (p *execProbes) follow(ins container.InspectResponse) bool {
 		ctx, cancel := context.WithCancel(p.ctx)
 		p.running[id] = cancel
 		p.wg.Add(1)
-		go p.loop(ctx, id, strings.TrimPrefix(ins.Name, "/"), check)
+		started, _ := time.Parse(time.RFC3339Nano, ins.State.StartedAt)
+		go p.loop(ctx, id, strings.TrimPrefix(ins.Name, "/"), started, check)
 	case !want && running:
 		stopLoop()
 		delete(p.running, id)
@@ -206,7 +207,7 @@ func (p *execProbes) passes() <-chan struct{} {
 	return p.passed
 }
 
-func (p *execProbes) loop(ctx context.Context, id, name string, check execCheck) {
+func (p *execProbes) loop(ctx context.Context, id, name string, started time.Time, check execCheck) {
 	defer p.wg.Done()
 	log := p.engine.log.With("container", name)
 	for attempt := 1; ; attempt++ {
@@ -223,6 +224,9 @@ func (p *execProbes) loop(ctx context.Context, id, name string, check execCheck)
 			default:
 			}
 			log.Debug("healthcheck passed before Docker's first probe", "attempt", attempt)
+			if report := p.engine.opts.OnCheckPassed; report != nil && !started.IsZero() {
+				report(id, started)
+			}
 			return
 		}
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {

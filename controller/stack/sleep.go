@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
+
+	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
@@ -47,9 +51,12 @@ func (e *Engine) Stop(ctx context.Context, project string) error {
 	return errors.Join(errs...)
 }
 
-// Start starts the stopped containers of project in dependency order of
-// their depends_on labels and waits until they are ready. One-shot
-// containers that completed are left alone.
+// Start starts the stopped containers of project and waits until they
+// are ready. One-shot containers that completed are left alone. Services
+// start as early as their depends_on labels allow, all the others at
+// once: a service starts once each of its dependencies has started, is
+// healthy (service_healthy, its own check's first pass counting, as in
+// Up) or has completed (service_completed_successfully).
 func (e *Engine) Start(ctx context.Context, project string) error {
 	cs, err := e.projectContainers(ctx, project)
 	if err != nil {
@@ -59,51 +66,124 @@ func (e *Engine) Start(ctx context.Context, project string) error {
 		return fmt.Errorf("project %s has no containers", project)
 	}
 	byService := map[string][]container.Summary{}
-	deps := map[string][]string{}
+	labels := map[string]string{}
+	var ids []string
 	for _, c := range cs {
 		svc := c.Labels[contract.LabelService]
 		byService[svc] = append(byService[svc], c)
-		deps[svc] = dependsOnServices(c.Labels[contract.LabelDependsOn])
+		labels[svc] = c.Labels[contract.LabelDependsOn]
+		ids = append(ids, c.ID)
 	}
-	started := map[string]bool{}
-	var ids []string
-	var visit func(svc string, depth int) error
-	visit = func(svc string, depth int) error {
-		if started[svc] || depth > len(byService) {
-			return nil
-		}
-		started[svc] = true
-		for _, d := range deps[svc] {
-			if err := visit(d, depth+1); err != nil {
-				return err
-			}
-		}
-		for _, c := range byService[svc] {
-			ids = append(ids, c.ID)
-			if c.State == container.StateRunning || completed(c) {
-				continue
-			}
-			if err := e.docker.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-				return fmt.Errorf("start container %s: %w", containerName(c), err)
-			}
-		}
-		return nil
+	deps, err := startDependencies(labels)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", project, err)
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	started := make(map[string]chan struct{}, len(byService))
 	for svc := range byService {
-		if err := visit(svc, 0); err != nil {
-			return err
+		started[svc] = make(chan struct{})
+	}
+	idsOf := func(svc string) []string {
+		var out []string
+		for _, c := range byService[svc] {
+			out = append(out, c.ID)
 		}
+		return out
+	}
+	var wg sync.WaitGroup
+	for svc, containers := range byService {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, d := range deps[svc] {
+				select {
+				case <-started[d.service]:
+				case <-ctx.Done():
+					return
+				}
+				if d.condition == types.ServiceConditionHealthy || d.condition == types.ServiceConditionCompletedSuccessfully {
+					if err := e.waitCondition(ctx, d.service, idsOf(d.service), d.condition, nil); err != nil {
+						cancel(fmt.Errorf("service %s: dependency %w", svc, err))
+						return
+					}
+				}
+			}
+			for _, c := range containers {
+				if c.State == container.StateRunning || completed(c) {
+					continue
+				}
+				if err := e.docker.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+					cancel(fmt.Errorf("start container %s: %w", containerName(c), err))
+					return
+				}
+			}
+			close(started[svc])
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
 	return e.waitReady(ctx, ids, nil)
 }
 
-// dependsOnServices parses compose's depends_on label ("db:service_healthy:false,...").
-func dependsOnServices(label string) []string {
-	var out []string
-	for _, part := range strings.Split(label, ",") {
-		if name, _, _ := strings.Cut(part, ":"); name != "" {
-			out = append(out, name)
+// startDependency is one depends_on entry of a service, as its label
+// records it.
+type startDependency struct {
+	service, condition string
+}
+
+// startDependencies reads each service's depends_on label
+// ("db:service_healthy:false,...") into the dependencies Start waits for,
+// keeping only services of the project (a dependency left out by a
+// profile is not waited for). A cycle, which compose never creates, is
+// refused rather than waited on forever. Pure.
+func startDependencies(labels map[string]string) (map[string][]startDependency, error) {
+	deps := make(map[string][]startDependency, len(labels))
+	for svc, label := range labels {
+		for _, part := range strings.Split(label, ",") {
+			name, rest, _ := strings.Cut(part, ":")
+			cond, _, _ := strings.Cut(rest, ":")
+			if _, ok := labels[name]; !ok || name == "" {
+				continue
+			}
+			if cond == "" {
+				cond = types.ServiceConditionStarted
+			}
+			deps[svc] = append(deps[svc], startDependency{service: name, condition: cond})
+		}
+		slices.SortFunc(deps[svc], func(a, b startDependency) int { return strings.Compare(a.service, b.service) })
+	}
+	// Depth-first: a service met again while its own dependencies are
+	// being walked closes a cycle.
+	const (
+		unvisited = iota
+		walking
+		done
+	)
+	state := map[string]int{}
+	var walk func(svc string, path []string) error
+	walk = func(svc string, path []string) error {
+		switch state[svc] {
+		case walking:
+			return fmt.Errorf("depends_on labels form a cycle: %s", strings.Join(append(path, svc), " → "))
+		case done:
+			return nil
+		}
+		state[svc] = walking
+		for _, d := range deps[svc] {
+			if err := walk(d.service, append(path, svc)); err != nil {
+				return err
+			}
+		}
+		state[svc] = done
+		return nil
+	}
+	for _, svc := range slices.Sorted(maps.Keys(labels)) {
+		if err := walk(svc, nil); err != nil {
+			return nil, err
 		}
 	}
-	return out
+	return deps, nil
 }

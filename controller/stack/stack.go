@@ -105,6 +105,14 @@ type EngineOptions struct {
 	// BuildNetwork is where RUN steps run: BuildNetworkAuto (the default),
 	// BuildNetworkBridge or BuildNetworkNone.
 	BuildNetwork string
+	// OnCheckPassed, if set, is told when a container's own healthcheck,
+	// run through exec on an engine without start_interval, first passes
+	// in its run that started at started, before Docker's first scheduled
+	// probe: the proxy routes to it from then on (proxy.Routes.CheckPassed)
+	// rather than one health interval later. With it set, the readiness
+	// waits of Up and Start probe every starting container; they still end
+	// on Docker's own verdict. It must not block.
+	OnCheckPassed func(containerID string, started time.Time)
 }
 
 // NewEngine returns an engine over d.

@@ -164,8 +164,10 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 	// routes only to containers Docker calls healthy, and Environment.Phase
 	// (what the controller checks an environment against) reads the same,
 	// so a ready environment is one that is served and observed as running.
+	// With OnCheckPassed set, the final readiness probes too, only to tell
+	// the proxy of the first pass.
 	var probes *execProbes
-	if cond != conditionReady {
+	if cond != conditionReady || e.opts.OnCheckPassed != nil {
 		probes = e.newExecProbes(ctx)
 	}
 	defer probes.close()
@@ -193,7 +195,7 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 				}
 			}
 			o := observation{State: ins.State, Restart: ins.HostConfig.RestartPolicy.Name, Restarted: ins.RestartCount > baseline[id],
-				CheckPassed: probes.follow(ins)}
+				CheckPassed: probes.follow(ins) && cond != conditionReady}
 			if started, err := time.Parse(time.RFC3339Nano, ins.State.StartedAt); err == nil {
 				o.Uptime = time.Since(started)
 			}
