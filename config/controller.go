@@ -94,6 +94,12 @@ type Controller struct {
 	// Loader bounds the confined process that loads a pull request's compose
 	// files (see docs/security.md).
 	Loader Loader `yaml:"loader"`
+	// Engine runs the previews: "docker" (every preview on the one Docker
+	// host) or "swarm" (services of a Docker Swarm whose manager Slipway
+	// talks to, with images pushed to registry; see docs/swarm.md).
+	Engine string `yaml:"engine"`
+	// Registry receives the images built for previews; required with engine: swarm.
+	Registry Registry `yaml:"registry"`
 }
 
 // Loader bounds the child process that loads untrusted compose files.
@@ -525,7 +531,11 @@ var envKeys = map[string]func(c *Controller, v string) error{
 		return nil
 	},
 	"SLIPWAY_LOG_FORMAT": func(c *Controller, v string) error { c.LogFormat = v; return nil },
-	"SLIPWAY_FIREWALL":   func(c *Controller, v string) error { c.Firewall = v; return nil },
+	"SLIPWAY_REGISTRY_PASSWORD_FILE": func(c *Controller, v string) error {
+		c.Registry.PasswordFile = v
+		return nil
+	},
+	"SLIPWAY_FIREWALL": func(c *Controller, v string) error { c.Firewall = v; return nil },
 	"SLIPWAY_BUILD_NETWORK": func(c *Controller, v string) error {
 		c.BuildNetwork = v
 		return nil
@@ -605,6 +615,9 @@ func (c *Controller) resolveFiles(env func(string) (string, bool)) error {
 		return err
 	}
 	if err := read("dashboard password", c.Dashboard.PasswordFile, &c.Dashboard.Password); err != nil {
+		return err
+	}
+	if err := read("registry password", c.Registry.PasswordFile, &c.Registry.Password); err != nil {
 		return err
 	}
 	for name, s := range c.Secrets {
@@ -731,6 +744,7 @@ func (c *Controller) Validate() error {
 			errs = append(errs, fmt.Errorf("repos[%d].trigger %q: want all or label:<name>", i, r.Trigger))
 		}
 	}
+	errs = append(errs, c.validateEngine()...)
 	if err := c.checkHostCollisions(); err != nil {
 		errs = append(errs, err)
 	}
