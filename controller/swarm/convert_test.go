@@ -500,4 +500,3 @@ func TestWritableBinds(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
-
