@@ -340,6 +340,14 @@ func specHash(spec swarm.ServiceSpec) string {
 	if cs := spec.TaskTemplate.ContainerSpec; cs != nil {
 		c := *cs
 		c.Labels = strip(c.Labels)
+		c.Mounts = slices.Clone(c.Mounts)
+		for i, m := range c.Mounts {
+			if m.VolumeOptions != nil {
+				vo := *m.VolumeOptions
+				vo.Labels = strip(vo.Labels)
+				c.Mounts[i].VolumeOptions = &vo
+			}
+		}
 		spec.TaskTemplate.ContainerSpec = &c
 	}
 	b, _ := json.Marshal(spec)

@@ -432,7 +432,7 @@ func TestServiceSpecRefusesWhatSwarmCannotDo(t *testing.T) {
 }
 
 func TestSpecHashIgnoresThePush(t *testing.T) {
-	compose := "services:\n  web:\n    build: .\n    depends_on: [db]\n  db:\n    image: x\n"
+	compose := "services:\n  web:\n    build: .\n    depends_on: [db]\n  db:\n    image: x\n    volumes: [data:/data]\nvolumes:\n  data: {}\n"
 	files := map[string]string{"Dockerfile": "FROM scratch\n"}
 	p1 := loadPlan(t, compose, files)
 	dir := t.TempDir()
