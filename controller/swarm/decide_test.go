@@ -3,8 +3,10 @@ package swarm
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/slipwayhq/slipway/controller/stack"
@@ -12,6 +14,8 @@ import (
 )
 
 func u64(n uint64) *uint64 { return &n }
+
+var now = time.Date(2026, 12, 3, 15, 0, 0, 0, time.UTC)
 
 func svcWith(hash string, mode swarm.ServiceMode, restart swarm.RestartPolicyCondition) swarm.Service {
 	s := swarm.Service{ID: "s1"}
@@ -28,6 +32,7 @@ func task(hash string, desired, state swarm.TaskState, errMsg string) swarm.Task
 	t.Spec.ContainerSpec = &swarm.ContainerSpec{Labels: map[string]string{contract.LabelConfigHash: hash}}
 	t.Status.State = state
 	t.Status.Err = errMsg
+	t.Status.Timestamp = now.Add(-time.Minute)
 	return t
 }
 
@@ -58,6 +63,16 @@ func TestJudge(t *testing.T) {
 			[]swarm.Task{task("h1", swarm.TaskStateShutdown, swarm.TaskStateFailed, "task: non-zero exit (1)")}, types.ServiceConditionHealthy, false, "", "last task: task: non-zero exit (1)"},
 		{"a task failed and nothing restarts it: give up", svcWith("h1", replicated(1), "none"),
 			[]swarm.Task{task("h1", swarm.TaskStateShutdown, swarm.TaskStateFailed, "task: non-zero exit (1)")}, types.ServiceConditionHealthy, false, "non-zero exit (1)", ""},
+		{"a task without healthcheck running for less than MinUptime is not ready yet", svcWith("h1", replicated(1), "none"),
+			[]swarm.Task{func() swarm.Task { t := task("h1", run, run, ""); t.Status.Timestamp = now.Add(-500 * time.Millisecond); return t }()},
+			types.ServiceConditionHealthy, false, "", "0 of 1 tasks running"},
+		{"a task with a healthcheck is ready as soon as swarm says running (healthy)", func() swarm.Service {
+			s := svcWith("h1", replicated(1), "any")
+			s.Spec.TaskTemplate.ContainerSpec.Healthcheck = &container.HealthConfig{Test: []string{"CMD", "true"}}
+			return s
+		}(),
+			[]swarm.Task{func() swarm.Task { t := task("h1", run, run, ""); t.Status.Timestamp = now; return t }()},
+			types.ServiceConditionHealthy, true, "", ""},
 		{"scaled to 0 is ready", svcWith("h1", replicated(0), "any"), nil, types.ServiceConditionHealthy, true, "", ""},
 		{"job completed", svcWith("h1", job, "none"),
 			[]swarm.Task{task("h1", done, done, "")}, types.ServiceConditionCompletedSuccessfully, true, "", ""},
@@ -71,7 +86,7 @@ func TestJudge(t *testing.T) {
 			[]swarm.Task{func() swarm.Task { t := task("h1", run, run, ""); t.ServiceID = "s2"; return t }()}, types.ServiceConditionHealthy, false, "", "0 of 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := judge(tc.svc, tc.tasks, tc.cond)
+			v := judge(tc.svc, tc.tasks, judging{Cond: tc.cond, Now: now, MinUptime: time.Second})
 			if v.Done != tc.done {
 				t.Errorf("done %v, want %v (%+v)", v.Done, tc.done, v)
 			}

@@ -77,23 +77,33 @@ func (e *Engine) Down(ctx context.Context, project string) error {
 	return nil
 }
 
-// waitTasksGone waits until no task container of project is left on this
-// node (bounded by ReadyTimeout).
+// waitTasksGone removes the task containers of project left on this node
+// once their services are gone (Swarm keeps those of completed jobs), and
+// waits until none is left (bounded by ReadyTimeout).
 func (e *Engine) waitTasksGone(ctx context.Context, project string) error {
+	return e.removeTaskContainers(ctx, filters.NewArgs(filters.Arg("label", contract.ManagedFilter), filters.Arg("label", LabelNamespace+"="+project)))
+}
+
+// removeTaskContainers force-removes the containers f selects until none
+// is left, or ReadyTimeout passes.
+func (e *Engine) removeTaskContainers(ctx context.Context, f filters.Args) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
-	f := filters.NewArgs(filters.Arg("label", contract.ManagedFilter), filters.Arg("label", LabelNamespace+"="+project))
 	for {
 		cs, err := e.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 		if err == nil && len(cs) == 0 {
 			return nil
 		}
+		for _, c := range cs {
+			// Swarm may be removing it too: any error is looked at again on the next listing.
+			_ = e.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		}
 		select {
 		case <-ctx.Done():
 			if err != nil {
-				return fmt.Errorf("list task containers of %s: %w", project, err)
+				return fmt.Errorf("list task containers: %w", err)
 			}
-			return fmt.Errorf("%d task containers of %s still there after %s", len(cs), project, e.opts.ReadyTimeout)
+			return fmt.Errorf("%d task containers still there after %s", len(cs), e.opts.ReadyTimeout)
 		case <-time.After(e.opts.PollInterval):
 		}
 	}
@@ -101,7 +111,9 @@ func (e *Engine) waitTasksGone(ctx context.Context, project string) error {
 
 // removeNetworks removes the project's networks, detaching what else is
 // attached (the proxy, a test's probe), and retrying while the swarm
-// still releases the endpoints of removed tasks.
+// still releases the endpoints of removed tasks, until none is listed: a
+// node drops its copy of a removed overlay network a moment after the
+// manager removed it.
 func (e *Engine) removeNetworks(ctx context.Context, project string) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
@@ -110,7 +122,10 @@ func (e *Engine) removeNetworks(ctx context.Context, project string) error {
 		if err != nil {
 			return fmt.Errorf("list networks of %s: %w", project, err)
 		}
-		var errs []error
+		if len(nets) == 0 {
+			return nil
+		}
+		errs := []error{fmt.Errorf("%d networks of %s still listed", len(nets), project)}
 		for _, n := range nets {
 			if ins, err := e.docker.NetworkInspect(ctx, n.ID, network.InspectOptions{}); err == nil {
 				for id := range ins.Containers {
@@ -122,9 +137,6 @@ func (e *Engine) removeNetworks(ctx context.Context, project string) error {
 			if err := e.docker.NetworkRemove(ctx, n.ID); err != nil && !errdefs.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
 			}
-		}
-		if len(errs) == 0 {
-			return nil
 		}
 		select {
 		case <-ctx.Done():

@@ -154,10 +154,16 @@ func leftovers(t *testing.T, cli *client.Client, reg *Registry, project string) 
 // the host cannot route to.
 func probe(t *testing.T, cli *client.Client, networkName, script string) string {
 	t.Helper()
+	return run(t, cli, &container.HostConfig{NetworkMode: container.NetworkMode(networkName)}, script)
+}
+
+// run runs script in a busybox container and returns its output.
+func run(t *testing.T, cli *client.Client, host *container.HostConfig, script string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	resp, err := cli.ContainerCreate(ctx, &container.Config{Image: dockertest.BusyboxImage, Cmd: []string{"sh", "-c", script}},
-		&container.HostConfig{NetworkMode: container.NetworkMode(networkName)}, nil, nil, dockertest.UniqueName("slipway-probe-"))
+		host, nil, nil, dockertest.UniqueName("slipway-probe-"))
 	if err != nil {
 		t.Fatalf("create probe: %v", err)
 	}

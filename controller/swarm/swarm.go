@@ -69,6 +69,11 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// PollInterval is how often tasks are listed while waiting. Default 200ms.
 	PollInterval time.Duration
+	// MinUptime is how long a task without a healthcheck must have been
+	// running to count as ready (one that exits at once must not). Default 1s.
+	MinUptime time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
 	// Build tunes the single-host engine that builds the images.
 	Build stack.EngineOptions
 }
@@ -92,6 +97,12 @@ func NewEngine(d Docker, log *slog.Logger, opts Options) *Engine {
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 200 * time.Millisecond
+	}
+	if opts.MinUptime <= 0 {
+		opts.MinUptime = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &Engine{docker: d, log: log, opts: opts, builder: stack.NewEngine(d, log, opts.Build)}
 }

@@ -30,13 +30,23 @@ type verdict struct {
 	Waiting string
 }
 
-// judge decides whether a service meets cond from its tasks. Pure.
+// judging is what judge needs besides the service and its tasks.
+type judging struct {
+	Cond string
+	// Now and MinUptime: a task without a healthcheck counts as ready once
+	// it has been running MinUptime (one that exits at once never does).
+	Now       time.Time
+	MinUptime time.Duration
+}
+
+// judge decides whether a service meets a condition from its tasks. Pure.
 //
 // Only the tasks of the service's current spec count (same config hash
 // and force-update counter; for a job, the current iteration). Swarm
 // reports a task with a healthcheck as running only once it is healthy,
 // so service_healthy is "every replica running", on whichever node.
-func judge(svc swarm.Service, tasks []swarm.Task, cond string) verdict {
+func judge(svc swarm.Service, tasks []swarm.Task, j judging) verdict {
+	cond := j.Cond
 	hash := ""
 	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
 		hash = cs.Labels[contract.LabelConfigHash]
@@ -121,7 +131,13 @@ func judge(svc swarm.Service, tasks []swarm.Task, cond string) verdict {
 	case conditionCompleted:
 		return verdict{Err: errors.New("is not a job: service_completed_successfully needs a service that ends")}
 	}
-	running := count(swarm.TaskStateRunning)
+	running := 0
+	for _, t := range current {
+		if t.Status.State == swarm.TaskStateRunning && t.DesiredState == swarm.TaskStateRunning &&
+			(hasHealthcheck(svc) || !j.Now.Before(t.Status.Timestamp.Add(j.MinUptime))) {
+			running++
+		}
+	}
 	if running >= want {
 		return verdict{Done: true}
 	}
@@ -161,7 +177,7 @@ func (e *Engine) waitService(ctx context.Context, id, cond string) error {
 			}
 			return fmt.Errorf("list tasks of %s: %w", svc.Spec.Name, err)
 		}
-		v := judge(svc, tasks, cond)
+		v := judge(svc, tasks, judging{Cond: cond, Now: e.opts.Now(), MinUptime: e.opts.MinUptime})
 		if v.Done {
 			return nil
 		}
@@ -220,6 +236,10 @@ func (e *Engine) runJob(ctx context.Context, spec swarm.ServiceSpec, log io.Writ
 		defer cancel()
 		if err := e.docker.ServiceRemove(rctx, resp.ID); err != nil && !errdefs.IsNotFound(err) {
 			e.log.Warn("remove job service", "service", spec.Name, "err", err)
+		}
+		// Swarm keeps a completed job's container; it goes with the job.
+		if err := e.removeTaskContainers(rctx, filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.id="+resp.ID))); err != nil {
+			e.log.Warn("remove job container", "service", spec.Name, "err", err)
 		}
 	}()
 	return e.waitService(ctx, resp.ID, conditionCompleted)
