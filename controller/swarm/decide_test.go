@@ -64,7 +64,11 @@ func TestJudge(t *testing.T) {
 		{"a task failed and nothing restarts it: give up", svcWith("h1", replicated(1), "none"),
 			[]swarm.Task{task("h1", swarm.TaskStateShutdown, swarm.TaskStateFailed, "task: non-zero exit (1)")}, types.ServiceConditionHealthy, false, "non-zero exit (1)", ""},
 		{"a task without healthcheck running for less than MinUptime is not ready yet", svcWith("h1", replicated(1), "none"),
-			[]swarm.Task{func() swarm.Task { t := task("h1", run, run, ""); t.Status.Timestamp = now.Add(-500 * time.Millisecond); return t }()},
+			[]swarm.Task{func() swarm.Task {
+				t := task("h1", run, run, "")
+				t.Status.Timestamp = now.Add(-500 * time.Millisecond)
+				return t
+			}()},
 			types.ServiceConditionHealthy, false, "", "0 of 1 tasks running"},
 		{"a task with a healthcheck is ready as soon as swarm says running (healthy)", func() swarm.Service {
 			s := svcWith("h1", replicated(1), "any")
