@@ -207,18 +207,25 @@ func (r *Registry) DeleteProject(ctx context.Context, project string) error {
 			}
 		}
 		for _, d := range slices.Sorted(maps.Keys(digests)) {
-			resp, err := r.do(ctx, http.MethodDelete, "/v2/"+repo+"/manifests/"+d, nil)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("delete %s@%s: %w", repo, d, err))
-				continue
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNotFound {
-				errs = append(errs, fmt.Errorf("delete %s@%s: %s (does the registry allow deletes?)", repo, d, resp.Status))
+			if err := r.deleteManifest(ctx, repo, d); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// deleteManifest deletes repo@digest (every tag naming it goes with it).
+func (r *Registry) deleteManifest(ctx context.Context, repo, digest string) error {
+	resp, err := r.do(ctx, http.MethodDelete, "/v2/"+repo+"/manifests/"+digest, nil)
+	if err != nil {
+		return fmt.Errorf("delete %s@%s: %w", repo, digest, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("delete %s@%s: %s (does the registry allow deletes?)", repo, digest, resp.Status)
+	}
+	return nil
 }
 
 // ownedManifest returns the digest of repo:tag and whether its image
