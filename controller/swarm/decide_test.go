@@ -183,3 +183,13 @@ func TestEnvironmentFromTasks(t *testing.T) {
 		t.Errorf("asleep: phase %q", asleep.Phase())
 	}
 }
+
+func TestLiveTasks(t *testing.T) {
+	var tasks []swarm.Task
+	for _, st := range []swarm.TaskState{swarm.TaskStateRunning, swarm.TaskStatePreparing, swarm.TaskStateShutdown, swarm.TaskStateComplete, swarm.TaskStateFailed} {
+		tasks = append(tasks, task("h", swarm.TaskStateShutdown, st, ""))
+	}
+	if n := liveTasks(tasks); n != 2 {
+		t.Errorf("%d live, want 2 (running, preparing)", n)
+	}
+}

@@ -258,6 +258,13 @@ func TestUpPushStopStartDown(t *testing.T) {
 	if img := svc.Spec.TaskTemplate.ContainerSpec.Image; !strings.HasPrefix(img, reg.Address+"/"+project+"-web:111111111111@sha256:") {
 		t.Errorf("web runs %q, want the pushed image by digest", img)
 	}
+	var logs bytes.Buffer
+	if err := e.Logs(ctx, project, stack.LogOptions{Service: "api"}, &logs); err != nil || !strings.Contains(logs.String(), "api | api booted") {
+		t.Errorf("logs of api: %q %v", logs.String(), err)
+	}
+	if envs, err := e.List(ctx); err != nil || !slices.ContainsFunc(envs, func(env stack.Environment) bool { return env.Project == project }) {
+		t.Errorf("list: %v %v", envs, err)
+	}
 	projects, err := e.Projects(ctx)
 	if err != nil || projects[project] != (stack.ProjectRef{Repo: src.FullName(), PR: 1}) {
 		t.Errorf("projects %v %v", projects, err)

@@ -7,7 +7,9 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"time"
 
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/slipwayhq/slipway/internal/contract"
@@ -16,9 +18,9 @@ import (
 // labelReplicas keeps, on a sleeping service, the replicas Start restores.
 const labelReplicas = contract.SlipwayLabelPrefix + "sleep.replicas"
 
-// Stop scales every replicated service of project to 0 (sleep_after);
-// nothing is removed, and Start brings them back. Jobs that completed stay
-// completed.
+// Stop scales every replicated service of project to 0 (sleep_after) and
+// waits until their tasks have stopped; nothing is removed, and Start
+// brings them back. Jobs that completed stay completed.
 func (e *Engine) Stop(ctx context.Context, project string) error {
 	svcs, err := e.services(ctx, project)
 	if err != nil {
@@ -40,7 +42,46 @@ func (e *Engine) Stop(ctx context.Context, project string) error {
 			errs = append(errs, fmt.Errorf("scale service %s to 0: %w", s.Spec.Name, err))
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return e.waitStopped(ctx, project)
+}
+
+// waitStopped waits until no task of project's services still runs
+// (bounded by ReadyTimeout).
+func (e *Engine) waitStopped(ctx context.Context, project string) error {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
+	defer cancel()
+	f := filters.NewArgs(filters.Arg("label", LabelNamespace+"="+project))
+	for {
+		tasks, err := e.docker.TaskList(ctx, swarm.TaskListOptions{Filters: f})
+		if err == nil && liveTasks(tasks) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("list tasks of %s: %w", project, err)
+			}
+			return fmt.Errorf("%d tasks of %s still run after %s", liveTasks(tasks), project, e.opts.ReadyTimeout)
+		case <-time.After(e.opts.PollInterval):
+		}
+	}
+}
+
+// liveTasks counts the tasks that run or are on their way to. Pure.
+func liveTasks(tasks []swarm.Task) int {
+	n := 0
+	for _, t := range tasks {
+		switch t.Status.State {
+		case swarm.TaskStateComplete, swarm.TaskStateShutdown, swarm.TaskStateFailed, swarm.TaskStateRejected,
+			swarm.TaskStateRemove, swarm.TaskStateOrphaned:
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // Start scales the services Stop scaled down back to their replicas, and
