@@ -193,3 +193,26 @@ func TestLiveTasks(t *testing.T) {
 		t.Errorf("%d live, want 2 (running, preparing)", n)
 	}
 }
+
+func TestRegistryScheme(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:5000": "http", "localhost:5000": "http", "[::1]:5000": "http", "localhost": "http",
+		"registry.example.com": "https", "10.0.0.5:5000": "https",
+	} {
+		if got := (&Registry{Address: addr}).scheme(); got != want {
+			t.Errorf("%s: %s, want %s", addr, got, want)
+		}
+	}
+}
+
+func TestNextPage(t *testing.T) {
+	for link, want := range map[string]string{
+		`</v2/_catalog?last=b&n=1000>; rel="next"`: "/v2/_catalog?last=b&n=1000",
+		``: "",
+		`</v2/_catalog?last=b>; rel="prev"`: "",
+	} {
+		if got := nextPage(link); got != want {
+			t.Errorf("%q: %q, want %q", link, got, want)
+		}
+	}
+}

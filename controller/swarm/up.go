@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/errdefs"
 
 	"github.com/slipwayhq/slipway/controller/stack"
@@ -61,7 +62,15 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 	if err != nil {
 		return nil, err
 	}
+	// Fresh means nothing of the project exists: a failure then removes
+	// everything. Volumes (a database's data) or networks left by a
+	// preview whose services were removed make it not fresh.
 	fresh := len(existing) == 0
+	if fresh {
+		if fresh, err = e.nothingOf(ctx, p.Name); err != nil {
+			return nil, err
+		}
+	}
 	res := &stack.UpResult{Project: p.Name}
 	tx := &transaction{engine: e, project: p.Name, fresh: fresh}
 	fail := func(err error) (*stack.UpResult, error) {
@@ -182,6 +191,20 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 		e.log.Warn("remove stale objects", "project", p.Name, "err", err)
 	}
 	return res, nil
+}
+
+// nothingOf reports whether the swarm has no network and this node no
+// volume of project.
+func (e *Engine) nothingOf(ctx context.Context, project string) (bool, error) {
+	nets, err := e.docker.NetworkList(ctx, network.ListOptions{Filters: namespaceFilter(project)})
+	if err != nil {
+		return false, fmt.Errorf("list networks of %s: %w", project, err)
+	}
+	vols, err := e.docker.VolumeList(ctx, volume.ListOptions{Filters: namespaceFilter(project)})
+	if err != nil {
+		return false, fmt.Errorf("list volumes of %s: %w", project, err)
+	}
+	return len(nets) == 0 && len(vols.Volumes) == 0, nil
 }
 
 // services returns the project's long-running and job services by compose
