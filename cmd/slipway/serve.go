@@ -87,7 +87,7 @@ type parts struct {
 
 	docker   *client.Client
 	registry *prometheus.Registry
-	engine   *stack.Engine
+	engine   previewEngine
 	masker   *controller.Masker
 	hosts    stack.HostOptions // how preview URLs look: the scheme and port QA opens
 	mux      *http.ServeMux    // the control surface, behind guard
@@ -136,7 +136,7 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	if err != nil {
 		return nil, err
 	}
-	p.engine = stack.NewEngine(p.docker, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log)})
+	p.engine = newPreviewEngine(cfg, p.docker, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log)})
 	// Every secret Slipway holds is masked in what it shows: build and
 	// service logs, comments, statuses, pages.
 	p.masker = controller.NewMasker(cfg.HeldSecrets())
