@@ -208,7 +208,7 @@ func TestRegistryScheme(t *testing.T) {
 func TestNextPage(t *testing.T) {
 	for link, want := range map[string]string{
 		`</v2/_catalog?last=b&n=1000>; rel="next"`: "/v2/_catalog?last=b&n=1000",
-		``: "",
+		``:                                  "",
 		`</v2/_catalog?last=b>; rel="prev"`: "",
 	} {
 		if got := nextPage(link); got != want {
