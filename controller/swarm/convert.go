@@ -46,9 +46,31 @@ type convertInput struct {
 	// Secrets and Configs map the compose keys to the swarm objects holding them.
 	Secrets map[string]objectRef
 	Configs map[string]objectRef
+	// ControllerSecrets maps the names of the controller's secrets the plan
+	// gives its services to the swarm secrets holding them.
+	ControllerSecrets map[string]objectRef
 	// Pins maps each service that must stay on one node (it mounts a named
 	// volume or a directory of the checkout, both node-local) to that node's ID.
 	Pins map[string]string
+}
+
+// controllerSecrets are the controller's secrets the plan gives its
+// services (none for an untrusted PR), by name, with their values. Load
+// puts them in every service's environment. Pure.
+func controllerSecrets(p *stack.Plan) map[string]string {
+	out := map[string]string{}
+	for _, name := range p.Repo.Secrets {
+		if slices.Contains(p.WithheldSecrets, name) {
+			continue
+		}
+		for _, svc := range p.Project.Services {
+			if v, ok := svc.Environment[name]; ok && v != nil {
+				out[name] = *v
+				break
+			}
+		}
+	}
+	return out
 }
 
 // jobServices are the services another service waits for with
@@ -101,7 +123,7 @@ func serviceSpec(p *stack.Plan, name string, in convertInput) (swarm.ServiceSpec
 		Command:        svc.Entrypoint,
 		Args:           svc.Command,
 		Hostname:       svc.Hostname,
-		Env:            envList(svc.Environment),
+		Env:            envList(svc.Environment, in.ControllerSecrets),
 		Dir:            svc.WorkingDir,
 		User:           svc.User,
 		Groups:         svc.GroupAdd,
@@ -134,6 +156,16 @@ func serviceSpec(p *stack.Plan, name string, in convertInput) (swarm.ServiceSpec
 	cs.Mounts = mounts
 	if cs.Secrets, err = secretRefs(svc, in.Secrets); err != nil {
 		return swarm.ServiceSpec{}, fmt.Errorf("service %s: %w", name, err)
+	}
+	// The controller's secrets are files under /run/secrets, not
+	// variables: a service's spec (its environment included) is readable
+	// by anyone with access to a manager, a swarm secret is not.
+	for _, name := range slices.Sorted(maps.Keys(in.ControllerSecrets)) {
+		obj := in.ControllerSecrets[name]
+		cs.Secrets = append(cs.Secrets, &swarm.SecretReference{
+			File:     &swarm.SecretReferenceFileTarget{Name: name, UID: "0", GID: "0", Mode: 0o444},
+			SecretID: obj.ID, SecretName: obj.Name,
+		})
 	}
 	if cs.Configs, err = configRefs(svc, in.Configs); err != nil {
 		return swarm.ServiceSpec{}, fmt.Errorf("service %s: %w", name, err)
@@ -355,9 +387,14 @@ func specHash(spec swarm.ServiceSpec) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func envList(env types.MappingWithEquals) []string {
+// envList is the service's environment, without the controller's secrets
+// (they are files under /run/secrets).
+func envList(env types.MappingWithEquals, secrets map[string]objectRef) []string {
 	out := make([]string, 0, len(env))
 	for _, k := range slices.Sorted(maps.Keys(env)) {
+		if _, secret := secrets[k]; secret {
+			continue
+		}
 		if v := env[k]; v != nil {
 			out = append(out, k+"="+*v)
 		}

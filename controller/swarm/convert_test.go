@@ -500,3 +500,39 @@ func TestWritableBinds(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+func TestControllerSecretsAreSwarmSecrets(t *testing.T) {
+	load := func(withhold bool) *stack.Plan {
+		dir := t.TempDir()
+		dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": "services:\n  api:\n    image: x\nx-slipway:\n  secrets: [STRIPE_KEY]\n"})
+		p, err := stack.Load(context.Background(), stack.Source{Dir: dir, Owner: "acme", Repo: "shop", PR: 7, SHA: sha1},
+			stack.LoadOptions{Secrets: map[string]string{"STRIPE_KEY": "sk_test_1"}, WithholdSecrets: withhold})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := load(false)
+	got := controllerSecrets(p)
+	if len(got) != 1 || got["STRIPE_KEY"] != "sk_test_1" {
+		t.Fatalf("controller secrets %v", got)
+	}
+	in := inputFor(p)
+	in.ControllerSecrets = map[string]objectRef{"STRIPE_KEY": {ID: "sid", Name: "acme-shop-pr-7_slipway-secret-STRIPE_KEY_x"}}
+	s, err := serviceSpec(p, "api", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := s.TaskTemplate.ContainerSpec
+	for _, e := range cs.Env {
+		if strings.Contains(e, "sk_test_1") || strings.HasPrefix(e, "STRIPE_KEY=") {
+			t.Errorf("the secret is in the service's environment (readable in its spec): %q", e)
+		}
+	}
+	if len(cs.Secrets) != 1 || cs.Secrets[0].SecretID != "sid" || cs.Secrets[0].File.Name != "STRIPE_KEY" {
+		t.Errorf("secrets %+v, want STRIPE_KEY mounted at /run/secrets/STRIPE_KEY", cs.Secrets)
+	}
+	if got := controllerSecrets(load(true)); len(got) != 0 {
+		t.Errorf("an untrusted PR's plan gives secrets: %v", got)
+	}
+}

@@ -133,6 +133,9 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 	if in.Configs, err = e.ensureFileObjects(ctx, p, configKind, tx); err != nil {
 		return fail(err)
 	}
+	if in.ControllerSecrets, err = e.ensureControllerSecrets(ctx, p, tx); err != nil {
+		return fail(err)
+	}
 	for name, svc := range p.Project.Services {
 		if !needsPin(svc) {
 			continue
@@ -443,47 +446,67 @@ func (e *Engine) ensureFileObjects(ctx context.Context, p *stack.Plan, kind file
 		name := objectName(p.Name, key, content)
 		labels := projectLabels(p)
 		labels["dev.slipway."+kind.name] = key
-		f := filters.NewArgs(filters.Arg("name", name))
-		var id string
-		switch kind.name {
-		case "secret":
-			list, err := e.docker.SecretList(ctx, swarm.SecretListOptions{Filters: f})
-			if err != nil {
-				return nil, fmt.Errorf("list secrets: %w", err)
-			}
-			for _, s := range list {
-				if s.Spec.Name == name {
-					id = s.ID
-				}
-			}
-			if id == "" {
-				resp, err := e.docker.SecretCreate(ctx, swarm.SecretSpec{Annotations: swarm.Annotations{Name: name, Labels: labels}, Data: content})
-				if err != nil {
-					return nil, fmt.Errorf("create secret %s: %w", name, err)
-				}
-				id = resp.ID
-				tx.add(&tx.secrets, id)
-			}
-		default:
-			list, err := e.docker.ConfigList(ctx, swarm.ConfigListOptions{Filters: f})
-			if err != nil {
-				return nil, fmt.Errorf("list configs: %w", err)
-			}
-			for _, c := range list {
-				if c.Spec.Name == name {
-					id = c.ID
-				}
-			}
-			if id == "" {
-				resp, err := e.docker.ConfigCreate(ctx, swarm.ConfigSpec{Annotations: swarm.Annotations{Name: name, Labels: labels}, Data: content})
-				if err != nil {
-					return nil, fmt.Errorf("create config %s: %w", name, err)
-				}
-				id = resp.ID
-				tx.add(&tx.configs, id)
-			}
+		id, err := e.ensureObject(ctx, kind.name, name, labels, content, tx)
+		if err != nil {
+			return nil, err
 		}
 		out[key] = objectRef{ID: id, Name: name}
+	}
+	return out, nil
+}
+
+// ensureObject returns the ID of the secret or config named name, creating
+// it with content when it does not exist.
+func (e *Engine) ensureObject(ctx context.Context, kind, name string, labels map[string]string, content []byte, tx *transaction) (string, error) {
+	f := filters.NewArgs(filters.Arg("name", name))
+	if kind == "secret" {
+		list, err := e.docker.SecretList(ctx, swarm.SecretListOptions{Filters: f})
+		if err != nil {
+			return "", fmt.Errorf("list secrets: %w", err)
+		}
+		for _, s := range list {
+			if s.Spec.Name == name {
+				return s.ID, nil
+			}
+		}
+		resp, err := e.docker.SecretCreate(ctx, swarm.SecretSpec{Annotations: swarm.Annotations{Name: name, Labels: labels}, Data: content})
+		if err != nil {
+			return "", fmt.Errorf("create secret %s: %w", name, err)
+		}
+		tx.add(&tx.secrets, resp.ID)
+		return resp.ID, nil
+	}
+	list, err := e.docker.ConfigList(ctx, swarm.ConfigListOptions{Filters: f})
+	if err != nil {
+		return "", fmt.Errorf("list configs: %w", err)
+	}
+	for _, c := range list {
+		if c.Spec.Name == name {
+			return c.ID, nil
+		}
+	}
+	resp, err := e.docker.ConfigCreate(ctx, swarm.ConfigSpec{Annotations: swarm.Annotations{Name: name, Labels: labels}, Data: content})
+	if err != nil {
+		return "", fmt.Errorf("create config %s: %w", name, err)
+	}
+	tx.add(&tx.configs, resp.ID)
+	return resp.ID, nil
+}
+
+// ensureControllerSecrets makes a swarm secret of each controller secret
+// the plan gives its services (trusted PRs only: Load withholds them from
+// the others), named by its content.
+func (e *Engine) ensureControllerSecrets(ctx context.Context, p *stack.Plan, tx *transaction) (map[string]objectRef, error) {
+	out := map[string]objectRef{}
+	for name, value := range controllerSecrets(p) {
+		objName := objectName(p.Name, "slipway-secret-"+name, []byte(value))
+		labels := projectLabels(p)
+		labels["dev.slipway.secret"] = name
+		id, err := e.ensureObject(ctx, "secret", objName, labels, []byte(value), tx)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = objectRef{ID: id, Name: objName}
 	}
 	return out, nil
 }
@@ -497,6 +520,9 @@ func (e *Engine) removeStale(ctx context.Context, p *stack.Plan, in convertInput
 		keep[o.ID] = true
 	}
 	for _, o := range in.Configs {
+		keep[o.ID] = true
+	}
+	for _, o := range in.ControllerSecrets {
 		keep[o.ID] = true
 	}
 	secrets, err := e.docker.SecretList(ctx, swarm.SecretListOptions{Filters: namespaceFilter(p.Name)})

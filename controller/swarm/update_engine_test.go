@@ -103,3 +103,42 @@ secrets:
 		t.Errorf("secrets after the failed update: %v, want %v", got, second)
 	}
 }
+
+// A controller secret given to a trusted PR is a file under /run/secrets
+// in the task, and not in its environment.
+func TestControllerSecretIsAFile(t *testing.T) {
+	e, cli, reg := testEngine(t)
+	dir := t.TempDir()
+	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": `
+services:
+  app:
+    image: slipway-test/busybox:1
+    init: true
+    stop_grace_period: 1s
+    command: ["sh", "-c", "echo file=$(cat /run/secrets/STRIPE_KEY) env=$${STRIPE_KEY:-unset}; exec sleep 86400"]
+x-slipway:
+  secrets: [STRIPE_KEY]
+`})
+	src := stack.Source{Dir: dir, Owner: "test", Repo: dockertest.UniqueName("sec"), PR: 5, SHA: strings.Repeat("6", 40)}
+	project := src.Project()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := e.Down(ctx, project); err != nil {
+			t.Errorf("cleanup down: %v", err)
+		}
+		if left := leftovers(t, cli, reg, project); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+	ctx := context.Background()
+	p, err := stack.Load(ctx, src, stack.LoadOptions{Secrets: map[string]string{"STRIPE_KEY": "sk_test_42"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up(t, e, p)
+	var logs strings.Builder
+	if err := e.Logs(ctx, project, stack.LogOptions{Service: "app"}, &logs); err != nil || !strings.Contains(logs.String(), "file=sk_test_42 env=unset") {
+		t.Errorf("logs %q %v: want the secret as a file and not as a variable", logs.String(), err)
+	}
+}
