@@ -328,7 +328,7 @@ func (c *converger) convergeService(ctx context.Context, service string) error {
 			cond = types.ServiceConditionStarted
 		}
 		fmt.Fprintf(c.log, "%s | waiting for %s (%s)\n", service, dep, cond)
-		if err := e.waitCondition(ctx, c.plan.Name, dep, c.specs[dep], cond); err != nil {
+		if err := e.waitService(ctx, c.specs[dep].Name, cond); err != nil {
 			return failure(contract.StepDeploy, service, fmt.Errorf("service %s: dependency %s: %w", service, dep, err))
 		}
 	}

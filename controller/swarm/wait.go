@@ -161,46 +161,43 @@ func taskError(t swarm.Task) string {
 func (e *Engine) waitService(ctx context.Context, id, cond string) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
-	waiting := ""
+	waiting := id
 	for {
-		svc, _, err := e.docker.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			return fmt.Errorf("inspect service %s: %w", id, err)
-		}
-		tasks, err := e.docker.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", svc.ID))})
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			return fmt.Errorf("list tasks of %s: %w", svc.Spec.Name, err)
-		}
-		v := judge(svc, tasks, judging{Cond: cond, Now: e.opts.Now(), MinUptime: e.opts.MinUptime})
-		if v.Done {
+		name, v, err := e.judgeService(ctx, id, cond)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			return err
+		case err != nil:
+			// The wait is over; the timeout below says why.
+		case v.Done:
 			return nil
+		case v.Err != nil:
+			return badInput(fmt.Errorf("%s %w", name, v.Err))
+		default:
+			waiting = name + ": " + v.Waiting
 		}
-		if v.Err != nil {
-			return badInput(fmt.Errorf("%s %w", svc.Spec.Name, v.Err))
-		}
-		waiting = svc.Spec.Name + ": " + v.Waiting
 		select {
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return badInput(fmt.Errorf("not ready within %s: %s", e.opts.ReadyTimeout, waiting))
+			}
+			return ctx.Err()
 		case <-time.After(e.opts.PollInterval):
-			continue
 		}
-		break
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return badInput(fmt.Errorf("not ready within %s: %s", e.opts.ReadyTimeout, waiting))
-	}
-	return ctx.Err()
 }
 
-// waitCondition waits until the project's service meets cond.
-func (e *Engine) waitCondition(ctx context.Context, project, service string, spec swarm.ServiceSpec, cond string) error {
-	return e.waitService(ctx, spec.Name, cond)
+// judgeService reads a service and its tasks, and judges them.
+func (e *Engine) judgeService(ctx context.Context, id, cond string) (string, verdict, error) {
+	svc, _, err := e.docker.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
+	if err != nil {
+		return id, verdict{}, fmt.Errorf("inspect service %s: %w", id, err)
+	}
+	tasks, err := e.docker.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", svc.ID))})
+	if err != nil {
+		return svc.Spec.Name, verdict{}, fmt.Errorf("list tasks of %s: %w", svc.Spec.Name, err)
+	}
+	return svc.Spec.Name, judge(svc, tasks, judging{Cond: cond, Now: e.opts.Now(), MinUptime: e.opts.MinUptime}), nil
 }
 
 // waitReady waits until every service runs (healthy where it has a
