@@ -68,6 +68,15 @@ secrets:
 		t.Fatalf("secrets %v", first)
 	}
 
+	// A redeploy (ForceRecreate) replaces the task of an unchanged service.
+	before := taskIDs(t, cli, ServiceName(project, "app"))
+	if res, err := e.Up(ctx, load(t, src), stack.UpOptions{ForceRecreate: true}); err != nil || !slices.Contains(res.Created, ServiceName(project, "app")) {
+		t.Fatalf("redeploy: %+v %v", res, err)
+	}
+	if after := taskIDs(t, cli, ServiceName(project, "app")); len(after) != 1 || slices.Equal(after, before) {
+		t.Errorf("redeploy kept the task: %v → %v", before, after)
+	}
+
 	if err := os.WriteFile(filepath.Join(dir, "token.txt"), []byte("two"), 0o644); err != nil {
 		t.Fatal(err)
 	}
