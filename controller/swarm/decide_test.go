@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +215,19 @@ func TestNextPage(t *testing.T) {
 		if got := nextPage(link); got != want {
 			t.Errorf("%q: %q, want %q", link, got, want)
 		}
+	}
+}
+
+func TestRegistryAuthGoesWithServices(t *testing.T) {
+	e := NewEngine(nil, nil, Options{Registry: &Registry{Address: "r.example.com", User: "u", Password: "p"}})
+	if a := e.createOptions().EncodedRegistryAuth; a == "" || a != e.updateOptions().EncodedRegistryAuth {
+		t.Errorf("create %q update %q", a, e.updateOptions().EncodedRegistryAuth)
+	}
+	raw, err := base64.URLEncoding.DecodeString(e.createOptions().EncodedRegistryAuth)
+	if err != nil || !strings.Contains(string(raw), `"username":"u"`) || !strings.Contains(string(raw), `"serveraddress":"r.example.com"`) {
+		t.Errorf("auth %s %v", raw, err)
+	}
+	if a := NewEngine(nil, nil, Options{Registry: &Registry{Address: "r.example.com"}}).createOptions().EncodedRegistryAuth; a != "" {
+		t.Errorf("a registry without a user: auth %q", a)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/pkg/jsonmessage"
 
 	"github.com/slipwayhq/slipway/internal/contract"
@@ -53,9 +54,10 @@ func (r *Registry) scheme() string {
 	return "https"
 }
 
-// auth is the X-Registry-Auth value the daemon wants for a push.
+// auth is the X-Registry-Auth value the daemon wants for a push ("" for
+// no registry or one without authentication).
 func (r *Registry) auth() string {
-	if r.User == "" {
+	if r == nil || r.User == "" {
 		return ""
 	}
 	b, _ := json.Marshal(map[string]string{"username": r.User, "password": r.Password, "serveraddress": r.Address})
@@ -265,4 +267,15 @@ func (r *Registry) Check(ctx context.Context) error {
 		return fmt.Errorf("registry %s: GET /v2/: %s", r.Address, resp.Status)
 	}
 	return nil
+}
+
+// createOptions and updateOptions hand the registry's credentials to the
+// swarm with the service (docker service create --with-registry-auth), so
+// that every node can pull the pushed images from a registry that needs them.
+func (e *Engine) createOptions() swarm.ServiceCreateOptions {
+	return swarm.ServiceCreateOptions{EncodedRegistryAuth: e.opts.Registry.auth()}
+}
+
+func (e *Engine) updateOptions() swarm.ServiceUpdateOptions {
+	return swarm.ServiceUpdateOptions{EncodedRegistryAuth: e.opts.Registry.auth()}
 }

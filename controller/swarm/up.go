@@ -339,7 +339,7 @@ func (c *converger) convergeService(ctx context.Context, service string) error {
 		c.record(&c.res.Kept, d.Name)
 		return nil
 	case actionCreate:
-		resp, err := e.docker.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{})
+		resp, err := e.docker.ServiceCreate(ctx, spec, e.createOptions())
 		if err != nil {
 			return failure(contract.StepDeploy, service, fmt.Errorf("create service %s: %w", spec.Name, err))
 		}
@@ -349,7 +349,7 @@ func (c *converger) convergeService(ctx context.Context, service string) error {
 		if d.Reason == "forced" {
 			spec.TaskTemplate.ForceUpdate = cur.Spec.TaskTemplate.ForceUpdate + 1
 		}
-		if _, err := e.docker.ServiceUpdate(ctx, cur.ID, cur.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
+		if _, err := e.docker.ServiceUpdate(ctx, cur.ID, cur.Version, spec, e.updateOptions()); err != nil {
 			return failure(contract.StepDeploy, service, fmt.Errorf("update service %s: %w", spec.Name, err))
 		}
 		c.tx.add(&c.tx.updated, cur.ID)
@@ -599,7 +599,7 @@ func (t *transaction) rollback(ctx context.Context) error {
 		if s.PreviousSpec == nil {
 			continue
 		}
-		if _, err := e.docker.ServiceUpdate(ctx, id, s.Version, *s.PreviousSpec, swarm.ServiceUpdateOptions{}); err != nil {
+		if _, err := e.docker.ServiceUpdate(ctx, id, s.Version, *s.PreviousSpec, e.updateOptions()); err != nil {
 			errs = append(errs, fmt.Errorf("roll back service %s: %w", s.Spec.Name, err))
 		}
 	}

@@ -224,7 +224,7 @@ func (e *Engine) runJob(ctx context.Context, spec swarm.ServiceSpec, log io.Writ
 			return fmt.Errorf("remove old job service %s: %w", spec.Name, err)
 		}
 	}
-	resp, err := e.docker.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{})
+	resp, err := e.docker.ServiceCreate(ctx, spec, e.createOptions())
 	if err != nil {
 		return fmt.Errorf("create job service %s: %w", spec.Name, err)
 	}
