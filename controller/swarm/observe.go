@@ -160,8 +160,9 @@ func taskIP(project string, t swarm.Task) string {
 	return ""
 }
 
-// Projects lists every managed project with any service or network left
-// on the swarm, so that a half-removed environment is still found.
+// Projects lists every managed project with any service, network, secret
+// or config left on the swarm, so that a half-removed environment is still
+// found and finished off.
 func (e *Engine) Projects(ctx context.Context) (map[string]stack.ProjectRef, error) {
 	out := map[string]stack.ProjectRef{}
 	add := func(l map[string]string) {
@@ -183,6 +184,20 @@ func (e *Engine) Projects(ctx context.Context) (map[string]stack.ProjectRef, err
 	}
 	for _, n := range nets {
 		add(n.Labels)
+	}
+	secrets, err := e.docker.SecretList(ctx, swarm.SecretListOptions{Filters: managedFilter()})
+	if err != nil {
+		return nil, fmt.Errorf("list secrets: %w", err)
+	}
+	for _, s := range secrets {
+		add(s.Spec.Labels)
+	}
+	configs, err := e.docker.ConfigList(ctx, swarm.ConfigListOptions{Filters: managedFilter()})
+	if err != nil {
+		return nil, fmt.Errorf("list configs: %w", err)
+	}
+	for _, c := range configs {
+		add(c.Spec.Labels)
 	}
 	return out, nil
 }

@@ -146,8 +146,26 @@ x-slipway:
 		t.Fatal(err)
 	}
 	up(t, e, p)
+	// A preview whose services are gone but whose secret is left is still
+	// listed, for the resync to finish it off.
+	svc, _, err := cli.ServiceInspectWithRaw(ctx, ServiceName(project, "app"), swarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var logs strings.Builder
 	if err := e.Logs(ctx, project, stack.LogOptions{Service: "app"}, &logs); err != nil || !strings.Contains(logs.String(), "file=sk_test_42 env=unset") {
 		t.Errorf("logs %q %v: want the secret as a file and not as a variable", logs.String(), err)
+	}
+	if err := cli.ServiceRemove(ctx, svc.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.waitTasksGone(ctx, project); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.removeNetworks(ctx, project); err != nil {
+		t.Fatal(err)
+	}
+	if refs, err := e.Projects(ctx); err != nil || refs[project].PR != 5 {
+		t.Errorf("projects %v %v: the preview with only its secret left is not listed", refs, err)
 	}
 }
