@@ -530,12 +530,12 @@ var envKeys = map[string]func(c *Controller, v string) error{
 		c.Dashboard.PasswordFile = v
 		return nil
 	},
-	"SLIPWAY_LOG_FORMAT": func(c *Controller, v string) error { c.LogFormat = v; return nil },
 	"SLIPWAY_REGISTRY_PASSWORD_FILE": func(c *Controller, v string) error {
 		c.Registry.PasswordFile = v
 		return nil
 	},
-	"SLIPWAY_FIREWALL": func(c *Controller, v string) error { c.Firewall = v; return nil },
+	"SLIPWAY_LOG_FORMAT": func(c *Controller, v string) error { c.LogFormat = v; return nil },
+	"SLIPWAY_FIREWALL":   func(c *Controller, v string) error { c.Firewall = v; return nil },
 	"SLIPWAY_BUILD_NETWORK": func(c *Controller, v string) error {
 		c.BuildNetwork = v
 		return nil
@@ -698,6 +698,7 @@ func (c *Controller) Validate() error {
 	if (c.Dashboard.User == "") != (c.Dashboard.Password == "") {
 		errs = append(errs, errors.New("dashboard: set both user and password (or password_file), or neither"))
 	}
+	errs = append(errs, c.validateEngine()...)
 	if c.Limits.Builds < 1 {
 		errs = append(errs, fmt.Errorf("limits.builds %d: want at least 1", c.Limits.Builds))
 	}
@@ -744,7 +745,6 @@ func (c *Controller) Validate() error {
 			errs = append(errs, fmt.Errorf("repos[%d].trigger %q: want all or label:<name>", i, r.Trigger))
 		}
 	}
-	errs = append(errs, c.validateEngine()...)
 	if err := c.checkHostCollisions(); err != nil {
 		errs = append(errs, err)
 	}
