@@ -494,6 +494,10 @@ var envKeys = map[string]func(c *Controller, v string) error{
 		c.TLS.DNSAPITokenFile = v
 		return nil
 	},
+	"SLIPWAY_REGISTRY_PASSWORD_FILE": func(c *Controller, v string) error {
+		c.Registry.PasswordFile = v
+		return nil
+	},
 	"SLIPWAY_GITHUB_API_URL":     func(c *Controller, v string) error { c.github().APIURL = v; return nil },
 	"SLIPWAY_GITHUB_TOKEN":       func(c *Controller, v string) error { c.github().Token = v; return nil },
 	"SLIPWAY_GITHUB_TOKEN_FILE":  func(c *Controller, v string) error { c.github().TokenFile = v; return nil },
@@ -528,10 +532,6 @@ var envKeys = map[string]func(c *Controller, v string) error{
 	"SLIPWAY_DASHBOARD_PASSWORD":   func(c *Controller, v string) error { c.Dashboard.Password = v; return nil },
 	"SLIPWAY_DASHBOARD_PASSWORD_FILE": func(c *Controller, v string) error {
 		c.Dashboard.PasswordFile = v
-		return nil
-	},
-	"SLIPWAY_REGISTRY_PASSWORD_FILE": func(c *Controller, v string) error {
-		c.Registry.PasswordFile = v
 		return nil
 	},
 	"SLIPWAY_LOG_FORMAT": func(c *Controller, v string) error { c.LogFormat = v; return nil },
