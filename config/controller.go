@@ -125,6 +125,12 @@ type Controller struct {
 	// Loader bounds the confined process that loads a pull request's compose
 	// files (see docs/security.md).
 	Loader Loader `yaml:"loader"`
+	// Engine runs the previews: "docker" (every preview on the one Docker
+	// host) or "swarm" (services of a Docker Swarm whose manager Slipway
+	// talks to, with images pushed to registry; see docs/swarm.md).
+	Engine string `yaml:"engine"`
+	// Registry receives the images built for previews; required with engine: swarm.
+	Registry Registry `yaml:"registry"`
 }
 
 // Loader bounds the child process that loads untrusted compose files.
@@ -549,6 +555,10 @@ var envKeys = map[string]func(c *Controller, v string) error{
 		c.TLS.DNSAPITokenFile = v
 		return nil
 	},
+	"SLIPWAY_REGISTRY_PASSWORD_FILE": func(c *Controller, v string) error {
+		c.Registry.PasswordFile = v
+		return nil
+	},
 	"SLIPWAY_GITHUB_API_URL":     func(c *Controller, v string) error { c.github().APIURL = v; return nil },
 	"SLIPWAY_GITHUB_TOKEN":       func(c *Controller, v string) error { c.github().Token = v; return nil },
 	"SLIPWAY_GITHUB_TOKEN_FILE":  func(c *Controller, v string) error { c.github().TokenFile = v; return nil },
@@ -714,6 +724,9 @@ func (c *Controller) resolveFiles(env func(string) (string, bool)) error {
 	if err := read("dashboard password", c.Dashboard.PasswordFile, &c.Dashboard.Password); err != nil {
 		return err
 	}
+	if err := read("registry password", c.Registry.PasswordFile, &c.Registry.Password); err != nil {
+		return err
+	}
 	for name, s := range c.Secrets {
 		envName := "SLIPWAY_SECRET_" + contract.EnvName(name)
 		if v, ok := env(envName); ok {
@@ -792,6 +805,7 @@ func (c *Controller) Validate() error {
 	if (c.Dashboard.User == "") != (c.Dashboard.Password == "") {
 		errs = append(errs, errors.New("dashboard: set both user and password (or password_file), or neither"))
 	}
+	errs = append(errs, c.validateEngine()...)
 	if c.Limits.Builds < 1 {
 		errs = append(errs, fmt.Errorf("limits.builds %d: want at least 1", c.Limits.Builds))
 	}

@@ -43,5 +43,6 @@ func (c *Controller) HeldSecrets() map[string]string {
 	add("tls.dns_api_token", c.TLS.DNSAPIToken)
 	add("dashboard.token", c.Dashboard.Token)
 	add("dashboard.password", c.Dashboard.Password)
+	add("registry.password", c.Registry.Password)
 	return out
 }

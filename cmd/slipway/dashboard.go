@@ -81,10 +81,10 @@ func repoTTL(cfg *config.Controller) func(string) *config.Duration {
 // through the secret masker, as build logs and reports do (the engine
 // writes them a line at a time).
 type maskedLogs struct {
-	*stack.Engine
+	previewEngine
 	mask *controller.Masker
 }
 
 func (m maskedLogs) Logs(ctx context.Context, project string, o stack.LogOptions, w io.Writer) error {
-	return m.Engine.Logs(ctx, project, o, m.mask.Writer(w))
+	return m.previewEngine.Logs(ctx, project, o, m.mask.Writer(w))
 }

@@ -46,7 +46,10 @@ func newDoctorCmd(g *globals) *cobra.Command {
 free disk under state_dir and Docker's root directory, the configuration
 (it loads and validates, policy relaxations name real rules), the GitHub
 credentials and webhook secret (present, and accepted by the GitHub API when
-it is reachable), wildcard DNS for the domain, and the listen ports.
+it is reachable), wildcard DNS for the domain, and the listen ports. With
+engine: swarm, also that the engine is a swarm manager, that the registry
+accepts a push and a delete, and that an attachable overlay network can be
+made.
 
 One line per check: ok, warn, or FAIL with what to fix. The exit status is
 1 when any check fails. Run it inside Slipway's container as well:
@@ -208,6 +211,9 @@ func (d *doctor) run(ctx context.Context, configPath string) []checkResult {
 
 	engine, info := d.checkEngine(ctx)
 	out = append(out, engine)
+	if cfgErr == nil && cfg.Engine == config.EngineSwarm {
+		out = append(out, d.checkSwarm(ctx, cfg, info)...)
+	}
 
 	if cfgErr != nil {
 		out = append(out, checkSkip("state_dir", "the configuration did not load"))

@@ -16,6 +16,7 @@ import (
 
 func newDownCmd(g *globals) *cobra.Command {
 	var t target
+	var configPath string
 	cmd := &cobra.Command{
 		Use:   "down --pr N [--repo OWNER/REPO] [--dir DIR]",
 		Short: "Remove a preview environment: containers, networks, volumes and built images",
@@ -38,7 +39,11 @@ func newDownCmd(g *globals) *cobra.Command {
 					fw = ipt
 				}
 			}
-			engine, _, closeEngine, err := g.localEngine(ctx, stack.EngineOptions{Firewall: fw})
+			cfg, err := localConfig(configPath)
+			if err != nil {
+				return err
+			}
+			engine, _, closeEngine, err := g.localPreviewEngine(ctx, cfg, stack.EngineOptions{Firewall: fw})
 			if err != nil {
 				return err
 			}
@@ -51,6 +56,7 @@ func newDownCmd(g *globals) *cobra.Command {
 		},
 	}
 	t.addFlags(cmd, "directory of the project (names the repo when --repo is not given)")
+	addEngineConfigFlag(cmd, &configPath)
 	return cmd
 }
 
@@ -70,6 +76,7 @@ func (r *remote) client() *dashboard.Client {
 
 func newLsCmd(g *globals) *cobra.Command {
 	var asJSON bool
+	var configPath string
 	var rem remote
 	cmd := &cobra.Command{
 		Use:   "ls [--json] [--server URL]",
@@ -98,7 +105,11 @@ func newLsCmd(g *globals) *cobra.Command {
 				}
 				return tw.Flush()
 			}
-			engine, _, closeEngine, err := g.localEngine(ctx, stack.EngineOptions{})
+			cfg, err := localConfig(configPath)
+			if err != nil {
+				return err
+			}
+			engine, _, closeEngine, err := g.localPreviewEngine(ctx, cfg, stack.EngineOptions{})
 			if err != nil {
 				return err
 			}
@@ -138,6 +149,7 @@ func newLsCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	rem.addFlags(cmd)
+	addEngineConfigFlag(cmd, &configPath)
 	return cmd
 }
 
@@ -162,6 +174,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 	var service, tail string
 	var follow, timestamps bool
 	var rem remote
+	var configPath string
 	cmd := &cobra.Command{
 		Use:   "logs --pr N [--service S] [-f] [--repo OWNER/REPO] [--dir DIR] [--server URL]",
 		Short: "Print the logs of a preview environment's services",
@@ -179,7 +192,11 @@ func newLogsCmd(g *globals) *cobra.Command {
 				}
 				return err
 			}
-			engine, _, closeEngine, err := g.localEngine(ctx, stack.EngineOptions{})
+			cfg, err := localConfig(configPath)
+			if err != nil {
+				return err
+			}
+			engine, _, closeEngine, err := g.localPreviewEngine(ctx, cfg, stack.EngineOptions{})
 			if err != nil {
 				return err
 			}
@@ -197,5 +214,6 @@ func newLogsCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&tail, "tail", "all", "lines of history per container")
 	cmd.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "show timestamps")
 	rem.addFlags(cmd)
+	addEngineConfigFlag(cmd, &configPath)
 	return cmd
 }

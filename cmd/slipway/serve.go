@@ -88,7 +88,7 @@ type parts struct {
 
 	docker   *client.Client
 	registry *prometheus.Registry
-	engine   *stack.Engine
+	engine   previewEngine
 	masker   *controller.Masker
 	hosts    stack.HostOptions // how preview URLs look: the scheme and port QA opens
 	mux      *http.ServeMux    // the control surface, behind guard
@@ -146,7 +146,7 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	// runs) when a starting container's own healthcheck first passes, so a
 	// deployed or woken preview is served then, not one Docker health
 	// interval later.
-	p.engine = stack.NewEngine(p.docker, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log),
+	p.engine = newPreviewEngine(cfg, p.docker, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log),
 		OnCheckPassed: func(id string, started time.Time) { p.routes.CheckPassed(id, started) }})
 	// Every secret Slipway holds is masked in what it shows: build and
 	// service logs, comments, statuses, pages.

@@ -43,7 +43,7 @@ is a clean checkout, else with a hash of its content.`,
 			if err != nil {
 				return err
 			}
-			engine, _, closeEngine, err := g.localEngine(ctx, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log)})
+			engine, _, closeEngine, err := g.localPreviewEngine(ctx, cfg, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log)})
 			if err != nil {
 				return err
 			}

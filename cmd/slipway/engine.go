@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"github.com/docker/docker/client"
+	"github.com/spf13/cobra"
+
+	"github.com/slipwayhq/slipway/config"
+	"github.com/slipwayhq/slipway/controller"
+	"github.com/slipwayhq/slipway/controller/stack"
+	"github.com/slipwayhq/slipway/controller/swarm"
+)
+
+// previewEngine is every verb serve and the local commands use, which
+// both engines have: the Docker host's (controller/stack) and the swarm's
+// (controller/swarm).
+type previewEngine interface {
+	controller.Engine
+	List(ctx context.Context) ([]stack.Environment, error)
+	Logs(ctx context.Context, project string, o stack.LogOptions, w io.Writer) error
+}
+
+// newPreviewEngine returns the engine slipway.yaml's engine key names, over
+// cli. opts tune the Docker host's engine, and the swarm engine's builds.
+func newPreviewEngine(cfg *config.Controller, cli *client.Client, log *slog.Logger, opts stack.EngineOptions) previewEngine {
+	if cfg != nil && cfg.Engine == config.EngineSwarm {
+		r := cfg.Registry
+		return swarm.NewEngine(cli, log, swarm.Options{
+			Registry:     &swarm.Registry{Address: r.Address, User: r.User, Password: r.Password},
+			ReadyTimeout: opts.ReadyTimeout,
+			Build:        opts,
+		})
+	}
+	return stack.NewEngine(cli, log, opts)
+}
+
+// localPreviewEngine is localEngine for the engine cfg names (nil: the
+// Docker host's).
+func (g *globals) localPreviewEngine(ctx context.Context, cfg *config.Controller, opts stack.EngineOptions) (engine previewEngine, log *slog.Logger, close func(), err error) {
+	if log, err = g.logger(); err != nil {
+		return nil, nil, nil, err
+	}
+	cli, err := dockerClient(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return newPreviewEngine(cfg, cli, log, opts), log, func() { cli.Close() }, nil
+}
+
+// addEngineConfigFlag gives a local command --config, for the engine (and
+// the registry) slipway.yaml names, as serve takes them.
+func addEngineConfigFlag(cmd *cobra.Command, path *string) {
+	cmd.Flags().StringVar(path, "config", "", "slipway.yaml to take the engine (docker or swarm) and registry from")
+}

@@ -1,0 +1,88 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Engines that run previews.
+const (
+	// EngineDocker runs every preview on the one Docker host Slipway talks to.
+	EngineDocker = "docker"
+	// EngineSwarm runs previews as services of a Docker Swarm, with images
+	// pushed to Registry for every node to pull.
+	EngineSwarm = "swarm"
+)
+
+// Registry is where the swarm engine pushes the images it builds, so that
+// every node of the swarm can pull them. Slipway deletes a preview's tags
+// from it when the preview is removed, so the registry must allow deletes.
+type Registry struct {
+	// Address is the registry's host and optional port, without a scheme
+	// or path, e.g. registry.example.com:5000. Images are pushed as
+	// <address>/<project>-<service>:<first 12 of the SHA>.
+	Address string `yaml:"address"`
+	// User to log in to the registry as; empty for one without authentication.
+	User string `yaml:"user"`
+	// Password for User (prefer password_file).
+	Password string `yaml:"password"`
+	// PasswordFile is a file holding Password.
+	PasswordFile string `yaml:"password_file"`
+}
+
+// validateEngine checks engine and registry, and defaults engine to docker.
+func (c *Controller) validateEngine() []error {
+	var errs []error
+	switch c.Engine {
+	case "":
+		c.Engine = EngineDocker
+	case EngineDocker, EngineSwarm:
+	default:
+		errs = append(errs, fmt.Errorf("engine %q: want docker or swarm", c.Engine))
+	}
+	// With engine docker a registry section is not used (an operator may
+	// keep it while switching engines back and forth).
+	r := c.Registry
+	if c.Engine != EngineSwarm {
+		return errs
+	}
+	if r.Address == "" {
+		errs = append(errs, errors.New("engine swarm needs registry.address: every node pulls the preview images from it"))
+	} else if err := checkRegistryAddress(r.Address); err != nil {
+		errs = append(errs, err)
+	}
+	if r.User == "" && r.Password != "" {
+		errs = append(errs, errors.New("registry: password (or password_file) is set without user"))
+	}
+	if r.User != "" && r.Password == "" {
+		errs = append(errs, errors.New("registry: user is set without password (or password_file)"))
+	}
+	return errs
+}
+
+// checkRegistryAddress accepts host[:port], nothing more: the address is
+// the first part of every image reference Slipway pushes.
+func checkRegistryAddress(a string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("registry.address %q: %s; want host[:port], e.g. registry.example.com:5000", a, why)
+	}
+	switch {
+	case strings.Contains(a, "://"):
+		return bad("has a scheme")
+	case strings.ContainsAny(a, "/@ \t\n"):
+		return bad("has a path, a user or spaces")
+	case strings.ToLower(a) != a:
+		return bad("has upper-case letters (image references are lower-case)")
+	}
+	host, port, hasPort := strings.Cut(a, ":")
+	if host == "" {
+		return bad("has no host")
+	}
+	if hasPort {
+		if port == "" || strings.Trim(port, "0123456789") != "" || len(port) > 5 {
+			return bad("has a port that is not a number")
+		}
+	}
+	return nil
+}

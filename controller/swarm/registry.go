@@ -1,0 +1,281 @@
+package swarm
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/pkg/jsonmessage"
+
+	"github.com/slipwayhq/slipway/internal/contract"
+)
+
+// Registry is the registry the built images go through: the engine pushes
+// to it (through the Docker daemon) and deletes a preview's tags from it
+// (through the registry's HTTP API, which must allow deletes).
+type Registry struct {
+	// Address is host[:port].
+	Address string
+	// User and Password log in; empty for a registry without authentication.
+	User, Password string
+	// HTTP is the client for the registry API. Default http.DefaultClient.
+	HTTP *http.Client
+}
+
+// Repository is the registry repository of a built service's images.
+func (r *Registry) Repository(project, service string) string {
+	return r.Address + "/" + project + "-" + service
+}
+
+// scheme is http for a loopback registry (as the Docker daemon allows
+// without configuration) and https otherwise.
+func (r *Registry) scheme() string {
+	host := r.Address
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return "http"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return "http"
+	}
+	return "https"
+}
+
+// auth is the X-Registry-Auth value the daemon wants for a push ("" for
+// no registry or one without authentication).
+func (r *Registry) auth() string {
+	if r == nil || r.User == "" {
+		return ""
+	}
+	b, _ := json.Marshal(map[string]string{"username": r.User, "password": r.Password, "serveraddress": r.Address})
+	return base64.URLEncoding.EncodeToString(b)
+}
+
+// push tags local as <repository>:<tag>, pushes it, and returns the
+// reference by digest (<repository>:<tag>@sha256:…) that tasks run.
+func (e *Engine) push(ctx context.Context, local, repository, tag string, log io.Writer) (string, error) {
+	ref := repository + ":" + tag
+	if err := e.docker.ImageTag(ctx, local, ref); err != nil {
+		return "", fmt.Errorf("tag %s as %s: %w", local, ref, err)
+	}
+	rc, err := e.docker.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: e.opts.Registry.auth()})
+	if err != nil {
+		return "", fmt.Errorf("push %s: %w", ref, err)
+	}
+	defer rc.Close()
+	digest := ""
+	dec := json.NewDecoder(rc)
+	for {
+		var m jsonmessage.JSONMessage
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return "", fmt.Errorf("push %s: read progress: %w", ref, err)
+		}
+		if m.Error != nil {
+			return "", fmt.Errorf("push %s: %s", ref, m.Error.Message)
+		}
+		if m.Aux != nil {
+			var aux struct{ Digest string }
+			if json.Unmarshal(*m.Aux, &aux) == nil && aux.Digest != "" {
+				digest = aux.Digest
+			}
+		}
+	}
+	if digest == "" {
+		return "", fmt.Errorf("push %s: the daemon reported no digest", ref)
+	}
+	fmt.Fprintf(log, "pushed %s@%s\n", ref, digest)
+	return ref + "@" + digest, nil
+}
+
+// manifestTypes are the manifests a push makes, for the Accept header.
+var manifestTypes = []string{
+	"application/vnd.docker.distribution.manifest.v2+json",
+	"application/vnd.oci.image.manifest.v1+json",
+}
+
+// registryAPI calls the registry's HTTP API.
+func (r *Registry) do(ctx context.Context, method, path string, accept []string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, r.scheme()+"://"+r.Address+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(accept) > 0 {
+		req.Header.Set("Accept", strings.Join(accept, ", "))
+	}
+	if r.User != "" {
+		req.SetBasicAuth(r.User, r.Password)
+	}
+	c := r.HTTP
+	if c == nil {
+		c = http.DefaultClient
+	}
+	return c.Do(req)
+}
+
+func (r *Registry) getJSON(ctx context.Context, path string, accept []string, v any) (http.Header, error) {
+	resp, err := r.do(ctx, http.MethodGet, path, accept)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return resp.Header, errNotFound
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return resp.Header, fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return resp.Header, json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(v)
+}
+
+var errNotFound = errors.New("not found")
+
+// Repositories lists the registry's repositories named <project>-…
+// (the catalog, every page).
+func (r *Registry) repositories(ctx context.Context, project string) ([]string, error) {
+	var out []string
+	path := "/v2/_catalog?n=1000"
+	for path != "" {
+		var page struct{ Repositories []string }
+		h, err := r.getJSON(ctx, path, nil, &page)
+		if err != nil {
+			return nil, fmt.Errorf("list the registry's repositories: %w", err)
+		}
+		for _, name := range page.Repositories {
+			if strings.HasPrefix(name, project+"-") {
+				out = append(out, name)
+			}
+		}
+		path = nextPage(h.Get("Link"))
+	}
+	return out, nil
+}
+
+// nextPage reads the path of a Link: <…>; rel="next" header.
+func nextPage(link string) string {
+	start, end := strings.Index(link, "<"), strings.Index(link, ">")
+	if start < 0 || end < start || !strings.Contains(link, `rel="next"`) {
+		return ""
+	}
+	u, err := url.Parse(link[start+1 : end])
+	if err != nil {
+		return ""
+	}
+	return u.RequestURI()
+}
+
+// DeleteProject deletes every tag of project's images: each manifest of
+// a repository named <project>-… whose image carries the project's label
+// (another project's repository may share the prefix) is deleted by digest.
+// The blobs stay until the registry's garbage collection runs.
+func (r *Registry) DeleteProject(ctx context.Context, project string) error {
+	repos, err := r.repositories(ctx, project)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, repo := range repos {
+		var tags struct{ Tags []string }
+		if _, err := r.getJSON(ctx, "/v2/"+repo+"/tags/list", nil, &tags); err != nil {
+			if !errors.Is(err, errNotFound) {
+				errs = append(errs, fmt.Errorf("list tags of %s: %w", repo, err))
+			}
+			continue
+		}
+		digests := map[string]bool{}
+		for _, tag := range tags.Tags {
+			digest, owned, err := r.ownedManifest(ctx, repo, tag, project)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if owned {
+				digests[digest] = true
+			}
+		}
+		for _, d := range slices.Sorted(maps.Keys(digests)) {
+			if err := r.deleteManifest(ctx, repo, d); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deleteManifest deletes repo@digest (every tag naming it goes with it).
+func (r *Registry) deleteManifest(ctx context.Context, repo, digest string) error {
+	resp, err := r.do(ctx, http.MethodDelete, "/v2/"+repo+"/manifests/"+digest, nil)
+	if err != nil {
+		return fmt.Errorf("delete %s@%s: %w", repo, digest, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("delete %s@%s: %s (does the registry allow deletes?)", repo, digest, resp.Status)
+	}
+	return nil
+}
+
+// ownedManifest returns the digest of repo:tag and whether its image
+// carries project's label.
+func (r *Registry) ownedManifest(ctx context.Context, repo, tag, project string) (string, bool, error) {
+	var m struct {
+		Config struct{ Digest string }
+	}
+	h, err := r.getJSON(ctx, "/v2/"+repo+"/manifests/"+tag, manifestTypes, &m)
+	if errors.Is(err, errNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read manifest %s:%s: %w", repo, tag, err)
+	}
+	digest := h.Get("Docker-Content-Digest")
+	if digest == "" || m.Config.Digest == "" {
+		return "", false, fmt.Errorf("manifest %s:%s: no digest", repo, tag)
+	}
+	var cfg struct {
+		Config struct{ Labels map[string]string }
+	}
+	if _, err := r.getJSON(ctx, "/v2/"+repo+"/blobs/"+m.Config.Digest, nil, &cfg); err != nil {
+		return "", false, fmt.Errorf("read image config of %s:%s: %w", repo, tag, err)
+	}
+	return digest, cfg.Config.Labels[contract.LabelProject] == project, nil
+}
+
+// Check answers whether the registry's API answers (GET /v2/).
+func (r *Registry) Check(ctx context.Context) error {
+	resp, err := r.do(ctx, http.MethodGet, "/v2/", nil)
+	if err != nil {
+		return fmt.Errorf("registry %s: %w", r.Address, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("registry %s: GET /v2/: %s", r.Address, resp.Status)
+	}
+	return nil
+}
+
+// createOptions and updateOptions hand the registry's credentials to the
+// swarm with the service (docker service create --with-registry-auth), so
+// that every node can pull the pushed images from a registry that needs them.
+func (e *Engine) createOptions() swarm.ServiceCreateOptions {
+	return swarm.ServiceCreateOptions{EncodedRegistryAuth: e.opts.Registry.auth()}
+}
+
+func (e *Engine) updateOptions() swarm.ServiceUpdateOptions {
+	return swarm.ServiceUpdateOptions{EncodedRegistryAuth: e.opts.Registry.auth()}
+}

@@ -1,0 +1,171 @@
+package swarm
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/slipwayhq/slipway/controller/stack"
+	"github.com/slipwayhq/slipway/internal/dockertest"
+)
+
+// A secret whose file changed becomes a new secret, the service using it
+// is updated, and the old secret goes. An update that fails rolls the
+// service back to the spec it had: the preview keeps running as it was.
+func TestSecretChangeAndFailedUpdate(t *testing.T) {
+	e, cli, reg := testEngine(t)
+	dir := t.TempDir()
+	compose := func(cmd string) string {
+		return `
+services:
+  app:
+    image: slipway-test/busybox:1
+    init: true
+    stop_grace_period: 1s
+    restart: "no"
+    command: ["sh", "-c", "` + cmd + `"]
+    secrets: [token]
+secrets:
+  token: {file: ./token.txt}
+`
+	}
+	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": compose("cat /run/secrets/token; echo; exec sleep 86400"), "token.txt": "one"})
+	src := stack.Source{Dir: dir, Owner: "test", Repo: dockertest.UniqueName("upd"), PR: 4, SHA: strings.Repeat("5", 40)}
+	project := src.Project()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := e.Down(ctx, project); err != nil {
+			t.Errorf("cleanup down: %v", err)
+		}
+		if left := leftovers(t, cli, reg, project); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+	ctx := context.Background()
+	secretNames := func() []string {
+		list, err := cli.SecretList(ctx, swarm.SecretListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelNamespace+"="+project))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range list {
+			out = append(out, s.Spec.Name)
+		}
+		slices.Sort(out)
+		return out
+	}
+	up(t, e, load(t, src))
+	first := secretNames()
+	if len(first) != 1 {
+		t.Fatalf("secrets %v", first)
+	}
+
+	// A redeploy (ForceRecreate) replaces the task of an unchanged service.
+	before := taskIDs(t, cli, ServiceName(project, "app"))
+	if res, err := e.Up(ctx, load(t, src), stack.UpOptions{ForceRecreate: true}); err != nil || !slices.Contains(res.Created, ServiceName(project, "app")) {
+		t.Fatalf("redeploy: %+v %v", res, err)
+	}
+	if after := taskIDs(t, cli, ServiceName(project, "app")); len(after) != 1 || slices.Equal(after, before) {
+		t.Errorf("redeploy kept the task: %v → %v", before, after)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "token.txt"), []byte("two"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := up(t, e, load(t, src))
+	if !slices.Contains(res.Created, ServiceName(project, "app")) {
+		t.Errorf("a new secret did not update the service: %+v", res)
+	}
+	second := secretNames()
+	if len(second) != 1 || second[0] == first[0] {
+		t.Errorf("secrets after the change: %v (before: %v): want only the new one", second, first)
+	}
+	var logs strings.Builder
+	if err := e.Logs(ctx, project, stack.LogOptions{Service: "app"}, &logs); err != nil || !strings.Contains(logs.String(), "two") {
+		t.Errorf("logs %q %v: the task did not read the new secret", logs.String(), err)
+	}
+
+	// A command that fails at once, and nothing restarts it.
+	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": compose("exit 3")})
+	if _, err := e.Up(ctx, load(t, src), stack.UpOptions{}); err == nil {
+		t.Fatal("an update to a service that exits 3 succeeded")
+	}
+	svc, _, err := cli.ServiceInspectWithRaw(ctx, ServiceName(project, "app"), swarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if args := svc.Spec.TaskTemplate.ContainerSpec.Args; !slices.Contains(args, "cat /run/secrets/token; echo; exec sleep 86400") {
+		t.Errorf("after the failed update the service runs %q, want its previous command", args)
+	}
+	if err := e.waitService(ctx, svc.ID, "service_healthy"); err != nil {
+		t.Errorf("the rolled-back service does not run: %v", err)
+	}
+	if got := secretNames(); !slices.Equal(got, second) {
+		t.Errorf("secrets after the failed update: %v, want %v", got, second)
+	}
+}
+
+// A controller secret given to a trusted PR is a file under /run/secrets
+// in the task, and not in its environment.
+func TestControllerSecretIsAFile(t *testing.T) {
+	e, cli, reg := testEngine(t)
+	dir := t.TempDir()
+	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": `
+services:
+  app:
+    image: slipway-test/busybox:1
+    init: true
+    stop_grace_period: 1s
+    command: ["sh", "-c", "echo file=$(cat /run/secrets/STRIPE_KEY) env=$${STRIPE_KEY:-unset}; exec sleep 86400"]
+x-slipway:
+  secrets: [STRIPE_KEY]
+`})
+	src := stack.Source{Dir: dir, Owner: "test", Repo: dockertest.UniqueName("sec"), PR: 5, SHA: strings.Repeat("6", 40)}
+	project := src.Project()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := e.Down(ctx, project); err != nil {
+			t.Errorf("cleanup down: %v", err)
+		}
+		if left := leftovers(t, cli, reg, project); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+	ctx := context.Background()
+	p, err := stack.Load(ctx, src, stack.LoadOptions{Secrets: map[string]string{"STRIPE_KEY": "sk_test_42"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up(t, e, p)
+	// A preview whose services are gone but whose secret is left is still
+	// listed, for the resync to finish it off.
+	svc, _, err := cli.ServiceInspectWithRaw(ctx, ServiceName(project, "app"), swarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	if err := e.Logs(ctx, project, stack.LogOptions{Service: "app"}, &logs); err != nil || !strings.Contains(logs.String(), "file=sk_test_42 env=unset") {
+		t.Errorf("logs %q %v: want the secret as a file and not as a variable", logs.String(), err)
+	}
+	if err := cli.ServiceRemove(ctx, svc.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.waitTasksGone(ctx, project); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.removeNetworks(ctx, project); err != nil {
+		t.Fatal(err)
+	}
+	if refs, err := e.Projects(ctx); err != nil || refs[project].PR != 5 {
+		t.Errorf("projects %v %v: the preview with only its secret left is not listed", refs, err)
+	}
+}

@@ -1,0 +1,243 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/slipwayhq/slipway/internal/contract"
+)
+
+// conditionCompleted is what a job service is waited for.
+const conditionCompleted = types.ServiceConditionCompletedSuccessfully
+
+// verdict is what the tasks of a service say about a condition.
+type verdict struct {
+	Done bool
+	// Err is set when the condition can no longer be met.
+	Err error
+	// Waiting says what is missing, for the timeout's message.
+	Waiting string
+}
+
+// judging is what judge needs besides the service and its tasks.
+type judging struct {
+	Cond string
+	// Now and MinUptime: a task without a healthcheck counts as ready once
+	// it has been running MinUptime (one that exits at once never does).
+	Now       time.Time
+	MinUptime time.Duration
+}
+
+// judge decides whether a service meets a condition from its tasks. Pure.
+//
+// Only the tasks of the service's current spec count (same config hash
+// and force-update counter; for a job, the current iteration). Swarm
+// reports a task with a healthcheck as running only once it is healthy,
+// so service_healthy is "every replica running", on whichever node.
+func judge(svc swarm.Service, tasks []swarm.Task, j judging) verdict {
+	cond := j.Cond
+	hash := ""
+	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
+		hash = cs.Labels[contract.LabelConfigHash]
+	}
+	var current []swarm.Task
+	for _, t := range tasks {
+		if t.ServiceID != svc.ID || t.Spec.ContainerSpec == nil {
+			continue
+		}
+		if t.Spec.ContainerSpec.Labels[contract.LabelConfigHash] != hash || t.Spec.ForceUpdate != svc.Spec.TaskTemplate.ForceUpdate {
+			continue
+		}
+		if svc.JobStatus != nil && (t.JobIteration == nil || t.JobIteration.Index != svc.JobStatus.JobIteration.Index) {
+			continue
+		}
+		current = append(current, t)
+	}
+	count := func(states ...swarm.TaskState) int {
+		n := 0
+		for _, t := range current {
+			if slices.Contains(states, t.Status.State) && (t.DesiredState == swarm.TaskStateRunning || t.DesiredState == swarm.TaskStateComplete) {
+				n++
+			}
+		}
+		return n
+	}
+	lastErr := ""
+	failed := 0
+	for _, t := range current {
+		if t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateRejected {
+			failed++
+			lastErr = taskError(t)
+		}
+	}
+	live := count(swarm.TaskStateNew, swarm.TaskStateAllocated, swarm.TaskStatePending, swarm.TaskStateAssigned,
+		swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateReady, swarm.TaskStateStarting, swarm.TaskStateRunning)
+	noRestart := svc.Spec.TaskTemplate.RestartPolicy != nil && svc.Spec.TaskTemplate.RestartPolicy.Condition == swarm.RestartPolicyConditionNone
+	giveUp := func(what string) verdict {
+		if failed > 0 && live == 0 && noRestart {
+			return verdict{Err: fmt.Errorf("%s: %s", what, lastErr)}
+		}
+		w := what
+		if lastErr != "" {
+			w += " (last task: " + lastErr + ")"
+		}
+		return verdict{Waiting: w}
+	}
+
+	m := svc.Spec.Mode
+	if m.ReplicatedJob != nil {
+		want := 1
+		if m.ReplicatedJob.TotalCompletions != nil {
+			want = int(*m.ReplicatedJob.TotalCompletions)
+		}
+		done := 0
+		for _, t := range current {
+			if t.Status.State == swarm.TaskStateComplete {
+				done++
+			}
+		}
+		if done >= want {
+			return verdict{Done: true}
+		}
+		if cond == types.ServiceConditionStarted && live > 0 {
+			return verdict{Done: true}
+		}
+		return giveUp(fmt.Sprintf("%d of %d completions", done, want))
+	}
+	want := 1
+	if m.Replicated != nil && m.Replicated.Replicas != nil {
+		want = int(*m.Replicated.Replicas)
+	}
+	if want == 0 {
+		return verdict{Done: true}
+	}
+	switch cond {
+	case types.ServiceConditionStarted:
+		if count(swarm.TaskStateStarting, swarm.TaskStateRunning) >= 1 {
+			return verdict{Done: true}
+		}
+		return giveUp("no task started")
+	case conditionCompleted:
+		return verdict{Err: errors.New("is not a job: service_completed_successfully needs a service that ends")}
+	}
+	running := 0
+	for _, t := range current {
+		if t.Status.State == swarm.TaskStateRunning && t.DesiredState == swarm.TaskStateRunning &&
+			(hasHealthcheck(svc) || !j.Now.Before(t.Status.Timestamp.Add(j.MinUptime))) {
+			running++
+		}
+	}
+	if running >= want {
+		return verdict{Done: true}
+	}
+	return giveUp(fmt.Sprintf("%d of %d tasks running", running, want))
+}
+
+// taskError is why a task ended.
+func taskError(t swarm.Task) string {
+	msg := t.Status.Err
+	if msg == "" {
+		msg = t.Status.Message
+	}
+	if cs := t.Status.ContainerStatus; cs != nil && cs.ExitCode != 0 && !strings.Contains(msg, "exit code") {
+		msg += fmt.Sprintf(" (exit code %d)", cs.ExitCode)
+	}
+	return msg
+}
+
+// waitService polls the service's tasks until judge says it meets cond,
+// it cannot, or ReadyTimeout passes.
+func (e *Engine) waitService(ctx context.Context, id, cond string) error {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
+	defer cancel()
+	waiting := id
+	for {
+		name, v, err := e.judgeService(ctx, id, cond)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			return err
+		case err != nil:
+			// The wait is over; the timeout below says why.
+		case v.Done:
+			return nil
+		case v.Err != nil:
+			return badInput(fmt.Errorf("%s %w", name, v.Err))
+		default:
+			waiting = name + ": " + v.Waiting
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return badInput(fmt.Errorf("not ready within %s: %s", e.opts.ReadyTimeout, waiting))
+			}
+			return ctx.Err()
+		case <-time.After(e.opts.PollInterval):
+		}
+	}
+}
+
+// judgeService reads a service and its tasks, and judges them.
+func (e *Engine) judgeService(ctx context.Context, id, cond string) (string, verdict, error) {
+	svc, _, err := e.docker.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
+	if err != nil {
+		return id, verdict{}, fmt.Errorf("inspect service %s: %w", id, err)
+	}
+	tasks, err := e.docker.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", svc.ID))})
+	if err != nil {
+		return svc.Spec.Name, verdict{}, fmt.Errorf("list tasks of %s: %w", svc.Spec.Name, err)
+	}
+	return svc.Spec.Name, judge(svc, tasks, judging{Cond: cond, Now: e.opts.Now(), MinUptime: e.opts.MinUptime}), nil
+}
+
+// waitReady waits until every service runs (healthy where it has a
+// healthcheck) and every job service has completed.
+func (e *Engine) waitReady(ctx context.Context, project string, specs map[string]swarm.ServiceSpec) error {
+	for _, name := range slices.Sorted(maps.Keys(specs)) {
+		cond := types.ServiceConditionHealthy
+		if specs[name].Mode.ReplicatedJob != nil {
+			cond = conditionCompleted
+		}
+		if err := e.waitService(ctx, specs[name].Name, cond); err != nil {
+			return failure(contract.StepDeploy, name, fmt.Errorf("service %s: %w", name, err))
+		}
+	}
+	return nil
+}
+
+// runJob runs an after_deploy job service to completion and removes it.
+func (e *Engine) runJob(ctx context.Context, spec swarm.ServiceSpec, log io.Writer) error {
+	fmt.Fprintf(log, "running %s: %s\n", spec.Name, strings.Join(spec.TaskTemplate.ContainerSpec.Args, " "))
+	// A job service left by an interrupted run goes first.
+	if old, _, err := e.docker.ServiceInspectWithRaw(ctx, spec.Name, swarm.ServiceInspectOptions{}); err == nil {
+		if err := e.docker.ServiceRemove(ctx, old.ID); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove old job service %s: %w", spec.Name, err)
+		}
+	}
+	resp, err := e.docker.ServiceCreate(ctx, spec, e.createOptions())
+	if err != nil {
+		return fmt.Errorf("create job service %s: %w", spec.Name, err)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := e.docker.ServiceRemove(rctx, resp.ID); err != nil && !errdefs.IsNotFound(err) {
+			e.log.Warn("remove job service", "service", spec.Name, "err", err)
+		}
+		// Swarm keeps a completed job's container; it goes with the job.
+		if err := e.removeTaskContainers(rctx, filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.id="+resp.ID))); err != nil {
+			e.log.Warn("remove job container", "service", spec.Name, "err", err)
+		}
+	}()
+	return e.waitService(ctx, resp.ID, conditionCompleted)
+}

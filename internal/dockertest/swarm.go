@@ -1,0 +1,165 @@
+package dockertest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+)
+
+// SwarmTestsEnv enables the tests that need a swarm. They run as their own
+// step of .ci/run, after every other test: no other test may see the
+// engine in a swarm.
+const SwarmTestsEnv = "SLIPWAY_SWARM_TESTS"
+
+// SwarmTestsEnabled reports whether SLIPWAY_SWARM_TESTS=1.
+func SwarmTestsEnabled() bool { return os.Getenv(SwarmTestsEnv) == "1" }
+
+// NeedSwarmTests skips the test unless the swarm tests are enabled.
+func NeedSwarmTests(t testing.TB) {
+	t.Helper()
+	if !SwarmTestsEnabled() {
+		t.Skipf("swarm tests run only with %s=1 (their own step of .ci/run)", SwarmTestsEnv)
+	}
+}
+
+// EnsureSwarm makes the engine a single-node swarm manager, advertising
+// 127.0.0.1, unless it already is in a swarm. It reports whether it
+// created the swarm: only then should the caller leave it (LeaveSwarm).
+func EnsureSwarm(ctx context.Context, cli client.APIClient) (created bool, err error) {
+	info, err := cli.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("docker info: %w", err)
+	}
+	switch info.Swarm.LocalNodeState {
+	case swarm.LocalNodeStateActive:
+		if !info.Swarm.ControlAvailable {
+			return false, fmt.Errorf("the engine is in a swarm but not a manager")
+		}
+		return false, nil
+	case swarm.LocalNodeStateInactive:
+	default:
+		return false, fmt.Errorf("the engine's swarm state is %q", info.Swarm.LocalNodeState)
+	}
+	if _, err := cli.SwarmInit(ctx, swarm.InitRequest{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1"}); err != nil {
+		return false, fmt.Errorf("swarm init: %w", err)
+	}
+	return true, nil
+}
+
+// LeaveSwarm makes the engine leave the swarm (one EnsureSwarm created).
+func LeaveSwarm(ctx context.Context, cli client.APIClient) error {
+	if err := cli.SwarmLeave(ctx, true); err != nil {
+		return fmt.Errorf("swarm leave: %w", err)
+	}
+	return nil
+}
+
+// RegistryBinary finds the distribution registry (.ci/run installs it with
+// go install): on PATH, else in $GOBIN or $GOPATH/bin.
+func RegistryBinary() (string, error) {
+	if p, err := exec.LookPath("registry"); err == nil {
+		return p, nil
+	}
+	var dirs []string
+	if d := os.Getenv("GOBIN"); d != "" {
+		dirs = append(dirs, d)
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		dirs = append(dirs, filepath.Join(string(trimNL(out)), "bin"))
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, "registry")
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("the distribution registry is not installed (go install github.com/distribution/distribution/v3/cmd/registry@v3.0.0)")
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// StartRegistry runs a registry on 127.0.0.1 (a loopback registry the
+// Docker daemon pushes to over plain HTTP) with deletes enabled and its
+// storage in a temporary directory, stops it when the test ends, and
+// returns its address (host:port).
+func StartRegistry(t testing.TB) string {
+	t.Helper()
+	bin, err := RegistryBinary()
+	if err != nil {
+		Unavailable(t, "%v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfg, []byte(`version: 0.1
+log:
+  level: warn
+  accesslog: {disabled: true}
+storage:
+  filesystem:
+    rootdirectory: `+strconv.Quote(filepath.Join(dir, "data"))+`
+  delete:
+    enabled: true
+http:
+  addr: `+addr+`
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", cfg)
+	out, err := os.Create(filepath.Join(dir, "registry.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start registry: %v", err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		out.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v2/", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return addr
+			}
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(out.Name())
+			t.Fatalf("registry exited: %v\n%s", waitErr, log)
+		case <-ctx.Done():
+			log, _ := os.ReadFile(out.Name())
+			t.Fatalf("registry did not answer on %s\n%s", addr, log)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
