@@ -135,6 +135,7 @@ func buildGroups(p *Plan) [][]string {
 // tagShared gives follower the image built for leader, unless its tag
 // already points there.
 func (e *Engine) tagShared(ctx context.Context, p *Plan, leader, follower string, log *lineWriter) (bool, error) {
+	start := time.Now()
 	src, err := e.docker.ImageInspect(ctx, p.Image(leader))
 	if err != nil {
 		return false, fmt.Errorf("inspect image %s: %w", p.Image(leader), err)
@@ -145,7 +146,7 @@ func (e *Engine) tagShared(ctx context.Context, p *Plan, leader, follower string
 	if err := e.docker.ImageTag(ctx, src.ID, p.Image(follower)); err != nil {
 		return false, fmt.Errorf("tag %s for service %s: %w", p.Image(follower), follower, err)
 	}
-	log.Printf(follower, "same build as %s: tagged %s", leader, p.Image(follower))
+	log.Printf(follower, "same build as %s: tagged %s (build timings: tag=%s)", leader, p.Image(follower), time.Since(start).Round(100*time.Microsecond))
 	return true, nil
 }
 
