@@ -159,9 +159,12 @@ func (e *Engine) up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 		return fail(err)
 	}
 	c := &converger{engine: e, plan: p, specs: specs, conv: conv, existing: existing, tx: tx, res: res, log: lw}
-	if err := graph.InDependencyOrder(ctx, p.Project, func(ctx context.Context, name string, svc types.ServiceConfig) error {
+	c.precreate(ctx)
+	err = graph.InDependencyOrder(ctx, p.Project, func(ctx context.Context, name string, svc types.ServiceConfig) error {
 		return c.convergeService(ctx, name)
-	}); err != nil {
+	})
+	c.waitCreates()
+	if err != nil {
 		return fail(err)
 	}
 	if err := c.removeOrphans(ctx); err != nil {
@@ -506,6 +509,7 @@ type converger struct {
 
 	mu  sync.Mutex
 	ids map[string][]string // service → container IDs now in place
+	creatingState
 }
 
 func (c *converger) setIDs(service string, ids []string) {
@@ -600,12 +604,7 @@ func (c *converger) convergeContainer(ctx context.Context, a ContainerAction) (s
 		}
 	}
 	spec := c.specs[a.Service][a.Number-1]
-	id, err := e.createContainer(ctx, spec, c.idsOf)
-	if id != "" {
-		c.tx.mu.Lock()
-		c.tx.created = append(c.tx.created, id)
-		c.tx.mu.Unlock()
-	}
+	id, err := c.created(ctx, spec)
 	if err != nil {
 		return "", err
 	}
