@@ -55,6 +55,9 @@ func (b *bench) cycles(ctx context.Context) ([]runResult, error) {
 			if err := b.removeAnchors(ctx); err != nil {
 				return results, err
 			}
+			if err := b.removeRunLayers(ctx); err != nil {
+				return results, err
+			}
 		}
 	}
 	return results, nil
@@ -160,6 +163,12 @@ func (b *bench) cycle(ctx context.Context, t *tool, cache string, run int) (r ru
 	}
 	if left, err := b.leftovers(ctx, t); err != nil || len(left) > 0 {
 		r.Err = fmt.Sprintf("down left %s %v", strings.Join(left, "; "), err)
+		return r
+	}
+	if cache == cacheCold {
+		if err := b.removeRunLayers(ctx); err != nil {
+			r.Err = fmt.Sprintf("after down: %v", err)
+		}
 	}
 	return r
 }

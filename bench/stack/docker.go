@@ -314,3 +314,38 @@ func (b *bench) removeAnchors(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// removeRunLayers removes every image this run's Dockerfiles built (they
+// carry b.imageLabel) that no container uses: the layers slipway down
+// keeps as build cache by design, and docker-compose's if its down left
+// them. Cold mode calls it after each cycle, so that every cold up starts
+// from the base image only; anchors are untagged first (removeAnchors).
+func (b *bench) removeRunLayers(ctx context.Context) error {
+	f := filters.NewArgs(filters.Arg("label", b.imageLabel))
+	for range 10 {
+		imgs, err := b.cli.ImageList(ctx, image.ListOptions{All: true, Filters: f})
+		if err != nil {
+			return fmt.Errorf("list the run's images: %w", err)
+		}
+		if len(imgs) == 0 {
+			return nil
+		}
+		removed := 0
+		for _, img := range imgs {
+			// Children first: a parent with a child is a conflict, and
+			// goes with its last child (PruneChildren).
+			_, err := b.cli.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+			switch {
+			case err == nil:
+				removed++
+			case errdefs.IsNotFound(err), errdefs.IsConflict(err):
+			default:
+				return fmt.Errorf("remove the run's image %s: %w", img.ID, err)
+			}
+		}
+		if removed == 0 {
+			return fmt.Errorf("%d image(s) labelled %s cannot be removed (in use?)", len(imgs), b.imageLabel)
+		}
+	}
+	return fmt.Errorf("images labelled %s keep appearing", b.imageLabel)
+}

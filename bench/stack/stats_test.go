@@ -148,8 +148,18 @@ func TestValidate(t *testing.T) {
 
 func TestPrepareFixture(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "shop")
-	if err := prepareFixture("../../controller/stack/testdata/shop", dst); err != nil {
+	if err := prepareFixture("../../controller/stack/testdata/shop", dst, "run1"); err != nil {
 		t.Fatal(err)
+	}
+	for _, svc := range []string{"web", "api"} {
+		df, err := os.ReadFile(filepath.Join(dst, svc, "Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(df), "\n")
+		if len(lines) < 3 || !strings.HasPrefix(lines[0], "FROM ") || lines[1] != "LABEL slipway-bench.stack=run1" {
+			t.Errorf("%s/Dockerfile does not carry the run's label after its FROM:\n%s", svc, df)
+		}
 	}
 	raw, err := os.ReadFile(filepath.Join(dst, "compose.yaml"))
 	if err != nil {
@@ -165,7 +175,7 @@ func TestPrepareFixture(t *testing.T) {
 	if fi.Mode()&0o111 == 0 {
 		t.Errorf("cgi-bin/api lost its execute bit: %v", fi.Mode())
 	}
-	if err := prepareFixture("../../controller/stack/testdata/shop", dst); err == nil {
+	if err := prepareFixture("../../controller/stack/testdata/shop", dst, "run2"); err == nil {
 		t.Error("copying over an existing fixture succeeded")
 	}
 }
