@@ -62,6 +62,11 @@ func (t *tool) describe(m events.Message) string {
 		if m.Action == events.ActionTag && t.isBuiltImage(a["name"]) {
 			return "image tagged"
 		}
+		// Slipway tags a built image through an image load, whose event
+		// names the image by ID and carries its labels.
+		if m.Action == events.ActionLoad && a[contract.LabelProject] == t.project {
+			return "image tagged"
+		}
 	case events.NetworkEventType:
 		if m.Action == events.ActionCreate && strings.HasPrefix(a["name"], t.project+"_") {
 			return "network created"
