@@ -237,7 +237,7 @@ func medianRatio(xs []float64) float64 {
 
 // buildTimingSteps are the steps of slipway's build timing lines, in the
 // order of a build (tag is a service that shares another's build).
-var buildTimingSteps = []string{"base", "context", "build", "inspect", "label", "verify", "tag", "total"}
+var buildTimingSteps = []string{"base", "network", "context", "build", "inspect", "label", "verify", "tag", "total"}
 
 // parseBuildTimings reads slipway's build log timing lines,
 //

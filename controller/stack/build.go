@@ -214,9 +214,11 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 	networkMode, onBuildNetwork := buildNetworkMode(bc.Network, e.opts.BuildNetwork, e.opts.Firewall != nil)
 	switch {
 	case onBuildNetwork:
+		step = took.start()
 		if networkMode, err = runNet.use(ctx); err != nil {
 			return false, &BuildError{Service: service, Err: err}
 		}
+		took.Network = step()
 	case networkMode == "none" && bc.Network != "none":
 		why := "build_network is none"
 		if e.opts.BuildNetwork != BuildNetworkNone {
@@ -287,13 +289,15 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 // Slipway's.
 type buildTimings struct {
 	// Base is reading the Dockerfile and inspecting (or pulling) its base
-	// images; Context is the time until the engine had read the whole
-	// context tar (part of Build); Build is the PR's Dockerfile; Inspect
-	// is reading the image it made; Label is giving it Slipway's labels
-	// and its tag, Via says how; Verify is checking the tagged image.
-	Base, Context, Build, Inspect, Label, Verify time.Duration
-	Via                                          string
-	begun                                        time.Time
+	// images; Network is making the project's build network, firewalled,
+	// or waiting for another service's build to make it; Context is the
+	// time until the engine had read the whole context tar (part of
+	// Build); Build is the PR's Dockerfile; Inspect is reading the image
+	// it made; Label is giving it Slipway's labels and its tag, Via says
+	// how; Verify is checking the tagged image.
+	Base, Network, Context, Build, Inspect, Label, Verify time.Duration
+	Via                                                   string
+	begun                                                 time.Time
 }
 
 // start starts timing a step; the function it returns ends it.
@@ -309,8 +313,8 @@ func (b *buildTimings) start() func() time.Duration {
 // ...", which bench/stack reads.
 func (b *buildTimings) String() string {
 	ms := func(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }
-	return fmt.Sprintf("build timings: base=%s context=%s build=%s inspect=%s label=%s verify=%s total=%s (labels set by %s)",
-		ms(b.Base), ms(b.Context), ms(b.Build), ms(b.Inspect), ms(b.Label), ms(b.Verify), ms(time.Since(b.begun)), b.Via)
+	return fmt.Sprintf("build timings: base=%s network=%s context=%s build=%s inspect=%s label=%s verify=%s total=%s (labels set by %s)",
+		ms(b.Base), ms(b.Network), ms(b.Context), ms(b.Build), ms(b.Inspect), ms(b.Label), ms(b.Verify), ms(time.Since(b.begun)), b.Via)
 }
 
 // sentReader records how long after start its reader reached the end. The
