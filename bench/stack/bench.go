@@ -61,6 +61,9 @@ type bench struct {
 	fixture    string
 	tools      []*tool
 	anchorRepo string // repository of the warm-cache anchor tags
+	// imageLabel (key=value) is on every layer the fixture's Dockerfiles
+	// build in this run: see prepareFixture.
+	imageLabel string
 	out        io.Writer
 }
 
@@ -99,7 +102,8 @@ func (b *bench) setup(ctx context.Context, root, suffix string) error {
 	// The directory's basename is what docker-compose v1 would name the
 	// project after; -p overrides it, but keep it neutral.
 	b.fixture = filepath.Join(b.dir, "shop")
-	if err := prepareFixture(filepath.Join(root, b.cfg.fixture), b.fixture); err != nil {
+	b.imageLabel = benchImageLabel + "=" + suffix
+	if err := prepareFixture(filepath.Join(root, b.cfg.fixture), b.fixture, suffix); err != nil {
 		return err
 	}
 	slipwayBin := b.cfg.slipwayBin
@@ -181,6 +185,9 @@ func (b *bench) close() error {
 		}
 	}
 	if err := b.removeAnchors(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := b.removeRunLayers(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	// A create or build step that was in flight when a tool was stopped
@@ -383,12 +390,39 @@ func tail(s string, n int) string {
 // newSHA is a fresh commit-like SHA: every timed up is a new push.
 func newSHA() string { return benchkit.RandomHex(20) }
 
+// benchImageLabel marks every layer the fixture's Dockerfiles build in
+// one run of the benchmark.
+const benchImageLabel = "slipway-bench.stack"
+
 // prepareFixture copies src to dst and turns web's host port binding into
 // an expose: slipway drops host ports anyway, and docker-compose must not
-// bind one on a shared machine, so both do the same work.
-func prepareFixture(src, dst string) error {
+// bind one on a shared machine, so both do the same work. Every Dockerfile
+// gets `LABEL slipway-bench.stack=<run>` after its first FROM: the run's
+// layers are then its own, never shared with tests that build the same
+// fixture on the same engine (their builder containers would hold them,
+// and their layers would make a cold run warm), and can be found and
+// removed.
+func prepareFixture(src, dst, run string) error {
 	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
 		return fmt.Errorf("copy fixture %s: %w", src, err)
+	}
+	dockerfiles, err := filepath.Glob(filepath.Join(dst, "*", "Dockerfile"))
+	if err != nil || len(dockerfiles) == 0 {
+		return fmt.Errorf("fixture %s: no */Dockerfile (%v)", src, err)
+	}
+	for _, df := range dockerfiles {
+		raw, err := os.ReadFile(df)
+		if err != nil {
+			return fmt.Errorf("fixture: %w", err)
+		}
+		from, rest, ok := bytes.Cut(raw, []byte("\n"))
+		if !ok || !bytes.HasPrefix(from, []byte("FROM ")) {
+			return fmt.Errorf("fixture %s: does not start with a FROM line; update bench/stack/bench.go", df)
+		}
+		raw = slices.Concat(from, []byte("\nLABEL "+benchImageLabel+"="+run+"\n"), rest)
+		if err := os.WriteFile(df, raw, 0o644); err != nil {
+			return err
+		}
 	}
 	path := filepath.Join(dst, "compose.yaml")
 	raw, err := os.ReadFile(path)

@@ -55,6 +55,9 @@ func (b *bench) cycles(ctx context.Context) ([]runResult, error) {
 			if err := b.removeAnchors(ctx); err != nil {
 				return results, err
 			}
+			if err := b.removeRunLayers(ctx); err != nil {
+				return results, err
+			}
 		}
 	}
 	return results, nil
@@ -66,11 +69,12 @@ func (b *bench) cycles(ctx context.Context) ([]runResult, error) {
 func (b *bench) warmUp(ctx context.Context, t *tool) error {
 	fmt.Fprintf(b.out, "  warming the build cache for %s\n", t.label)
 	sha := newSHA()
-	if _, out, err := b.command(ctx, t, "warm-"+t.name+"-up", t.up(sha), t.env(sha), nil); err != nil {
+	_, out, err := b.command(ctx, t, "warm-"+t.name+"-up", t.up(sha), t.env(sha), nil)
+	if err != nil {
 		b.settleAndSweep(ctx, t)
 		return fmt.Errorf("warm-up up: %w\n%s", err, tail(out, 15))
 	}
-	n, err := b.anchor(ctx, t)
+	n, err := b.anchor(ctx, t, out)
 	if err != nil {
 		b.sweep(ctx, t)
 		return fmt.Errorf("warm-up: %w", err)
@@ -127,6 +131,9 @@ func (b *bench) cycle(ctx context.Context, t *tool, cache string, run int) (r ru
 	r.Up = up
 	rec.add(up, "up returned")
 	r.CacheHits, r.Uncached = buildSteps(out)
+	if t.name == toolSlipway {
+		r.BuildTimings, r.LabelledBy = parseBuildTimings(out)
+	}
 	if err != nil {
 		stopProbe()
 		r.Err = fmt.Sprintf("up: %v\n%s", err, tail(out, 15))
@@ -156,6 +163,12 @@ func (b *bench) cycle(ctx context.Context, t *tool, cache string, run int) (r ru
 	}
 	if left, err := b.leftovers(ctx, t); err != nil || len(left) > 0 {
 		r.Err = fmt.Sprintf("down left %s %v", strings.Join(left, "; "), err)
+		return r
+	}
+	if cache == cacheCold {
+		if err := b.removeRunLayers(ctx); err != nil {
+			r.Err = fmt.Sprintf("after down: %v", err)
+		}
 	}
 	return r
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -59,6 +60,11 @@ func (t *tool) describe(m events.Message) string {
 	switch m.Type {
 	case events.ImageEventType:
 		if m.Action == events.ActionTag && t.isBuiltImage(a["name"]) {
+			return "image tagged"
+		}
+		// Slipway tags a built image through an image load, whose event
+		// names the image by ID and carries its labels.
+		if m.Action == events.ActionLoad && a[contract.LabelProject] == t.project {
 			return "image tagged"
 		}
 	case events.NetworkEventType:
@@ -233,37 +239,46 @@ func (b *bench) sweep(ctx context.Context, t *tool) error {
 // anchor keeps t's just-built layers in the cache after its down, so the
 // next up finds every Dockerfile step cached (warm mode). docker-compose's
 // images are tagged as they are: its down only untags its own name.
-// Slipway's images end in a LABEL step with the project's labels and SHA,
-// and its down removes them by ID, so the anchor is the layer below.
-func (b *bench) anchor(ctx context.Context, t *tool) (int, error) {
-	imgs, err := b.cli.ImageList(ctx, image.ListOptions{})
-	if err != nil {
-		return 0, fmt.Errorf("list images: %w", err)
-	}
-	n := 0
-	for _, img := range imgs {
-		for _, tag := range img.RepoTags {
-			if !t.isBuiltImage(tag) {
+// Slipway tags a labelled copy of the image its PR build made (an image
+// load of the relabelled config, or a LABEL step on top) and its down
+// removes that by ID, so the anchor is the PR build's own image, which the
+// build log names: the first "Successfully built" of each service (out is
+// the warm-up up's output).
+func (b *bench) anchor(ctx context.Context, t *tool, out string) (int, error) {
+	targets := map[string]string{} // service → image
+	if t.name == toolSlipway {
+		for _, line := range strings.Split(out, "\n") {
+			service, rest, ok := strings.Cut(line, " | ")
+			if !ok {
 				continue
 			}
-			target := img.ID
-			if t.name == toolSlipway {
-				ins, err := b.cli.ImageInspect(ctx, img.ID)
-				if err != nil {
-					return n, fmt.Errorf("inspect %s: %w", tag, err)
+			if id, ok := strings.CutPrefix(strings.TrimSpace(rest), "Successfully built "); ok {
+				if _, seen := targets[service]; !seen {
+					targets[service] = id
 				}
-				if ins.Parent == "" {
-					return n, fmt.Errorf("image %s has no parent layer to keep", tag)
-				}
-				target = ins.Parent
 			}
-			service, _, _ := strings.Cut(strings.TrimPrefix(tag, t.project+t.sep), ":")
-			ref := b.anchorRepo + ":" + t.name + "-" + service
-			if err := b.cli.ImageTag(ctx, target, ref); err != nil {
-				return n, fmt.Errorf("tag %s as %s: %w", tag, ref, err)
-			}
-			n++
 		}
+	} else {
+		imgs, err := b.cli.ImageList(ctx, image.ListOptions{})
+		if err != nil {
+			return 0, fmt.Errorf("list images: %w", err)
+		}
+		for _, img := range imgs {
+			for _, tag := range img.RepoTags {
+				if t.isBuiltImage(tag) {
+					service, _, _ := strings.Cut(strings.TrimPrefix(tag, t.project+t.sep), ":")
+					targets[service] = img.ID
+				}
+			}
+		}
+	}
+	n := 0
+	for _, service := range slices.Sorted(maps.Keys(targets)) {
+		ref := b.anchorRepo + ":" + t.name + "-" + service
+		if err := b.cli.ImageTag(ctx, targets[service], ref); err != nil {
+			return n, fmt.Errorf("tag %s's image %s as %s: %w", service, targets[service], ref, err)
+		}
+		n++
 	}
 	if n == 0 {
 		return 0, fmt.Errorf("%s built no image to keep in the cache", t.label)
@@ -303,4 +318,39 @@ func (b *bench) removeAnchors(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeRunLayers removes every image this run's Dockerfiles built (they
+// carry b.imageLabel) that no container uses: the layers slipway down
+// keeps as build cache by design, and docker-compose's if its down left
+// them. Cold mode calls it after each cycle, so that every cold up starts
+// from the base image only; anchors are untagged first (removeAnchors).
+func (b *bench) removeRunLayers(ctx context.Context) error {
+	f := filters.NewArgs(filters.Arg("label", b.imageLabel))
+	for range 10 {
+		imgs, err := b.cli.ImageList(ctx, image.ListOptions{All: true, Filters: f})
+		if err != nil {
+			return fmt.Errorf("list the run's images: %w", err)
+		}
+		if len(imgs) == 0 {
+			return nil
+		}
+		removed := 0
+		for _, img := range imgs {
+			// Children first: a parent with a child is a conflict, and
+			// goes with its last child (PruneChildren).
+			_, err := b.cli.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+			switch {
+			case err == nil:
+				removed++
+			case errdefs.IsNotFound(err), errdefs.IsConflict(err):
+			default:
+				return fmt.Errorf("remove the run's image %s: %w", img.ID, err)
+			}
+		}
+		if removed == 0 {
+			return fmt.Errorf("%d image(s) labelled %s cannot be removed (in use?)", len(imgs), b.imageLabel)
+		}
+	}
+	return fmt.Errorf("images labelled %s keep appearing", b.imageLabel)
 }

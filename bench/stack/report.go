@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -90,6 +91,7 @@ func report(w io.Writer, cfg config, results []runResult, reups map[string][]tim
 			fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%s\n", p.Name, benchkit.FmtDur(benchkit.Median(a)), benchkit.Spread(a), benchkit.FmtDur(benchkit.Median(b)), benchkit.Spread(b), diff)
 		}
 		tw.Flush()
+		reportBuildTimings(w, results, cache)
 		fmt.Fprintln(w)
 	}
 	if len(reups) > 0 {
@@ -156,4 +158,53 @@ func cacheState(cache string, slipway, compose []int) string {
 		return "cache state: every Dockerfile step of every run came from the cache"
 	}
 	return "cache state: each tool built the same steps in every run"
+}
+
+// reportBuildTimings prints, from slipway's build log, the median of what
+// each step of each service's build took in the runs of a cache mode, and
+// how the images got their labels.
+func reportBuildTimings(w io.Writer, results []runResult, cache string) {
+	took := map[string][]time.Duration{}
+	via := map[string]int{}
+	services := map[string]bool{}
+	for _, r := range results {
+		if r.Tool != toolSlipway || r.Cache != cache || r.Err != "" {
+			continue
+		}
+		for k, d := range r.BuildTimings {
+			took[k] = append(took[k], d)
+			service, _, _ := strings.Cut(k, " ")
+			services[service] = true
+		}
+		for k, n := range r.LabelledBy {
+			via[k] += n
+		}
+	}
+	if len(took) == 0 {
+		return
+	}
+	names := slices.Sorted(maps.Keys(services))
+	fmt.Fprintln(w, "\nslipway's build steps (median per service, from its build log; context is part of build):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "\t%s\n", strings.Join(names, "\t"))
+	for _, step := range buildTimingSteps {
+		cells := make([]string, len(names))
+		any := false
+		for i, svc := range names {
+			cells[i] = "-"
+			if ds := took[svc+" "+step]; len(ds) > 0 {
+				cells[i] = fmt.Sprintf("%.1f ms", float64(benchkit.Median(ds))/float64(time.Millisecond))
+				any = true
+			}
+		}
+		if any {
+			fmt.Fprintf(tw, "%s\t%s\n", step, strings.Join(cells, "\t"))
+		}
+	}
+	tw.Flush()
+	var vias []string
+	for _, k := range slices.Sorted(maps.Keys(via)) {
+		vias = append(vias, fmt.Sprintf("%s ×%d", k, via[k]))
+	}
+	fmt.Fprintf(w, "labels set by: %s\n", strings.Join(vias, ", "))
 }

@@ -33,6 +33,12 @@ type runResult struct {
 	// the cache (see buildSteps): the run's cache state. Warm runs of both
 	// tools must have 0.
 	Uncached int `json:"uncached_steps"`
+	// BuildTimings are what each step of slipway's builds took, from its
+	// build log's timing lines: "<service> <step>" → duration.
+	BuildTimings map[string]time.Duration `json:"build_timings,omitempty"`
+	// LabelledBy counts how slipway's built images got their labels
+	// ("image load", "label step").
+	LabelledBy map[string]int `json:"labelled_by,omitempty"`
 	// Marks are Docker events of the project (and, with -trace, the tool's
 	// output lines) during the up.
 	Marks []mark `json:"marks,omitempty"`
@@ -227,4 +233,44 @@ func medianRatio(xs []float64) float64 {
 		fixed[i] = time.Duration(math.Round(x * 1e9))
 	}
 	return float64(benchkit.Median(fixed)) / 1e9
+}
+
+// buildTimingSteps are the steps of slipway's build timing lines, in the
+// order of a build (tag is a service that shares another's build).
+var buildTimingSteps = []string{"base", "network", "context", "build", "inspect", "label", "verify", "tag", "total"}
+
+// parseBuildTimings reads slipway's build log timing lines,
+//
+//	<service> | build timings: base=1.2ms context=3ms ... (labels set by image load)
+//	<service> | same build as <leader>: tagged <image> (build timings: tag=2ms)
+//
+// into "<service> <step>" → duration, and counts how the images got their
+// labels.
+func parseBuildTimings(out string) (map[string]time.Duration, map[string]int) {
+	took := map[string]time.Duration{}
+	via := map[string]int{}
+	for _, line := range strings.Split(out, "\n") {
+		service, rest, ok := strings.Cut(line, " | ")
+		if !ok {
+			continue
+		}
+		_, kvs, ok := strings.Cut(rest, "build timings: ")
+		if !ok {
+			continue
+		}
+		if i := strings.Index(kvs, "(labels set by "); i >= 0 {
+			via[strings.TrimSuffix(kvs[i+len("(labels set by "):], ")")]++
+			kvs = kvs[:i]
+		}
+		for _, kv := range strings.Fields(strings.TrimSuffix(kvs, ")")) {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				continue
+			}
+			if d, err := time.ParseDuration(v); err == nil {
+				took[strings.TrimSpace(service)+" "+k] = d
+			}
+		}
+	}
+	return took, via
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -147,8 +148,18 @@ func TestValidate(t *testing.T) {
 
 func TestPrepareFixture(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "shop")
-	if err := prepareFixture("../../controller/stack/testdata/shop", dst); err != nil {
+	if err := prepareFixture("../../controller/stack/testdata/shop", dst, "run1"); err != nil {
 		t.Fatal(err)
+	}
+	for _, svc := range []string{"web", "api"} {
+		df, err := os.ReadFile(filepath.Join(dst, svc, "Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(df), "\n")
+		if len(lines) < 3 || !strings.HasPrefix(lines[0], "FROM ") || lines[1] != "LABEL slipway-bench.stack=run1" {
+			t.Errorf("%s/Dockerfile does not carry the run's label after its FROM:\n%s", svc, df)
+		}
 	}
 	raw, err := os.ReadFile(filepath.Join(dst, "compose.yaml"))
 	if err != nil {
@@ -164,7 +175,7 @@ func TestPrepareFixture(t *testing.T) {
 	if fi.Mode()&0o111 == 0 {
 		t.Errorf("cgi-bin/api lost its execute bit: %v", fi.Mode())
 	}
-	if err := prepareFixture("../../controller/stack/testdata/shop", dst); err == nil {
+	if err := prepareFixture("../../controller/stack/testdata/shop", dst, "run2"); err == nil {
 		t.Error("copying over an existing fixture succeeded")
 	}
 }
@@ -294,5 +305,30 @@ func TestPairedRatios(t *testing.T) {
 	}
 	if m := medianRatio(nil); m != 0 {
 		t.Errorf("medianRatio(nil) = %v", m)
+	}
+}
+
+func TestParseBuildTimings(t *testing.T) {
+	out := strings.Join([]string{
+		"web | Step 1/4 : FROM sha256:abc",
+		"web | build timings: base=1.2ms context=3ms build=140.5ms inspect=2ms label=25ms verify=1.5ms total=175ms (labels set by image load)",
+		"api | build timings: base=1ms context=2ms build=1.1s inspect=2ms label=700ms verify=2ms total=1.9s (labels set by label step)",
+		"migrate | same build as api: tagged bench-x-migrate:123456789012 (build timings: tag=4.5ms)",
+		"time=2026-12-03 level=INFO msg=\"build timings: not a build log line\"",
+		"web | build timings: broken=x",
+	}, "\n")
+	took, via := parseBuildTimings(out)
+	want := map[string]time.Duration{
+		"web base": 1200 * time.Microsecond, "web context": 3 * time.Millisecond, "web build": 140500 * time.Microsecond,
+		"web inspect": 2 * time.Millisecond, "web label": 25 * time.Millisecond, "web verify": 1500 * time.Microsecond, "web total": 175 * time.Millisecond,
+		"api base": time.Millisecond, "api context": 2 * time.Millisecond, "api build": 1100 * time.Millisecond,
+		"api inspect": 2 * time.Millisecond, "api label": 700 * time.Millisecond, "api verify": 2 * time.Millisecond, "api total": 1900 * time.Millisecond,
+		"migrate tag": 4500 * time.Microsecond,
+	}
+	if !maps.Equal(took, want) {
+		t.Errorf("timings = %v\nwant %v", took, want)
+	}
+	if !maps.Equal(via, map[string]int{"image load": 1, "label step": 1}) {
+		t.Errorf("labelled by = %v", via)
 	}
 }

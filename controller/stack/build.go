@@ -18,12 +18,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/moby/patternmatcher"
@@ -133,6 +135,7 @@ func buildGroups(p *Plan) [][]string {
 // tagShared gives follower the image built for leader, unless its tag
 // already points there.
 func (e *Engine) tagShared(ctx context.Context, p *Plan, leader, follower string, log *lineWriter) (bool, error) {
+	start := time.Now()
 	src, err := e.docker.ImageInspect(ctx, p.Image(leader))
 	if err != nil {
 		return false, fmt.Errorf("inspect image %s: %w", p.Image(leader), err)
@@ -143,7 +146,7 @@ func (e *Engine) tagShared(ctx context.Context, p *Plan, leader, follower string
 	if err := e.docker.ImageTag(ctx, src.ID, p.Image(follower)); err != nil {
 		return false, fmt.Errorf("tag %s for service %s: %w", p.Image(follower), follower, err)
 	}
-	log.Printf(follower, "same build as %s: tagged %s", leader, p.Image(follower))
+	log.Printf(follower, "same build as %s: tagged %s (build timings: tag=%s)", leader, p.Image(follower), time.Since(start).Round(100*time.Microsecond))
 	return true, nil
 }
 
@@ -157,14 +160,18 @@ func buildHash(sha string, b *types.BuildConfig) string {
 // buildService builds one service's image unless it is already there. It
 // reports whether it built (and so may have left the tag behind).
 //
-// The build runs in two steps so that nothing in the PR's Dockerfile can
-// touch Slipway's labels: first the PR's Dockerfile exactly as written
-// (target stage included), untagged and without labels; then a Dockerfile
-// of Slipway's own, FROM that image, whose one LABEL sets every reserved
-// label and empties the reserved ones the image brought along. Appending
-// the LABEL to the PR's file instead let a trailing line continuation
-// swallow it. The tagged image's reserved labels are then checked to be
-// exactly Slipway's, and the image is refused otherwise.
+// Nothing in the PR's Dockerfile can touch Slipway's labels: the PR's
+// Dockerfile is built exactly as written (target stage included),
+// untagged and without labels; then Slipway gives that image every
+// reserved label, and an empty value to the reserved ones the image
+// brought along, and tags it (see label: through an image load of the
+// relabelled config, or a Dockerfile of Slipway's own, FROM that image,
+// with one LABEL). Appending the LABEL to the PR's file instead let a
+// trailing line continuation swallow it. The tagged image's reserved
+// labels are then checked to be exactly Slipway's, and its layers those of
+// the PR's image, and the image is refused otherwise.
+//
+// It logs what each step took (buildTimings).
 func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runNet *buildNetwork, log *lineWriter) (bool, error) {
 	svc := p.Project.Services[service]
 	bc := svc.Build
@@ -175,6 +182,8 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 		return false, nil
 	}
 	log.Printf(service, "building %s", tag)
+	var took buildTimings
+	step := took.start()
 	dockerfile, content, err := buildDockerfile(bc)
 	if err != nil {
 		return false, badBuild(service, err, nil)
@@ -194,6 +203,7 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 	if content, err = policy.PinBaseImages(content, args, ids); err != nil {
 		return false, badBuild(service, fmt.Errorf("pin the base images: %w", err), nil)
 	}
+	took.Base = step()
 	ctxTar, err := contextTar(bc, dockerfile, content)
 	if err != nil {
 		return false, badBuild(service, err, nil)
@@ -204,9 +214,11 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 	networkMode, onBuildNetwork := buildNetworkMode(bc.Network, e.opts.BuildNetwork, e.opts.Firewall != nil)
 	switch {
 	case onBuildNetwork:
+		step = took.start()
 		if networkMode, err = runNet.use(ctx); err != nil {
 			return false, &BuildError{Service: service, Err: err}
 		}
+		took.Network = step()
 	case networkMode == "none" && bc.Network != "none":
 		why := "build_network is none"
 		if e.opts.BuildNetwork != BuildNetworkNone {
@@ -214,7 +226,9 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 		}
 		log.Printf(service, "RUN steps have no network: %s", why)
 	}
-	id, err := e.runBuild(ctx, service, ctxTar, build.ImageBuildOptions{
+	step = took.start()
+	sent := &sentReader{r: ctxTar, start: time.Now()}
+	id, err := e.runBuild(ctx, service, sent, build.ImageBuildOptions{
 		Dockerfile:  dockerfile,
 		BuildArgs:   args,
 		Target:      bc.Target,
@@ -229,35 +243,32 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 	if err != nil {
 		return false, err
 	}
-	built, err := e.docker.ImageInspect(ctx, id)
+	took.Build, took.Context = step(), time.Duration(sent.took.Load())
+	step = took.start()
+	var raw bytes.Buffer
+	built, err := e.docker.ImageInspect(ctx, id, client.ImageInspectWithRawResponse(&raw))
 	if err != nil {
 		return false, &BuildError{Service: service, Err: fmt.Errorf("inspect built image %s: %w", id, err)}
 	}
-	// The labelling step builds FROM this image, which would fire its
-	// ONBUILD triggers with its final environment, and the builder runs a
+	// A labelling step that builds FROM this image would fire its ONBUILD
+	// triggers with its final environment, and the builder runs a
 	// trigger's ADD and COPY --from from the host's network. The policy
-	// refuses ONBUILD (SW-BLD-010); this holds when an operator relaxed it.
+	// refuses ONBUILD (SW-BLD-010); this holds when an operator relaxed
+	// it, whichever way the labels are set.
 	if triggers := onBuild(built); len(triggers) > 0 {
 		return false, badBuild(service, fmt.Errorf(
 			"the image the Dockerfile built carries ONBUILD triggers (%s), which Slipway's labelling step would run with the host's network; Slipway refuses them",
 			strings.Join(triggers, "; ")), nil)
 	}
+	took.Inspect = step()
+	step = took.start()
 	labels := imageLabels(p, bc, hash, imageOf(built).Labels)
-	labelTar, err := labelContext(id, labels)
+	took.Via, err = e.label(ctx, service, id, raw.Bytes(), tag, labels, log)
 	if err != nil {
-		return false, &BuildError{Service: service, Err: err}
-	}
-	// The labelling step runs nothing: no network.
-	if _, err := e.runBuild(ctx, service, labelTar, build.ImageBuildOptions{
-		Tags:        []string{tag},
-		Dockerfile:  labelDockerfile,
-		Remove:      true,
-		ForceRemove: true,
-		NetworkMode: "none",
-		Version:     build.BuilderV1,
-	}, log); err != nil {
 		return true, err
 	}
+	took.Label = step()
+	step = took.start()
 	final, err := e.docker.ImageInspect(ctx, tag)
 	if err != nil {
 		return true, &BuildError{Service: service, Err: fmt.Errorf("inspect image %s: %w", tag, err)}
@@ -265,7 +276,61 @@ func (e *Engine) buildService(ctx context.Context, p *Plan, service string, runN
 	if err := checkReservedLabels(imageOf(final).Labels, labels); err != nil {
 		return true, badBuild(service, fmt.Errorf("image %s refused: %w", tag, err), nil)
 	}
+	if !slices.Equal(final.RootFS.Layers, built.RootFS.Layers) {
+		return true, &BuildError{Service: service, Err: fmt.Errorf("image %s refused: its layers are not those of the image the Dockerfile built", tag)}
+	}
+	took.Verify = step()
+	log.Println(service, took.String())
 	return true, nil
+}
+
+// buildTimings is what each step of one service's build took, for the
+// build log: how much of a push is the PR's own build and how much is
+// Slipway's.
+type buildTimings struct {
+	// Base is reading the Dockerfile and inspecting (or pulling) its base
+	// images; Network is making the project's build network, firewalled,
+	// or waiting for another service's build to make it; Context is the
+	// time until the engine had read the whole context tar (part of
+	// Build); Build is the PR's Dockerfile; Inspect is reading the image
+	// it made; Label is giving it Slipway's labels and its tag, Via says
+	// how; Verify is checking the tagged image.
+	Base, Network, Context, Build, Inspect, Label, Verify time.Duration
+	Via                                                   string
+	begun                                                 time.Time
+}
+
+// start starts timing a step; the function it returns ends it.
+func (b *buildTimings) start() func() time.Duration {
+	t0 := time.Now()
+	if b.begun.IsZero() {
+		b.begun = t0
+	}
+	return func() time.Duration { return time.Since(t0) }
+}
+
+// String is the build log's timing line: "build timings: key=duration
+// ...", which bench/stack reads.
+func (b *buildTimings) String() string {
+	ms := func(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }
+	return fmt.Sprintf("build timings: base=%s network=%s context=%s build=%s inspect=%s label=%s verify=%s total=%s (labels set by %s)",
+		ms(b.Base), ms(b.Network), ms(b.Context), ms(b.Build), ms(b.Inspect), ms(b.Label), ms(b.Verify), ms(time.Since(b.begun)), b.Via)
+}
+
+// sentReader records how long after start its reader reached the end. The
+// HTTP transport reads it from its own goroutine.
+type sentReader struct {
+	r     io.Reader
+	start time.Time
+	took  atomic.Int64
+}
+
+func (s *sentReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err == io.EOF {
+		s.took.CompareAndSwap(0, int64(time.Since(s.start)))
+	}
+	return n, err
 }
 
 // checkBaseImages refuses a build whose Dockerfile starts a stage FROM an
@@ -617,10 +682,12 @@ func decodeBuild(r io.Reader, line func(string)) (string, error) {
 // to image IDs (see buildService). The caller closes the reader.
 //
 // Slipway's labels are not part of this build (see buildService): the
-// classic builder would put the build's Labels option on every
-// intermediate image, leaving project-labelled layers in the cache and
-// making every SHA a cache miss, and a LABEL line appended to the PR's
-// Dockerfile can be swallowed by the file's last line.
+// classic builder appends the build's Labels option to the Dockerfile as a
+// LABEL step, which costs what a separate one does (a container and a
+// commit, uncached on every push since the labels carry the SHA), and
+// cannot clear reserved labels the image brings along before the build
+// has shown them; a LABEL line appended to the PR's Dockerfile can be
+// swallowed by the file's last line.
 func contextTar(bc *types.BuildConfig, dockerfile string, content []byte) (io.ReadCloser, error) {
 	root := bc.Context
 	extra := map[string][]byte{dockerfile: content}

@@ -367,14 +367,21 @@ func TestCancelledBuildLeavesNoBuildNetwork(t *testing.T) {
 	fw.mu.Lock()
 	isolated := fw.isolated
 	fw.mu.Unlock()
-	if len(isolated) != 1 {
-		t.Fatalf("isolated %v, want the build network's bridge", isolated)
+	// The build network's bridge, and the project network's, which Up
+	// makes while the images build.
+	if len(isolated) == 0 || len(isolated) > 2 {
+		t.Fatalf("isolated %v, want the build network's bridge and at most the project network's", isolated)
 	}
 	if _, err := cli.NetworkInspect(context.Background(), buildNetworkName(p.Name), network.InspectOptions{}); !errdefs.IsNotFound(err) {
 		t.Errorf("the build network outlived the cancelled build: %v", err)
 	}
-	if left := rulesOf(isolated[0]); left != "" {
-		t.Errorf("rules of the build network outlived the cancelled build:\n%s", left)
+	if left, err := dockertest.Leftovers(context.Background(), cli, contract.LabelProject+"="+p.Name); err != nil || len(left) > 0 {
+		t.Errorf("the cancelled up of a new project left %v (%v)", left, err)
+	}
+	for _, bridge := range isolated {
+		if left := rulesOf(bridge); left != "" {
+			t.Errorf("rules of %s outlived the cancelled build:\n%s", bridge, left)
+		}
 	}
 }
 

@@ -58,8 +58,8 @@ type UpResult struct {
 // Changed reports whether the run changed any container.
 func (r *UpResult) Changed() bool { return len(r.Created)+len(r.Removed) > 0 }
 
-// Up builds p's images and converges the engine to p: networks, volumes,
-// then containers in dependency order, each recreated only when its config
+// Up builds p's images (making p's networks meanwhile) and converges the
+// engine to p: volumes, then containers in dependency order, each recreated only when its config
 // hash or image changed. It waits until every service is running (and
 // healthy where it has a healthcheck), runs after_deploy jobs when anything
 // changed, and removes what p no longer has.
@@ -120,11 +120,20 @@ func (e *Engine) up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 		return res, err
 	}
 
+	// The project's networks do not depend on the build and change
+	// nothing that runs: they are made while the images build, off the
+	// way to the first container. A failed build rolls them back.
+	networks := make(chan error, 1)
+	go func() { networks <- e.ensureNetworks(ctx, p, tx) }()
 	built, err := e.Build(ctx, p, log)
+	netErr := <-networks
 	res.Built = built
 	tx.images = built
 	if err != nil {
 		return fail(err)
+	}
+	if netErr != nil {
+		return fail(netErr)
 	}
 	images, err := e.ensureImages(ctx, p, log)
 	if err != nil {
@@ -143,9 +152,6 @@ func (e *Engine) up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 	if opts.OnDeploying != nil {
 		opts.OnDeploying()
 	}
-	if err := e.ensureNetworks(ctx, p, tx); err != nil {
-		return fail(err)
-	}
 	if err := e.ensureVolumes(ctx, p, tx, existing); err != nil {
 		return fail(err)
 	}
@@ -159,9 +165,12 @@ func (e *Engine) up(ctx context.Context, p *Plan, opts UpOptions) (*UpResult, er
 		return fail(err)
 	}
 	c := &converger{engine: e, plan: p, specs: specs, conv: conv, existing: existing, tx: tx, res: res, log: lw}
-	if err := graph.InDependencyOrder(ctx, p.Project, func(ctx context.Context, name string, svc types.ServiceConfig) error {
+	c.precreate(ctx)
+	err = graph.InDependencyOrder(ctx, p.Project, func(ctx context.Context, name string, svc types.ServiceConfig) error {
 		return c.convergeService(ctx, name)
-	}); err != nil {
+	})
+	c.waitCreates()
+	if err != nil {
 		return fail(err)
 	}
 	if err := c.removeOrphans(ctx); err != nil {
@@ -506,6 +515,7 @@ type converger struct {
 
 	mu  sync.Mutex
 	ids map[string][]string // service → container IDs now in place
+	creatingState
 }
 
 func (c *converger) setIDs(service string, ids []string) {
@@ -600,12 +610,7 @@ func (c *converger) convergeContainer(ctx context.Context, a ContainerAction) (s
 		}
 	}
 	spec := c.specs[a.Service][a.Number-1]
-	id, err := e.createContainer(ctx, spec, c.idsOf)
-	if id != "" {
-		c.tx.mu.Lock()
-		c.tx.created = append(c.tx.created, id)
-		c.tx.mu.Unlock()
-	}
+	id, err := c.created(ctx, spec)
 	if err != nil {
 		return "", err
 	}

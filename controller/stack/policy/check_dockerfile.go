@@ -373,7 +373,7 @@ func (w *dockerfileWalk) instruction(n *parser.Node) {
 
 // onbuild refuses ONBUILD (SW-BLD-010). Its trigger runs in whatever build
 // is based on this image, with that build's environment: later stages of
-// this Dockerfile, and Slipway's own labelling step, which builds FROM the
+// this Dockerfile, and Slipway's fallback labelling step, which builds FROM the
 // PR's image with its final ENV, so an ADD that reads a local file where
 // it is written may fetch a URL where it fires. The trigger is also
 // checked where it fires inside this Dockerfile (see from), for an
@@ -390,7 +390,7 @@ func (w *dockerfileWalk) onbuild(st *stage, n *parser.Node) {
 		st.triggers = append(st.triggers, &inner)
 	}
 	w.unchecked(n.StartLine, "ONBUILD", value,
-		"an ONBUILD trigger runs in a later build based on this image (Slipway's own labelling step builds FROM it) with that build's environment, which the policy does not see, and the builder fetches ADD and COPY --from sources from the host's network; Slipway refuses triggers")
+		"an ONBUILD trigger runs in a later build based on this image (Slipway's fallback labelling step builds FROM it) with that build's environment, which the policy does not see, and the builder fetches ADD and COPY --from sources from the host's network; Slipway refuses triggers")
 }
 
 // arg declares build arguments: ARG NAME[=default] …; a stage's ARG
