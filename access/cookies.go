@@ -8,12 +8,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // Cookie names. Every cookie whose name starts with CookiePrefix is
 // Slipway's and is removed from requests before they reach a preview.
 const (
-	CookiePrefix = "slipway_"
+	CookiePrefix = contract.CookiePrefix
 	// SessionCookie holds a GitHub sign-in, for the whole preview domain.
 	SessionCookie = CookiePrefix + "session"
 	// grantPrefix starts the name of a grant cookie: access to one

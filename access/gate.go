@@ -240,7 +240,7 @@ func (g *Gate) Admit(w http.ResponseWriter, r *http.Request, project string) int
 		stripCredentials(r)
 		return g.servePreviewPath(w, r, sc)
 	}
-	if strings.Contains(r.URL.RawQuery, BypassParam) {
+	if mayCarryBypass(r.URL.RawQuery) {
 		if status := g.redeemParam(w, r, sc); status != 0 {
 			stripCredentials(r)
 			return status

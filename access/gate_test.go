@@ -47,6 +47,16 @@ func TestPublicPreviewUnchangedButStripped(t *testing.T) {
 		t.Errorf("backend got %q", got[len(got)-1].URI)
 	}
 	r.noCredentialReached("swp_leak")
+	// So is a percent-encoded one, which the preview would decode.
+	for _, q := range []string{"slipway%5Fbypass=swp_enc1&x=1", "%73lipway_bypass=swp_enc2&x=1"} {
+		if resp, _ := r.do("GET", shopHost, "/page?"+q, nil, nil); resp.StatusCode != 200 {
+			t.Fatalf("public with %q: %d", q, resp.StatusCode)
+		}
+		if got := r.backend.requests(); got[len(got)-1].URI != "/page?x=1" {
+			t.Errorf("%q: backend got %q", q, got[len(got)-1].URI)
+		}
+	}
+	r.noCredentialReached("swp_enc1", "swp_enc2")
 	// Unknown hosts (404 page) carry noindex too.
 	resp, _ = r.do("GET", "pr-99-none."+testDomain, "/", nil, nil)
 	if resp.StatusCode != 404 || resp.Header.Get("X-Robots-Tag") != "noindex" {

@@ -117,7 +117,7 @@ func safePath(p string) string {
 // stripBypassParam removes the bypass parameter from r's query, leaving
 // the rest as sent.
 func stripBypassParam(r *http.Request) {
-	if !strings.Contains(r.URL.RawQuery, BypassParam) {
+	if !mayCarryBypass(r.URL.RawQuery) {
 		return
 	}
 	q := r.URL.Query()
@@ -127,4 +127,11 @@ func stripBypassParam(r *http.Request) {
 	q.Del(BypassParam)
 	r.URL.RawQuery = q.Encode()
 	r.RequestURI = r.URL.RequestURI()
+}
+
+// mayCarryBypass reports whether a raw query may hold the bypass
+// parameter: as written, or with any of its characters percent-encoded
+// (which the query's parser, and the preview's, decode).
+func mayCarryBypass(rawQuery string) bool {
+	return strings.Contains(rawQuery, BypassParam) || strings.IndexByte(rawQuery, '%') >= 0
 }

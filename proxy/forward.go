@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // exchange is everything one proxied request needs beyond what the server
@@ -96,6 +98,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *Route, st 
 	}
 
 	removeHopByHopHeaders(res.Header)
+	dropReservedCookies(res.Header)
 	dst := rec.Header()
 	for k, vv := range res.Header {
 		if len(dst[k]) == 0 {
@@ -175,11 +178,17 @@ func (h *Handler) roundTrip(rec *responseRecorder, out *http.Request) (*http.Res
 				return nil
 			}
 			dst := rec.Header()
+			own := dst.Clone() // what the handler set (the gate's X-Robots-Tag)
 			for k, vv := range header {
-				dst[k] = append(dst[k], vv...)
+				if k != "Set-Cookie" {
+					dst[k] = append(dst[k], vv...)
+				}
 			}
 			rec.WriteHeader(code)
 			clear(dst) // WriteHeader keeps a 1xx's fields
+			for k, vv := range own {
+				dst[k] = vv
+			}
 			return nil
 		},
 	}
@@ -458,6 +467,7 @@ func (h *Handler) switchProtocols(rec *responseRecorder, out *http.Request, res 
 		backConn.Close()
 	}()
 
+	dropReservedCookies(res.Header)
 	dst := rec.Header()
 	for k, vv := range res.Header {
 		dst[k] = append(dst[k], vv...)
@@ -546,4 +556,38 @@ func cleanQueryParams(s string) string {
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// dropReservedCookies removes the Set-Cookie fields of h that set a cookie
+// of Slipway's own (contract.CookiePrefix): a preview must not sign its
+// visitors in or out of Slipway (cookie tossing).
+func dropReservedCookies(h http.Header) {
+	vv, ok := h["Set-Cookie"]
+	if !ok {
+		return
+	}
+	kept := vv[:0:0]
+	for _, v := range vv {
+		if !reservedCookie(v) {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == len(vv) {
+		return
+	}
+	if len(kept) == 0 {
+		delete(h, "Set-Cookie")
+		return
+	}
+	h["Set-Cookie"] = kept
+}
+
+// reservedCookie reports whether a Set-Cookie value names a cookie of
+// Slipway's. Browsers compare names exactly, but the test ignores case and
+// the __Host- and __Secure- prefixes, so no near-miss gets through.
+func reservedCookie(setCookie string) bool {
+	name, _, _ := strings.Cut(setCookie, "=")
+	name = strings.ToLower(strings.TrimSpace(name))
+	name = strings.TrimPrefix(strings.TrimPrefix(name, "__host-"), "__secure-")
+	return strings.HasPrefix(name, contract.CookiePrefix)
 }

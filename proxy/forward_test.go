@@ -437,3 +437,70 @@ func TestProxyPassesEarlyHintsOnRequestsWithABody(t *testing.T) {
 		t.Fatalf("final answer %d %q %v", resp.StatusCode, body, resp.Header)
 	}
 }
+
+// headerGate admits every request and sets a header on its answer, as the
+// access gate sets X-Robots-Tag.
+type headerGate struct{}
+
+func (headerGate) Admit(w http.ResponseWriter, _ *http.Request, _ string) int {
+	w.Header().Set("X-Robots-Tag", "noindex")
+	return 0
+}
+
+// A preview cannot set (or clear) a cookie of Slipway's: its Set-Cookie
+// fields of reserved names are dropped, on plain answers and after a 1xx,
+// and a 1xx does not take the gate's headers off the final answer.
+func TestProxyDropsReservedCookiesAndKeepsTheGatesHeaders(t *testing.T) {
+	e := newTestEnv(t, HandlerOptions{Gate: headerGate{}})
+	e.addBackend(t, "p1-web-1", "p1", "pr-1.localhost", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodPost {
+			w.Header().Set("Link", "</app.css>; rel=preload")
+			w.Header().Add("Set-Cookie", "slipway_session=early")
+			w.WriteHeader(http.StatusEarlyHints)
+			w.Header().Del("Link")
+			w.Header().Del("Set-Cookie")
+		}
+		for _, c := range []string{"app=1; Path=/", "slipway_session=attacker; Domain=localhost", "__Host-slipway_grant_x=1; Path=/", "SLIPWAY_oauth_state=x; Path=/auth/", "theme=dark"} {
+			w.Header().Add("Set-Cookie", c)
+		}
+		io.WriteString(w, "got "+string(b))
+	}))
+	check := func(resp *http.Response) {
+		t.Helper()
+		if got := strings.Join(resp.Header.Values("Set-Cookie"), " | "); got != "app=1; Path=/ | theme=dark" {
+			t.Errorf("Set-Cookie reaching the client: %q", got)
+		}
+		if resp.Header.Get("X-Robots-Tag") != "noindex" {
+			t.Errorf("X-Robots-Tag %q on the final answer", resp.Header.Get("X-Robots-Tag"))
+		}
+	}
+	resp, _ := e.get(t, "pr-1.localhost", "/", nil)
+	check(resp)
+
+	u, _ := url.Parse(e.front.URL)
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(c, "POST /form HTTP/1.1\r\nHost: pr-1.localhost\r\nContent-Length: 5\r\n\r\nhello")
+	br := bufio.NewReader(c)
+	hints, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hints.StatusCode != http.StatusEarlyHints || len(hints.Header.Values("Set-Cookie")) != 0 {
+		t.Fatalf("first answer %d %v, want 103 without Set-Cookie", hints.StatusCode, hints.Header)
+	}
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "got hello" {
+		t.Fatalf("final answer %d %q", resp.StatusCode, body)
+	}
+	check(resp)
+}

@@ -96,6 +96,10 @@ type wakes struct {
 	changed     atomic.Pointer[chan struct{}]
 	unsubscribe func()
 	holding     atomic.Int64
+	// maxHeld bounds the requests held at once, over every project: one
+	// more gets the waiting page at once (each held request keeps a
+	// connection and a goroutine for up to the hold limit).
+	maxHeld int64
 
 	mu      sync.Mutex
 	flights map[string]*wakeFlight // by project
@@ -118,11 +122,14 @@ func waking(p Phase) bool {
 	return false
 }
 
+// defaultMaxHeld is how many requests may wait for wakes at once.
+const defaultMaxHeld = 1024
+
 // newWakes follows routes' swaps. onWake may be nil (nothing wakes: pages
 // at once); limit ≤ 0 holds no request (each asks for a wake and gets the
 // waiting page).
 func newWakes(routes *Routes, onWake func(string), limit time.Duration) *wakes {
-	wk := &wakes{routes: routes, onWake: onWake, limit: limit, now: time.Now, flights: map[string]*wakeFlight{}}
+	wk := &wakes{routes: routes, onWake: onWake, limit: limit, now: time.Now, maxHeld: defaultMaxHeld, flights: map[string]*wakeFlight{}}
 	ch := make(chan struct{})
 	wk.changed.Store(&ch)
 	wk.unsubscribe = routes.Subscribe(wk.tableChanged)
@@ -204,6 +211,11 @@ func (h *Handler) awaitRunning(w http.ResponseWriter, r *http.Request, rt *Route
 		// closes it, and the loop looks again.
 		changed := *wk.changed.Load()
 		rt = lookup(h.routes.Table(), r.Host)
+		if rt != nil && rt.Project != project {
+			// The host went to another project meanwhile: the gate
+			// admitted the request for the first one.
+			rt = nil
+		}
 		switch wk.step(project, rt) {
 		case wakeServe:
 			return rt
@@ -218,8 +230,12 @@ func (h *Handler) awaitRunning(w http.ResponseWriter, r *http.Request, rt *Route
 			}
 		}
 		if !joined {
+			if wk.holding.Add(1) > wk.maxHeld {
+				wk.holding.Add(-1)
+				h.answerPage(w, rt, st, start) // the waiting page
+				return nil
+			}
 			joined = true
-			wk.holding.Add(1)
 			limit = time.NewTimer(wk.limit)
 		}
 		select {

@@ -294,6 +294,33 @@ func TestWakeClientCancelReleasesHold(t *testing.T) {
 	waitHolding(t, we.handler, 0)
 }
 
+// Beyond the cap on held requests, a request gets the waiting page at
+// once instead of a hold.
+func TestWakeHoldsAtMostMaxHeld(t *testing.T) {
+	we := newWakeEnv(t, time.Hour, nil)
+	we.handler.wake.maxHeld = 1
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := we.do(t, ctx, http.MethodGet, "")
+		done <- err
+	}()
+	waitHolding(t, we.handler, 1)
+	// Answered at once when right; the bound only ends a wrong hold.
+	bounded, stop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stop()
+	code, body, err := we.do(t, bounded, http.MethodGet, "")
+	if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "waking up") {
+		t.Fatalf("second request: %d %q %v, want the waiting page at once", code, firstLine(body), err)
+	}
+	if h := we.handler.Holding(); h != 1 {
+		t.Fatalf("holding %d, want 1", h)
+	}
+	cancel()
+	<-done
+	waitHolding(t, we.handler, 0)
+}
+
 // With no limit, a request for a sleeping host asks for the wake and gets
 // the waiting page at once, as before.
 func TestWakeWithoutLimitAnswersAtOnce(t *testing.T) {

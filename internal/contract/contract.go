@@ -85,6 +85,12 @@ const (
 // LocalOwner is the owner the local CLI uses without --repo.
 const LocalOwner = "local"
 
+// CookiePrefix starts the name of every cookie of Slipway's on the
+// preview domain (the access gate's sessions and grants). They are
+// Slipway's alone: removed from requests before a preview gets them, and
+// a preview's own Set-Cookie of such a name never reaches the browser.
+const CookiePrefix = "slipway_"
+
 // ProjectName returns <owner>-<repo>-pr-<N>, lowercased, with every
 // character outside [a-z0-9_-] replaced by '-'.
 func ProjectName(owner, repo string, pr int) string {
