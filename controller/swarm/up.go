@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -156,12 +157,13 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 		}
 		specs[name] = spec
 	}
+	fmt.Fprintf(log, "networks, secrets and configs ready\n")
 	decisions := planServices(specs, existing, opts.ForceRecreate)
 	for _, d := range decisions {
 		fmt.Fprintf(log, "%s | plan: %s\n", d.Service, d)
 	}
 
-	c := &converger{engine: e, plan: p, specs: specs, decisions: decisions, existing: existing, tx: tx, res: res, log: log}
+	c := &converger{engine: e, plan: p, specs: specs, decisions: decisions, existing: existing, tx: tx, res: res, log: log, node: info.Swarm.NodeID}
 	if err := graph.InDependencyOrder(ctx, p.Project, func(ctx context.Context, name string, _ types.ServiceConfig) error {
 		return c.convergeService(ctx, name)
 	}); err != nil {
@@ -176,7 +178,7 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 		}
 		res.Removed = append(res.Removed, d.Name)
 	}
-	if err := e.waitReady(ctx, p.Name, specs); err != nil {
+	if err := e.waitReady(ctx, p.Name, specs, log); err != nil {
 		return fail(err)
 	}
 	if len(p.Repo.AfterDeploy) > 0 && (res.Changed() || fresh) {
@@ -300,6 +302,9 @@ type converger struct {
 	tx        *transaction
 	res       *stack.UpResult
 	log       io.Writer
+	// node is the node Slipway talks to: its tasks' healthchecks can be
+	// run through exec while a dependent waits (fastcheck.go).
+	node string
 
 	mu sync.Mutex
 }
@@ -328,9 +333,10 @@ func (c *converger) convergeService(ctx context.Context, service string) error {
 			cond = types.ServiceConditionStarted
 		}
 		fmt.Fprintf(c.log, "%s | waiting for %s (%s)\n", service, dep, cond)
-		if err := e.waitService(ctx, c.specs[dep].Name, cond); err != nil {
+		if err := e.waitService(ctx, c.specs[dep].Name, cond, c.node); err != nil {
 			return failure(contract.StepDeploy, service, fmt.Errorf("service %s: dependency %s: %w", service, dep, err))
 		}
+		fmt.Fprintf(c.log, "%s | %s is %s\n", service, dep, strings.TrimPrefix(cond, "service_"))
 	}
 	d := c.decision(service)
 	spec := c.specs[service]
