@@ -59,6 +59,11 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 	if !info.Swarm.ControlAvailable {
 		return nil, fmt.Errorf("the engine is not a swarm manager (node state %q): run Slipway against a manager", info.Swarm.LocalNodeState)
 	}
+	if f := e.opts.Firewall; f != nil {
+		if err := f.Isolate(ctx, firewallProject, GatewayBridge); err != nil {
+			return nil, fmt.Errorf("firewall the node's %s: %w", GatewayBridge, err)
+		}
+	}
 	if note := privilegeNote(e.apiVersion(ctx)); note != "" {
 		fmt.Fprintf(log, "note: %s\n", note)
 		e.log.Warn("no-new-privileges is not applied to swarm tasks", "project", p.Name, "note", note)
