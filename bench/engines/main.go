@@ -58,9 +58,13 @@ type engine interface {
 
 func main() {
 	runs := flag.Int("runs", 5, "timed up/down cycles per engine")
+	flag.BoolVar(&trace, "trace", false, "print each timed Up's log with the time since Up began, to see where it spends its time")
 	flag.Parse()
 	benchkit.Main(30*time.Minute, func(ctx context.Context) error { return run(ctx, *runs) })
 }
+
+// trace prints every Up's log, each line stamped with the time since Up began.
+var trace bool
 
 func run(ctx context.Context, runs int) (err error) {
 	cli, err := benchkit.Docker(ctx)
@@ -171,10 +175,17 @@ func cycle(ctx context.Context, cli *client.Client, e engine, src stack.Source) 
 	}
 	var log bytes.Buffer
 	start := time.Now()
-	if _, err := e.Up(ctx, p, stack.UpOptions{BuildLog: &log}); err != nil {
+	var w io.Writer = &log
+	if trace {
+		w = &stamped{w: &log, start: start}
+	}
+	if _, err := e.Up(ctx, p, stack.UpOptions{BuildLog: w}); err != nil {
 		return 0, 0, fmt.Errorf("up: %w\n%s", err, log.String())
 	}
 	up = time.Since(start)
+	if trace {
+		fmt.Fprintf(os.Stderr, "--- %s up in %s:\n%s", p.Name, benchkit.FmtDur(up), log.String())
+	}
 	out, err := probe(ctx, cli, contract.ResourceName(p.Name, "default"), "wget -q -O - http://web:8080/ && wget -q -O - http://web:8080/cgi-bin/api")
 	if err != nil {
 		return 0, 0, err
@@ -296,6 +307,29 @@ func copyDir(src, dst string) error {
 		}
 		return os.WriteFile(target, b, fi.Mode().Perm())
 	})
+}
+
+// stamped prefixes every line written to w with the time since start.
+type stamped struct {
+	w     io.Writer
+	start time.Time
+	mid   bool // within a line
+}
+
+func (s *stamped) Write(b []byte) (int, error) {
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		if !s.mid {
+			fmt.Fprintf(s.w, "%7.3fs ", time.Since(s.start).Seconds())
+		}
+		if _, err := s.w.Write(line); err != nil {
+			return 0, err
+		}
+		s.mid = line[len(line)-1] != '\n'
+	}
+	return len(b), nil
 }
 
 func indexOf(list []string, s string) int {

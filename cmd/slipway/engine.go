@@ -32,6 +32,9 @@ func newPreviewEngine(cfg *config.Controller, cli *client.Client, log *slog.Logg
 			Registry:     &swarm.Registry{Address: r.Address, User: r.User, Password: r.Password},
 			ReadyTimeout: opts.ReadyTimeout,
 			Build:        opts,
+			// The firewall that guards build networks also guards the
+			// manager's docker_gwbridge, through which tasks leave.
+			Firewall: opts.Firewall,
 		})
 	}
 	return stack.NewEngine(cli, log, opts)

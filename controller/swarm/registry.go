@@ -108,8 +108,27 @@ var manifestTypes = []string{
 	"application/vnd.oci.image.manifest.v1+json",
 }
 
-// registryAPI calls the registry's HTTP API.
+// do calls the registry's HTTP API: with basic auth when a user is
+// configured, and once more with a token when the registry answers 401
+// with a Bearer challenge (registry_token.go).
 func (r *Registry) do(ctx context.Context, method, path string, accept []string) (*http.Response, error) {
+	resp, err := r.send(ctx, method, path, accept, "")
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	c, ok := parseBearer(resp.Header.Get("WWW-Authenticate"))
+	if !ok {
+		return resp, nil
+	}
+	resp.Body.Close()
+	token, err := r.token(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	return r.send(ctx, method, path, accept, token)
+}
+
+func (r *Registry) send(ctx context.Context, method, path string, accept []string, token string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, r.scheme()+"://"+r.Address+path, nil)
 	if err != nil {
 		return nil, err
@@ -117,14 +136,13 @@ func (r *Registry) do(ctx context.Context, method, path string, accept []string)
 	if len(accept) > 0 {
 		req.Header.Set("Accept", strings.Join(accept, ", "))
 	}
-	if r.User != "" {
+	switch {
+	case token != "":
+		req.Header.Set("Authorization", "Bearer "+token)
+	case r.User != "":
 		req.SetBasicAuth(r.User, r.Password)
 	}
-	c := r.HTTP
-	if c == nil {
-		c = http.DefaultClient
-	}
-	return c.Do(req)
+	return r.client().Do(req)
 }
 
 func (r *Registry) getJSON(ctx context.Context, path string, accept []string, v any) (http.Header, error) {

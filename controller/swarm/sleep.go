@@ -121,7 +121,7 @@ func (e *Engine) Start(ctx context.Context, project string) error {
 		return err
 	}
 	for _, s := range started {
-		if err := e.waitService(ctx, s.ID, "service_healthy"); err != nil {
+		if err := e.waitService(ctx, s.ID, conditionReady, ""); err != nil {
 			return fmt.Errorf("start %s: %w", s.Spec.Name, err)
 		}
 	}

@@ -78,7 +78,22 @@ type Options struct {
 	Now func() time.Time
 	// Build tunes the single-host engine that builds the images.
 	Build stack.EngineOptions
+	// Firewall, if set, keeps the tasks on the node Slipway talks to from
+	// the host's services and the metadata address: Up isolates the node's
+	// docker_gwbridge, through which every task on an overlay leaves the
+	// node (see GatewayBridge). Other nodes need the same rules by hand.
+	Firewall stack.Firewall
 }
+
+// GatewayBridge is the bridge through which a node's swarm tasks (and
+// containers attached to overlays) reach anything outside their overlays:
+// the host among others. It is shared by every such container of the
+// node, Slipway's previews or not.
+const GatewayBridge = "docker_gwbridge"
+
+// firewallProject names the gateway bridge's rules (their comment is
+// "slipway:<project>"): they belong to no one preview.
+const firewallProject = "swarm-tasks"
 
 // Engine runs previews on a swarm through one of its managers. Like the
 // single-host engine it keeps no state: what runs is read back from labels.

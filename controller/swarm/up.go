@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,15 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 	}
 	if !info.Swarm.ControlAvailable {
 		return nil, fmt.Errorf("the engine is not a swarm manager (node state %q): run Slipway against a manager", info.Swarm.LocalNodeState)
+	}
+	if f := e.opts.Firewall; f != nil {
+		if err := f.Isolate(ctx, firewallProject, GatewayBridge); err != nil {
+			return nil, fmt.Errorf("firewall the node's %s: %w", GatewayBridge, err)
+		}
+	}
+	if note := privilegeNote(e.apiVersion(ctx)); note != "" {
+		fmt.Fprintf(log, "note: %s\n", note)
+		e.log.Warn("no-new-privileges is not applied to swarm tasks", "project", p.Name, "note", note)
 	}
 	existing, err := e.services(ctx, p.Name)
 	if err != nil {
@@ -156,12 +166,13 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 		}
 		specs[name] = spec
 	}
+	fmt.Fprintf(log, "networks, secrets and configs ready\n")
 	decisions := planServices(specs, existing, opts.ForceRecreate)
 	for _, d := range decisions {
 		fmt.Fprintf(log, "%s | plan: %s\n", d.Service, d)
 	}
 
-	c := &converger{engine: e, plan: p, specs: specs, decisions: decisions, existing: existing, tx: tx, res: res, log: log}
+	c := &converger{engine: e, plan: p, specs: specs, decisions: decisions, existing: existing, tx: tx, res: res, log: log, node: info.Swarm.NodeID}
 	if err := graph.InDependencyOrder(ctx, p.Project, func(ctx context.Context, name string, _ types.ServiceConfig) error {
 		return c.convergeService(ctx, name)
 	}); err != nil {
@@ -176,7 +187,7 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 		}
 		res.Removed = append(res.Removed, d.Name)
 	}
-	if err := e.waitReady(ctx, p.Name, specs); err != nil {
+	if err := e.waitReady(ctx, p.Name, specs, log); err != nil {
 		return fail(err)
 	}
 	if len(p.Repo.AfterDeploy) > 0 && (res.Changed() || fresh) {
@@ -300,6 +311,9 @@ type converger struct {
 	tx        *transaction
 	res       *stack.UpResult
 	log       io.Writer
+	// node is the node Slipway talks to: its tasks' healthchecks can be
+	// run through exec while a dependent waits (fastcheck.go).
+	node string
 
 	mu sync.Mutex
 }
@@ -328,9 +342,10 @@ func (c *converger) convergeService(ctx context.Context, service string) error {
 			cond = types.ServiceConditionStarted
 		}
 		fmt.Fprintf(c.log, "%s | waiting for %s (%s)\n", service, dep, cond)
-		if err := e.waitService(ctx, c.specs[dep].Name, cond); err != nil {
+		if err := e.waitService(ctx, c.specs[dep].Name, cond, c.node); err != nil {
 			return failure(contract.StepDeploy, service, fmt.Errorf("service %s: dependency %s: %w", service, dep, err))
 		}
+		fmt.Fprintf(c.log, "%s | %s is %s\n", service, dep, strings.TrimPrefix(cond, "service_"))
 	}
 	d := c.decision(service)
 	spec := c.specs[service]

@@ -105,7 +105,7 @@ secrets:
 	if args := svc.Spec.TaskTemplate.ContainerSpec.Args; !slices.Contains(args, "cat /run/secrets/token; echo; exec sleep 86400") {
 		t.Errorf("after the failed update the service runs %q, want its previous command", args)
 	}
-	if err := e.waitService(ctx, svc.ID, "service_healthy"); err != nil {
+	if err := e.waitService(ctx, svc.ID, conditionReady, ""); err != nil {
 		t.Errorf("the rolled-back service does not run: %v", err)
 	}
 	if got := secretNames(); !slices.Equal(got, second) {

@@ -37,16 +37,21 @@ type judging struct {
 	// it has been running MinUptime (one that exits at once never does).
 	Now       time.Time
 	MinUptime time.Duration
+	// CheckPassed holds the tasks whose own healthcheck, run through exec
+	// (fastcheck.go), has passed while Swarm still calls them starting:
+	// they count as healthy for a service_healthy condition. Readiness
+	// (conditionReady) ignores it and waits for Swarm's own verdict.
+	CheckPassed map[string]bool
 }
 
-// judge decides whether a service meets a condition from its tasks. Pure.
-//
-// Only the tasks of the service's current spec count (same config hash
-// and force-update counter; for a job, the current iteration). Swarm
-// reports a task with a healthcheck as running only once it is healthy,
-// so service_healthy is "every replica running", on whichever node.
-func judge(svc swarm.Service, tasks []swarm.Task, j judging) verdict {
-	cond := j.Cond
+// conditionReady is Up's final wait: every replica running (healthy by
+// Docker's own probe where it has a healthcheck), as the proxy routes on.
+const conditionReady = "ready"
+
+// currentTasks are the tasks of the service's current spec: same config
+// hash and force-update counter, and for a job the current iteration.
+// Pure.
+func currentTasks(svc swarm.Service, tasks []swarm.Task) []swarm.Task {
 	hash := ""
 	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
 		hash = cs.Labels[contract.LabelConfigHash]
@@ -64,6 +69,18 @@ func judge(svc swarm.Service, tasks []swarm.Task, j judging) verdict {
 		}
 		current = append(current, t)
 	}
+	return current
+}
+
+// judge decides whether a service meets a condition from its tasks. Pure.
+//
+// Only the tasks of the service's current spec count (same config hash
+// and force-update counter; for a job, the current iteration). Swarm
+// reports a task with a healthcheck as running only once it is healthy,
+// so service_healthy is "every replica running", on whichever node.
+func judge(svc swarm.Service, tasks []swarm.Task, j judging) verdict {
+	cond := j.Cond
+	current := currentTasks(svc, tasks)
 	count := func(states ...swarm.TaskState) int {
 		n := 0
 		for _, t := range current {
@@ -133,8 +150,11 @@ func judge(svc swarm.Service, tasks []swarm.Task, j judging) verdict {
 	}
 	running := 0
 	for _, t := range current {
-		if t.Status.State == swarm.TaskStateRunning && t.DesiredState == swarm.TaskStateRunning &&
-			(hasHealthcheck(svc) || !j.Now.Before(t.Status.Timestamp.Add(j.MinUptime))) {
+		switch {
+		case t.DesiredState != swarm.TaskStateRunning:
+		case t.Status.State == swarm.TaskStateRunning && (hasHealthcheck(svc) || !j.Now.Before(t.Status.Timestamp.Add(j.MinUptime))):
+			running++
+		case t.Status.State == swarm.TaskStateStarting && cond == types.ServiceConditionHealthy && hasHealthcheck(svc) && j.CheckPassed[t.ID]:
 			running++
 		}
 	}
@@ -157,13 +177,22 @@ func taskError(t swarm.Task) string {
 }
 
 // waitService polls the service's tasks until judge says it meets cond,
-// it cannot, or ReadyTimeout passes.
-func (e *Engine) waitService(ctx context.Context, id, cond string) error {
+// it cannot, or ReadyTimeout passes. For service_healthy, the starting
+// tasks on node (the node Slipway talks to; empty for none) have their
+// own healthcheck run through exec until it first passes (fastcheck.go),
+// and a pass counts at once rather than after Docker's first probe, one
+// health interval after the start.
+func (e *Engine) waitService(ctx context.Context, id, cond, node string) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
+	var checks *taskChecks
+	if cond == types.ServiceConditionHealthy && node != "" {
+		checks = e.newTaskChecks(ctx, node)
+		defer checks.close()
+	}
 	waiting := id
 	for {
-		name, v, err := e.judgeService(ctx, id, cond)
+		name, v, err := e.judgeService(ctx, id, cond, checks)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			return err
@@ -182,13 +211,15 @@ func (e *Engine) waitService(ctx context.Context, id, cond string) error {
 				return badInput(fmt.Errorf("not ready within %s: %s", e.opts.ReadyTimeout, waiting))
 			}
 			return ctx.Err()
+		case <-checks.passes():
 		case <-time.After(e.opts.PollInterval):
 		}
 	}
 }
 
-// judgeService reads a service and its tasks, and judges them.
-func (e *Engine) judgeService(ctx context.Context, id, cond string) (string, verdict, error) {
+// judgeService reads a service and its tasks, has checks follow its
+// starting tasks, and judges them.
+func (e *Engine) judgeService(ctx context.Context, id, cond string, checks *taskChecks) (string, verdict, error) {
 	svc, _, err := e.docker.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
 	if err != nil {
 		return id, verdict{}, fmt.Errorf("inspect service %s: %w", id, err)
@@ -197,20 +228,22 @@ func (e *Engine) judgeService(ctx context.Context, id, cond string) (string, ver
 	if err != nil {
 		return svc.Spec.Name, verdict{}, fmt.Errorf("list tasks of %s: %w", svc.Spec.Name, err)
 	}
-	return svc.Spec.Name, judge(svc, tasks, judging{Cond: cond, Now: e.opts.Now(), MinUptime: e.opts.MinUptime}), nil
+	passed := checks.follow(svc, tasks)
+	return svc.Spec.Name, judge(svc, tasks, judging{Cond: cond, Now: e.opts.Now(), MinUptime: e.opts.MinUptime, CheckPassed: passed}), nil
 }
 
 // waitReady waits until every service runs (healthy where it has a
 // healthcheck) and every job service has completed.
-func (e *Engine) waitReady(ctx context.Context, project string, specs map[string]swarm.ServiceSpec) error {
+func (e *Engine) waitReady(ctx context.Context, project string, specs map[string]swarm.ServiceSpec, log io.Writer) error {
 	for _, name := range slices.Sorted(maps.Keys(specs)) {
-		cond := types.ServiceConditionHealthy
+		cond := conditionReady
 		if specs[name].Mode.ReplicatedJob != nil {
 			cond = conditionCompleted
 		}
-		if err := e.waitService(ctx, specs[name].Name, cond); err != nil {
+		if err := e.waitService(ctx, specs[name].Name, cond, ""); err != nil {
 			return failure(contract.StepDeploy, name, fmt.Errorf("service %s: %w", name, err))
 		}
+		fmt.Fprintf(log, "%s | ready\n", name)
 	}
 	return nil
 }
@@ -239,5 +272,5 @@ func (e *Engine) runJob(ctx context.Context, spec swarm.ServiceSpec, log io.Writ
 			e.log.Warn("remove job container", "service", spec.Name, "err", err)
 		}
 	}()
-	return e.waitService(ctx, resp.ID, conditionCompleted)
+	return e.waitService(ctx, resp.ID, conditionCompleted, "")
 }

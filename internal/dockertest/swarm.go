@@ -99,6 +99,14 @@ func trimNL(b []byte) []byte {
 // returns its address (host:port).
 func StartRegistry(t testing.TB) string {
 	t.Helper()
+	return StartRegistryWith(t, "")
+}
+
+// StartRegistryWith is StartRegistry with extra top-level configuration
+// (YAML, e.g. an auth section). The registry counts as up once /v2/
+// answers 200, or 401 where extra configures authentication.
+func StartRegistryWith(t testing.TB, extra string) string {
+	t.Helper()
 	bin, err := RegistryBinary()
 	if err != nil {
 		Unavailable(t, "%v", err)
@@ -122,7 +130,7 @@ storage:
     enabled: true
 http:
   addr: `+addr+`
-`), 0o600); err != nil {
+`+extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "serve", cfg)
@@ -148,7 +156,7 @@ http:
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v2/", nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || (extra != "" && resp.StatusCode == http.StatusUnauthorized) {
 				return addr
 			}
 		}
