@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"sort"
 	"strings"
 	"testing"
@@ -66,7 +67,7 @@ func createOverlay(t *testing.T, cli *client.Client, project string) (id, name s
 // createWebService creates project's web service: busybox httpd on 8080
 // with a healthcheck, DNS round-robin, the labels Slipway's swarm engine
 // sets, exposed at host; removed at cleanup.
-func createWebService(t *testing.T, cli *client.Client, img, project, netID, host string, replicas uint64) string {
+func createWebService(t *testing.T, cli *client.Client, img, project, netID, host string, replicas uint64, mods ...func(*swarm.ServiceSpec)) string {
 	t.Helper()
 	labels := map[string]string{
 		contract.LabelManaged:   "true",
@@ -93,6 +94,9 @@ func createWebService(t *testing.T, cli *client.Client, img, project, netID, hos
 		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
 		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
 	}
+	for _, m := range mods {
+		m(&spec)
+	}
 	resp, err := cli.ServiceCreate(context.Background(), spec, swarm.ServiceCreateOptions{})
 	if err != nil {
 		t.Fatalf("create service: %v", err)
@@ -112,12 +116,18 @@ func createWebService(t *testing.T, cli *client.Client, img, project, netID, hos
 // scale sets a service's replicas.
 func scale(t *testing.T, cli *client.Client, id string, replicas uint64) {
 	t.Helper()
+	updateService(t, cli, id, func(s *swarm.ServiceSpec) { s.Mode.Replicated.Replicas = &replicas })
+}
+
+// updateService changes a service's spec with fn.
+func updateService(t *testing.T, cli *client.Client, id string, fn func(*swarm.ServiceSpec)) {
+	t.Helper()
 	ctx := context.Background()
 	s, _, err := cli.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Spec.Mode.Replicated.Replicas = &replicas
+	fn(&s.Spec)
 	if _, err := cli.ServiceUpdate(ctx, id, s.Version, s.Spec, swarm.ServiceUpdateOptions{}); err != nil {
 		t.Fatalf("scale service: %v", err)
 	}
@@ -254,4 +264,88 @@ func probeFrom(t *testing.T, cli *client.Client, img, netName, url string) {
 	case err := <-errCh:
 		t.Fatalf("wait for probe: %v", err)
 	}
+}
+
+// A containerised Slipway on a swarm joins a preview's overlay network as
+// soon as an exposed service with replicas is attached to it, even before
+// any of its tasks runs on this node (here: none can be placed yet), and
+// then reaches the task addresses the route table names; a preview scaled
+// to 0 is left.
+func TestSwarmAttacherJoinsPreviewOverlay(t *testing.T) {
+	cli := dockertest.Client(t)
+	img := dockertest.Busybox(t)
+	useSwarm(t, cli)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	project := dockertest.UniqueName("slipway-swarmattach-")
+	host := project + ".localhost"
+	selfID := startSleeper(t, cli, img, dockertest.UniqueName("slipway-swarmattach-self-"), "")
+	netID, netName := createOverlay(t, cli, project)
+	// Removed before the network's cleanup runs (cleanups run last first).
+	t.Cleanup(func() { _ = cli.ContainerRemove(context.Background(), selfID, container.RemoveOptions{Force: true}) })
+
+	a, err := NewAttacher(ctx, cli, AttacherOptions{
+		ContainerID: selfID, Domain: "localhost", Services: cli,
+		Retry: 100 * time.Millisecond, LeaveAfter: time.Second,
+	})
+	if err != nil || a == nil {
+		t.Fatalf("NewAttacher = %v, %v", a, err)
+	}
+	stop := a.Start(ctx)
+	defer stop()
+	routes := NewRoutes(nil, projectHosts)
+	obs := NewSwarmObserver(cli, routes, SwarmObserverOptions{Poll: 200 * time.Millisecond, BackendIP: a.BackendIP})
+	done := make(chan error, 1)
+	go func() { done <- obs.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// No node has the label: the task stays pending, no container exists.
+	id := createWebService(t, cli, img, project, netID, host, 1, func(s *swarm.ServiceSpec) {
+		s.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.labels.slipway-test-nowhere==1"}}
+	})
+	waitNetworks(t, cli, selfID, func(nets map[string]*network.EndpointSettings) bool { return nets[netName] != nil })
+
+	updateService(t, cli, id, func(s *swarm.ServiceSpec) { s.TaskTemplate.Placement = nil })
+	var backend string
+	waitFor(t, 2*time.Minute, "a running backend", func() (bool, string) {
+		r := routes.Lookup(host)
+		if r == nil {
+			return false, "no route"
+		}
+		if r.Phase == PhaseRunning {
+			backend = r.Backends[0].Addr
+		}
+		return r.Phase == PhaseRunning, string(r.Phase)
+	})
+	if code, out := execIn(t, cli, selfID, "wget", "-q", "-O", "-", "http://"+backend+"/hostname"); code != 0 {
+		t.Errorf("Slipway's container cannot reach the backend %s: exit %d: %s", backend, code, out)
+	}
+
+	scale(t, cli, id, 0)
+	waitNetworks(t, cli, selfID, func(nets map[string]*network.EndpointSettings) bool { return nets[netName] == nil })
+}
+
+// execIn runs cmd in container id and returns its exit code and output.
+func execIn(t *testing.T, cli *client.Client, id string, cmd ...string) (int, string) {
+	t.Helper()
+	ctx := context.Background()
+	ex, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer att.Close()
+	out, _ := io.ReadAll(att.Reader)
+	ins, err := cli.ContainerExecInspect(ctx, ex.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.Running {
+		t.Fatalf("exec %v still running after its output ended", cmd)
+	}
+	return ins.ExitCode, string(out)
 }

@@ -320,3 +320,52 @@ func TestTaskContainersNamesAndIDs(t *testing.T) {
 		t.Errorf("backendIP got %v", seen)
 	}
 }
+
+func TestServicesServeNetwork(t *testing.T) {
+	attached := func(target string) func(*swarm.Service) {
+		return func(s *swarm.Service) {
+			s.Spec.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: target}}
+		}
+	}
+	replicas := func(n uint64) func(*swarm.Service) {
+		return func(s *swarm.Service) { s.Spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: &n} }
+	}
+	global := func(s *swarm.Service) { s.Spec.Mode = swarm.ServiceMode{Global: &swarm.GlobalService{}} }
+	tests := []struct {
+		name   string
+		svcs   []swarm.Service
+		domain string
+		want   bool
+	}{
+		{"no service", nil, "", false},
+		{"exposed service attached by network ID", []swarm.Service{svc("s1", "p", "web", "pr-1.example.com", attached("nid"), replicas(1))}, "example.com", true},
+		{"attached by network name", []swarm.Service{svc("s1", "p", "web", "pr-1.example.com", attached("p_default"), replicas(2))}, "", true},
+		{"replicas unset means one", []swarm.Service{svc("s1", "p", "web", "pr-1.example.com", attached("nid"), func(s *swarm.Service) { s.Spec.Mode.Replicated = &swarm.ReplicatedService{} })}, "", true},
+		{"global service", []swarm.Service{svc("s1", "p", "web", "pr-1.example.com", attached("nid"), global)}, "", true},
+		{"scaled to 0 (asleep)", []swarm.Service{svc("s1", "p", "web", "pr-1.example.com", attached("nid"), replicas(0))}, "", false},
+		{"a job (never routed)", []swarm.Service{svc("s1", "p", "web", "pr-1.example.com", attached("nid"), func(s *swarm.Service) {
+			s.Spec.Mode = swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{}}
+		})}, "", false},
+		{"not exposed (a database)", []swarm.Service{svc("s2", "p", "db", "", attached("nid"), replicas(1))}, "", false},
+		{"on another network", []swarm.Service{svc("s1", "p", "web", "pr-1.example.com", attached("other"), replicas(1))}, "", false},
+		{"exposed under another domain (another Slipway's)", []swarm.Service{svc("s1", "p", "web", "pr-1.other.org", attached("nid"), replicas(1))}, "example.com", false},
+		{"a look-alike domain suffix", []swarm.Service{svc("s1", "p", "web", "pr-1.badexample.com", attached("nid"), replicas(1))}, "example.com", false},
+		{"not managed", []swarm.Service{svc("s1", "p", "web", "pr-1.example.com", attached("nid"), replicas(1), func(s *swarm.Service) {
+			s.Spec.TaskTemplate.ContainerSpec.Labels[contract.LabelManaged] = "false"
+		})}, "", false},
+		{"no container spec", []swarm.Service{svc("s1", "p", "web", "pr-1.example.com", attached("nid"), replicas(1), func(s *swarm.Service) {
+			s.Spec.TaskTemplate.ContainerSpec = nil
+		})}, "", false},
+		{"one of several serves", []swarm.Service{
+			svc("s2", "p", "db", "", attached("nid"), replicas(1)),
+			svc("s1", "p", "web", "pr-1.example.com", attached("nid"), replicas(1)),
+		}, "example.com", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ServicesServeNetwork(tt.svcs, "nid", "p_default", tt.domain); got != tt.want {
+				t.Errorf("ServicesServeNetwork = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
