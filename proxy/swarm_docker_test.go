@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sort"
 	"strings"
@@ -348,4 +349,41 @@ func execIn(t *testing.T, cli *client.Client, id string, cmd ...string) (int, st
 		t.Fatalf("exec %v still running after its output ended", cmd)
 	}
 	return ins.ExitCode, string(out)
+}
+
+// A broken events stream is subscribed to again and the swarm listed
+// again: a service created while the observer was cut off (and polling is
+// an hour away) reaches the table.
+func TestSwarmObserverRelistsAfterTheEventStreamBreaks(t *testing.T) {
+	cli := dockertest.Client(t)
+	img := dockertest.Busybox(t)
+	useSwarm(t, cli)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	project := dockertest.UniqueName("slipway-swarmflaky-")
+	host := project + ".localhost"
+	netID, _ := createOverlay(t, cli, project)
+
+	flaky := &flakyEvents{Client: cli, breakCh: make(chan error, 1), allow: make(chan struct{})}
+	routes := NewRoutes(nil, projectHosts)
+	obs := NewSwarmObserver(flaky, routes, SwarmObserverOptions{Poll: time.Hour})
+	done := make(chan error, 1)
+	go func() { done <- obs.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-obs.Synced()
+
+	flaky.breakCh <- errors.New("connection reset by test")
+	createWebService(t, cli, img, project, netID, host, 1)
+	time.Sleep(300 * time.Millisecond)
+	if routes.Lookup(host) != nil {
+		t.Fatal("route appeared while the observer had no stream: the test proves nothing")
+	}
+	close(flaky.allow)
+	waitFor(t, 2*time.Minute, "the route after resubscribing", func() (bool, string) {
+		r := routes.Lookup(host)
+		if r == nil {
+			return false, "no route"
+		}
+		return true, string(r.Phase)
+	})
 }
