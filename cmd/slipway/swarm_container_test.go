@@ -32,7 +32,8 @@ import (
 // to the web task's address on the preview's overlay network, which its
 // container joined by itself, and web calls api by service name (DNS
 // round-robin, no virtual IP). `docker stack ps` shows the preview while
-// it lives; asleep, its host shows the stopped page and it is served again
+// it lives; a push that changes only web keeps api's task and serves the
+// new web; asleep, its host shows the stopped page and it is served again
 // once woken (the overlay left and joined again); after Down the host answers 404 and nothing of the project is
 // left: services, networks, volumes, secrets, configs, registry tags.
 // Run in .ci/run's swarm step.
@@ -111,6 +112,35 @@ func TestSwarmContainerServesPreviews(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, "docker", "stack", "ps", project, "--format", "{{.Name}} {{.CurrentState}}").CombinedOutput(); err != nil ||
 		!strings.Contains(string(out), project+"_web.1") || !strings.Contains(string(out), "Running") {
 		t.Errorf("docker stack ps %s: %v\n%s", project, err, out)
+	}
+
+	// A push that changes only web's build: api's task keeps running (its
+	// spec did not change) and the new web is served.
+	apiTasks := func() []string {
+		tasks, err := cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(
+			filters.Arg("service", project+"_api"), filters.Arg("desired-state", "running"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, tk := range tasks {
+			ids = append(ids, tk.ID)
+		}
+		return ids
+	}
+	before := apiTasks()
+	writeFile(t, filepath.Join(dir, "web", "www", "index.html"), "web v2\n", 0o644)
+	src.SHA = strings.Repeat("6", 40)
+	if plan, err = stack.Load(ctx, src, stack.LoadOptions{Hosts: stack.HostOptions{Domain: domain}, Limits: config.Defaults().Limits}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.Up(ctx, plan, stack.UpOptions{BuildLog: &buildLog}); err != nil {
+		t.Fatalf("push: %v\n%s", err, buildLog.String())
+	}
+	waitHTTP(t, ctx, base+"/", host, http.StatusOK, "web v2", run)
+	waitHTTP(t, ctx, base+"/cgi-bin/api", host, http.StatusOK, "token-ok", run)
+	if after := apiTasks(); len(before) != 1 || strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Errorf("api's tasks %v before the push, %v after: the image-only service was not kept", before, after)
 	}
 
 	// Asleep (every service scaled to 0, no task left), the host stays in
