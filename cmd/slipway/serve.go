@@ -221,6 +221,9 @@ func (p *parts) buildProxy(ctx context.Context) error {
 	// addresses on the preview's overlay network.
 	if onSwarm {
 		log.Info("engine swarm: routes come from the services' tasks, at their addresses on the preview overlays")
+		if attacher == nil {
+			log.Warn("engine swarm, but Slipway does not run in a container: the host cannot reach the tasks' overlay addresses, so previews will not answer; run Slipway in a container on a manager (examples/swarm, docs/swarm.md)")
+		}
 		p.observer = proxy.NewSwarmObserver(p.docker, p.routes, proxy.SwarmObserverOptions{BackendIP: backendIP, Logger: log})
 	} else {
 		p.observer = proxy.NewObserver(p.docker, p.routes, proxy.ObserverOptions{BackendIP: backendIP, Logger: log})
