@@ -110,6 +110,9 @@ type Attacher struct {
 	leaveAfter time.Duration
 	domain     string
 	services   ServiceLister // nil unless on a swarm
+	// listed holds, during Sync, the managed services listed once for
+	// every network Sync looks at; nil otherwise. Owned by Run's goroutine.
+	listed []swarm.Service
 
 	mu      sync.Mutex
 	joined  map[string]bool   // names of the networks the container is on
@@ -397,6 +400,13 @@ func (a *Attacher) Sync(ctx context.Context) error {
 	}
 	a.noteOwnNetworks(self, nets)
 	var errs []error
+	if a.services != nil {
+		// On failure each network lists again (and is retried if that fails).
+		if a.listed, err = a.listServices(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		defer func() { a.listed = nil }()
+	}
 	for _, n := range nets {
 		if err := a.reconcile(ctx, n.ID, n.Name); err != nil {
 			errs = append(errs, err)
@@ -562,10 +572,12 @@ func (a *Attacher) reconcile(ctx context.Context, id, name string) error {
 	}
 	serves := servesNetwork(exposed, a.id, a.domain)
 	if !serves && a.services != nil {
-		svcs, err := a.services.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", contract.ManagedFilter))})
-		if err != nil {
-			a.setPending(id, name)
-			return fmt.Errorf("list the services of network %s: %w", name, err)
+		svcs := a.listed
+		if svcs == nil {
+			if svcs, err = a.listServices(ctx); err != nil {
+				a.setPending(id, name)
+				return fmt.Errorf("look at network %s: %w", name, err)
+			}
 		}
 		serves = ServicesServeNetwork(svcs, ins.ID, ins.Name, a.domain)
 	}
@@ -630,6 +642,18 @@ func servesNetwork(containers []container.Summary, self, domain string) bool {
 		}
 	}
 	return false
+}
+
+// listServices lists the managed swarm services (never nil on success).
+func (a *Attacher) listServices(ctx context.Context) ([]swarm.Service, error) {
+	svcs, err := a.services.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", contract.ManagedFilter))})
+	if err != nil {
+		return nil, fmt.Errorf("list managed services: %w", err)
+	}
+	if svcs == nil {
+		svcs = []swarm.Service{}
+	}
+	return svcs, nil
 }
 
 // ServicesServeNetwork is servesNetwork for a swarm: whether one of the
