@@ -256,7 +256,7 @@ func TestEveryExampleIsTested(t *testing.T) {
 		t.Fatal(err)
 	}
 	tested := map[string]bool{"go-postgres": true, "node-api-static": true, "compose-multi-file": true,
-		"demo": true, "monitoring": true, "systemd": true}
+		"demo": true, "monitoring": true, "systemd": true, "swarm": true}
 	for _, e := range entries {
 		if e.IsDir() && !tested[e.Name()] {
 			t.Errorf("examples/%s has no test in examples_test.go", e.Name())

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/errdefs"
 
 	"github.com/slipwayhq/slipway/internal/contract"
@@ -68,8 +69,19 @@ type AttacherOptions struct {
 	// force-disconnects whatever is still on the network, finish without
 	// racing the Attacher's own disconnect. Default 3s.
 	LeaveAfter time.Duration
+	// Services, when set, makes the Attacher swarm-aware (engine: swarm):
+	// a managed network also counts as needed when a managed service
+	// exposed under the domain, with replicas to run, is attached to it,
+	// wherever its tasks run (their containers on other nodes are not
+	// listed here), and service events make it look at every network.
+	Services ServiceLister
 	// Logger; nil discards logs.
 	Logger *slog.Logger
+}
+
+// ServiceLister lists swarm services. *client.Client satisfies it.
+type ServiceLister interface {
+	ServiceList(ctx context.Context, options swarm.ServiceListOptions) ([]swarm.Service, error)
 }
 
 // Attacher keeps the container Slipway runs in connected to the managed
@@ -97,6 +109,10 @@ type Attacher struct {
 	retry      time.Duration
 	leaveAfter time.Duration
 	domain     string
+	services   ServiceLister // nil unless on a swarm
+	// listed holds, during Sync, the managed services listed once for
+	// every network Sync looks at; nil otherwise. Owned by Run's goroutine.
+	listed []swarm.Service
 
 	mu      sync.Mutex
 	joined  map[string]bool   // names of the networks the container is on
@@ -142,6 +158,7 @@ func NewAttacher(ctx context.Context, docker AttachAPI, opts AttacherOptions) (*
 		retry:      opts.Retry,
 		leaveAfter: opts.LeaveAfter,
 		domain:     contract.NormalizeHost(opts.Domain),
+		services:   opts.Services,
 		joined:     map[string]bool{},
 		pending:    map[string]string{},
 		empty:      map[string]emptyNetwork{},
@@ -316,16 +333,23 @@ func (a *Attacher) Run(ctx context.Context) error {
 	return nil
 }
 
-// networkEventFilters selects the network events the Attacher acts on.
-// Network events carry no labels, so a network is inspected to learn
-// whether it is managed.
-func networkEventFilters() filters.Args {
-	return filters.NewArgs(
+// networkEventFilters selects the network events the Attacher acts on,
+// and on a swarm the service events. Network events carry no labels, so a
+// network is inspected to learn whether it is managed.
+func networkEventFilters(swarmAware bool) filters.Args {
+	f := filters.NewArgs(
 		filters.Arg("type", string(events.NetworkEventType)),
 		filters.Arg("event", string(events.ActionDestroy)),
 		filters.Arg("event", string(events.ActionConnect)),
 		filters.Arg("event", string(events.ActionDisconnect)),
 	)
+	if swarmAware {
+		f.Add("type", string(events.ServiceEventType))
+		f.Add("event", string(events.ActionCreate))
+		f.Add("event", string(events.ActionUpdate))
+		f.Add("event", string(events.ActionRemove))
+	}
+	return f
 }
 
 // watch subscribes, looks at every managed network (Sync), then follows
@@ -335,7 +359,7 @@ func (a *Attacher) watch(ctx context.Context) bool {
 	defer cancel()
 	// Subscribe before listing, so that a network created during the list
 	// is not missed.
-	msgs, errs := a.docker.Events(evCtx, events.ListOptions{Filters: networkEventFilters()})
+	msgs, errs := a.docker.Events(evCtx, events.ListOptions{Filters: networkEventFilters(a.services != nil)})
 	ok := true
 	if err := a.Sync(ctx); err != nil {
 		a.log.Warn("join managed networks", "err", err)
@@ -376,6 +400,13 @@ func (a *Attacher) Sync(ctx context.Context) error {
 	}
 	a.noteOwnNetworks(self, nets)
 	var errs []error
+	if a.services != nil {
+		// On failure each network lists again (and is retried if that fails).
+		if a.listed, err = a.listServices(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		defer func() { a.listed = nil }()
+	}
 	for _, n := range nets {
 		if err := a.reconcile(ctx, n.ID, n.Name); err != nil {
 			errs = append(errs, err)
@@ -419,6 +450,14 @@ func (a *Attacher) setJoined(self container.InspectResponse) {
 
 // handle applies one network event.
 func (a *Attacher) handle(ctx context.Context, m events.Message) {
+	if m.Type == events.ServiceEventType {
+		// A service created, scaled or removed: its tasks may be anywhere,
+		// so look at every managed network.
+		if err := a.Sync(ctx); err != nil {
+			a.log.Warn("join managed networks after a service event", "err", err)
+		}
+		return
+	}
 	name := m.Actor.Attributes["name"]
 	switch m.Action {
 	case events.ActionDestroy:
@@ -531,7 +570,18 @@ func (a *Attacher) reconcile(ctx context.Context, id, name string) error {
 		a.setPending(id, name)
 		return fmt.Errorf("list the containers of network %s: %w", name, err)
 	}
-	if servesNetwork(exposed, a.id, a.domain) {
+	serves := servesNetwork(exposed, a.id, a.domain)
+	if !serves && a.services != nil {
+		svcs := a.listed
+		if svcs == nil {
+			if svcs, err = a.listServices(ctx); err != nil {
+				a.setPending(id, name)
+				return fmt.Errorf("look at network %s: %w", name, err)
+			}
+		}
+		serves = ServicesServeNetwork(svcs, ins.ID, ins.Name, a.domain)
+	}
+	if serves {
 		a.mu.Lock()
 		delete(a.empty, id)
 		a.mu.Unlock()
@@ -589,6 +639,48 @@ func servesNetwork(containers []container.Summary, self, domain string) bool {
 		host := contract.NormalizeHost(c.Labels[contract.LabelRouteHost])
 		if host != "" && (domain == "" || host == domain || strings.HasSuffix(host, "."+domain)) {
 			return true
+		}
+	}
+	return false
+}
+
+// listServices lists the managed swarm services (never nil on success).
+func (a *Attacher) listServices(ctx context.Context) ([]swarm.Service, error) {
+	svcs, err := a.services.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", contract.ManagedFilter))})
+	if err != nil {
+		return nil, fmt.Errorf("list managed services: %w", err)
+	}
+	if svcs == nil {
+		svcs = []swarm.Service{}
+	}
+	return svcs, nil
+}
+
+// ServicesServeNetwork is servesNetwork for a swarm: whether one of the
+// services is attached to the network (by ID or name), has tasks to run
+// (replicas above 0, or global) and its containers are exposed under
+// domain (any domain when empty). Pure.
+func ServicesServeNetwork(svcs []swarm.Service, netID, netName, domain string) bool {
+	for _, s := range svcs {
+		cs := s.Spec.TaskTemplate.ContainerSpec
+		if cs == nil || cs.Labels[contract.LabelManaged] != "true" {
+			continue
+		}
+		host := contract.NormalizeHost(cs.Labels[contract.LabelRouteHost])
+		if host == "" || domain != "" && host != domain && !strings.HasSuffix(host, "."+domain) {
+			continue
+		}
+		m := s.Spec.Mode
+		switch {
+		case m.Global != nil:
+		case m.Replicated != nil && (m.Replicated.Replicas == nil || *m.Replicated.Replicas > 0):
+		default:
+			continue
+		}
+		for _, n := range s.Spec.TaskTemplate.Networks {
+			if n.Target == netID || n.Target == netName {
+				return true
+			}
 		}
 	}
 	return false

@@ -94,7 +94,7 @@ type parts struct {
 	mux      *http.ServeMux    // the control surface, behind guard
 
 	routes   *proxy.Routes
-	observer *proxy.Observer
+	observer routeObserver
 	attacher *proxy.Attacher // nil unless Slipway runs in a container
 	handler  *proxy.Handler
 	tls      *proxy.TLS // nil with tls.mode off
@@ -198,19 +198,36 @@ func (p *parts) buildProxy(ctx context.Context) error {
 	tmpl := cfg.HostTemplates()
 	tmpl.Key = p.hosts.Key // hostname: random
 	p.routes = proxy.NewRoutes(log, tmpl)
-	observerOpts := proxy.ObserverOptions{Logger: log}
+	onSwarm := cfg.Engine == config.EngineSwarm
 	// In a container, the proxy reaches environments only over networks its
-	// container joined: keep it on the project networks of its previews.
-	attacher, err := proxy.NewAttacher(ctx, p.docker, proxy.AttacherOptions{ContainerID: os.Getenv(proxy.EnvContainerID), Domain: cfg.Domain, Logger: log})
+	// container joined: keep it on the project networks of its previews
+	// (on a swarm, the overlays of the services it routes to, wherever
+	// their tasks run).
+	attachOpts := proxy.AttacherOptions{ContainerID: os.Getenv(proxy.EnvContainerID), Domain: cfg.Domain, Logger: log}
+	if onSwarm {
+		attachOpts.Services = p.docker
+	}
+	attacher, err := proxy.NewAttacher(ctx, p.docker, attachOpts)
 	if err != nil {
 		return err
 	}
+	var backendIP func(string, map[string]string) string
 	if attacher != nil {
 		log.Info("running in a container: joining project networks", "container", attacher.ContainerID()[:12])
-		observerOpts.BackendIP = attacher.BackendIP
+		backendIP = attacher.BackendIP
 		p.attacher = attacher
 	}
-	p.observer = proxy.NewObserver(p.docker, p.routes, observerOpts)
+	// On a swarm the routes come from the services' tasks, at their own
+	// addresses on the preview's overlay network.
+	if onSwarm {
+		log.Info("engine swarm: routes come from the services' tasks, at their addresses on the preview overlays")
+		if attacher == nil {
+			log.Warn("engine swarm, but Slipway does not run in a container: the host cannot reach the tasks' overlay addresses, so previews will not answer; run Slipway in a container on a manager (examples/swarm, docs/swarm.md)")
+		}
+		p.observer = proxy.NewSwarmObserver(p.docker, p.routes, proxy.SwarmObserverOptions{BackendIP: backendIP, Logger: log})
+	} else {
+		p.observer = proxy.NewObserver(p.docker, p.routes, proxy.ObserverOptions{BackendIP: backendIP, Logger: log})
+	}
 	pm, err := proxy.NewMetrics(p.registry)
 	if err != nil {
 		return err
@@ -396,6 +413,14 @@ func (p *parts) close() {
 		p.closers[i]()
 	}
 	p.closers = nil
+}
+
+// routeObserver fills the route table from the engine: proxy.Observer
+// from the Docker host's containers, proxy.SwarmObserver from a swarm's
+// tasks.
+type routeObserver interface {
+	Run(ctx context.Context) error
+	Synced() <-chan struct{}
 }
 
 // readiness answers /readyz: the engine answers and the route table has
