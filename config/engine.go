@@ -86,3 +86,13 @@ func checkRegistryAddress(a string) error {
 	}
 	return nil
 }
+
+// OwnRegistry is the registry Slipway pushes previews' images to: the
+// registry's address with engine: swarm, else "". The policy judges its
+// images as it judges the local store's.
+func (c *Controller) OwnRegistry() string {
+	if c.Engine != EngineSwarm {
+		return ""
+	}
+	return c.Registry.Address
+}

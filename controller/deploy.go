@@ -60,6 +60,7 @@ func (c *Controller) deploy(ctx context.Context, r *request, st store.Environmen
 	plan, err := stack.Load(dctx, stack.Source{Dir: dir, Owner: r.repo.Owner, Repo: r.repo.Name, PR: r.key.PR, SHA: sha}, stack.LoadOptions{
 		Hosts:           c.hosts,
 		Policy:          c.cfg.PolicyFor(r.policy),
+		OwnRegistry:     c.cfg.OwnRegistry(),
 		Loader:          c.loader,
 		Limits:          limitsFor(c.cfg.Limits, r.policy.Limits),
 		Secrets:         c.cfg.PreviewSecrets(),

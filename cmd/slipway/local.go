@@ -121,10 +121,11 @@ func (f *loadFlags) load(cmd *cobra.Command) (*stack.Plan, *config.Controller, e
 		return nil, nil, err
 	}
 	plan, err := stack.Load(ctx, stack.Source{Dir: f.dir, Owner: owner, Repo: repo, PR: f.pr, SHA: sha}, stack.LoadOptions{
-		Hosts:  stack.HostOptions{Domain: domain, Port: f.port, PrimaryTemplate: tmpl.Primary, ServiceTemplate: tmpl.Service, Key: key},
-		Policy: policy,
-		Limits: cfg.Limits,
-		Loader: loader,
+		Hosts:       stack.HostOptions{Domain: domain, Port: f.port, PrimaryTemplate: tmpl.Primary, ServiceTemplate: tmpl.Service, Key: key},
+		Policy:      policy,
+		OwnRegistry: cfg.OwnRegistry(),
+		Limits:      cfg.Limits,
+		Loader:      loader,
 	})
 	return plan, cfg, err
 }

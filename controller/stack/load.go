@@ -27,6 +27,10 @@ type LoadOptions struct {
 	Hosts HostOptions
 	// Policy relaxes security rules (operator configuration, never the PR's).
 	Policy config.Policy
+	// OwnRegistry is where the images Slipway builds are pushed (swarm
+	// engine; config.Controller.OwnRegistry): a pull request may name only
+	// its own images there (SW-IMG-001).
+	OwnRegistry string
 	// Limits cap every container. Zero fields mean no cap.
 	Limits config.Limits
 	// Secrets are the controller-side secrets this PR may receive, by name.
@@ -115,6 +119,7 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Plan, error) {
 	}
 	popts := policy.FromConfig(opts.Policy)
 	popts.ContainerLimits = opts.Limits
+	popts.OwnRegistry = opts.OwnRegistry
 	if err := popts.Validate(); err != nil {
 		return nil, fmt.Errorf("controller policy configuration: %w", err)
 	}

@@ -250,6 +250,12 @@ func unsupported(svc types.ServiceConfig) error {
 		return fmt.Errorf("links are not supported by the swarm engine; services reach each other by name")
 	case svc.Ipc != "" || svc.Pid != "":
 		return fmt.Errorf("ipc and pid modes are not supported by the swarm engine")
+	case svc.Deploy != nil && len(svc.Deploy.Placement.Constraints) > 0:
+		// Which nodes run previews is the operator's choice (a pull
+		// request could otherwise ask for the managers).
+		return fmt.Errorf("deploy.placement.constraints: a pull request does not choose the nodes its services run on")
+	case svc.Deploy != nil && svc.Deploy.Mode == "global":
+		return fmt.Errorf("deploy.mode global: a preview's service does not get a task on every node; use replicas")
 	}
 	return nil
 }
@@ -491,8 +497,9 @@ func resources(p *stack.Plan, svc types.ServiceConfig) *swarm.ResourceRequiremen
 	return r
 }
 
-// placement keeps the PR's own constraints and preferences, and pins a
-// stateful service to node.
+// placement keeps the PR's own spread preferences and max replicas per
+// node (constraints are refused, see unsupported), and pins a stateful
+// service to node.
 func placement(svc types.ServiceConfig, node string) *swarm.Placement {
 	pl := &swarm.Placement{}
 	if d := svc.Deploy; d != nil {

@@ -415,6 +415,8 @@ func TestServiceSpecRefusesWhatSwarmCannotDo(t *testing.T) {
 		{"network_mode", "services:\n  api:\n    image: x\n  side:\n    image: x\n    network_mode: service:api\n", `network_mode "service:api" is not supported by the swarm engine`},
 		{"links", "services:\n  api:\n    image: x\n  web:\n    image: x\n    links: [api]\n", "links are not supported"},
 		{"volumes_from", "services:\n  api:\n    image: x\n  web:\n    image: x\n    volumes_from: [api]\n", "volumes_from is not supported"},
+		{"placement constraints", "services:\n  api:\n    image: x\n  web:\n    image: x\n    deploy:\n      placement:\n        constraints: [node.role==manager]\n", "deploy.placement.constraints"},
+		{"global mode", "services:\n  api:\n    image: x\n  web:\n    image: x\n    deploy:\n      mode: global\n", "deploy.mode global"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := loadPlan(t, tc.compose, nil)

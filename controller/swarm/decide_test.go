@@ -218,16 +218,39 @@ func TestNextPage(t *testing.T) {
 	}
 }
 
-func TestRegistryAuthGoesWithServices(t *testing.T) {
-	e := NewEngine(nil, nil, Options{Registry: &Registry{Address: "r.example.com", User: "u", Password: "p"}})
-	if a := e.createOptions().EncodedRegistryAuth; a == "" || a != e.updateOptions().EncodedRegistryAuth {
-		t.Errorf("create %q update %q", a, e.updateOptions().EncodedRegistryAuth)
+// The registry's credentials go with services of images on that registry
+// only: the daemon would offer them to any registry an image names, and a
+// pull request names its image-only services' images.
+func TestRegistryAuthGoesWithServicesOfItsImagesOnly(t *testing.T) {
+	e := NewEngine(nil, nil, Options{Registry: &Registry{Address: "r.example.com:5000", User: "u", Password: "p"}})
+	specOf := func(image string) swarm.ServiceSpec {
+		return swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: image}}}
 	}
-	raw, err := base64.URLEncoding.DecodeString(e.createOptions().EncodedRegistryAuth)
-	if err != nil || !strings.Contains(string(raw), `"username":"u"`) || !strings.Contains(string(raw), `"serveraddress":"r.example.com"`) {
+	ours := specOf("r.example.com:5000/acme-shop-pr-1-web:0123456789ab@sha256:" + strings.Repeat("a", 64))
+	if a := e.createOptions(ours).EncodedRegistryAuth; a == "" || a != e.updateOptions(ours).EncodedRegistryAuth {
+		t.Errorf("create %q update %q", a, e.updateOptions(ours).EncodedRegistryAuth)
+	}
+	raw, err := base64.URLEncoding.DecodeString(e.createOptions(ours).EncodedRegistryAuth)
+	if err != nil || !strings.Contains(string(raw), `"username":"u"`) || !strings.Contains(string(raw), `"serveraddress":"r.example.com:5000"`) {
 		t.Errorf("auth %s %v", raw, err)
 	}
-	if a := NewEngine(nil, nil, Options{Registry: &Registry{Address: "r.example.com"}}).createOptions().EncodedRegistryAuth; a != "" {
+	for _, image := range []string{
+		"reg.attacker.tld/x:1",
+		"r.example.com/x:1",           // another port is another registry
+		"r.example.com:5000.evil/x:1", // a longer domain
+		"evil.tld/r.example.com:5000/x:1",
+		"postgres:16", // Docker Hub
+		"busybox",
+		"",
+	} {
+		if a := e.createOptions(specOf(image)).EncodedRegistryAuth; a != "" {
+			t.Errorf("create of %q carries the registry's credentials", image)
+		}
+		if a := e.updateOptions(specOf(image)).EncodedRegistryAuth; a != "" {
+			t.Errorf("update of %q carries the registry's credentials", image)
+		}
+	}
+	if a := NewEngine(nil, nil, Options{Registry: &Registry{Address: "r.example.com:5000"}}).createOptions(ours).EncodedRegistryAuth; a != "" {
 		t.Errorf("a registry without a user: auth %q", a)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/distribution/reference"
 	"io"
 	"maps"
 	"net"
@@ -288,12 +289,36 @@ func (r *Registry) Check(ctx context.Context) error {
 }
 
 // createOptions and updateOptions hand the registry's credentials to the
-// swarm with the service (docker service create --with-registry-auth), so
-// that every node can pull the pushed images from a registry that needs them.
-func (e *Engine) createOptions() swarm.ServiceCreateOptions {
-	return swarm.ServiceCreateOptions{EncodedRegistryAuth: e.opts.Registry.auth()}
+// swarm with a service whose image is on Slipway's registry (docker service
+// create --with-registry-auth), so that every node can pull the pushed
+// images from a registry that needs them. A service of any other image
+// gets none: the daemon offers the credentials it is given to whatever
+// registry the image names, and a pull request names image-only services'
+// images itself.
+func (e *Engine) createOptions(spec swarm.ServiceSpec) swarm.ServiceCreateOptions {
+	return swarm.ServiceCreateOptions{EncodedRegistryAuth: e.authFor(spec)}
 }
 
-func (e *Engine) updateOptions() swarm.ServiceUpdateOptions {
-	return swarm.ServiceUpdateOptions{EncodedRegistryAuth: e.opts.Registry.auth()}
+func (e *Engine) updateOptions(spec swarm.ServiceSpec) swarm.ServiceUpdateOptions {
+	return swarm.ServiceUpdateOptions{EncodedRegistryAuth: e.authFor(spec)}
+}
+
+func (e *Engine) authFor(spec swarm.ServiceSpec) string {
+	if spec.TaskTemplate.ContainerSpec == nil || !e.opts.Registry.Holds(spec.TaskTemplate.ContainerSpec.Image) {
+		return ""
+	}
+	return e.opts.Registry.auth()
+}
+
+// Holds reports whether image names a repository on this registry (its
+// domain is the registry's address exactly).
+func (r *Registry) Holds(image string) bool {
+	if r == nil || r.Address == "" {
+		return false
+	}
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(reference.Domain(named), r.Address)
 }

@@ -38,7 +38,7 @@ func (e *Engine) Stop(ctx context.Context, project string) error {
 		spec.Labels[labelReplicas] = strconv.FormatInt(n, 10)
 		zero := uint64(0)
 		spec.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}}
-		if _, err := e.docker.ServiceUpdate(ctx, s.ID, s.Version, spec, e.updateOptions()); err != nil {
+		if _, err := e.docker.ServiceUpdate(ctx, s.ID, s.Version, spec, e.updateOptions(spec)); err != nil {
 			errs = append(errs, fmt.Errorf("scale service %s to 0: %w", s.Spec.Name, err))
 		}
 	}
@@ -111,7 +111,7 @@ func (e *Engine) Start(ctx context.Context, project string) error {
 		spec.Labels = maps.Clone(spec.Labels)
 		delete(spec.Labels, labelReplicas)
 		spec.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &n}}
-		if _, err := e.docker.ServiceUpdate(ctx, s.ID, s.Version, spec, e.updateOptions()); err != nil {
+		if _, err := e.docker.ServiceUpdate(ctx, s.ID, s.Version, spec, e.updateOptions(spec)); err != nil {
 			errs = append(errs, fmt.Errorf("scale service %s to %d: %w", s.Spec.Name, n, err))
 			continue
 		}

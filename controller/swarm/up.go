@@ -354,7 +354,7 @@ func (c *converger) convergeService(ctx context.Context, service string) error {
 		c.record(&c.res.Kept, d.Name)
 		return nil
 	case actionCreate:
-		resp, err := e.docker.ServiceCreate(ctx, spec, e.createOptions())
+		resp, err := e.docker.ServiceCreate(ctx, spec, e.createOptions(spec))
 		if err != nil {
 			return failure(contract.StepDeploy, service, fmt.Errorf("create service %s: %w", spec.Name, err))
 		}
@@ -364,7 +364,7 @@ func (c *converger) convergeService(ctx context.Context, service string) error {
 		if d.Reason == "forced" {
 			spec.TaskTemplate.ForceUpdate = cur.Spec.TaskTemplate.ForceUpdate + 1
 		}
-		if _, err := e.docker.ServiceUpdate(ctx, cur.ID, cur.Version, spec, e.updateOptions()); err != nil {
+		if _, err := e.docker.ServiceUpdate(ctx, cur.ID, cur.Version, spec, e.updateOptions(spec)); err != nil {
 			return failure(contract.StepDeploy, service, fmt.Errorf("update service %s: %w", spec.Name, err))
 		}
 		c.tx.add(&c.tx.updated, cur.ID)
@@ -614,7 +614,7 @@ func (t *transaction) rollback(ctx context.Context) error {
 		if s.PreviousSpec == nil {
 			continue
 		}
-		if _, err := e.docker.ServiceUpdate(ctx, id, s.Version, *s.PreviousSpec, e.updateOptions()); err != nil {
+		if _, err := e.docker.ServiceUpdate(ctx, id, s.Version, *s.PreviousSpec, e.updateOptions(*s.PreviousSpec)); err != nil {
 			errs = append(errs, fmt.Errorf("roll back service %s: %w", s.Spec.Name, err))
 		}
 	}

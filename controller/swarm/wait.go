@@ -257,7 +257,7 @@ func (e *Engine) runJob(ctx context.Context, spec swarm.ServiceSpec, log io.Writ
 			return fmt.Errorf("remove old job service %s: %w", spec.Name, err)
 		}
 	}
-	resp, err := e.docker.ServiceCreate(ctx, spec, e.createOptions())
+	resp, err := e.docker.ServiceCreate(ctx, spec, e.createOptions(spec))
 	if err != nil {
 		return fmt.Errorf("create job service %s: %w", spec.Name, err)
 	}

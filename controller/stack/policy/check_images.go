@@ -41,11 +41,13 @@ type imageJudge struct {
 	services []string
 	// allowedRegistries are the operator's policy.allowed_registries.
 	allowedRegistries []string
+	// ownRegistry is where Slipway pushes what it builds (swarm engine).
+	ownRegistry string
 }
 
 // imageJudge returns the judge of this project's image references.
 func (c *checker) imageJudge() imageJudge {
-	j := imageJudge{project: c.project.Name, allowedRegistries: c.opts.AllowedRegistries}
+	j := imageJudge{project: c.project.Name, allowedRegistries: c.opts.AllowedRegistries, ownRegistry: c.opts.OwnRegistry}
 	for name := range c.project.Services {
 		j.services = append(j.services, name)
 	}
@@ -93,7 +95,8 @@ func (j imageJudge) judge(ref string) []imageFinding {
 		out = append(out, imageFinding{PrivateRegistry,
 			fmt.Sprintf("the engine pulls from the host's own network, and registry %s %s; not in the operator's policy.allowed_registries", domain, internal)})
 	}
-	if !localName(named) && internal == "" {
+	own := j.ownRegistry != "" && strings.EqualFold(domain, j.ownRegistry)
+	if !localName(named) && internal == "" && !own {
 		return out // a public registry's image is not one Slipway built
 	}
 	if other := j.otherProject(path.Base(reference.Path(named))); other != "" {

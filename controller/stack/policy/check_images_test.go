@@ -169,6 +169,32 @@ func TestImageJudge(t *testing.T) {
 	}
 }
 
+// On a swarm, Slipway pushes every preview's builds to its own registry,
+// often under a public name: a pull request may name its own images there,
+// never another preview's.
+func TestImageJudgeOwnRegistry(t *testing.T) {
+	j := imageJudge{project: "acme-rw-pr-9", services: []string{"web"}, ownRegistry: "registry.example.com:5000"}
+	for _, tc := range []struct {
+		ref  string
+		want []string
+	}{
+		{"registry.example.com:5000/acme-rw-pr-5-api:0123456789ab", []string{ForeignImage}},
+		{"REGISTRY.example.com:5000/acme-rw-pr-5-api@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", []string{ForeignImage}},
+		{"registry.example.com:5000/acme-rw-pr-9-web:0123456789ab", nil},
+		{"registry.example.com:5000/postgres:16", nil},
+		{"registry.example.com/acme-rw-pr-5-api", nil}, // another registry (no port): public
+		{"postgres:16", nil},
+	} {
+		var got []string
+		for _, f := range j.judge(tc.ref) {
+			got = append(got, f.rule)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("judge(%q) = %v, want %v", tc.ref, got, tc.want)
+		}
+	}
+}
+
 func TestRegistryAllowed(t *testing.T) {
 	allowed := []string{" Registry.Internal:5000 ", "10.0.0.7", "[fd00::1]"}
 	for _, tc := range []struct {

@@ -28,6 +28,10 @@ type Options struct {
 	// AllowedRegistries lists registries on internal addresses that images
 	// may come from (SW-IMG-002): host:port, or host for every port.
 	AllowedRegistries []string
+	// OwnRegistry is the registry Slipway pushes previews' images to (swarm
+	// engine): its images are judged as the local store's are (SW-IMG-001),
+	// so a pull request cannot run another preview's build by name.
+	OwnRegistry string
 	// ReservedNames lists single-label names that no service, alias or
 	// container_name may take (SW-NET-009), besides BuiltinReservedNames:
 	// the operator's policy.reserved_names and the hosts the controller
