@@ -14,6 +14,7 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
 )
 
 // SwarmTestsEnv enables the tests that need a swarm. They run as their own
@@ -56,10 +57,15 @@ func EnsureSwarm(ctx context.Context, cli client.APIClient) (created bool, err e
 	return true, nil
 }
 
-// LeaveSwarm makes the engine leave the swarm (one EnsureSwarm created).
+// LeaveSwarm makes the engine leave the swarm (one EnsureSwarm created),
+// and removes the docker_gwbridge network swarm init made, which leaving
+// keeps.
 func LeaveSwarm(ctx context.Context, cli client.APIClient) error {
 	if err := cli.SwarmLeave(ctx, true); err != nil {
 		return fmt.Errorf("swarm leave: %w", err)
+	}
+	if err := cli.NetworkRemove(ctx, "docker_gwbridge"); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("remove docker_gwbridge after leaving the swarm: %w", err)
 	}
 	return nil
 }
