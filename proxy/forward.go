@@ -139,6 +139,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *Route, st 
 		return
 	}
 	res.Body.Close() // fills res.Trailer
+	dropReservedCookies(res.Trailer)
 
 	if len(res.Trailer) > 0 {
 		// Chunked from here on: the trailers need it, and the server must

@@ -242,7 +242,11 @@ func (h *Handler) awaitRunning(w http.ResponseWriter, r *http.Request, rt *Route
 		case <-changed:
 		case <-limit.C:
 			// Held for the whole limit: the waiting page, which reloads.
-			h.answerPage(w, lookup(h.routes.Table(), r.Host), st, start)
+			rt = lookup(h.routes.Table(), r.Host)
+			if rt != nil && rt.Project != project {
+				rt = nil // the gate admitted the request for project only
+			}
+			h.answerPage(w, rt, st, start)
 			return nil
 		case <-r.Context().Done():
 			h.record(st, 499, start) // the client went away

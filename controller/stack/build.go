@@ -408,10 +408,10 @@ func (e *Engine) runBuild(ctx context.Context, service string, context io.Reader
 // image carries (from its base image or its own LABEL lines).
 func imageLabels(p *Plan, bc *types.BuildConfig, hash string, built map[string]string) map[string]string {
 	labels := map[string]string{}
-	copyUnreserved(labels, bc.Labels)
+	contract.CopyUnreserved(labels, bc.Labels)
 	maps.Copy(labels, projectLabels(p))
 	labels[contract.LabelBuildHash] = hash
-	clearImageLabels(labels, built)
+	contract.ClearImageLabels(labels, built)
 	return labels
 }
 

@@ -243,7 +243,7 @@ func (e *Engine) removeInterrupted(ctx context.Context, conv *Convergence) error
 type serviceImage struct {
 	ID string
 	// Labels are the image's own labels; the reserved ones among them are
-	// overridden on every container (see clearImageLabels).
+	// overridden on every container (see contract.ClearImageLabels).
 	Labels map[string]string
 }
 
@@ -328,7 +328,7 @@ func (e *Engine) pull(ctx context.Context, ref string) error {
 
 // specs computes every container of the plan, by service (every service
 // has a key, also one scaled to 0). The reserved labels each image
-// carries are overridden (see clearImageLabels).
+// carries are overridden (see contract.ClearImageLabels).
 func (e *Engine) specs(p *Plan, images map[string]serviceImage) (map[string][]*containerSpec, error) {
 	out := map[string][]*containerSpec{}
 	for name, svc := range p.Project.Services {
@@ -339,7 +339,7 @@ func (e *Engine) specs(p *Plan, images map[string]serviceImage) (map[string][]*c
 			if err != nil {
 				return nil, err
 			}
-			clearImageLabels(s.Config.Labels, images[name].Labels)
+			contract.ClearImageLabels(s.Config.Labels, images[name].Labels)
 			out[name] = append(out[name], s)
 		}
 	}
@@ -369,7 +369,7 @@ func (e *Engine) ensureNetworks(ctx context.Context, p *Plan, tx *transaction) e
 			return badInput(fmt.Errorf("network %s: enable_ipv6 is not supported while the firewall is on (its rules are IPv4)", key))
 		}
 		labels := map[string]string{}
-		copyUnreserved(labels, n.Labels)
+		contract.CopyUnreserved(labels, n.Labels)
 		maps.Copy(labels, projectLabels(p))
 		labels[contract.LabelNetwork] = key
 		opts := network.CreateOptions{
@@ -442,7 +442,7 @@ func (e *Engine) ensureVolumes(ctx context.Context, p *Plan, tx *transaction, ex
 			return fmt.Errorf("inspect volume %s: %w", v.Name, err)
 		}
 		labels := map[string]string{}
-		copyUnreserved(labels, v.Labels)
+		contract.CopyUnreserved(labels, v.Labels)
 		maps.Copy(labels, projectLabels(p))
 		labels[contract.LabelVolume] = key
 		if _, err := e.docker.VolumeCreate(ctx, volume.CreateOptions{Name: v.Name, Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: labels}); err != nil {

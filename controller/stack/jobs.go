@@ -47,7 +47,7 @@ func (e *Engine) runJob(ctx context.Context, p *Plan, index int, service string,
 	cfg := *spec.Config
 	cfg.Labels = maps.Clone(cfg.Labels)
 	// Emptied, not deleted: a deleted key would let the image's own value
-	// through (see clearImageLabels), and a job serves no route.
+	// through (see contract.ClearImageLabels), and a job serves no route.
 	for _, k := range []string{contract.LabelRouteHost, contract.LabelRoutePort, contract.LabelPrimary, contract.LabelConfigHash} {
 		cfg.Labels[k] = ""
 	}

@@ -89,7 +89,7 @@ func TestLabelContextRefusesOddImageIDs(t *testing.T) {
 // explicit empty value; the others are left alone.
 func TestClearImageLabels(t *testing.T) {
 	labels := map[string]string{contract.LabelProject: "acme-shop-pr-1", "app": "mine"}
-	clearImageLabels(labels, map[string]string{
+	contract.ClearImageLabels(labels, map[string]string{
 		contract.LabelProject:   "acme-shop-pr-2",
 		contract.LabelRouteHost: "pr-2.localhost",
 		"com.docker.compose.x":  "y",
@@ -556,7 +556,7 @@ func TestLoadReportsAReadTheKernelRefused(t *testing.T) {
 
 func TestCopyUnreserved(t *testing.T) {
 	dst := map[string]string{}
-	copyUnreserved(dst, map[string]string{contract.LabelRouteHost: "pr-2.localhost", "com.docker.compose.project": "x", "app.tier": "web"})
+	contract.CopyUnreserved(dst, map[string]string{contract.LabelRouteHost: "pr-2.localhost", "com.docker.compose.project": "x", "app.tier": "web"})
 	if fmt.Sprint(dst) != "map[app.tier:web]" {
 		t.Errorf("copied %v", dst)
 	}

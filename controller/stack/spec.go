@@ -156,7 +156,7 @@ func specFor(p *Plan, service string, n int, imageID string) (*containerSpec, er
 // containerLabels are the labels docker compose would set, plus ours.
 func containerLabels(p *Plan, svc types.ServiceConfig, n int) map[string]string {
 	labels := map[string]string{}
-	copyUnreserved(labels, svc.Labels)
+	contract.CopyUnreserved(labels, svc.Labels)
 	maps.Copy(labels, projectLabels(p))
 	labels[contract.LabelService] = svc.Name
 	labels[contract.LabelNumber] = strconv.Itoa(n)
@@ -173,33 +173,6 @@ func containerLabels(p *Plan, svc types.ServiceConfig, n int) map[string]string 
 		}
 	}
 	return labels
-}
-
-// copyUnreserved copies the labels of src that are not reserved into dst.
-// A reserved key in a compose file's labels never gets through: the policy
-// refuses such a file, and this keeps it so whatever the policy allows.
-func copyUnreserved(dst, src map[string]string) {
-	for k, v := range src {
-		if !contract.Reserved(k) {
-			dst[k] = v
-		}
-	}
-}
-
-// clearImageLabels gives every reserved label the image carries and
-// Slipway does not set an explicit empty value in labels (a container's
-// create request). The engine copies an image's labels into the container
-// unless the request names the key, so without this an image built from a
-// PR, or any image a service runs, could bring its own
-// dev.slipway.route.host (another PR's host) or com.docker.compose.project.
-// An empty route label means "no route" to the proxy. The values depend on
-// the image only, whose ID the config hash already covers.
-func clearImageLabels(labels, image map[string]string) {
-	for k := range image {
-		if _, set := labels[k]; !set && contract.Reserved(k) {
-			labels[k] = ""
-		}
-	}
 }
 
 // projectLabels are on every object of the project.

@@ -41,7 +41,7 @@ type convertInput struct {
 	// services by digest, image-only services as the compose file wrote them.
 	Images map[string]string
 	// ImageLabels are the labels each service's image carries, where known:
-	// reserved ones are cleared on the containers (see clearImageLabels).
+	// reserved ones are cleared on the containers (see contract.ClearImageLabels).
 	ImageLabels map[string]map[string]string
 	// Secrets and Configs map the compose keys to the swarm objects holding them.
 	Secrets map[string]objectRef
@@ -141,7 +141,7 @@ func serviceSpec(p *stack.Plan, name string, in convertInput) (swarm.ServiceSpec
 		Ulimits:        ulimits(svc.Ulimits),
 		OomScoreAdj:    svc.OomScoreAdj,
 	}
-	clearImageLabels(cs.Labels, in.ImageLabels[name])
+	contract.ClearImageLabels(cs.Labels, in.ImageLabels[name])
 	if svc.StopGracePeriod != nil {
 		d := time.Duration(*svc.StopGracePeriod)
 		cs.StopGracePeriod = &d
@@ -302,7 +302,7 @@ func projectLabels(p *stack.Plan) map[string]string {
 func serviceLabels(p *stack.Plan, svc types.ServiceConfig) map[string]string {
 	labels := map[string]string{}
 	if svc.Deploy != nil {
-		copyUnreserved(labels, svc.Deploy.Labels)
+		contract.CopyUnreserved(labels, svc.Deploy.Labels)
 	}
 	maps.Copy(labels, projectLabels(p))
 	labels[contract.LabelService] = svc.Name
@@ -316,7 +316,7 @@ func serviceLabels(p *stack.Plan, svc types.ServiceConfig) map[string]string {
 // containerLabels are on every task's container: as on a single host.
 func containerLabels(p *stack.Plan, svc types.ServiceConfig) map[string]string {
 	labels := map[string]string{}
-	copyUnreserved(labels, svc.Labels)
+	contract.CopyUnreserved(labels, svc.Labels)
 	maps.Copy(labels, projectLabels(p))
 	labels[contract.LabelService] = svc.Name
 	labels[contract.LabelOneoff] = "False"
@@ -332,25 +332,6 @@ func containerLabels(p *stack.Plan, svc types.ServiceConfig) map[string]string {
 		}
 	}
 	return labels
-}
-
-func copyUnreserved(dst, src map[string]string) {
-	for k, v := range src {
-		if !contract.Reserved(k) {
-			dst[k] = v
-		}
-	}
-}
-
-// clearImageLabels gives every reserved label the image carries and the
-// spec does not set an empty value, as the docker engine does: an image
-// built from a PR could otherwise bring its own route label.
-func clearImageLabels(labels, image map[string]string) {
-	for k := range image {
-		if _, set := labels[k]; !set && contract.Reserved(k) {
-			labels[k] = ""
-		}
-	}
 }
 
 func dependsOnLabel(deps types.DependsOnConfig) string {
@@ -611,7 +592,7 @@ func capabilities(svc types.ServiceConfig) []string {
 // volumeLabels are on every volume of the project.
 func volumeLabels(p *stack.Plan, key string, own map[string]string) map[string]string {
 	labels := map[string]string{}
-	copyUnreserved(labels, own)
+	contract.CopyUnreserved(labels, own)
 	maps.Copy(labels, projectLabels(p))
 	labels[contract.LabelVolume] = key
 	return labels

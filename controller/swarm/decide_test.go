@@ -224,9 +224,19 @@ func TestNextPage(t *testing.T) {
 func TestRegistryAuthGoesWithServicesOfItsImagesOnly(t *testing.T) {
 	e := NewEngine(nil, nil, Options{Registry: &Registry{Address: "r.example.com:5000", User: "u", Password: "p"}})
 	specOf := func(image string) swarm.ServiceSpec {
-		return swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: image}}}
+		return swarm.ServiceSpec{
+			Annotations:  swarm.Annotations{Labels: map[string]string{contract.LabelBuilt: "true"}},
+			TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: image}},
+		}
 	}
 	ours := specOf("r.example.com:5000/acme-shop-pr-1-web:0123456789ab@sha256:" + strings.Repeat("a", 64))
+	// An image-only service naming a repository of the registry (not built
+	// by Slipway) gets no credentials either.
+	imageOnly := ours
+	imageOnly.Labels = nil
+	if a := e.createOptions(imageOnly).EncodedRegistryAuth; a != "" {
+		t.Errorf("an image-only service on the registry carries its credentials")
+	}
 	if a := e.createOptions(ours).EncodedRegistryAuth; a == "" || a != e.updateOptions(ours).EncodedRegistryAuth {
 		t.Errorf("create %q update %q", a, e.updateOptions(ours).EncodedRegistryAuth)
 	}

@@ -303,8 +303,13 @@ func (e *Engine) updateOptions(spec swarm.ServiceSpec) swarm.ServiceUpdateOption
 	return swarm.ServiceUpdateOptions{EncodedRegistryAuth: e.authFor(spec)}
 }
 
+// authFor is the registry's credentials for a service that runs an image
+// Slipway built and pushed (the built label is Slipway's alone), and ""
+// for any other: an image-only service's image is the pull request's
+// choice, and may name any repository of the registry.
 func (e *Engine) authFor(spec swarm.ServiceSpec) string {
-	if spec.TaskTemplate.ContainerSpec == nil || !e.opts.Registry.Holds(spec.TaskTemplate.ContainerSpec.Image) {
+	cs := spec.TaskTemplate.ContainerSpec
+	if cs == nil || spec.Labels[contract.LabelBuilt] != "true" || !e.opts.Registry.Holds(cs.Image) {
 		return ""
 	}
 	return e.opts.Registry.auth()

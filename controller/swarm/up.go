@@ -396,7 +396,7 @@ func (e *Engine) ensureNetworks(ctx context.Context, p *stack.Plan, tx *transact
 			return fmt.Errorf("inspect network %s: %w", n.Name, err)
 		}
 		labels := map[string]string{}
-		copyUnreserved(labels, n.Labels)
+		contract.CopyUnreserved(labels, n.Labels)
 		maps.Copy(labels, projectLabels(p))
 		labels[contract.LabelNetwork] = key
 		opts := network.CreateOptions{Driver: "overlay", Scope: "swarm", Attachable: true, Internal: n.Internal, Labels: labels}

@@ -371,3 +371,29 @@ func (t HostTemplates) OwnsHost(host, repo string, pr int, service string) error
 	}
 	return fmt.Errorf("host %q is not one that %s's host templates give pull request %d (its primary host is %s)", host, repo, pr, primary)
 }
+
+// CopyUnreserved copies the labels of src that are not reserved into dst.
+// A reserved key in a compose file's labels never gets through: the policy
+// refuses such a file, and this keeps it so whatever the policy allows.
+func CopyUnreserved(dst, src map[string]string) {
+	for k, v := range src {
+		if !Reserved(k) {
+			dst[k] = v
+		}
+	}
+}
+
+// ClearImageLabels gives every reserved label the image carries and labels
+// (a container's create request, a task's spec) does not set an explicit
+// empty value. The engine copies an image's labels into the container
+// unless the request names the key, so without this an image built from a
+// PR, or any image a service runs, could bring its own
+// dev.slipway.route.host (another PR's host) or com.docker.compose.project.
+// An empty route label means "no route" to the proxy.
+func ClearImageLabels(labels, image map[string]string) {
+	for k := range image {
+		if _, set := labels[k]; !set && Reserved(k) {
+			labels[k] = ""
+		}
+	}
+}

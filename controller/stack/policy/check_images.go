@@ -95,8 +95,17 @@ func (j imageJudge) judge(ref string) []imageFinding {
 		out = append(out, imageFinding{PrivateRegistry,
 			fmt.Sprintf("the engine pulls from the host's own network, and registry %s %s; not in the operator's policy.allowed_registries", domain, internal)})
 	}
-	own := j.ownRegistry != "" && strings.EqualFold(domain, j.ownRegistry)
-	if !localName(named) && internal == "" && !own {
+	if j.ownRegistry != "" && strings.EqualFold(domain, j.ownRegistry) {
+		// Slipway's own registry holds what it built for previews, and
+		// may hold the operator's private images: a pull request names
+		// only its own builds there.
+		if p := reference.Path(named); !j.ownImage(p) {
+			out = append(out, imageFinding{ForeignImage,
+				fmt.Sprintf("%s is Slipway's registry: a pull request may name only this project's own images there (%s-<service>), not %s", domain, j.project, p)})
+		}
+		return out
+	}
+	if !localName(named) && internal == "" {
 		return out // a public registry's image is not one Slipway built
 	}
 	if other := j.otherProject(path.Base(reference.Path(named))); other != "" {
@@ -142,6 +151,17 @@ func (j imageJudge) otherProject(name string) string {
 		}
 	}
 	return name
+}
+
+// ownImage reports whether a repository path is one of the project's own
+// built images (<project>-<service>).
+func (j imageJudge) ownImage(repoPath string) bool {
+	for _, s := range j.services {
+		if repoPath == j.project+"-"+contract.Sanitize(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // registryAllowed reports whether the operator allows registry domain

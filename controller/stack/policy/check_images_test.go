@@ -181,7 +181,8 @@ func TestImageJudgeOwnRegistry(t *testing.T) {
 		{"registry.example.com:5000/acme-rw-pr-5-api:0123456789ab", []string{ForeignImage}},
 		{"REGISTRY.example.com:5000/acme-rw-pr-5-api@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", []string{ForeignImage}},
 		{"registry.example.com:5000/acme-rw-pr-9-web:0123456789ab", nil},
-		{"registry.example.com:5000/postgres:16", nil},
+		{"registry.example.com:5000/postgres:16", []string{ForeignImage}},
+		{"registry.example.com:5000/internal/billing:prod", []string{ForeignImage}},
 		{"registry.example.com/acme-rw-pr-5-api", nil}, // another registry (no port): public
 		{"postgres:16", nil},
 	} {
