@@ -60,7 +60,8 @@ func (g *Gate) login(w http.ResponseWriter, r *http.Request) {
 	state := b64.EncodeToString(raw)
 	exp := g.now().Add(stateTTL)
 	c := claims{Kind: kindState, State: state, Next: next, Expires: exp.Unix()}
-	http.SetCookie(w, cookieFor(stateCookie, g.opts.Keys.seal(stateCookie, c), "", "/auth/", g.opts.Secure, exp))
+	name, path := g.stateCookie()
+	http.SetCookie(w, cookieFor(name, g.opts.Keys.seal(name, c), "", path, g.opts.Secure, exp))
 	q := url.Values{
 		"client_id":    {g.opts.OAuth.ClientID},
 		"redirect_uri": {g.opts.ControlURL + CallbackPath},
@@ -71,16 +72,30 @@ func (g *Gate) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, strings.TrimSuffix(g.opts.OAuth.WebURL, "/")+"/login/oauth/authorize?"+q.Encode(), http.StatusFound)
 }
 
+// stateCookie is the name and path of the cookie that binds a sign-in's
+// state to the browser. With TLS it is __Host- prefixed (Secure, Path=/,
+// no Domain): a browser sets such a cookie only from the control host
+// itself, so a preview's page cannot plant its own state (with
+// Domain=<domain>) for the control host and sign a visitor in as someone
+// else (login CSRF).
+func (g *Gate) stateCookie() (name, path string) {
+	if g.opts.Secure {
+		return "__Host-" + stateCookie, "/"
+	}
+	return stateCookie, "/auth/"
+}
+
 // callback ends the web flow: the state must be the one this browser was
 // given, the code is exchanged for a user token, the user is read, and
 // the browser gets a session cookie for every preview host.
 func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	http.SetCookie(w, expiredCookie(stateCookie, "", "/auth/", g.opts.Secure))
-	v, ok := findCookie(r, stateCookie)
+	name, path := g.stateCookie()
+	http.SetCookie(w, expiredCookie(name, "", path, g.opts.Secure))
+	v, ok := findCookie(r, name)
 	var st claims
 	if ok {
-		st, ok = g.opts.Keys.open(stateCookie, v, g.now())
+		st, ok = g.opts.Keys.open(name, v, g.now())
 	}
 	if !ok || st.Kind != kindState || st.State == "" ||
 		subtle.ConstantTimeCompare([]byte(st.State), []byte(q.Get("state"))) != 1 {
