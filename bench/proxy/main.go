@@ -349,7 +349,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	var paced []*cell
 	if cfg.pacedRate > 0 {
-		if paced, err = runPaced(ctx, cfg, dir, addrs, pids, backend.host); err != nil {
+		if paced, err = runPaced(ctx, cfg, dir, addrs, pids, backend.host, headers); err != nil {
 			return err
 		}
 	}
@@ -459,7 +459,7 @@ func printLive(runs []routeLiveRun) {
 // throughput runs) each connection's latency is the connection count over
 // the requests/s a target reaches (Little's law), whatever the target adds
 // by itself; paced, a proxy's added p99 is what it adds to one request.
-func runPaced(ctx context.Context, cfg config, dir string, addrs map[string]string, pids map[string]int, host string) ([]*cell, error) {
+func runPaced(ctx context.Context, cfg config, dir string, addrs map[string]string, pids map[string]int, host string, headers map[string][]string) ([]*cell, error) {
 	pause := time.Duration(cfg.pacedConns) * time.Second / time.Duration(cfg.pacedRate)
 	script, err := pacedScript(dir, pause)
 	if err != nil {
@@ -480,7 +480,7 @@ func runPaced(ctx context.Context, cfg config, dir string, addrs map[string]stri
 					cells = append(cells, c)
 				}
 				cpu0 := treeCPU(pids[t])
-				r, err := runWrkScript(ctx, "http://"+addrs[t]+"/"+strconv.Itoa(size), host, cfg.pacedConns, cfg.threads, cfg.duration, script)
+				r, err := runWrkScript(ctx, "http://"+addrs[t]+"/"+strconv.Itoa(size), host, cfg.pacedConns, cfg.threads, cfg.duration, script, headers[t]...)
 				if err != nil {
 					return nil, err
 				}
