@@ -128,7 +128,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *Route, st 
 	if err := copyBody(rec, res.Body, flush); err != nil {
 		res.Body.Close()
 		var re readError
-		if errors.As(err, &re) && !errors.Is(err, context.Canceled) {
+		if errors.As(err, &re) && !errors.Is(err, context.Canceled) && r.Context().Err() == nil {
 			h.log.Warn("backend broke off its response", "host", r.Host, "backend", b.Addr, "err", re.error)
 		}
 		if r.Context().Value(http.ServerContextKey) != nil {
