@@ -28,7 +28,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -97,7 +96,7 @@ func run(ctx context.Context, runs int) (err error) {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if err := copyDir(filepath.Join("controller", "swarm", "testdata", "pair"), dir); err != nil {
+	if err := dockertest.CopyTree(filepath.Join("controller", "swarm", "testdata", "pair"), dir); err != nil {
 		return fmt.Errorf("copy the fixture (run from the repository root): %w", err)
 	}
 	engines := map[string]engine{
@@ -285,28 +284,6 @@ func startRegistry(ctx context.Context) (string, func(), error) {
 			return "", nil, fmt.Errorf("the registry did not answer on %s", addr)
 		}
 	}
-}
-
-func copyDir(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, fi.Mode().Perm())
-	})
 }
 
 // stamped prefixes every line written to w with the time since start.

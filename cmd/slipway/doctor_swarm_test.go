@@ -59,7 +59,7 @@ func TestDoctorSwarmModeOnAPlainEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	if info.Swarm.LocalNodeState != "inactive" {
-		t.Skipf("the engine is in a swarm (%s)", info.Swarm.LocalNodeState)
+		dockertest.Unavailable(t, "the engine is in a swarm (%s); this test needs a plain engine", info.Swarm.LocalNodeState)
 	}
 	cfg := &config.Controller{Engine: config.EngineSwarm, Registry: config.Registry{Address: "127.0.0.1:1"}}
 	got := map[string]checkStatus{}

@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -76,7 +74,9 @@ func TestSwarmContainerServesPreviews(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	copyTree(t, filepath.Join("..", "..", "controller", "swarm", "testdata", "pair"), dir)
+	if err := dockertest.CopyTree(filepath.Join("..", "..", "controller", "swarm", "testdata", "pair"), dir); err != nil {
+		t.Fatal(err)
+	}
 	src := stack.Source{Dir: dir, Owner: contract.LocalOwner, Repo: dockertest.UniqueName("swctr"), PR: 7, SHA: strings.Repeat("5", 40)}
 	project := src.Project()
 	engine := swarmengine.NewEngine(cli, nil, swarmengine.Options{Registry: &swarmengine.Registry{Address: reg}, ReadyTimeout: 2 * time.Minute,
@@ -170,33 +170,6 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
-}
-
-// copyTree copies the files under src into dst, modes kept.
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, fi.Mode().Perm())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // swarmLeftovers lists project's services, networks, volumes, secrets,

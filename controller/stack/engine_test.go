@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,34 +36,8 @@ func testEngine(t *testing.T) (*Engine, *client.Client) {
 	return NewEngine(cli, nil, EngineOptions{ReadyTimeout: 60 * time.Second, StopTimeout: 2 * time.Second}), cli
 }
 
-// copyFixture copies testdata/<name> into a fresh directory.
 func copyFixture(t *testing.T, name string) string {
-	t.Helper()
-	dst := t.TempDir()
-	src := filepath.Join("testdata", name)
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, fi.Mode().Perm())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
+	return dockertest.CopyFixture(t, filepath.Join("testdata", name))
 }
 
 // newSource names a repo no other test uses and registers a cleanup that
