@@ -105,6 +105,9 @@ func ProjectNetworkIP(project string, networks map[string]string) string {
 	return ""
 }
 
+// swarmTaskLabel is set by the engine on every container of a swarm task.
+const swarmTaskLabel = "com.docker.swarm.task.id"
+
 // eventFilters selects the container events that change routes.
 func eventFilters() filters.Args {
 	return filters.NewArgs(
@@ -276,6 +279,13 @@ func (o *Observer) fromInspect(ins container.InspectResponse) (Container, bool) 
 	}
 	labels := ins.Config.Labels
 	if labels[contract.LabelManaged] != "true" || labels[contract.LabelRouteHost] == "" {
+		return Container{}, false
+	}
+	// A swarm task's container carries the service's labels, but its
+	// routes come from the swarm observer (task addresses on the
+	// preview's overlay), never from this one: on an engine that is also
+	// a swarm manager it would otherwise claim the preview's hosts.
+	if labels[swarmTaskLabel] != "" {
 		return Container{}, false
 	}
 	c := Container{
