@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -23,6 +24,13 @@ type Registry struct {
 	// or path, e.g. registry.example.com:5000. Images are pushed as
 	// <address>/<project>-<service>:<first 12 of the SHA>.
 	Address string `yaml:"address"`
+	// API is the registry's HTTP API as Slipway itself reaches it, e.g.
+	// http://registry:5000, when that differs from Address, which the
+	// nodes' engines pull from: Slipway in a container does not share the
+	// node's loopback, so a registry the nodes pull from 127.0.0.1:5000 is
+	// another address from inside it. Default: Address, over http for a
+	// loopback address and https otherwise.
+	API string `yaml:"api"`
 	// User to log in to the registry as; empty for one without authentication.
 	User string `yaml:"user"`
 	// Password for User (prefer password_file).
@@ -51,6 +59,11 @@ func (c *Controller) validateEngine() []error {
 		errs = append(errs, errors.New("engine swarm needs registry.address: every node pulls the preview images from it"))
 	} else if err := checkRegistryAddress(r.Address); err != nil {
 		errs = append(errs, err)
+	}
+	if r.API != "" {
+		if err := checkRegistryAPI(r.API); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if r.User == "" && r.Password != "" {
 		errs = append(errs, errors.New("registry: password (or password_file) is set without user"))
@@ -83,6 +96,28 @@ func checkRegistryAddress(a string) error {
 		if port == "" || strings.Trim(port, "0123456789") != "" || len(port) > 5 {
 			return bad("has a port that is not a number")
 		}
+	}
+	return nil
+}
+
+// checkRegistryAPI accepts an http or https URL with a host and no path,
+// query or user: Slipway adds the API's paths (/v2/…) to it.
+func checkRegistryAPI(a string) error {
+	u, err := url.Parse(a)
+	bad := func(why string) error {
+		return fmt.Errorf("registry.api %q: %s; want http(s)://host[:port], e.g. http://registry:5000", a, why)
+	}
+	switch {
+	case err != nil:
+		return bad("is not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return bad("has no http or https scheme")
+	case u.Host == "":
+		return bad("has no host")
+	case u.User != nil:
+		return bad("has a user (use registry.user and password_file)")
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return bad("has a path or a query")
 	}
 	return nil
 }

@@ -45,6 +45,13 @@ registry:
 	if c.Registry.Password != "other" {
 		t.Errorf("from env: password %q", c.Registry.Password)
 	}
+	c, err = ParseController([]byte("engine: swarm\nregistry: {address: 127.0.0.1:5000, api: 'http://registry:5000'}\n"), envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Registry.API != "http://registry:5000" {
+		t.Errorf("api %q", c.Registry.API)
+	}
 }
 
 func TestEngineConfigErrors(t *testing.T) {
@@ -61,6 +68,9 @@ func TestEngineConfigErrors(t *testing.T) {
 		{"user without password", "engine: swarm\nregistry: {address: r.example.com, user: u}\n", "user is set without password"},
 		{"password without user", "engine: swarm\nregistry: {address: r.example.com, password: p}\n", "password (or password_file) is set without user"},
 		{"unknown key", "engine: swarm\nregistry: {address: r.example.com, username: u}\n", "field username not found"},
+		{"api without scheme", "engine: swarm\nregistry: {address: '127.0.0.1:5000', api: 'registry:5000'}\n", `registry.api "registry:5000": has no http or https scheme`},
+		{"api with path", "engine: swarm\nregistry: {address: '127.0.0.1:5000', api: 'http://registry:5000/v2'}\n", "has a path or a query"},
+		{"api with user", "engine: swarm\nregistry: {address: '127.0.0.1:5000', api: 'http://u:p@registry:5000'}\n", "has a user"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseController([]byte(tc.yaml), envMap(nil))

@@ -28,7 +28,7 @@ func (d *doctor) checkSwarm(ctx context.Context, cfg *config.Controller, info *s
 		return append(out, checkSkip("registry", "no engine client"), checkSkip("overlay", "no engine client"))
 	}
 	r := cfg.Registry
-	e := swarm.NewEngine(cli, nil, swarm.Options{Registry: &swarm.Registry{Address: r.Address, User: r.User, Password: r.Password}})
+	e := swarm.NewEngine(cli, nil, swarm.Options{Registry: &swarm.Registry{Address: r.Address, API: r.API, User: r.User, Password: r.Password}})
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	out = append(out, judgeRegistryPush(r.Address, e.CheckRegistryPush(ctx)))

@@ -29,7 +29,7 @@ func newPreviewEngine(cfg *config.Controller, cli *client.Client, log *slog.Logg
 	if cfg != nil && cfg.Engine == config.EngineSwarm {
 		r := cfg.Registry
 		return swarm.NewEngine(cli, log, swarm.Options{
-			Registry:     &swarm.Registry{Address: r.Address, User: r.User, Password: r.Password},
+			Registry:     &swarm.Registry{Address: r.Address, API: r.API, User: r.User, Password: r.Password},
 			ReadyTimeout: opts.ReadyTimeout,
 			Build:        opts,
 			// The firewall that guards build networks also guards the

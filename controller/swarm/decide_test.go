@@ -206,6 +206,24 @@ func TestRegistryScheme(t *testing.T) {
 	}
 }
 
+// The API's base is registry.api when set (Slipway in a container reaches
+// the registry by another address than the nodes pull from), else the
+// address with its scheme.
+func TestRegistryBase(t *testing.T) {
+	for _, tc := range []struct {
+		r    Registry
+		want string
+	}{
+		{Registry{Address: "127.0.0.1:5000"}, "http://127.0.0.1:5000"},
+		{Registry{Address: "registry.example.com"}, "https://registry.example.com"},
+		{Registry{Address: "127.0.0.1:5000", API: "http://172.17.0.1:5000/"}, "http://172.17.0.1:5000"},
+	} {
+		if got := tc.r.base(); got != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.r, got, tc.want)
+		}
+	}
+}
+
 func TestNextPage(t *testing.T) {
 	for link, want := range map[string]string{
 		`</v2/_catalog?last=b&n=1000>; rel="next"`: "/v2/_catalog?last=b&n=1000",

@@ -26,8 +26,12 @@ import (
 // to it (through the Docker daemon) and deletes a preview's tags from it
 // (through the registry's HTTP API, which must allow deletes).
 type Registry struct {
-	// Address is host[:port].
+	// Address is host[:port], as the nodes' engines pull from it.
 	Address string
+	// API is the registry's HTTP API as this process reaches it
+	// (scheme://host[:port]); empty for Address, over http for a loopback
+	// address and https otherwise.
+	API string
 	// User and Password log in; empty for a registry without authentication.
 	User, Password string
 	// HTTP is the client for the registry API. Default http.DefaultClient.
@@ -37,6 +41,16 @@ type Registry struct {
 // Repository is the registry repository of a built service's images.
 func (r *Registry) Repository(project, service string) string {
 	return r.Address + "/" + project + "-" + service
+}
+
+// base is the registry API's URL without a path: API when set, else
+// Address over http for a loopback registry (as the Docker daemon allows
+// without configuration) and https otherwise.
+func (r *Registry) base() string {
+	if r.API != "" {
+		return strings.TrimSuffix(r.API, "/")
+	}
+	return r.scheme() + "://" + r.Address
 }
 
 // scheme is http for a loopback registry (as the Docker daemon allows
@@ -130,7 +144,7 @@ func (r *Registry) do(ctx context.Context, method, path string, accept []string)
 }
 
 func (r *Registry) send(ctx context.Context, method, path string, accept []string, token string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, r.scheme()+"://"+r.Address+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, r.base()+path, nil)
 	if err != nil {
 		return nil, err
 	}
