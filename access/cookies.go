@@ -79,12 +79,12 @@ func (k *Keyring) passwordFingerprint(repo, password string) string {
 	return hex.EncodeToString(m.Sum(nil)[:12])
 }
 
-// cookieFor returns a cookie of Slipway's valid until exp. domain "" makes
-// a host-only cookie.
-func cookieFor(name, value, domain, path string, secure bool, exp time.Time) *http.Cookie {
+// cookieFor returns a cookie of Slipway's valid until exp, as of now.
+// domain "" makes a host-only cookie.
+func cookieFor(name, value, domain, path string, secure bool, now, exp time.Time) *http.Cookie {
 	return &http.Cookie{
 		Name: name, Value: value, Domain: domain, Path: path,
-		Expires: exp, MaxAge: int(time.Until(exp).Seconds()),
+		Expires: exp, MaxAge: int(exp.Sub(now).Seconds()),
 		Secure: secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	}
 }
@@ -97,6 +97,19 @@ func expiredCookie(name, domain, path string, secure bool) *http.Cookie {
 // findCookie returns the value of the first cookie named name in r, without
 // parsing the others.
 func findCookie(r *http.Request, name string) (string, bool) {
+	var found string
+	sent := eachCookie(r, name, func(v string) bool { found = v; return true })
+	return found, sent
+}
+
+// eachCookie calls fn with the value of every cookie named name in r, in
+// the order sent, until fn returns true; it reports whether r had one.
+// A request can carry several cookies of one name: a preview's page can
+// set slipway_session for the whole domain, or for a longer path, which
+// the browser sends before Slipway's own. Trying each means such a cookie
+// cannot shadow the real one.
+func eachCookie(r *http.Request, name string, fn func(value string) bool) bool {
+	sent := false
 	for _, line := range r.Header["Cookie"] {
 		for line != "" {
 			var part string
@@ -104,11 +117,14 @@ func findCookie(r *http.Request, name string) (string, bool) {
 			part = strings.TrimSpace(part)
 			k, v, ok := strings.Cut(part, "=")
 			if ok && k == name {
-				return strings.Trim(v, `"`), true
+				sent = true
+				if fn(strings.Trim(v, `"`)) {
+					return true
+				}
 			}
 		}
 	}
-	return "", false
+	return sent
 }
 
 // stripCredentials removes Slipway's cookies and bypass header from r's

@@ -106,6 +106,8 @@ type Gate struct {
 	// every request; expiry is still checked each time.
 	verified      sync.Map
 	verifiedCount atomic.Int64
+	// wrongPasswords slows down guessing a shared password.
+	wrongPasswords wrongPasswords
 	// prefixes maps a project-name prefix (a configured repository's
 	// project name without "-pr-<N>") to the repository.
 	prefixes map[string]string
@@ -323,41 +325,53 @@ func (g *Gate) grant(r *http.Request, sc scope, now time.Time) credential {
 	verdict := absent
 	for i, pr := range [2]int{0, sc.PR} {
 		name := sc.grants[i]
-		v, ok := findCookie(r, name)
-		if !ok {
-			continue
+		good := false
+		sent := eachCookie(r, name, func(v string) bool {
+			good = g.grants(name, v, pr, sc, now)
+			return good
+		})
+		if good {
+			return valid
 		}
-		verdict = invalid
-		c, ok := g.open(name, v, now)
-		if !ok || !strings.EqualFold(c.Repo, sc.Repo) || c.PR != pr {
-			continue
-		}
-		switch c.Kind {
-		case kindPassword:
-			if sc.Access.Mode == Password && sc.Access.Password != "" &&
-				subtle.ConstantTimeCompare([]byte(c.Password), []byte(g.opts.Keys.passwordFingerprint(sc.Repo, sc.Access.Password))) == 1 {
-				return valid
-			}
-		case kindToken:
-			if t, ok := g.live(c.Token, now); ok && sc.opens(t) {
-				return valid
-			}
+		if sent {
+			verdict = invalid
 		}
 	}
 	return verdict
 }
 
+// grants reports whether the grant cookie name=v opens sc for pull request
+// pr (0 for the repository's every preview).
+func (g *Gate) grants(name, v string, pr int, sc scope, now time.Time) bool {
+	c, ok := g.open(name, v, now)
+	if !ok || !strings.EqualFold(c.Repo, sc.Repo) || c.PR != pr {
+		return false
+	}
+	switch c.Kind {
+	case kindPassword:
+		return sc.Access.Mode == Password && sc.Access.Password != "" &&
+			subtle.ConstantTimeCompare([]byte(c.Password), []byte(g.opts.Keys.passwordFingerprint(sc.Repo, sc.Access.Password))) == 1
+	case kindToken:
+		t, ok := g.live(c.Token, now)
+		return ok && sc.opens(t)
+	}
+	return false
+}
+
 // session returns the GitHub sign-in r carries, if valid.
 func (g *Gate) session(r *http.Request) (claims, bool) {
-	v, ok := findCookie(r, SessionCookie)
-	if !ok {
-		return claims{}, false
-	}
-	c, ok := g.open(SessionCookie, v, g.now())
-	if !ok || c.Kind != kindSession || c.Login == "" {
-		return claims{}, false
-	}
-	return c, true
+	now := g.now()
+	var found claims
+	ok := false
+	eachCookie(r, SessionCookie, func(v string) bool {
+		c, opened := g.open(SessionCookie, v, now)
+		ok = opened && c.Kind == kindSession && c.Login != ""
+		if ok {
+			found = c
+		}
+		return ok
+	})
+	return found, ok
 }
 
 // permission asks the cache whether login may read sc's repository.

@@ -58,10 +58,11 @@ func (g *Gate) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state := b64.EncodeToString(raw)
-	exp := g.now().Add(stateTTL)
+	now := g.now()
+	exp := now.Add(stateTTL)
 	c := claims{Kind: kindState, State: state, Next: next, Expires: exp.Unix()}
 	name, path := g.stateCookie()
-	http.SetCookie(w, cookieFor(name, g.opts.Keys.seal(name, c), "", path, g.opts.Secure, exp))
+	http.SetCookie(w, cookieFor(name, g.opts.Keys.seal(name, c), "", path, g.opts.Secure, now, exp))
 	q := url.Values{
 		"client_id":    {g.opts.OAuth.ClientID},
 		"redirect_uri": {g.opts.ControlURL + CallbackPath},
@@ -92,13 +93,16 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	name, path := g.stateCookie()
 	http.SetCookie(w, expiredCookie(name, "", path, g.opts.Secure))
-	v, ok := findCookie(r, name)
 	var st claims
-	if ok {
-		st, ok = g.opts.Keys.open(name, v, g.now())
-	}
-	if !ok || st.Kind != kindState || st.State == "" ||
-		subtle.ConstantTimeCompare([]byte(st.State), []byte(q.Get("state"))) != 1 {
+	now := g.now()
+	ok := false
+	eachCookie(r, name, func(v string) bool {
+		st, ok = g.opts.Keys.open(name, v, now)
+		ok = ok && st.Kind == kindState && st.State != "" &&
+			subtle.ConstantTimeCompare([]byte(st.State), []byte(q.Get("state"))) == 1
+		return ok
+	})
+	if !ok {
 		writePage(w, http.StatusBadRequest, errorPage, pageData{Error: "The sign-in was not started in this browser, or took too long. Open the preview again to sign in."})
 		return
 	}
@@ -125,9 +129,10 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 // Session returns a signed session cookie for a GitHub user, valid for
 // SessionTTL on every preview host (what a sign-in sets).
 func (g *Gate) Session(login string, id int64) *http.Cookie {
-	exp := g.now().Add(g.opts.SessionTTL)
+	now := g.now()
+	exp := now.Add(g.opts.SessionTTL)
 	c := claims{Kind: kindSession, Login: login, UserID: id, Expires: exp.Unix()}
-	return cookieFor(SessionCookie, g.opts.Keys.seal(SessionCookie, c), g.cookieDomain(), "/", g.opts.Secure, exp)
+	return cookieFor(SessionCookie, g.opts.Keys.seal(SessionCookie, c), g.cookieDomain(), "/", g.opts.Secure, now, exp)
 }
 
 // logout ends the session.

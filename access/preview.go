@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -42,17 +43,26 @@ func (g *Gate) checkPassword(w http.ResponseWriter, r *http.Request, sc scope) i
 		return http.StatusBadRequest
 	}
 	next := safePath(r.PostForm.Get("next"))
+	now := g.now()
+	client := passwordClient(r, sc.Repo)
+	if wait := g.wrongPasswords.wait(client, now); wait > 0 {
+		g.log.Warn("too many wrong preview passwords; refusing without checking", "repo", sc.Repo, "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second).Seconds())))
+		writePage(w, http.StatusTooManyRequests, passwordPage, pageData{Repo: sc.Repo, Next: next, Error: "Too many wrong passwords. Try again in a few minutes."})
+		return http.StatusTooManyRequests
+	}
 	got := sha256.Sum256([]byte(r.PostForm.Get("password")))
 	want := sha256.Sum256([]byte(sc.Access.Password))
 	if sc.Access.Password == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		g.wrongPasswords.wrong(client, now)
 		g.log.Info("wrong preview password", "repo", sc.Repo, "remote", r.RemoteAddr)
 		writePage(w, http.StatusUnauthorized, passwordPage, pageData{Repo: sc.Repo, Next: next, Error: "Wrong password."})
 		return http.StatusUnauthorized
 	}
-	exp := g.now().Add(g.opts.PasswordTTL)
+	exp := now.Add(g.opts.PasswordTTL)
 	name := grantName(sc.Repo, 0)
 	c := claims{Kind: kindPassword, Repo: sc.Repo, Password: g.opts.Keys.passwordFingerprint(sc.Repo, sc.Access.Password), Expires: exp.Unix()}
-	http.SetCookie(w, cookieFor(name, g.opts.Keys.seal(name, c), g.cookieDomain(), "/", g.opts.Secure, exp))
+	http.SetCookie(w, cookieFor(name, g.opts.Keys.seal(name, c), g.cookieDomain(), "/", g.opts.Secure, now, exp))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 	return http.StatusSeeOther
 }
@@ -90,7 +100,7 @@ func (g *Gate) redeemParam(w http.ResponseWriter, r *http.Request, sc scope) int
 	}
 	name := grantName(sc.Repo, t.PR)
 	c := claims{Kind: kindToken, Repo: sc.Repo, PR: t.PR, Token: t.ID, Expires: exp.Unix()}
-	http.SetCookie(w, cookieFor(name, g.opts.Keys.seal(name, c), g.cookieDomain(), "/", g.opts.Secure, exp))
+	http.SetCookie(w, cookieFor(name, g.opts.Keys.seal(name, c), g.cookieDomain(), "/", g.opts.Secure, now, exp))
 	http.Redirect(w, r, clean, http.StatusFound)
 	return http.StatusFound
 }
