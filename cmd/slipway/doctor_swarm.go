@@ -10,19 +10,21 @@ import (
 	"github.com/slipwayhq/slipway/controller/swarm"
 )
 
-// checkSwarm runs the checks of engine: swarm: the engine is a manager,
-// the registry accepts a push (and a delete), the overlay driver works.
+// checkSwarm runs the checks of engine: swarm: the registry needs a login,
+// the engine is a manager, the registry accepts a push (and a delete), the
+// overlay driver works.
 func (d *doctor) checkSwarm(ctx context.Context, cfg *config.Controller, info *system.Info) []checkResult {
+	auth := judgeRegistryAuth(cfg.Registry.User)
 	names := []string{"swarm", "registry", "overlay"}
 	if info == nil {
-		var out []checkResult
+		out := []checkResult{auth}
 		for _, n := range names {
 			out = append(out, checkSkip(n, "the engine did not answer"))
 		}
 		return out
 	}
 	manager := swarm.CheckManager(*info)
-	out := []checkResult{judgeSwarmManager(manager)}
+	out := []checkResult{auth, judgeSwarmManager(manager)}
 	cli, ok := d.docker.(swarm.Docker)
 	if !ok {
 		return append(out, checkSkip("registry", "no engine client"), checkSkip("overlay", "no engine client"))
@@ -43,6 +45,18 @@ func judgeSwarmManager(err error) checkResult {
 		return checkFail("swarm", "engine: swarm needs Slipway to talk to a swarm manager (docker swarm init, or DOCKER_HOST at a manager)", "%v", err)
 	}
 	return checkOK("swarm", "the engine is a swarm manager")
+}
+
+// judgeRegistryAuth warns of a registry without a login: whatever reaches
+// it pulls every preview's images, and a built image holds its pull
+// request's code (another, private pull request's, for a preview that
+// reaches it).
+func judgeRegistryAuth(user string) checkResult {
+	if user == "" {
+		return checkWarn("registry-auth", "give the registry a login (registry.user and registry.password_file) or keep it where previews' containers cannot reach it (docs/swarm.md)",
+			"registry.user is not set: anything that reaches the registry, a preview's container among them, can pull every preview's images and the code built into them")
+	}
+	return checkOK("registry-auth", "Slipway logs in to the registry as %s", user)
 }
 
 func judgeRegistryPush(addr string, err error) checkResult {

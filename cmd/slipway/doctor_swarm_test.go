@@ -20,26 +20,29 @@ func TestJudgeSwarmChecks(t *testing.T) {
 		{judgeSwarmManager(errors.New("the engine is a swarm worker")), statusFail, "worker"},
 		{judgeRegistryPush("r:5000", nil), statusOK, "r:5000 accepted a push"},
 		{judgeRegistryPush("r:5000", errors.New("push r:5000/x: denied")), statusFail, "denied"},
+		{judgeRegistryAuth(""), statusWarn, "can pull every preview's images"},
+		{judgeRegistryAuth("slipway"), statusOK, "as slipway"},
 		{judgeOverlay(nil), statusOK, "overlay"},
 		{judgeOverlay(errors.New("driver not found")), statusFail, "driver not found"},
 	} {
 		if tc.got.Status != tc.status || !strings.Contains(tc.got.Detail, tc.detail) {
 			t.Errorf("%+v: want %s with %q", tc.got, tc.status, tc.detail)
 		}
-		if tc.status == statusFail && tc.got.Fix == "" {
+		if tc.status != statusOK && tc.got.Fix == "" {
 			t.Errorf("%s fails without saying what to fix", tc.got.Name)
 		}
 	}
 }
 
-// Without an engine answering, the swarm checks are skipped, not failed twice.
+// Without an engine answering, the swarm checks are skipped, not failed
+// twice; the registry's login is judged from the configuration alone.
 func TestCheckSwarmWithoutEngine(t *testing.T) {
 	d := &doctor{}
 	out := d.checkSwarm(context.Background(), &config.Controller{Engine: config.EngineSwarm}, nil)
-	if len(out) != 3 {
+	if len(out) != 4 || out[0].Name != "registry-auth" || out[0].Status != statusWarn {
 		t.Fatalf("%+v", out)
 	}
-	for _, r := range out {
+	for _, r := range out[1:] {
 		if r.Status != statusSkip {
 			t.Errorf("%+v", r)
 		}
