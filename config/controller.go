@@ -856,6 +856,9 @@ func (c *Controller) Validate() error {
 	if err := c.checkHostCollisions(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.checkProjectCollisions(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.StateDir != "" && !filepath.IsAbs(c.StateDir) {
 		abs, err := filepath.Abs(c.StateDir)
 		if err != nil {
