@@ -116,7 +116,7 @@ func (c *Controller) applyCommand(ctx context.Context, r *request, cmd command) 
 	case gh.CommandHelp:
 		c.reply(ctx, repo, key.PR, gh.HelpText)
 	case gh.CommandShare:
-		c.share(ctx, r, cmd.sender, parsed.Share)
+		c.share(ctx, r, cmd, parsed.Share)
 	}
 	c.react(ctx, repo, cmd.commentID, gh.ReactionAck)
 	return forced, done, nil

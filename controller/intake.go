@@ -40,8 +40,11 @@ type command struct {
 	sender    string
 	label     string // approval label applied
 	headSHA   string
-	delivery  string    // the webhook delivery that carried it (journaled in the store)
-	at        time.Time // when it arrived
+	delivery  string // the webhook delivery that carried it (journaled in the store)
+	// privateRepo: the delivery said the repository is private, so a
+	// reply on the pull request is not for everyone to read.
+	privateRepo bool
+	at          time.Time // when it arrived
 }
 
 // HandleEvent takes a verified webhook event (webhooks.Enqueuer). It never

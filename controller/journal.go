@@ -32,7 +32,7 @@ func commandFrom(ev webhooks.Event, head string) (command, bool) {
 	case ev.Kind == webhooks.KindPullRequest && ev.Action == "labeled" && strings.EqualFold(ev.Label, gh.ApprovalLabel):
 		return command{label: ev.Label, sender: ev.Sender, headSHA: ev.HeadSHA, delivery: ev.DeliveryID}, true
 	case ev.Kind == webhooks.KindIssueComment && ev.Comment != nil && strings.HasPrefix(strings.TrimSpace(ev.Comment.Body), gh.CommandPrefix):
-		return command{commentID: ev.Comment.ID, body: ev.Comment.Body, sender: ev.Comment.Author, headSHA: head, delivery: ev.DeliveryID}, true
+		return command{commentID: ev.Comment.ID, body: ev.Comment.Body, sender: ev.Comment.Author, headSHA: head, delivery: ev.DeliveryID, privateRepo: ev.PrivateRepo}, true
 	}
 	return command{}, false
 }
@@ -57,7 +57,7 @@ func (c *Controller) Record(ctx context.Context, ev webhooks.Event) (bool, error
 	}
 	first, err := c.store.AcceptCommand(ctx, store.Command{
 		Delivery: cmd.delivery, Repo: key.Repo, PR: key.PR, CommentID: cmd.commentID, Body: cmd.body,
-		Label: cmd.label, Sender: cmd.sender, HeadSHA: cmd.headSHA,
+		Label: cmd.label, Sender: cmd.sender, HeadSHA: cmd.headSHA, PrivateRepo: cmd.privateRepo,
 	})
 	if err != nil || !first {
 		return false, err
@@ -99,6 +99,7 @@ func (c *Controller) loadCommands(ctx context.Context) error {
 			// No arrival time: across a restart, the head read later never
 			// stands in for an approval's unknown one (approvedHead).
 			commentID: p.CommentID, body: p.Body, sender: p.Sender, label: p.Label, headSHA: p.HeadSHA, delivery: p.Delivery,
+			privateRepo: p.PrivateRepo,
 		})
 		c.queue.Add(key)
 	}

@@ -17,10 +17,18 @@ type Sharer interface {
 }
 
 // share answers "/slipway share <ttl>" from a writer with a link that
-// opens the preview without signing in.
-func (c *Controller) share(ctx context.Context, r *request, sender string, ttl time.Duration) {
+// opens the preview without signing in: on a private repository only,
+// since the reply is a comment that anyone who reads the pull request
+// reads, which for a public repository is everyone.
+func (c *Controller) share(ctx context.Context, r *request, cmd command, ttl time.Duration) {
+	sender := cmd.sender
 	if c.shares == nil {
 		c.reply(ctx, r.repo, r.key.PR, fmt.Sprintf("@%s share links are not available: this Slipway serves no private previews.", sender))
+		return
+	}
+	if !cmd.privateRepo {
+		c.reply(ctx, r.repo, r.key.PR, fmt.Sprintf("@%s Slipway posts share links only on private repositories, and GitHub's delivery did not say %s is one: anyone who can read this comment could use the link. "+
+			"Make one from the dashboard's Access page or with `slipway access share`, and send it privately.", sender, r.key.Repo))
 		return
 	}
 	secret, expires, public, err := c.shares.Share(ctx, r.key.Repo, r.key.PR, ttl, sender)

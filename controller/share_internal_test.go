@@ -45,9 +45,9 @@ func TestShareCommandRepliesWithALinkToWritersOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := Key{Repo: "acme/shop", PR: 3}
-	c.HandleEvent(webhooks.Event{Kind: webhooks.KindIssueComment, Action: "created", Repo: "acme/shop", PR: 3,
+	c.HandleEvent(webhooks.Event{Kind: webhooks.KindIssueComment, Action: "created", Repo: "acme/shop", PR: 3, PrivateRepo: true,
 		Comment: &webhooks.Comment{ID: 7, Body: "/slipway share 48h", Author: "mallory"}})
-	c.HandleEvent(webhooks.Event{Kind: webhooks.KindIssueComment, Action: "created", Repo: "acme/shop", PR: 3,
+	c.HandleEvent(webhooks.Event{Kind: webhooks.KindIssueComment, Action: "created", Repo: "acme/shop", PR: 3, PrivateRepo: true,
 		Comment: &webhooks.Comment{ID: 8, Body: "/slipway share 48h", Author: "alice"}})
 	repo, _ := c.repoOf(key)
 	r := &request{key: key, repo: repo, project: "acme-shop-pr-3", pr: gh.PullRequest{Number: 3, State: "open", HeadSHA: strings.Repeat("1", 40)}}
@@ -62,5 +62,41 @@ func TestShareCommandRepliesWithALinkToWritersOnly(t *testing.T) {
 	}
 	if want := "http://pr-3.preview.example.com/?slipway_bypass=swp_secret"; !strings.Contains(ghc.replies[1], want) {
 		t.Errorf("reply %q lacks the link %s", ghc.replies[1], want)
+	}
+}
+
+// On a repository the delivery does not call private, the reply would be
+// readable by anyone: no link is made, and the reply says where to make one.
+func TestShareCommandMakesNoLinkOnAPublicRepository(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := config.Defaults()
+	cfg.Domain = "preview.example.com"
+	cfg.Repos = []config.RepoPolicy{{Name: "acme/shop"}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ghc := &writerGitHub{}
+	sh := &recordingSharer{}
+	c, err := New(Options{Config: &cfg, GitHub: ghc, Reporter: nopReporter{}, Engine: nopEngine{}, Store: st, Shares: sh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := Key{Repo: "acme/shop", PR: 3}
+	c.HandleEvent(webhooks.Event{Kind: webhooks.KindIssueComment, Action: "created", Repo: "acme/shop", PR: 3,
+		Comment: &webhooks.Comment{ID: 8, Body: "/slipway share 48h", Author: "alice"}})
+	repo, _ := c.repoOf(key)
+	r := &request{key: key, repo: repo, project: "acme-shop-pr-3", pr: gh.PullRequest{Number: 3, State: "open", HeadSHA: strings.Repeat("1", 40)}}
+	if _, _, err := c.applyCommands(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if len(sh.asked) != 0 {
+		t.Fatalf("share links made: %q", sh.asked)
+	}
+	if len(ghc.replies) != 1 || !strings.Contains(ghc.replies[0], "only on private repositories") || strings.Contains(ghc.replies[0], "slipway_bypass") {
+		t.Fatalf("replies %q", ghc.replies)
 	}
 }

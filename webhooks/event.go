@@ -46,6 +46,9 @@ type Event struct {
 	Sender string
 	// Comment is the new comment (KindIssueComment only).
 	Comment *Comment
+	// PrivateRepo is the payload's repository.private: true for a
+	// private (or internal) repository, whose comments not everyone reads.
+	PrivateRepo bool
 }
 
 // Comment is a comment created on a pull request's conversation.
@@ -87,6 +90,7 @@ var errMalformed = errors.New("malformed payload")
 
 type repoRef struct {
 	FullName string `json:"full_name"`
+	Private  bool   `json:"private"`
 }
 
 type userRef struct {
@@ -187,6 +191,7 @@ func decodePullRequest(deliveryID string, payload []byte) (verdict, error) {
 		Kind:           KindPullRequest,
 		Action:         p.Action,
 		Repo:           v.repo,
+		PrivateRepo:    p.private(),
 		PR:             number,
 		HeadSHA:        strings.ToLower(p.PullRequest.Head.SHA),
 		Merged:         p.PullRequest.Merged,
@@ -239,6 +244,7 @@ func decodeIssueComment(deliveryID string, payload []byte) (verdict, error) {
 		Kind:           KindIssueComment,
 		Action:         p.Action,
 		Repo:           v.repo,
+		PrivateRepo:    p.private(),
 		PR:             p.Issue.Number,
 		InstallationID: p.installationID(),
 		Sender:         p.sender(),
@@ -257,6 +263,9 @@ func unmarshal(payload []byte, into any) error {
 	}
 	return nil
 }
+
+// private reports the payload's repository.private.
+func (e envelope) private() bool { return e.Repository != nil && e.Repository.Private }
 
 func (e envelope) repo() string {
 	if e.Repository == nil {

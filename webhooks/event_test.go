@@ -139,6 +139,13 @@ func TestDecode(t *testing.T) {
 			InstallationID: installationID, Sender: "mara-maint",
 			Comment: &Comment{ID: 2008416630, Body: "/slipway approve", Author: "mara-maint"},
 		}}},
+		{"comment on a private repository's PR", KindIssueComment, load(t, "issue_comment", set("repository.private", true)), want{repo: "acme/webshop", event: &Event{
+			DeliveryID: "d-1", Kind: KindIssueComment, Action: "created", Repo: "acme/webshop", PR: 42,
+			InstallationID: installationID, Sender: "mara-maint", PrivateRepo: true,
+			Comment: &Comment{ID: 2008416630, Body: "/slipway approve", Author: "mara-maint"},
+		}}},
+		{"private repository", KindPullRequest, load(t, "pull_request", set("repository.private", true)),
+			want{event: with(prEvent("synchronize"), func(e *Event) { e.PrivateRepo = true }), repo: "acme/webshop"}},
 		{"comment on issue", KindIssueComment, load(t, "issue_comment", del("issue.pull_request")), want{repo: "acme/webshop", ignored: "not a pull request"}},
 		{"comment on issue, null pull_request", KindIssueComment, load(t, "issue_comment", set("issue.pull_request", nil)), want{repo: "acme/webshop", ignored: "not a pull request"}},
 		{"comment edited", KindIssueComment, load(t, "issue_comment", set("action", "edited")), want{repo: "acme/webshop", ignored: `"edited"`}},

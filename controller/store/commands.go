@@ -31,6 +31,8 @@ type Command struct {
 	// HeadSHA is the head commit the command is about, as far as the
 	// events told when it arrived ("" when unknown).
 	HeadSHA string `json:"head_sha,omitempty"`
+	// PrivateRepo: the delivery said the repository is private.
+	PrivateRepo bool `json:"private_repo,omitempty"`
 	// At is when it was accepted (default now).
 	At time.Time `json:"at"`
 }
