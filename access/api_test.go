@@ -135,6 +135,15 @@ func TestKeyringRotation(t *testing.T) {
 	if _, ok := k3.open(SessionCookie, v, t0.Add(31*day)); !ok {
 		t.Error("a cookie of the previous key no longer verifies")
 	}
+	// A password grant keyed by the previous key still matches; a wrong
+	// password matches under neither.
+	fp := k1.passwordFingerprint("acme/shop", "hunter2")
+	if !k3.passwordMatches(fp, "acme/shop", "hunter2") {
+		t.Error("a password grant of the previous key no longer matches")
+	}
+	if k3.passwordMatches(fp, "acme/shop", "hunter3") || k3.passwordMatches(fp, "acme/blog", "hunter2") {
+		t.Error("a grant matches another password or repository")
+	}
 	// Past rotation+keep, the old key is dropped.
 	k4, _ := LoadKeyring(path, t0.Add(62*day), 30*day, 31*day)
 	for _, k := range k4.keys {

@@ -3,6 +3,7 @@ package access
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"net/http"
 	"strconv"
@@ -70,9 +71,26 @@ func grantName(repo string, pr int) string {
 	return grantPrefix + hex.EncodeToString(sum[:6])
 }
 
-// passwordFingerprint ties a password grant to the password it was given for.
+// passwordFingerprint ties a password grant to the password it was given
+// for, keyed by the newest key.
 func (k *Keyring) passwordFingerprint(repo, password string) string {
-	m := hmac.New(sha256.New, k.derive("password fingerprint"))
+	return fingerprint(k.deriveWith(0, "password fingerprint"), repo, password)
+}
+
+// passwordMatches reports whether fp is password's fingerprint under any
+// key that still verifies, so that a grant outlives a key rotation as the
+// cookie carrying it does.
+func (k *Keyring) passwordMatches(fp, repo, password string) bool {
+	for i := range k.keys {
+		if subtle.ConstantTimeCompare([]byte(fp), []byte(fingerprint(k.deriveWith(i, "password fingerprint"), repo, password))) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+func fingerprint(key []byte, repo, password string) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(strings.ToLower(repo)))
 	m.Write([]byte{0})
 	m.Write([]byte(password))

@@ -3,7 +3,6 @@ package access
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -350,7 +349,7 @@ func (g *Gate) grants(name, v string, pr int, sc scope, now time.Time) bool {
 	switch c.Kind {
 	case kindPassword:
 		return sc.Access.Mode == Password && sc.Access.Password != "" &&
-			subtle.ConstantTimeCompare([]byte(c.Password), []byte(g.opts.Keys.passwordFingerprint(sc.Repo, sc.Access.Password))) == 1
+			g.opts.Keys.passwordMatches(c.Password, sc.Repo, sc.Access.Password)
 	case kindToken:
 		t, ok := g.live(c.Token, now)
 		return ok && sc.opens(t)

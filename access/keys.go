@@ -172,8 +172,11 @@ func (k *Keyring) open(name, value string, now time.Time) (claims, bool) {
 
 // derive returns a key for another purpose (password fingerprints, random
 // host names) from the newest key.
-func (k *Keyring) derive(purpose string) []byte {
-	m := hmac.New(sha256.New, k.keys[0].Secret)
+func (k *Keyring) derive(purpose string) []byte { return k.deriveWith(0, purpose) }
+
+// deriveWith is derive with the i-th key, newest first.
+func (k *Keyring) deriveWith(i int, purpose string) []byte {
+	m := hmac.New(sha256.New, k.keys[i].Secret)
 	m.Write([]byte(purpose))
 	return m.Sum(nil)
 }
