@@ -394,15 +394,19 @@ func (c *Controller) PolicyFor(repo RepoPolicy) Policy {
 }
 
 // ImpliedReservedNames returns the single-label host names this
-// configuration makes the controller dial (github.api_url, tls.ca): names
-// a preview's services must not take, for Slipway's own container may
-// resolve them through a preview network's DNS.
+// configuration makes the controller dial (github.api_url, tls.ca, the
+// swarm registry's address and API): names a preview's services must not
+// take, for Slipway's own container may resolve them through a preview
+// network's DNS (and send the registry its password).
 func (c *Controller) ImpliedReservedNames() []string {
 	var urls []string
 	if c.GitHub != nil {
 		urls = append(urls, c.GitHub.APIURL)
 	}
 	urls = append(urls, c.TLS.CA)
+	if c.Engine == EngineSwarm {
+		urls = append(urls, "https://"+c.Registry.Address, c.Registry.API)
+	}
 	var out []string
 	for _, raw := range urls {
 		if h := singleLabelHost(raw); h != "" {

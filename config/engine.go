@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 )
@@ -25,11 +26,13 @@ type Registry struct {
 	// <address>/<project>-<service>:<first 12 of the SHA>.
 	Address string `yaml:"address"`
 	// API is the registry's HTTP API as Slipway itself reaches it, e.g.
-	// http://registry:5000, when that differs from Address, which the
+	// http://172.17.0.1:5000, when that differs from Address, which the
 	// nodes' engines pull from: Slipway in a container does not share the
 	// node's loopback, so a registry the nodes pull from 127.0.0.1:5000 is
-	// another address from inside it. Default: Address, over http for a
-	// loopback address and https otherwise.
+	// another address from inside it. With a user, plain http only to an
+	// IP address (the password goes with every call). Its host, like
+	// Address's, is a name no preview's service may take. Default: Address,
+	// over http for a loopback address and https otherwise.
 	API string `yaml:"api"`
 	// User to log in to the registry as; empty for one without authentication.
 	User string `yaml:"user"`
@@ -61,7 +64,7 @@ func (c *Controller) validateEngine() []error {
 		errs = append(errs, err)
 	}
 	if r.API != "" {
-		if err := checkRegistryAPI(r.API); err != nil {
+		if err := checkRegistryAPI(r.API, r.User != ""); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -101,8 +104,12 @@ func checkRegistryAddress(a string) error {
 }
 
 // checkRegistryAPI accepts an http or https URL with a host and no path,
-// query or user: Slipway adds the API's paths (/v2/…) to it.
-func checkRegistryAPI(a string) error {
+// query or user: Slipway adds the API's paths (/v2/…) to it. With a login
+// (withUser), plain http only to an IP address: the password goes with
+// every call, and a name over plain http is one DNS answer away from
+// someone else (a preview's service taking the name on a network Slipway's
+// container joined).
+func checkRegistryAPI(a string, withUser bool) error {
 	u, err := url.Parse(a)
 	bad := func(why string) error {
 		return fmt.Errorf("registry.api %q: %s; want http(s)://host[:port], e.g. http://registry:5000", a, why)
@@ -116,8 +123,10 @@ func checkRegistryAPI(a string) error {
 		return bad("has no host")
 	case u.User != nil:
 		return bad("has a user (use registry.user and password_file)")
-	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.ContainsAny(a, "?#"):
 		return bad("has a path or a query")
+	case withUser && u.Scheme == "http" && net.ParseIP(u.Hostname()) == nil:
+		return bad("sends the registry's password over plain http to a name; use https, or an IP address")
 	}
 	return nil
 }

@@ -70,6 +70,8 @@ func TestEngineConfigErrors(t *testing.T) {
 		{"unknown key", "engine: swarm\nregistry: {address: r.example.com, username: u}\n", "field username not found"},
 		{"api without scheme", "engine: swarm\nregistry: {address: '127.0.0.1:5000', api: 'registry:5000'}\n", `registry.api "registry:5000": has no http or https scheme`},
 		{"api with path", "engine: swarm\nregistry: {address: '127.0.0.1:5000', api: 'http://registry:5000/v2'}\n", "has a path or a query"},
+		{"api over http to a name with a login", "engine: swarm\nregistry: {address: '127.0.0.1:5000', api: 'http://registry:5000', user: u, password: p}\n", "sends the registry's password over plain http to a name"},
+		{"api with an empty query", "engine: swarm\nregistry: {address: '127.0.0.1:5000', api: 'http://registry:5000?'}\n", "has a path or a query"},
 		{"api with user", "engine: swarm\nregistry: {address: '127.0.0.1:5000', api: 'http://u:p@registry:5000'}\n", "has a user"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

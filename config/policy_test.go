@@ -73,6 +73,18 @@ func TestImpliedReservedNames(t *testing.T) {
 	if got := local.ImpliedReservedNames(); got != nil {
 		t.Errorf("local mode: %v", got)
 	}
+	// The swarm registry's address and API: Slipway's container sends the
+	// registry's password there.
+	sw := Defaults()
+	sw.Engine = EngineSwarm
+	sw.Registry = Registry{Address: "registry:5000", API: "http://regapi:5000"}
+	if got := sw.ImpliedReservedNames(); !slices.Equal(got, []string{"registry", "regapi"}) {
+		t.Errorf("swarm registry: %v", got)
+	}
+	sw.Registry = Registry{Address: "127.0.0.1:5000", API: "http://172.17.0.1:5000"}
+	if got := sw.ImpliedReservedNames(); got != nil {
+		t.Errorf("swarm registry by address: %v", got)
+	}
 }
 
 func TestPolicyFor(t *testing.T) {
