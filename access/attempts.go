@@ -1,8 +1,9 @@
 package access
 
 import (
-	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -51,26 +52,58 @@ func (a attempts) after(now time.Time) attempts {
 	return attempts{first: a.first, count: a.count + 1}
 }
 
-// passwordClient is whom wrong passwords are counted against: the client's
-// address, for one repository.
-func passwordClient(r *http.Request, repo string) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+// passwordClient is whom wrong passwords are counted against, for one
+// repository: the client's address (through the trusted proxies in front
+// of Slipway, the right-most address of X-Forwarded-For that is not one of
+// them), an IPv6 address by its /64, which one subscriber usually holds
+// whole.
+func passwordClient(r *http.Request, repo string, trusted []netip.Prefix) string {
+	a := clientAddr(r, trusted)
+	if !a.IsValid() {
+		return repo + " " + r.RemoteAddr
 	}
-	return repo + " " + host
+	if a.Is6() {
+		a = netip.PrefixFrom(a, 64).Masked().Addr()
+	}
+	return repo + " " + a.String()
 }
 
-// wait returns how long the client must wait before trying again; 0 when
-// it may try now.
-func (w *wrongPasswords) wait(client string, now time.Time) time.Duration {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return lockedFor(w.keys[client], now)
+// clientAddr is the address of r's client: its peer, or when the peer is a
+// trusted proxy, the right-most X-Forwarded-For address that is not.
+func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	a := ap.Addr().Unmap()
+	if !within(a, trusted) {
+		return a
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		h, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return a // unreadable: count the proxy itself
+		}
+		if h = h.Unmap(); !within(h, trusted) {
+			return h
+		}
+	}
+	return a
 }
 
-// wrong counts one more wrong password of client at now.
-func (w *wrongPasswords) wrong(client string, now time.Time) {
+func within(a netip.Addr, nets []netip.Prefix) bool {
+	for _, p := range nets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// wrong counts one more wrong password of client at now, and reports
+// whether that locked it.
+func (w *wrongPasswords) wrong(client, repo string, now time.Time) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.keys == nil {
@@ -83,8 +116,29 @@ func (w *wrongPasswords) wrong(client string, now time.Time) {
 			}
 		}
 		if len(w.keys) >= maxAttemptKeys {
-			clear(w.keys)
+			// Full of clients still counted: the newcomers of this
+			// repository share one count, rather than anyone's count
+			// being forgotten.
+			client = overflowClient(repo)
 		}
 	}
-	w.keys[client] = w.keys[client].after(now)
+	a := w.keys[client].after(now)
+	w.keys[client] = a
+	return a.count == maxWrongPasswords
+}
+
+// overflowClient is the count the clients of repo share while the table is full.
+func overflowClient(repo string) string { return repo + " *" }
+
+// wait returns how long client must wait before trying again (0 when it
+// may try now); while the table is full, a client it does not hold waits
+// as the repository's shared count says.
+func (w *wrongPasswords) wait(client, repo string, now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a, ok := w.keys[client]
+	if !ok && len(w.keys) >= maxAttemptKeys {
+		a = w.keys[overflowClient(repo)]
+	}
+	return lockedFor(a, now)
 }

@@ -125,25 +125,29 @@ func findCookie(r *http.Request, name string) (string, bool) {
 // A request can carry several cookies of one name: a preview's page can
 // set slipway_session for the whole domain, or for a longer path, which
 // the browser sends before Slipway's own. Trying each means such a cookie
-// cannot shadow the real one.
+// cannot shadow the real one. Only the first maxSameName are tried: each
+// costs a signature check, and a request is not to buy thousands.
 func eachCookie(r *http.Request, name string, fn func(value string) bool) bool {
-	sent := false
+	tried := 0
 	for _, line := range r.Header["Cookie"] {
-		for line != "" {
+		for line != "" && tried < maxSameName {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
 			part = strings.TrimSpace(part)
 			k, v, ok := strings.Cut(part, "=")
 			if ok && k == name {
-				sent = true
+				tried++
 				if fn(strings.Trim(v, `"`)) {
 					return true
 				}
 			}
 		}
 	}
-	return sent
+	return tried > 0
 }
+
+// maxSameName bounds the cookies of one name eachCookie tries.
+const maxSameName = 8
 
 // stripCredentials removes Slipway's cookies and bypass header from r's
 // headers, leaving every other cookie as the client sent it.

@@ -25,6 +25,10 @@ type evidence struct {
 	// login is the session's GitHub user (for the permission and the
 	// refusal page); decide does not look at it.
 	login string
+	// others are the further valid sessions' users the request carried
+	// (a preview's page can plant a session of its author's for the
+	// domain, which the browser may send first).
+	others []string
 }
 
 // credential is the verdict on one credential of a request.

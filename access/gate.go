@@ -7,7 +7,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,6 +87,9 @@ type Options struct {
 	// PermissionTTL is how long a user's permission on a repository is
 	// cached: a user who loses access loses it within this time. Default 1m.
 	PermissionTTL time.Duration
+	// TrustedProxies are the proxies in front of Slipway (trusted_proxies):
+	// behind them, a client's address is read from X-Forwarded-For.
+	TrustedProxies []netip.Prefix
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger; nil discards logs.
@@ -107,6 +112,9 @@ type Gate struct {
 	verifiedCount atomic.Int64
 	// wrongPasswords slows down guessing a shared password.
 	wrongPasswords wrongPasswords
+	// crossOrigin refuses password posts a browser says come from
+	// another origin.
+	crossOrigin *http.CrossOriginProtection
 	// prefixes maps a project-name prefix (a configured repository's
 	// project name without "-pr-<N>") to the repository.
 	prefixes map[string]string
@@ -150,11 +158,12 @@ func New(opts Options) (*Gate, error) {
 	}
 	opts.ControlURL = strings.TrimSuffix(opts.ControlURL, "/")
 	g := &Gate{
-		opts:     opts,
-		domain:   strings.ToLower(strings.TrimSuffix(opts.Domain, ".")),
-		now:      opts.Now,
-		log:      opts.Logger,
-		prefixes: map[string]string{},
+		opts:        opts,
+		domain:      strings.ToLower(strings.TrimSuffix(opts.Domain, ".")),
+		now:         opts.Now,
+		log:         opts.Logger,
+		prefixes:    map[string]string{},
+		crossOrigin: http.NewCrossOriginProtection(),
 	}
 	g.perms = newPermCache(opts.Permissions, opts.PermissionTTL, opts.Now, opts.Logger)
 	for _, repo := range opts.Repos {
@@ -251,6 +260,14 @@ func (g *Gate) Admit(w http.ResponseWriter, r *http.Request, project string) int
 	v := decide(sc.Access.Mode, ev)
 	if v == needPermission {
 		ev.Permission = g.permission(r.Context(), ev.login, sc)
+		for _, login := range ev.others {
+			if ev.Permission == permAllowed {
+				break
+			}
+			if p := g.permission(r.Context(), login, sc); p == permAllowed {
+				ev.Permission, ev.login = p, login
+			}
+		}
 		v = decide(sc.Access.Mode, ev)
 	}
 	stripCredentials(r)
@@ -288,9 +305,9 @@ func (g *Gate) evidence(r *http.Request, sc scope) evidence {
 	}
 	ev.Grant = g.grant(r, sc, now)
 	if sc.Access.Mode == GitHub {
-		if c, ok := g.session(r); ok {
-			ev.Session, ev.login = valid, c.Login
-		} else if _, sent := findCookie(r, SessionCookie); sent {
+		if logins, sent := g.sessions(r); len(logins) > 0 {
+			ev.Session, ev.login, ev.others = valid, logins[0], logins[1:]
+		} else if sent {
 			ev.Session = invalid
 		}
 	}
@@ -357,20 +374,18 @@ func (g *Gate) grants(name, v string, pr int, sc scope, now time.Time) bool {
 	return false
 }
 
-// session returns the GitHub sign-in r carries, if valid.
-func (g *Gate) session(r *http.Request) (claims, bool) {
+// sessions returns the GitHub users of the valid sessions r carries, in
+// the order sent, and whether it carried a session cookie at all.
+func (g *Gate) sessions(r *http.Request) (logins []string, sent bool) {
 	now := g.now()
-	var found claims
-	ok := false
-	eachCookie(r, SessionCookie, func(v string) bool {
-		c, opened := g.open(SessionCookie, v, now)
-		ok = opened && c.Kind == kindSession && c.Login != ""
-		if ok {
-			found = c
+	sent = eachCookie(r, SessionCookie, func(v string) bool {
+		c, ok := g.open(SessionCookie, v, now)
+		if ok && c.Kind == kindSession && c.Login != "" && !slices.Contains(logins, c.Login) {
+			logins = append(logins, c.Login)
 		}
-		return ok
+		return false
 	})
-	return found, ok
+	return logins, sent
 }
 
 // permission asks the cache whether login may read sc's repository.

@@ -37,6 +37,13 @@ func (g *Gate) servePreviewPath(w http.ResponseWriter, r *http.Request, sc scope
 // checkPassword takes the form: the right password gets a grant cookie for
 // the repository's previews and goes on to next (a path on this host).
 func (g *Gate) checkPassword(w http.ResponseWriter, r *http.Request, sc scope) int {
+	// Only the form on this very host posts a password: another site, or
+	// another preview's page, must not be able to make a visitor's browser
+	// post wrong ones and lock its address out.
+	if err := g.crossOrigin.Check(r); err != nil {
+		http.Error(w, "a password is accepted only from this preview's own form", http.StatusForbidden)
+		return http.StatusForbidden
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "bad form", http.StatusBadRequest)
@@ -44,9 +51,8 @@ func (g *Gate) checkPassword(w http.ResponseWriter, r *http.Request, sc scope) i
 	}
 	next := safePath(r.PostForm.Get("next"))
 	now := g.now()
-	client := passwordClient(r, sc.Repo)
-	if wait := g.wrongPasswords.wait(client, now); wait > 0 {
-		g.log.Warn("too many wrong preview passwords; refusing without checking", "repo", sc.Repo, "remote", r.RemoteAddr)
+	client := passwordClient(r, sc.Repo, g.opts.TrustedProxies)
+	if wait := g.wrongPasswords.wait(client, sc.Repo, now); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second).Seconds())))
 		writePage(w, http.StatusTooManyRequests, passwordPage, pageData{Repo: sc.Repo, Next: next, Error: "Too many wrong passwords. Try again in a few minutes."})
 		return http.StatusTooManyRequests
@@ -54,7 +60,9 @@ func (g *Gate) checkPassword(w http.ResponseWriter, r *http.Request, sc scope) i
 	got := sha256.Sum256([]byte(r.PostForm.Get("password")))
 	want := sha256.Sum256([]byte(sc.Access.Password))
 	if sc.Access.Password == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-		g.wrongPasswords.wrong(client, now)
+		if g.wrongPasswords.wrong(client, sc.Repo, now) {
+			g.log.Warn("too many wrong preview passwords: the form refuses this client for a while", "repo", sc.Repo, "client", client, "for", wrongPasswordWindow)
+		}
 		g.log.Info("wrong preview password", "repo", sc.Repo, "remote", r.RemoteAddr)
 		writePage(w, http.StatusUnauthorized, passwordPage, pageData{Repo: sc.Repo, Next: next, Error: "Wrong password."})
 		return http.StatusUnauthorized

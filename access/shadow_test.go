@@ -53,3 +53,39 @@ func TestCookieLifetimeFollowsTheClock(t *testing.T) {
 		t.Errorf("name %q", c.Name)
 	}
 }
+
+// A valid session planted first (a preview's author's own, set by the
+// preview's page for the domain) does not stand in for the visitor's: the
+// first session whose user may see the repository is used.
+func TestPlantedValidSessionDoesNotReplaceTheVisitors(t *testing.T) {
+	perms := &fakePermissions{roles: map[string]string{"acme/shop ada": "read"}}
+	r := newRig(t, map[string]RepoAccess{"acme/shop": {Mode: GitHub}}, perms)
+	resp, body := r.do("GET", shopHost, "/", nil, cookieHeader(r.sessionFor("mallory", time.Hour), r.sessionFor("ada", time.Hour)))
+	if resp.StatusCode != 200 || body != backendBody {
+		t.Fatalf("mallory's session first, then ada's: %d %q", resp.StatusCode, body)
+	}
+	// Mallory's alone is refused, naming mallory.
+	resp, body = r.do("GET", shopHost, "/", nil, cookieHeader(r.sessionFor("mallory", time.Hour)))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "mallory") {
+		t.Errorf("mallory alone: %d %q", resp.StatusCode, body)
+	}
+}
+
+// Each cookie of a name costs a signature check: only the first few are
+// tried, so a request stuffed with forged ones buys no more than that.
+func TestCookiesOfOneNameTriedAtMostMaxSameName(t *testing.T) {
+	perms := &fakePermissions{roles: map[string]string{"acme/shop ada": "read"}}
+	r := newRig(t, map[string]RepoAccess{"acme/shop": {Mode: GitHub}}, perms)
+	var cs []string
+	for range maxSameName - 1 {
+		cs = append(cs, SessionCookie+"=junk")
+	}
+	good := r.sessionFor("ada", time.Hour)
+	if resp, _ := r.do("GET", shopHost, "/", nil, cookieHeader(append(cs, good)...)); resp.StatusCode != 200 {
+		t.Errorf("the real session as the %dth: %d", maxSameName, resp.StatusCode)
+	}
+	cs = append(cs, SessionCookie+"=junk")
+	if resp, _ := r.do("GET", shopHost, "/", nil, cookieHeader(append(cs, good)...)); resp.StatusCode != http.StatusFound {
+		t.Errorf("the real session after %d others: %d, want the sign-in", maxSameName, resp.StatusCode)
+	}
+}

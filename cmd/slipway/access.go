@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,11 +74,12 @@ func privatePreviews(cfg *config.Controller) bool {
 // buildGate makes the access gate in front of the previews: with every
 // preview public it only strips Slipway's cookies and adds noindex, and
 // keeps no state; otherwise its keys and tokens live under state_dir.
-func (p *parts) buildGate() error {
+// trusted are the proxies in front of Slipway (trusted_proxies).
+func (p *parts) buildGate(trusted []netip.Prefix) error {
 	cfg := p.cfg
 	opts := access.Options{
 		Domain: cfg.Domain, ControlURL: p.hosts.URL(cfg.Domain), Secure: cfg.TLS.Mode != config.TLSOff,
-		NoIndex: cfg.NoIndex, Logger: p.log, Permissions: p.permissions,
+		NoIndex: cfg.NoIndex, Logger: p.log, Permissions: p.permissions, TrustedProxies: trusted,
 		AccessFor: func(repo string) access.RepoAccess {
 			a := cfg.AccessFor(repo)
 			return access.RepoAccess{Mode: access.Mode(a.Mode), Password: a.Password}

@@ -237,7 +237,7 @@ func (p *parts) buildProxy(ctx context.Context) error {
 		return fmt.Errorf("trusted_proxies: %w", err)
 	}
 	p.permissions = &ghPermissions{cfg: cfg}
-	if err := p.buildGate(); err != nil {
+	if err := p.buildGate(trusted); err != nil {
 		return err
 	}
 	handlerOpts := proxy.HandlerOptions{TrustedProxies: trusted, Metrics: pm, Gate: p.gate, Logger: log}
