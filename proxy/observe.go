@@ -237,7 +237,10 @@ func (o *Observer) handle(ctx context.Context, m events.Message) {
 		c.Running = false
 		o.put(c)
 		return
-	case isKnown && strings.HasPrefix(action, string(events.ActionHealthStatus)+":"):
+	case isKnown && (c.IP != "" || !c.Running) && strings.HasPrefix(action, string(events.ActionHealthStatus)+":"):
+		// A running container known without an address (seen before its
+		// network was connected) is inspected again instead, so that its
+		// route does not wait for the next re-list.
 		switch h := strings.TrimSpace(strings.TrimPrefix(action, string(events.ActionHealthStatus)+":")); h {
 		case "healthy", "unhealthy", "starting":
 			c.Health = h
