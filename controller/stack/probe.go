@@ -211,6 +211,7 @@ func (p *execProbes) loop(ctx context.Context, id, name string, started time.Tim
 	defer p.wg.Done()
 	log := p.engine.log.With("container", name)
 	for attempt := 1; ; attempt++ {
+		t := time.Now()
 		ok, err := p.engine.runCheck(ctx, id, check)
 		if ctx.Err() != nil {
 			return
@@ -223,7 +224,7 @@ func (p *execProbes) loop(ctx context.Context, id, name string, started time.Tim
 			case p.passed <- struct{}{}:
 			default:
 			}
-			log.Debug("healthcheck passed before Docker's first probe", "attempt", attempt)
+			log.Debug("healthcheck passed before Docker's first probe", "attempt", attempt, "took", time.Since(t), "since_start", time.Since(started))
 			if report := p.engine.opts.OnCheckPassed; report != nil && !started.IsZero() {
 				report(id, started)
 			}
@@ -231,6 +232,8 @@ func (p *execProbes) loop(ctx context.Context, id, name string, started time.Tim
 		}
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			log.Debug("healthcheck through exec", "attempt", attempt, "err", err)
+		} else {
+			log.Debug("healthcheck through exec failed", "attempt", attempt, "took", time.Since(t), "since_start", time.Since(started))
 		}
 		select {
 		case <-ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 
@@ -80,6 +81,7 @@ func (e *Engine) Start(ctx context.Context, project string) error {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	begun := time.Now()
 	started := make(map[string]chan struct{}, len(byService))
 	for svc := range byService {
 		started[svc] = make(chan struct{})
@@ -96,6 +98,7 @@ func (e *Engine) Start(ctx context.Context, project string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			log := e.log.With("project", project, "service", svc)
 			for _, d := range deps[svc] {
 				select {
 				case <-started[d.service]:
@@ -113,10 +116,12 @@ func (e *Engine) Start(ctx context.Context, project string) error {
 				if c.State == container.StateRunning || completed(c) {
 					continue
 				}
+				t := time.Now()
 				if err := e.docker.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
 					cancel(fmt.Errorf("start container %s: %w", containerName(c), err))
 					return
 				}
+				log.Debug("start: container started", "container", containerName(c), "took", time.Since(t), "at", time.Since(begun))
 			}
 			close(started[svc])
 		}()
@@ -125,6 +130,7 @@ func (e *Engine) Start(ctx context.Context, project string) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
+	e.log.Debug("start: every service started", "project", project, "at", time.Since(begun))
 	return e.waitReady(ctx, ids, nil)
 }
 
