@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
@@ -99,18 +100,10 @@ func (e *Engine) Start(ctx context.Context, project string) error {
 		go func() {
 			defer wg.Done()
 			log := e.log.With("project", project, "service", svc)
-			for _, d := range deps[svc] {
-				select {
-				case <-started[d.service]:
-				case <-ctx.Done():
-					return
-				}
-				if d.condition == types.ServiceConditionHealthy || d.condition == types.ServiceConditionCompletedSuccessfully {
-					if err := e.waitCondition(ctx, d.service, idsOf(d.service), d.condition, nil); err != nil {
-						cancel(fmt.Errorf("service %s: dependency %w", svc, err))
-						return
-					}
-				}
+			if err := e.awaitStartDependencies(ctx, deps[svc], started, idsOf); err != nil {
+				// After another service's failure, the first cause stays.
+				cancel(fmt.Errorf("service %s: dependency %w", svc, err))
+				return
 			}
 			for _, c := range containers {
 				if c.State == container.StateRunning || completed(c) {
@@ -132,6 +125,29 @@ func (e *Engine) Start(ctx context.Context, project string) error {
 	}
 	e.log.Debug("start: every service started", "project", project, "at", time.Since(begun))
 	return e.waitReady(ctx, ids, nil)
+}
+
+// awaitStartDependencies waits until each of deps is met: started (its
+// containers' starts returned), then healthy or completed where the
+// condition says so. The dependencies are waited for at once, not one
+// after another, so a completed job is looked at while another
+// dependency still starts.
+func (e *Engine) awaitStartDependencies(ctx context.Context, deps []startDependency, started map[string]chan struct{}, idsOf func(string) []string) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, d := range deps {
+		g.Go(func() error {
+			select {
+			case <-started[d.service]:
+			case <-gctx.Done():
+				return context.Cause(gctx)
+			}
+			if d.condition == types.ServiceConditionHealthy || d.condition == types.ServiceConditionCompletedSuccessfully {
+				return e.waitCondition(gctx, d.service, idsOf(d.service), d.condition, nil)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // startDependency is one depends_on entry of a service, as its label
