@@ -194,8 +194,12 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 					baseline[id] = 0
 				}
 			}
+			passed := false
+			if probeWanted(cond, ins.Config.Labels) {
+				passed = probes.follow(ins)
+			}
 			o := observation{State: ins.State, Restart: ins.HostConfig.RestartPolicy.Name, Restarted: ins.RestartCount > baseline[id],
-				CheckPassed: probes.follow(ins) && cond != conditionReady}
+				CheckPassed: passed && cond != conditionReady}
 			if started, err := time.Parse(time.RFC3339Nano, ins.State.StartedAt); err == nil {
 				o.Uptime = time.Since(started)
 			}
@@ -240,6 +244,15 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 		}
 		return ctx.Err()
 	}
+}
+
+// probeWanted decides whether a wait runs a container's check through
+// exec (when execCheckFor allows): a depends_on condition always does;
+// the final readiness does only for a container the proxy routes to,
+// whose first pass it reports (OnCheckPassed) — probing the others would
+// only load the daemon while the routed ones start. Pure.
+func probeWanted(cond string, labels map[string]string) bool {
+	return cond != conditionReady || labels[contract.LabelRouteHost] != ""
 }
 
 // logTail returns the last n lines a container wrote (stdout and stderr).
