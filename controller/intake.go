@@ -98,6 +98,7 @@ func (c *Controller) OnWake(project string) {
 	if !ok {
 		return
 	}
+	c.log.Debug("wake: asked by a request", "project", project)
 	c.intake.setWake(key)
 	c.queue.Add(key)
 }

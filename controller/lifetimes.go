@@ -109,6 +109,7 @@ func (c *Controller) wakeFirst(ctx context.Context, r *request) (_ Result, done 
 		return Result{}, false, nil
 	}
 	r.pr = gh.PullRequest{Number: r.key.PR, HeadSHA: st.SHA}
+	c.log.Debug("wake: starting the sleeping environment", "project", r.project)
 	res, err := c.sleeping(ctx, r, st)
 	c.queue.Add(r.key)
 	return res, true, err
@@ -129,6 +130,7 @@ func (c *Controller) sleeping(ctx context.Context, r *request, st store.Environm
 		// their hold; the retry deploys the environment again.
 		return c.failed(ctx, ctx, r, nil, gh.Status{}, "wake", fmt.Errorf("wake %s: %w", r.project, err))
 	}
+	c.log.Debug("wake: every container ready", "project", r.project)
 	c.memory.woken(r.project, c.now())
 	env, _ := c.engine.Inspect(ctx, r.project)
 	sha := ""

@@ -218,11 +218,15 @@ func (h *Handler) awaitRunning(w http.ResponseWriter, r *http.Request, rt *Route
 		}
 		switch wk.step(project, rt) {
 		case wakeServe:
+			if joined {
+				h.log.Debug("wake: held request released to the woken preview", "host", r.Host, "held", time.Since(start))
+			}
 			return rt
 		case wakeAnswer:
 			h.answerPage(w, rt, st, start)
 			return nil
 		case wakeStart:
+			h.log.Debug("wake: request for a sleeping preview asks for a wake", "host", r.Host, "project", project)
 			wk.onWake(project)
 			if wk.limit <= 0 {
 				h.answerPage(w, rt, st, start)

@@ -38,6 +38,11 @@ const (
 	fastStartPeriod = 30 * time.Second
 	// startIntervalAPI is the first API version with start_interval.
 	startIntervalAPI = "1.44"
+	// earlyProbeInterval is the pause between two exec checks while the
+	// container has run for less than earlyProbeWindow: a service is most
+	// likely to become ready then, and every pause is added to a wake.
+	earlyProbeInterval = 50 * time.Millisecond
+	earlyProbeWindow   = time.Second
 	// probeParallelism bounds the exec probes one engine runs at once.
 	probeParallelism = 4
 )
@@ -146,4 +151,14 @@ func (e *Engine) createConfig(ctx context.Context, cfg *container.Config) *conta
 	out := *cfg
 	out.Healthcheck = withFastStart(hc, hasStartInterval(v))
 	return &out
+}
+
+// probePause is the pause before the next exec check of a container that
+// has run for uptime: earlyProbeInterval within its first
+// earlyProbeWindow, fastProbeInterval after. Pure.
+func probePause(uptime time.Duration) time.Duration {
+	if uptime < earlyProbeWindow {
+		return earlyProbeInterval
+	}
+	return fastProbeInterval
 }

@@ -91,3 +91,22 @@ func TestHealthcheckCarriesStartInterval(t *testing.T) {
 		t.Errorf("healthcheck = %+v, want %+v", got, want)
 	}
 }
+
+func TestProbePause(t *testing.T) {
+	for _, tc := range []struct {
+		uptime, want time.Duration
+	}{
+		{0, earlyProbeInterval},
+		{10 * time.Millisecond, earlyProbeInterval},
+		{earlyProbeWindow - time.Nanosecond, earlyProbeInterval},
+		{earlyProbeWindow, fastProbeInterval},
+		{5 * time.Second, fastProbeInterval},
+		// A clock that puts the start in the future (skew between the
+		// daemon's clock and ours) is a fresh container.
+		{-time.Second, earlyProbeInterval},
+	} {
+		if got := probePause(tc.uptime); got != tc.want {
+			t.Errorf("probePause(%s) = %s, want %s", tc.uptime, got, tc.want)
+		}
+	}
+}

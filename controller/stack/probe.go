@@ -123,7 +123,7 @@ func (e *Engine) runCheck(ctx context.Context, id string, check execCheck) (bool
 
 // execProbes runs the exec checks of one depends_on wait (a nil
 // *execProbes runs none): at most one loop per
-// container, each checking every fastProbeInterval (a check slower than
+// container, each checking every probePause (a check slower than
 // that runs back to back, never overlapping itself) until it first
 // passes, the wait stops following the container, or the wait ends. A
 // pass is remembered for the rest of the wait; from then on Docker's own
@@ -211,6 +211,7 @@ func (p *execProbes) loop(ctx context.Context, id, name string, started time.Tim
 	defer p.wg.Done()
 	log := p.engine.log.With("container", name)
 	for attempt := 1; ; attempt++ {
+		t := time.Now()
 		ok, err := p.engine.runCheck(ctx, id, check)
 		if ctx.Err() != nil {
 			return
@@ -223,7 +224,7 @@ func (p *execProbes) loop(ctx context.Context, id, name string, started time.Tim
 			case p.passed <- struct{}{}:
 			default:
 			}
-			log.Debug("healthcheck passed before Docker's first probe", "attempt", attempt)
+			log.Debug("healthcheck passed before Docker's first probe", "attempt", attempt, "took", time.Since(t), "since_start", time.Since(started))
 			if report := p.engine.opts.OnCheckPassed; report != nil && !started.IsZero() {
 				report(id, started)
 			}
@@ -231,11 +232,17 @@ func (p *execProbes) loop(ctx context.Context, id, name string, started time.Tim
 		}
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			log.Debug("healthcheck through exec", "attempt", attempt, "err", err)
+		} else {
+			log.Debug("healthcheck through exec failed", "attempt", attempt, "took", time.Since(t), "since_start", time.Since(started))
+		}
+		pause := fastProbeInterval
+		if !started.IsZero() {
+			pause = probePause(time.Since(started))
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(fastProbeInterval):
+		case <-time.After(pause):
 		}
 	}
 }

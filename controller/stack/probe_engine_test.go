@@ -129,8 +129,14 @@ func hourlyChecked(name, test string, extra ...string) string {
 // removes it when the test ends.
 func startHourlyChecked(t *testing.T, cli *client.Client, test []string, command ...string) container.InspectResponse {
 	t.Helper()
+	return startHourlyCheckedWith(t, cli, nil, test, command...)
+}
+
+// startHourlyCheckedWith is startHourlyChecked with labels on the container.
+func startHourlyCheckedWith(t *testing.T, cli *client.Client, labels map[string]string, test []string, command ...string) container.InspectResponse {
+	t.Helper()
 	ctx := context.Background()
-	cfg := &container.Config{Image: dockertest.BusyboxImage, Cmd: command, Healthcheck: &container.HealthConfig{Test: test, Interval: time.Hour}}
+	cfg := &container.Config{Image: dockertest.BusyboxImage, Cmd: command, Labels: labels, Healthcheck: &container.HealthConfig{Test: test, Interval: time.Hour}}
 	created, err := cli.ContainerCreate(ctx, cfg, &container.HostConfig{Init: boolPtr(true)}, nil, nil, dockertest.UniqueName("probe"))
 	if err != nil {
 		t.Fatal(err)

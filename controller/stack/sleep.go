@@ -8,8 +8,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
@@ -80,6 +82,7 @@ func (e *Engine) Start(ctx context.Context, project string) error {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	begun := time.Now()
 	started := make(map[string]chan struct{}, len(byService))
 	for svc := range byService {
 		started[svc] = make(chan struct{})
@@ -96,27 +99,22 @@ func (e *Engine) Start(ctx context.Context, project string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, d := range deps[svc] {
-				select {
-				case <-started[d.service]:
-				case <-ctx.Done():
-					return
-				}
-				if d.condition == types.ServiceConditionHealthy || d.condition == types.ServiceConditionCompletedSuccessfully {
-					if err := e.waitCondition(ctx, d.service, idsOf(d.service), d.condition, nil); err != nil {
-						cancel(fmt.Errorf("service %s: dependency %w", svc, err))
-						return
-					}
-				}
+			log := e.log.With("project", project, "service", svc)
+			if err := e.awaitStartDependencies(ctx, deps[svc], started, idsOf); err != nil {
+				// After another service's failure, the first cause stays.
+				cancel(fmt.Errorf("service %s: dependency %w", svc, err))
+				return
 			}
 			for _, c := range containers {
 				if c.State == container.StateRunning || completed(c) {
 					continue
 				}
+				t := time.Now()
 				if err := e.docker.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
 					cancel(fmt.Errorf("start container %s: %w", containerName(c), err))
 					return
 				}
+				log.Debug("start: container started", "container", containerName(c), "took", time.Since(t), "at", time.Since(begun))
 			}
 			close(started[svc])
 		}()
@@ -125,7 +123,31 @@ func (e *Engine) Start(ctx context.Context, project string) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
+	e.log.Debug("start: every service started", "project", project, "at", time.Since(begun))
 	return e.waitReady(ctx, ids, nil)
+}
+
+// awaitStartDependencies waits until each of deps is met: started (its
+// containers' starts returned), then healthy or completed where the
+// condition says so. The dependencies are waited for at once, not one
+// after another, so a completed job is looked at while another
+// dependency still starts.
+func (e *Engine) awaitStartDependencies(ctx context.Context, deps []startDependency, started map[string]chan struct{}, idsOf func(string) []string) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, d := range deps {
+		g.Go(func() error {
+			select {
+			case <-started[d.service]:
+			case <-gctx.Done():
+				return context.Cause(gctx)
+			}
+			if d.condition == types.ServiceConditionHealthy || d.condition == types.ServiceConditionCompletedSuccessfully {
+				return e.waitCondition(gctx, d.service, idsOf(d.service), d.condition, nil)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // startDependency is one depends_on entry of a service, as its label

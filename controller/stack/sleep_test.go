@@ -204,8 +204,9 @@ func TestStartStartsIndependentServicesTogether(t *testing.T) {
 }
 
 // With OnCheckPassed set, the final readiness wait tells of a starting
-// container's first passing check (and of which run), on an engine without
-// start_interval, and still waits for Docker's own verdict.
+// routed container's first passing check (and of which run), on an engine
+// without start_interval, and still waits for Docker's own verdict. A
+// container the proxy does not route to is not probed by it.
 func TestReadinessReportsFirstPassingCheck(t *testing.T) {
 	t.Parallel()
 	_, cli := testEngine(t)
@@ -219,10 +220,12 @@ func TestReadinessReportsFirstPassingCheck(t *testing.T) {
 		reports <- report{id, started}
 	}})
 	// Docker's first probe is an hour away: only the exec probe can pass.
-	c := startHourlyChecked(t, cli, []string{"CMD", "true"}, "sleep", "3600")
+	routed := map[string]string{contract.LabelRouteHost: "pr-1.example.test", contract.LabelRoutePort: "8080"}
+	c := startHourlyCheckedWith(t, cli, routed, []string{"CMD", "true"}, "sleep", "3600")
+	unrouted := startHourlyChecked(t, cli, []string{"CMD", "true"}, "sleep", "3600")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- e.waitReady(ctx, []string{c.ID}, nil) }()
+	go func() { done <- e.waitReady(ctx, []string{unrouted.ID, c.ID}, nil) }()
 	var r report
 	select {
 	case r = <-reports:
@@ -236,5 +239,8 @@ func TestReadinessReportsFirstPassingCheck(t *testing.T) {
 	cancel()
 	if err := <-done; err == nil {
 		t.Error("waitReady counted the exec pass as ready; it waits for Docker's verdict")
+	}
+	if n := len(rec.execsOf(unrouted.ID)); n > 0 {
+		t.Errorf("the readiness wait ran %d exec check(s) in a container without a route", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -173,8 +174,9 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 	defer probes.close()
 	for {
 		var still []string
+		looked := e.inspectAll(ctx, pending)
 		for i, id := range pending {
-			ins, err := e.docker.ContainerInspect(ctx, id)
+			ins, err := looked[i].ins, looked[i].err
 			if err != nil {
 				if ctx.Err() != nil {
 					// The wait ended while this one was looked at: it and the
@@ -194,8 +196,12 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 					baseline[id] = 0
 				}
 			}
+			passed := false
+			if probeWanted(cond, ins.Config.Labels) {
+				passed = probes.follow(ins)
+			}
 			o := observation{State: ins.State, Restart: ins.HostConfig.RestartPolicy.Name, Restarted: ins.RestartCount > baseline[id],
-				CheckPassed: probes.follow(ins) && cond != conditionReady}
+				CheckPassed: passed && cond != conditionReady}
 			if started, err := time.Parse(time.RFC3339Nano, ins.State.StartedAt); err == nil {
 				o.Uptime = time.Since(started)
 			}
@@ -240,6 +246,48 @@ func (e *Engine) waitAll(ctx context.Context, ids []string, cond string, service
 		}
 		return ctx.Err()
 	}
+}
+
+// inspected is one container's inspection in a round of waitAll.
+type inspected struct {
+	ins container.InspectResponse
+	err error
+}
+
+// inspectParallelism bounds the inspections of one round of waitAll.
+const inspectParallelism = 8
+
+// inspectAll inspects ids at once rather than one after another: a
+// container further down the list (the one a wake waits for, just
+// started) is looked at, and its check started, without waiting for the
+// others' answers. The results are in ids' order.
+func (e *Engine) inspectAll(ctx context.Context, ids []string) []inspected {
+	out := make([]inspected, len(ids))
+	if len(ids) == 1 {
+		out[0].ins, out[0].err = e.docker.ContainerInspect(ctx, ids[0])
+		return out
+	}
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, inspectParallelism)
+	for i, id := range ids {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			out[i].ins, out[i].err = e.docker.ContainerInspect(ctx, id)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// probeWanted decides whether a wait runs a container's check through
+// exec (when execCheckFor allows): a depends_on condition always does;
+// the final readiness does only for a container the proxy routes to,
+// whose first pass it reports (OnCheckPassed) — probing the others would
+// only load the daemon while the routed ones start. Pure.
+func probeWanted(cond string, labels map[string]string) bool {
+	return cond != conditionReady || labels[contract.LabelRouteHost] != ""
 }
 
 // logTail returns the last n lines a container wrote (stdout and stderr).

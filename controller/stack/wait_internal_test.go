@@ -63,3 +63,25 @@ func TestEvaluateWithPassedCheck(t *testing.T) {
 		})
 	}
 }
+
+func TestProbeWanted(t *testing.T) {
+	routed := map[string]string{"dev.slipway.route.host": "pr-1.example.test", "dev.slipway.route.port": "8080"}
+	for _, tc := range []struct {
+		name   string
+		cond   string
+		labels map[string]string
+		want   bool
+	}{
+		{"a dependency's health, routed", types.ServiceConditionHealthy, routed, true},
+		{"a dependency's health, not routed", types.ServiceConditionHealthy, map[string]string{}, true},
+		{"a dependency's health, no labels", types.ServiceConditionHealthy, nil, true},
+		{"readiness of a routed container", conditionReady, routed, true},
+		{"readiness of a container without a route", conditionReady, map[string]string{"com.docker.compose.service": "api"}, false},
+		{"readiness, no labels", conditionReady, nil, false},
+		{"readiness, empty route host", conditionReady, map[string]string{"dev.slipway.route.host": ""}, false},
+	} {
+		if got := probeWanted(tc.cond, tc.labels); got != tc.want {
+			t.Errorf("%s: probeWanted = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
