@@ -22,6 +22,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/slipwayhq/slipway/controller/github/githubfake"
+	"github.com/slipwayhq/slipway/controller/stack"
 	swarmengine "github.com/slipwayhq/slipway/controller/swarm"
 	"github.com/slipwayhq/slipway/internal/contract"
 	"github.com/slipwayhq/slipway/internal/dockertest"
@@ -71,6 +72,25 @@ func newSwarmServe(t *testing.T, ctx context.Context) *swarmServe {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The rules docs/security.md has an operator add by hand for
+	// docker_gwbridge when Slipway runs in a container (and that Slipway
+	// adds itself as root on the host): the previews' tasks leave the node
+	// through that bridge, and may not open connections to the host. They
+	// must not hit Slipway's own container, which reaches the host (the
+	// fake GitHub, the registry's API) through its own bridge network,
+	// overlays joined or not.
+	fw, err := stack.NewIPTables(ctx, nil)
+	if err != nil {
+		dockertest.Unavailable(t, "firewall: %v", err)
+	}
+	if err := fw.Isolate(ctx, "swarm-tasks", swarmengine.GatewayBridge); err != nil {
+		t.Fatalf("firewall %s: %v", swarmengine.GatewayBridge, err)
+	}
+	t.Cleanup(func() {
+		if err := fw.Release(context.Background(), swarmengine.GatewayBridge); err != nil {
+			t.Errorf("release the firewall rules of %s: %v", swarmengine.GatewayBridge, err)
+		}
+	})
 	reg := dockertest.StartRegistry(t)
 	regAPI := dockertest.Forward(t, gw, reg)
 	s := &swarmServe{t: t, cli: cli, fake: githubfake.NewOn(t, gw), repo: "acme/" + dockertest.UniqueName("swe2e"),
@@ -434,7 +454,9 @@ func TestSwarmE2EServesPullRequests(t *testing.T) {
 		// The services exist once the image is built and pushed; web starts
 		// 3s later, so the engine is waiting for it to be ready.
 		waitEvery(t, "a service of the preview to appear", 5*time.Minute, 100*time.Millisecond, func() bool { return len(s.services(ctx, project)) > 0 })
+		st, _ := deploymentOf(fake, repo, sha1)
 		s.kill(ctx)
+		t.Logf("killed with the first deploy's services created, its deployment %q", st)
 		s.waitServes(ctx, 5*time.Minute, host, "/", http.StatusOK, "version one")
 		waitFor(t, "the deployment of the first SHA to succeed", 2*time.Minute, func() bool {
 			st, _ := deploymentOf(fake, repo, sha1)
@@ -448,7 +470,10 @@ func TestSwarmE2EServesPullRequests(t *testing.T) {
 			st, _ := deploymentOf(fake, repo, sha2)
 			return st == "in_progress" || s.hasImage(ctx, project, sha2)
 		})
+		st, _ = deploymentOf(fake, repo, sha2)
+		built := s.hasImage(ctx, project, sha2)
 		s.kill(ctx)
+		t.Logf("killed with the pushed SHA's deployment %q, its image built: %v", st, built)
 		s.waitServes(ctx, 5*time.Minute, host, "/", http.StatusOK, "version two")
 		waitFor(t, "the deployment of the pushed SHA to succeed", 2*time.Minute, func() bool {
 			st, _ := deploymentOf(fake, repo, sha2)
