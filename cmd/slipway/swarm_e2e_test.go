@@ -46,7 +46,8 @@ type swarmServe struct {
 	token    string // the dashboard's
 	reg      string // as the daemon pushes to it (127.0.0.1:port)
 	run      *runningSlipway
-	base     string // the published port, http://127.0.0.1:port
+	spec     slipwayContainer // how run was started
+	base     string           // the published port, http://127.0.0.1:port
 	delivery atomic.Int64
 }
 
@@ -113,7 +114,8 @@ github: {api_url: %q, token: %q, webhook_secret: %q}
 repos: [{name: %s}]
 dashboard: {token: %q}
 `, s.domain, stateDir, reg, "http://"+regAPI, s.fake.URL, s.fake.Token, s.secret, s.repo, s.token), 0o644)
-	s.run = runSlipwayContainer(t, ctx, cli, slipwayContainer{image: tag, socket: socket, groupAdd: []string{gid}, config: cfgFile, stateDir: stateDir})
+	s.spec = slipwayContainer{image: tag, socket: socket, groupAdd: []string{gid}, config: cfgFile, stateDir: stateDir}
+	s.run = runSlipwayContainer(t, ctx, cli, s.spec)
 	s.base = "http://127.0.0.1:" + s.run.hostPort
 	waitHTTP(t, ctx, s.base+"/readyz", "", http.StatusOK, "ready", s.run)
 	return s
@@ -211,6 +213,29 @@ func (s *swarmServe) runningTasks(ctx context.Context, service string) []string 
 // as a restart policy does. The published port may change.
 func (s *swarmServe) kill(ctx context.Context) {
 	s.t.Helper()
+	s.killOnly(ctx)
+	if err := s.cli.ContainerStart(ctx, s.run.id, container.StartOptions{}); err != nil {
+		s.t.Fatalf("start slipway's container again after the kill: %v", err)
+	}
+	s.run.hostPort = s.run.publishedPort(s.t, ctx)
+	s.base = "http://127.0.0.1:" + s.run.hostPort
+	waitHTTP(s.t, ctx, s.base+"/healthz", "", http.StatusOK, "", s.run)
+}
+
+// killAndReplace kills Slipway's container and runs a new one of the same
+// image and configuration over the same state_dir, as an operator
+// recreates it (docker compose up -d --force-recreate). The killed one is
+// left stopped (and removed at cleanup).
+func (s *swarmServe) killAndReplace(ctx context.Context) {
+	s.t.Helper()
+	s.killOnly(ctx)
+	s.run = runSlipwayContainer(s.t, ctx, s.cli, s.spec)
+	s.base = "http://127.0.0.1:" + s.run.hostPort
+	waitHTTP(s.t, ctx, s.base+"/healthz", "", http.StatusOK, "", s.run)
+}
+
+func (s *swarmServe) killOnly(ctx context.Context) {
+	s.t.Helper()
 	name := strings.TrimPrefix(s.containerName(ctx), "/")
 	if out, err := exec.CommandContext(ctx, "docker", "kill", "-s", "KILL", name).CombinedOutput(); err != nil {
 		s.t.Fatalf("docker kill: %v\n%s", err, out)
@@ -221,12 +246,6 @@ func (s *swarmServe) kill(ctx context.Context) {
 	case err := <-errC:
 		s.t.Fatal(err)
 	}
-	if err := s.cli.ContainerStart(ctx, s.run.id, container.StartOptions{}); err != nil {
-		s.t.Fatalf("start slipway's container again after the kill: %v", err)
-	}
-	s.run.hostPort = s.run.publishedPort(s.t, ctx)
-	s.base = "http://127.0.0.1:" + s.run.hostPort
-	waitHTTP(s.t, ctx, s.base+"/healthz", "", http.StatusOK, "", s.run)
 }
 
 func (s *swarmServe) containerName(ctx context.Context) string {
@@ -441,9 +460,11 @@ func TestSwarmE2EServesPullRequests(t *testing.T) {
 	})
 
 	// Slipway's container killed (SIGKILL) while a deploy is in progress,
-	// first while the services are being rolled out, then while the build of
-	// a pushed SHA runs; started again over the same state_dir, it converges
-	// to the live preview, and a close leaves nothing behind.
+	// first while the services are being rolled out, then while the deploy
+	// of a pushed SHA is under way (before its image is built), and last in
+	// the middle of the teardown; started again over the same state_dir each
+	// time, it converges to the live preview, and the close leaves nothing
+	// behind.
 	t.Run("SIGKILL mid-deploy", func(t *testing.T) {
 		s.t = t
 		fake, repo := s.fake, s.repo
@@ -493,8 +514,18 @@ func TestSwarmE2EServesPullRequests(t *testing.T) {
 			}
 		}
 
+		// Killed during the teardown, once its services are gone (networks,
+		// secrets, volumes and registry tags follow them). A new container
+		// takes over the state_dir: Docker cannot start the killed one again
+		// once the overlay it was attached to is removed (its removal may
+		// have been under way), "Could not attach to network … not found"
+		// (docs/swarm.md, "Running Slipway on a swarm").
 		fake.ClosePR(repo, n)
 		s.pullRequest("closed", n)
+		waitEvery(t, "the teardown to remove the services", 3*time.Minute, 100*time.Millisecond, func() bool { return len(s.services(ctx, project)) == 0 })
+		left := swarmLeftovers(t, ctx, s.cli, s.reg, project)
+		s.killAndReplace(ctx)
+		t.Logf("killed during the teardown, with %v left", left)
 		waitEvery(t, "nothing of the project to be left", 3*time.Minute, time.Second, func() bool {
 			return len(swarmLeftovers(t, ctx, s.cli, s.reg, project)) == 0
 		})
