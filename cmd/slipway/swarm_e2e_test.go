@@ -328,7 +328,7 @@ func slowFiles(version string) githubfake.Files {
 	}
 }
 
-// deployment returns the latest state of the deployment of sha ("" when
+// deploymentOf returns the latest state of the deployment of sha ("" when
 // there is none) and its environment URL.
 func deploymentOf(fake *githubfake.Fake, repo, sha string) (state, url string) {
 	for _, d := range fake.Deployments(repo) {
