@@ -132,9 +132,12 @@ func (s *swarmServe) host(n int) string { return fmt.Sprintf("pr-%d.%s", n, s.do
 // it behind (a failure), before the swarm is left.
 func (s *swarmServe) downAtCleanup(project string) {
 	s.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		e := swarmengine.NewEngine(s.cli, nil, swarmengine.Options{Registry: &swarmengine.Registry{Address: s.reg}})
+		// Each of Down's waits (tasks gone, networks gone) is bounded by
+		// ReadyTimeout: within the context, so that the steps after a wait
+		// that failed still run.
+		e := swarmengine.NewEngine(s.cli, nil, swarmengine.Options{Registry: &swarmengine.Registry{Address: s.reg}, ReadyTimeout: time.Minute})
 		if err := e.Down(ctx, project); err != nil {
 			s.t.Errorf("cleanup down %s: %v", project, err)
 		}
