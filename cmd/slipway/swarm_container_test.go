@@ -36,10 +36,12 @@ import (
 // left: services, networks, volumes, secrets, configs, registry tags.
 // Run in .ci/run's swarm step.
 //
-// The preview is deployed by the swarm engine from the test process, as
-// TestContainerImageServesPreviews deploys with the stack engine: the
-// registry and the fake GitHub listen on the host's loopback, which a
-// container does not reach.
+// The preview is deployed by the swarm engine from the test process (local
+// mode, no GitHub), as TestContainerImageServesPreviews deploys with the
+// stack engine: what this covers beyond TestSwarmE2EServesPullRequests
+// (webhooks, Slipway's own engine) is the stopped page of a preview asleep
+// (there a request wakes it), an engine in another process than the proxy,
+// and a Down while the proxy is attached to the overlay.
 func TestSwarmContainerServesPreviews(t *testing.T) {
 	dockertest.NeedSwarmTests(t)
 	cli := dockertest.Client(t)

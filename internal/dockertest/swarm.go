@@ -3,15 +3,18 @@ package dockertest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
@@ -174,6 +177,97 @@ http:
 			log, _ := os.ReadFile(out.Name())
 			t.Fatalf("registry did not answer on %s\n%s", addr, log)
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// BridgeGateway returns the host's address on the engine's default bridge
+// (docker0): where a container reaches a server the test runs on the host,
+// when that server listens there. The default bridge's IPAM often names no
+// gateway, so the bridge interface's own IPv4 address is taken then.
+func BridgeGateway(ctx context.Context, cli client.APIClient) (string, error) {
+	n, err := cli.NetworkInspect(ctx, "bridge", network.InspectOptions{})
+	if err != nil {
+		return "", fmt.Errorf("inspect the default bridge network: %w", err)
+	}
+	for _, c := range n.IPAM.Config {
+		if ip := net.ParseIP(c.Gateway); ip != nil && ip.To4() != nil {
+			return c.Gateway, nil
+		}
+	}
+	name := n.Options["com.docker.network.bridge.name"]
+	if name == "" {
+		name = "docker0"
+	}
+	iface, err := net.InterfaceByName(name)
+	if err != nil {
+		return "", fmt.Errorf("the default bridge's interface %s (the test must run on the engine's host): %w", name, err)
+	}
+	addrs, err := iface.Addrs()
+	if err != nil {
+		return "", fmt.Errorf("addresses of %s: %w", name, err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return ipn.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("%s has no IPv4 address", name)
+}
+
+// Forward listens on ip (a port chosen by the system) and relays every
+// connection to target (host:port), until the test ends. It returns the
+// address it listens on. A server on the loopback (such as the registry
+// the daemon pushes to as 127.0.0.1) is so reachable from containers too,
+// without listening on every address of the host.
+func Forward(t testing.TB, ip, target string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatalf("forward to %s: listen on %s: %v", target, ip, err)
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		close(done)
+		l.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				relay(in, target, done)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// relay copies between in and a new connection to target, both ways,
+// until either side is done or done is closed.
+func relay(in net.Conn, target string, done <-chan struct{}) {
+	defer in.Close()
+	out, err := net.DialTimeout("tcp", target, 10*time.Second)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	finished := make(chan struct{}, 2)
+	go func() { io.Copy(out, in); out.(*net.TCPConn).CloseWrite(); finished <- struct{}{} }()
+	go func() { io.Copy(in, out); in.(*net.TCPConn).CloseWrite(); finished <- struct{}{} }()
+	for range 2 {
+		select {
+		case <-finished:
+		case <-done:
+			return // the deferred closes end both copies
 		}
 	}
 }

@@ -59,6 +59,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -141,8 +142,19 @@ type Request struct {
 	Status int
 }
 
-// New starts a fake GitHub; it is closed when the test ends.
+// New starts a fake GitHub on the loopback address; it is closed when the
+// test ends.
 func New(t testing.TB) *Fake {
+	t.Helper()
+	return NewOn(t, "127.0.0.1")
+}
+
+// NewOn is New with the fake's servers (API, codeload, web) listening on
+// ip (port chosen by the system), and their URLs naming it: for a client
+// that does not share the test's loopback, such as Slipway in a container
+// reaching the host at its bridge gateway's address.
+func NewOn(t testing.TB, ip string) *Fake {
+	t.Helper()
 	f := &Fake{
 		Token:      DefaultToken,
 		nextID:     1000,
@@ -153,9 +165,20 @@ func New(t testing.TB) *Fake {
 		tokenTTL:   time.Hour,
 		archives:   map[string]string{},
 	}
-	f.api = httptest.NewServer(f.record("api", http.HandlerFunc(f.serveAPI)))
-	f.codeload = httptest.NewServer(f.record("codeload", http.HandlerFunc(f.serveCodeload)))
-	f.web = httptest.NewServer(f.record("web", http.HandlerFunc(f.serveWeb)))
+	serve := func(h http.Handler) *httptest.Server {
+		s := httptest.NewUnstartedServer(h)
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatalf("githubfake: listen on %s: %v", ip, err)
+		}
+		s.Listener.Close()
+		s.Listener = l
+		s.Start()
+		return s
+	}
+	f.api = serve(f.record("api", http.HandlerFunc(f.serveAPI)))
+	f.codeload = serve(f.record("codeload", http.HandlerFunc(f.serveCodeload)))
+	f.web = serve(f.record("web", http.HandlerFunc(f.serveWeb)))
 	f.URL = f.api.URL + "/"
 	f.CodeloadURL = f.codeload.URL + "/"
 	f.WebURL = f.web.URL + "/"
