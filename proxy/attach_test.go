@@ -478,3 +478,41 @@ func waitNetworks(t *testing.T, cli *client.Client, id string, ok func(map[strin
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Before Slipway stops, its container leaves every project network (an
+// overlay removed while it is stopped would keep it from starting again)
+// and keeps its own.
+func TestAttacherLeavesEveryProjectNetworkOnStop(t *testing.T) {
+	cli := dockertest.Client(t)
+	img := dockertest.Busybox(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	domain := dockertest.UniqueName("leave") + ".localhost"
+	selfID := startSleeper(t, cli, img, dockertest.UniqueName("slipway-leave-self-"), "")
+	project := dockertest.UniqueName("leave-p")
+	projectNet := createManagedNetwork(t, cli, project, true)
+	startProjectContainer(t, cli, img, project, projectNet, "pr-1."+domain)
+	a, err := NewAttacher(ctx, cli, AttacherOptions{Domain: domain, ContainerID: selfID, Retry: 100 * time.Millisecond})
+	if err != nil || a == nil {
+		t.Fatalf("NewAttacher = %v, %v", a, err)
+	}
+	stop := a.Start(ctx)
+	waitNetworks(t, cli, selfID, func(nets map[string]*network.EndpointSettings) bool { return nets[projectNet] != nil })
+	stop()
+	if err := a.LeaveAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := cli.ContainerInspect(ctx, selfID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.NetworkSettings.Networks[projectNet] != nil {
+		t.Errorf("still on %s", projectNet)
+	}
+	if ins.NetworkSettings.Networks["bridge"] == nil {
+		t.Errorf("left its own network too: %v", ins.NetworkSettings.Networks)
+	}
+	if err := a.LeaveAll(ctx); err != nil {
+		t.Errorf("leaving again: %v", err)
+	}
+}

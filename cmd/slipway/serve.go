@@ -358,11 +358,25 @@ func (p *parts) buildDashboard() error {
 	return nil
 }
 
+// leaveTimeout bounds leaving the project networks at a stop, within
+// Docker's stop grace period.
+const leaveTimeout = 10 * time.Second
+
 // run runs the parts until ctx ends or one fails, then stops them all.
 func (p *parts) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if p.attacher != nil {
+		// Deferred first, so it runs last: once the attacher has stopped,
+		// leave every project network (a stopped container on a swarm
+		// overlay that goes away meanwhile cannot start again).
+		defer func() {
+			lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
+			defer lcancel()
+			if err := p.attacher.LeaveAll(lctx); err != nil {
+				p.log.Warn("leave project networks before stopping", "err", err)
+			}
+		}()
 		defer p.attacher.Start(ctx)()
 	}
 	g, gctx := errgroup.WithContext(ctx)
