@@ -20,24 +20,6 @@ import (
 	"github.com/slipwayhq/slipway/internal/dockertest"
 )
 
-// useSwarm makes the engine a single-node swarm for one test (run in
-// .ci/run's swarm step) and leaves it afterwards if the test made it.
-func useSwarm(t *testing.T, cli *client.Client) {
-	t.Helper()
-	dockertest.NeedSwarmTests(t)
-	created, err := dockertest.EnsureSwarm(context.Background(), cli)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if created {
-		t.Cleanup(func() {
-			if err := dockertest.LeaveSwarm(context.Background(), cli); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-}
-
 // createOverlay creates a preview's attachable overlay network, labelled
 // as the swarm engine labels it, removed at cleanup (once its tasks are
 // gone).
@@ -163,7 +145,7 @@ func runningTaskIPs(t *testing.T, cli *client.Client, id, name string) []string 
 func TestSwarmObserverRoutesRealTasks(t *testing.T) {
 	cli := dockertest.Client(t)
 	img := dockertest.Busybox(t)
-	useSwarm(t, cli)
+	dockertest.UseSwarm(t, cli)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -275,7 +257,7 @@ func probeFrom(t *testing.T, cli *client.Client, img, netName, url string) {
 func TestSwarmAttacherJoinsPreviewOverlay(t *testing.T) {
 	cli := dockertest.Client(t)
 	img := dockertest.Busybox(t)
-	useSwarm(t, cli)
+	dockertest.UseSwarm(t, cli)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -357,7 +339,7 @@ func execIn(t *testing.T, cli *client.Client, id string, cmd ...string) (int, st
 func TestSwarmObserverRelistsAfterTheEventStreamBreaks(t *testing.T) {
 	cli := dockertest.Client(t)
 	img := dockertest.Busybox(t)
-	useSwarm(t, cli)
+	dockertest.UseSwarm(t, cli)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	project := dockertest.UniqueName("slipway-swarmflaky-")

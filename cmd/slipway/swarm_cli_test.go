@@ -25,17 +25,7 @@ func TestSwarmCLIUpLsLogsDown(t *testing.T) {
 	cli := dockertest.Client(t)
 	dockertest.Busybox(t)
 	ctx := context.Background()
-	created, err := dockertest.EnsureSwarm(ctx, cli)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if created {
-		t.Cleanup(func() {
-			if err := dockertest.LeaveSwarm(context.Background(), cli); err != nil {
-				t.Error(err)
-			}
-		})
-	}
+	dockertest.UseSwarm(t, cli)
 	reg := dockertest.StartRegistry(t)
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "slipway.yaml")

@@ -48,17 +48,7 @@ func TestSwarmContainerServesPreviews(t *testing.T) {
 	dockertest.Busybox(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	created, err := dockertest.EnsureSwarm(ctx, cli)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if created {
-		t.Cleanup(func() {
-			if err := dockertest.LeaveSwarm(context.Background(), cli); err != nil {
-				t.Error(err)
-			}
-		})
-	}
+	dockertest.UseSwarm(t, cli)
 	reg := dockertest.StartRegistry(t)
 	socket, gid := engineSocket(t, cli)
 	tag := "slipway-test/slipway:" + dockertest.UniqueName("swarmimg")

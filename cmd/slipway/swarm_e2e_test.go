@@ -58,17 +58,7 @@ func newSwarmServe(t *testing.T, ctx context.Context) *swarmServe {
 	t.Helper()
 	cli := dockertest.Client(t)
 	dockertest.Busybox(t)
-	created, err := dockertest.EnsureSwarm(ctx, cli)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if created {
-		t.Cleanup(func() {
-			if err := dockertest.LeaveSwarm(context.Background(), cli); err != nil {
-				t.Error(err)
-			}
-		})
-	}
+	dockertest.UseSwarm(t, cli)
 	gw, err := dockertest.BridgeGateway(ctx, cli)
 	if err != nil {
 		t.Fatal(err)

@@ -60,6 +60,25 @@ func EnsureSwarm(ctx context.Context, cli client.APIClient) (created bool, err e
 	return true, nil
 }
 
+// UseSwarm makes the engine a single-node swarm for one test (run in
+// .ci/run's swarm step: it needs SLIPWAY_SWARM_TESTS=1) and leaves it at
+// the test's end if the test made it.
+func UseSwarm(t testing.TB, cli client.APIClient) {
+	t.Helper()
+	NeedSwarmTests(t)
+	created, err := EnsureSwarm(context.Background(), cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created {
+		t.Cleanup(func() {
+			if err := LeaveSwarm(context.Background(), cli); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
 // LeaveSwarm makes the engine leave the swarm (one EnsureSwarm created),
 // and removes the docker_gwbridge network swarm init made, which leaving
 // keeps.
