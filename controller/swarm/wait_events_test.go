@@ -1,0 +1,30 @@
+package swarm
+
+import (
+	"testing"
+
+	"github.com/docker/docker/api/types/events"
+)
+
+func TestTaskEventMatters(t *testing.T) {
+	for _, tc := range []struct {
+		action events.Action
+		want   bool
+	}{
+		{events.ActionStart, true},
+		{events.ActionDie, true},
+		{events.ActionOOM, true},
+		{events.ActionHealthStatusHealthy, true},
+		{events.ActionHealthStatusUnhealthy, true},
+		{events.ActionHealthStatusRunning, true},
+		{events.ActionCreate, false},
+		{events.ActionExecStart, false},
+		{events.ActionExecDie, false},
+		{events.ActionAttach, false},
+		{events.ActionDestroy, false},
+	} {
+		if got := taskEventMatters(tc.action); got != tc.want {
+			t.Errorf("taskEventMatters(%q) = %v, want %v", tc.action, got, tc.want)
+		}
+	}
+}
