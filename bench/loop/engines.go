@@ -128,6 +128,10 @@ func sideBySide(ctx context.Context, cfg config) (err error) {
 	}
 	defer os.RemoveAll(dir)
 
+	gw, err := bridgeGateway(ctx, cli)
+	if err != nil {
+		return err
+	}
 	created, err := dockertest.EnsureSwarm(ctx, cli)
 	if err != nil {
 		return err
@@ -141,11 +145,7 @@ func sideBySide(ctx context.Context, cfg config) (err error) {
 			}
 		}()
 	}
-	gw, err := bridgeGateway(ctx, cli)
-	if err != nil {
-		return err
-	}
-	reg, err := startRegistry(ctx, dir)
+	reg, err := startRegistry(ctx, dir, gw)
 	if err != nil {
 		return err
 	}
@@ -528,7 +528,26 @@ func bridgeGateway(ctx context.Context, cli client.NetworkAPIClient) (string, er
 			return c.Gateway, nil
 		}
 	}
-	return "", errors.New("the default bridge has no IPv4 gateway")
+	// Some engines leave the gateway out of the IPAM config: the bridge
+	// interface's own address is the gateway.
+	name := n.Options["com.docker.network.bridge.name"]
+	if name == "" {
+		name = "docker0"
+	}
+	iface, err := net.InterfaceByName(name)
+	if err != nil {
+		return "", fmt.Errorf("the default bridge's interface %s (run the benchmark on the engine's host): %w", name, err)
+	}
+	addrs, err := iface.Addrs()
+	if err != nil {
+		return "", fmt.Errorf("addresses of %s: %w", name, err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return ipn.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("the default bridge (%s) has no IPv4 address", name)
 }
 
 // exposeGitHub serves the fake GitHub (API and archives) on every
@@ -593,20 +612,9 @@ type registryProc struct {
 }
 
 // startRegistry runs the registry (dockertest.RegistryBinary finds it) with
-// its storage under dir.
-func startRegistry(ctx context.Context, dir string) (*registryProc, error) {
+// its storage under dir; Slipway reaches its API at gw.
+func startRegistry(ctx context.Context, dir, gw string) (*registryProc, error) {
 	bin, err := dockertest.RegistryBinary()
-	if err != nil {
-		return nil, err
-	}
-	gw, err := func() (string, error) {
-		cli, err := benchkit.Docker(ctx)
-		if err != nil {
-			return "", err
-		}
-		defer cli.Close()
-		return bridgeGateway(ctx, cli)
-	}()
 	if err != nil {
 		return nil, err
 	}
