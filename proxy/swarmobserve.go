@@ -134,10 +134,35 @@ func (o *SwarmObserver) watch(ctx context.Context) bool {
 	}
 	tick := time.NewTicker(o.poll)
 	defer tick.Stop()
+	// Swarm records a task's new state a moment after its container's
+	// event (the agent reports to the manager): after each relevant event
+	// the swarm is listed again a few times in quick succession, so that a
+	// task turning healthy is routed then rather than at the next poll.
+	var followUp *time.Timer
+	followUps := 0
+	follow := func() <-chan time.Time {
+		if followUp == nil {
+			return nil
+		}
+		return followUp.C
+	}
+	defer func() {
+		if followUp != nil {
+			followUp.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return progressed
+		case <-follow():
+			if err := o.relist(ctx); err != nil {
+				o.log.Warn("list swarm services after event", "err", err)
+			}
+			followUp = nil
+			if followUps++; followUps < len(eventFollowUps) {
+				followUp = time.NewTimer(eventFollowUps[followUps])
+			}
 		case m := <-msgs:
 			progressed = true
 			if !relevant(m) {
@@ -147,6 +172,10 @@ func (o *SwarmObserver) watch(ctx context.Context) bool {
 			if err := o.relist(ctx); err != nil {
 				o.log.Warn("list swarm services after event", "event", string(m.Type)+" "+string(m.Action), "err", err)
 			}
+			if followUp != nil {
+				followUp.Stop()
+			}
+			followUps, followUp = 0, time.NewTimer(eventFollowUps[0])
 		case err := <-errs:
 			if ctx.Err() == nil {
 				o.log.Warn("docker events stream ended; subscribing again", "err", err)
@@ -159,6 +188,10 @@ func (o *SwarmObserver) watch(ctx context.Context) bool {
 		}
 	}
 }
+
+// eventFollowUps are the pauses before each list that follows a relevant
+// event (750 ms in all).
+var eventFollowUps = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}
 
 // drain takes the events already waiting, so that a burst (a deploy's
 // creates and updates) makes one list, not one per event.

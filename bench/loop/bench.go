@@ -49,6 +49,11 @@ type bench struct {
 	history []delivery
 	// openPRs are the pull requests open on the fake, closed at the end.
 	openPRs map[int]bool
+	// path is what the preview is fetched at ("" for /); isClean says
+	// whether nothing of a project is left (nil: clean, the Docker host's
+	// objects). -engine swarm sets both (engines.go).
+	path    string
+	isClean func(ctx context.Context, project string) (bool, []string, error)
 }
 
 func newBench(ctx context.Context, cfg config) (*bench, error) {

@@ -76,6 +76,7 @@ type config struct {
 	wakeRuns      int
 	wakeModes     []string
 	wakeBaseline  string
+	engine        string
 }
 
 func main() {
@@ -108,6 +109,7 @@ func main() {
 	flag.StringVar(&cfg.logDir, "logs", "", "keep serve's log and the history database in this directory")
 	flag.BoolVar(&cfg.verbose, "v", false, "stream serve's log to stderr")
 	flag.BoolVar(&cfg.trace, "trace", false, "print each run's timeline")
+	flag.StringVar(&cfg.engine, "engine", engineDocker, "docker: serve as a host process with engine docker (every phase); swarm: warm open-to-live and close-to-clean with engine docker and engine swarm side by side, Slipway in its container (-runs rounds; other phases ignored)")
 	flag.Parse()
 	cfg.parts = benchkit.SplitList(parts)
 	cfg.slipwayEnv = benchkit.SplitList(slipwayEnv)
@@ -120,6 +122,10 @@ func main() {
 		os.Exit(2)
 	}
 
+	if cfg.engine == engineSwarm {
+		benchkit.Main(cfg.maxDuration, func(ctx context.Context) error { return sideBySide(ctx, cfg) })
+		return
+	}
 	benchkit.Main(cfg.maxDuration, func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
@@ -127,6 +133,9 @@ func (c *config) validate() error {
 	var errs []error
 	if c.runs < 1 {
 		errs = append(errs, fmt.Errorf("-runs %d: want at least 1", c.runs))
+	}
+	if c.engine != engineDocker && c.engine != engineSwarm {
+		errs = append(errs, fmt.Errorf("-engine %q: want docker or swarm", c.engine))
 	}
 	if len(c.parts) == 0 {
 		errs = append(errs, errors.New("-phases: empty"))

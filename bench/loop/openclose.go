@@ -196,7 +196,11 @@ var pageTitles = []struct{ title, phase string }{
 // getPreview fetches / on PR n's preview host through serve's proxy and
 // names what it got: "200", "page: building", "404", ...
 func (b *bench) getPreview(ctx context.Context, n int) (string, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.serve.addr+"/", nil)
+	path := b.path
+	if path == "" {
+		path = "/"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.serve.addr+path, nil)
 	if err != nil {
 		return "", "", err
 	}
@@ -282,7 +286,11 @@ func (b *bench) closeAndClean(ctx context.Context, r *openRun) error {
 	defer tick.Stop()
 	var left []string
 	for {
-		ok, l, err := clean(ctx, b.cli, r.Project)
+		isClean := b.isClean
+		if isClean == nil {
+			isClean = func(ctx context.Context, project string) (bool, []string, error) { return clean(ctx, b.cli, project) }
+		}
+		ok, l, err := isClean(ctx, r.Project)
 		if ok {
 			r.Clean = time.Since(r.ClosedAt)
 			// When GitHub learns of it (not part of the figure).

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -99,7 +100,11 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 		return fail(err)
 	}
 	in := convertInput{Images: map[string]string{}, ImageLabels: map[string]map[string]string{}, Pins: map[string]string{}}
-	pushed := map[string]string{} // local image → reference by digest
+	// Each distinct built image is pushed once, all at the same time: the
+	// pushes are independent, and each is mostly round trips to the
+	// registry.
+	pushes := map[string]*pushResult{} // local image → its push
+	var pushing sync.WaitGroup
 	for _, name := range slices.Sorted(maps.Keys(p.Project.Services)) {
 		local := p.Image(name)
 		if local == "" {
@@ -115,15 +120,34 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 			in.Images[name] = local
 			continue
 		}
-		if ref, ok := pushed[local]; ok {
-			in.Images[name] = ref
+		if _, ok := pushes[local]; ok {
 			continue
 		}
-		ref, err := e.push(ctx, local, e.opts.Registry.Repository(p.Name, name), contract.ShortSHA(p.Source.SHA), log)
-		if err != nil {
-			return fail(failure(contract.StepBuild, name, err))
+		r := &pushResult{}
+		pushes[local] = r
+		pushing.Add(1)
+		go func(name, local string) {
+			defer pushing.Done()
+			var buf bytes.Buffer
+			r.ref, r.err = e.push(ctx, local, e.opts.Registry.Repository(p.Name, name), contract.ShortSHA(p.Source.SHA), &buf)
+			r.log = buf.String()
+			if r.err != nil {
+				r.err = failure(contract.StepBuild, name, r.err)
+			}
+		}(name, local)
+	}
+	pushing.Wait()
+	for _, name := range slices.Sorted(maps.Keys(p.Project.Services)) {
+		r := pushes[p.Image(name)]
+		if r == nil || !p.IsBuilt(name) {
+			continue
 		}
-		pushed[local], in.Images[name] = ref, ref
+		if r.err != nil {
+			return fail(r.err)
+		}
+		io.WriteString(log, r.log)
+		r.log = "" // once per image
+		in.Images[name] = r.ref
 	}
 	if opts.BeforeDeploy != nil {
 		if err := opts.BeforeDeploy(ctx); err != nil {
@@ -205,6 +229,13 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 		e.log.Warn("remove stale objects", "project", p.Name, "err", err)
 	}
 	return res, nil
+}
+
+// pushResult is the outcome of one image's push.
+type pushResult struct {
+	ref string // by digest
+	log string
+	err error
 }
 
 // nothingOf reports whether the swarm has no network and this node no

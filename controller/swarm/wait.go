@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/errdefs"
@@ -182,6 +183,16 @@ func taskError(t swarm.Task) string {
 // own healthcheck run through exec until it first passes (fastcheck.go),
 // and a pass counts at once rather than after Docker's first probe, one
 // health interval after the start.
+//
+// Besides its PollInterval tick, the wait looks again as soon as a task
+// container of the service on this node starts or changes health
+// (taskEvents), and then every followUpInterval for followUpWindow: Swarm
+// records the task's new state a moment after the container's event, and
+// a tick would find it up to PollInterval later. A container's end is no
+// trigger: right after it, Swarm may still call the task running, and a
+// task without a healthcheck counts as ready after MinUptime running, so
+// looking often just then could take a task that has already exited for a
+// ready one.
 func (e *Engine) waitService(ctx context.Context, id, cond, node string) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
@@ -191,8 +202,14 @@ func (e *Engine) waitService(ctx context.Context, id, cond, node string) error {
 		defer checks.close()
 	}
 	waiting := id
+	var changed <-chan struct{}
+	var followUntil time.Time
 	for {
-		name, v, err := e.judgeService(ctx, id, cond, checks)
+		svc, v, err := e.judgeService(ctx, id, cond, checks)
+		name := svc.Spec.Name
+		if name == "" {
+			name = id
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			return err
@@ -205,31 +222,94 @@ func (e *Engine) waitService(ctx context.Context, id, cond, node string) error {
 		default:
 			waiting = name + ": " + v.Waiting
 		}
+		// Only where a task's next state can be routable at once: a
+		// healthcheck's verdict, or a dependency that needs only to have
+		// started. A task without a healthcheck counts as ready only after
+		// MinUptime anyway.
+		if changed == nil && svc.ID != "" && (hasHealthcheck(svc) || cond == types.ServiceConditionStarted) {
+			changed = e.taskEvents(ctx, svc.ID)
+		}
+		next := e.opts.PollInterval
+		if time.Until(followUntil) > 0 {
+			next = min(next, followUpInterval)
+		}
+		timer := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return badInput(fmt.Errorf("not ready within %s: %s", e.opts.ReadyTimeout, waiting))
 			}
 			return ctx.Err()
 		case <-checks.passes():
-		case <-time.After(e.opts.PollInterval):
+		case <-changed:
+			followUntil = time.Now().Add(followUpWindow)
+		case <-timer.C:
 		}
+		timer.Stop()
 	}
 }
 
+// How a wait follows a task container's event: Swarm's task state lags
+// the container's by the agent's report to the manager, tens of
+// milliseconds on one node.
+const (
+	followUpInterval = 25 * time.Millisecond
+	followUpWindow   = 750 * time.Millisecond
+)
+
+// taskEvents returns a channel that has a value whenever a task container
+// of the service, on the node Slipway talks to, starts or changes health.
+// It stays quiet for tasks on other nodes, and for good once the
+// events stream ends (the wait's poll carries on); its goroutine ends
+// with ctx.
+func (e *Engine) taskEvents(ctx context.Context, serviceID string) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	f := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("label", "com.docker.swarm.service.id="+serviceID))
+	msgs, errs := e.docker.Events(ctx, events.ListOptions{Filters: f})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-errs:
+				return
+			case m := <-msgs:
+				if !taskEventMatters(m.Action) {
+					continue
+				}
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// taskEventMatters reports whether a container event can bring a wait
+// closer to done: a start (a task to check through exec, a dependency
+// started) or a health status. Not an end (see waitService). Pure.
+func taskEventMatters(a events.Action) bool {
+	return a == events.ActionStart || strings.HasPrefix(string(a), string(events.ActionHealthStatus))
+}
+
 // judgeService reads a service and its tasks, has checks follow its
-// starting tasks, and judges them.
-func (e *Engine) judgeService(ctx context.Context, id, cond string, checks *taskChecks) (string, verdict, error) {
+// starting tasks, and judges them. It returns the service as read (empty
+// when it could not be).
+func (e *Engine) judgeService(ctx context.Context, id, cond string, checks *taskChecks) (swarm.Service, verdict, error) {
 	svc, _, err := e.docker.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
 	if err != nil {
-		return id, verdict{}, fmt.Errorf("inspect service %s: %w", id, err)
+		return swarm.Service{}, verdict{}, fmt.Errorf("inspect service %s: %w", id, err)
 	}
 	tasks, err := e.docker.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", svc.ID))})
 	if err != nil {
-		return svc.Spec.Name, verdict{}, fmt.Errorf("list tasks of %s: %w", svc.Spec.Name, err)
+		return svc, verdict{}, fmt.Errorf("list tasks of %s: %w", svc.Spec.Name, err)
 	}
 	passed := checks.follow(svc, tasks)
-	return svc.Spec.Name, judge(svc, tasks, judging{Cond: cond, Now: e.opts.Now(), MinUptime: e.opts.MinUptime, CheckPassed: passed}), nil
+	return svc, judge(svc, tasks, judging{Cond: cond, Now: e.opts.Now(), MinUptime: e.opts.MinUptime, CheckPassed: passed}), nil
 }
 
 // waitReady waits until every service runs (healthy where it has a
