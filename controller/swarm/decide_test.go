@@ -282,3 +282,26 @@ func TestRegistryAuthGoesWithServicesOfItsImagesOnly(t *testing.T) {
 		t.Errorf("a registry without a user: auth %q", a)
 	}
 }
+
+// Readiness runs a service's checks (to report passes to the proxy) only
+// for a routed service, and only when someone hears of a pass.
+func TestCheckNode(t *testing.T) {
+	routed := swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Labels: map[string]string{contract.LabelRouteHost: "pr-1.example.test"}}}}
+	unrouted := swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{}}}
+	told := &Engine{opts: Options{Build: stack.EngineOptions{OnCheckPassed: func(string, time.Time) {}}}}
+	untold := &Engine{}
+	for _, tc := range []struct {
+		e    *Engine
+		spec swarm.ServiceSpec
+		want string
+	}{
+		{told, routed, "node1"},
+		{told, unrouted, ""},
+		{told, swarm.ServiceSpec{}, ""},
+		{untold, routed, ""},
+	} {
+		if got := tc.e.checkNode(tc.spec, "node1"); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.spec.TaskTemplate.ContainerSpec, got, tc.want)
+		}
+	}
+}

@@ -23,8 +23,12 @@ import (
 // (controller/stack/probe.go), every stack.FastProbeInterval until it
 // first passes. A pass lets the dependent start at once; a check that
 // fails never counts, and the final readiness still waits for Swarm's own
-// verdict, which the proxy routes on. Tasks on other nodes are left to
-// Swarm: their containers are out of this engine's reach.
+// verdict. The final readiness (and a wake) runs the checks of routed
+// services too, only to report each first pass (Build.OnCheckPassed, by
+// task ID and the starting status's time): the proxy routes to the task
+// from then on, while Swarm still calls it starting, as it does for a
+// container on one host. Tasks on other nodes are left to Swarm: their
+// containers are out of this engine's reach.
 
 // checkCandidates are the tasks of the service's current spec whose check
 // can be run through exec: meant to run, starting, on node, in a container
@@ -88,7 +92,7 @@ func (c *taskChecks) follow(svc swarm.Service, tasks []swarm.Task) map[string]bo
 		ctx, cancel := context.WithCancel(c.ctx)
 		c.running[t.ID] = cancel
 		c.wg.Add(1)
-		go c.loop(ctx, t.ID, t.Status.ContainerStatus.ContainerID)
+		go c.loop(ctx, t.ID, t.Status.ContainerStatus.ContainerID, t.Status.Timestamp)
 	}
 	for id, cancel := range c.running {
 		if !want[id] {
@@ -119,7 +123,9 @@ func (c *taskChecks) close() {
 // loop checks the task's container until its check first passes. The
 // container may not run yet when the task is first seen starting; a
 // container whose health is no longer "starting" is Docker's to judge.
-func (c *taskChecks) loop(ctx context.Context, taskID, containerID string) {
+// since is the time of the task's starting status, which a pass is
+// reported with.
+func (c *taskChecks) loop(ctx context.Context, taskID, containerID string, since time.Time) {
 	defer c.wg.Done()
 	log := c.engine.log.With("task", taskID, "container", containerID[:min(12, len(containerID))])
 	for attempt := 1; ; attempt++ {
@@ -149,6 +155,9 @@ func (c *taskChecks) loop(ctx context.Context, taskID, containerID string) {
 					default:
 					}
 					log.Debug("healthcheck passed before Docker's first probe", "attempt", attempt)
+					if report := c.engine.opts.Build.OnCheckPassed; report != nil {
+						report(taskID, since)
+					}
 					return
 				}
 				if err != nil && !errors.Is(err, context.DeadlineExceeded) {

@@ -66,6 +66,45 @@ func TestServiceHealthyThroughExec(t *testing.T) {
 		t.Errorf("Swarm already calls the task healthy, so the test proves nothing: %+v", v)
 	}
 
+	// The final readiness of a routed service runs its check too, only to
+	// report the first pass to the proxy (by task ID and the starting
+	// status's time), while Swarm still calls the task starting; readiness
+	// itself still waits for Swarm.
+	type pass struct {
+		task    string
+		started time.Time
+	}
+	passes := make(chan pass, 4)
+	reporting := NewEngine(cli, nil, Options{Registry: e.opts.Registry, PollInterval: 100 * time.Millisecond,
+		Build: stack.EngineOptions{StopTimeout: 2 * time.Second, OnCheckPassed: func(id string, started time.Time) { passes <- pass{id, started} }}})
+	routed := create("routed", "test -d /proc")
+	wctx, stopWait := context.WithCancel(ctx)
+	waited := make(chan error, 1)
+	go func() { waited <- reporting.waitService(wctx, routed, conditionReady, info.Swarm.NodeID) }()
+	select {
+	case p := <-passes:
+		var task swarm.Task
+		for _, t := range tasksOf(t, e, routed) {
+			if t.ID == p.task {
+				task = t
+			}
+		}
+		if task.ID == "" || task.Status.State != swarm.TaskStateStarting || !task.Status.Timestamp.Equal(p.started) {
+			t.Errorf("reported task %s at %v; the task: %s %s at %v", p.task, p.started, task.ID, task.Status.State, task.Status.Timestamp)
+		}
+	case err := <-waited:
+		t.Fatalf("readiness ended before a pass was reported: %v", err)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("no pass reported")
+	}
+	select {
+	case err := <-waited:
+		t.Fatalf("readiness took the exec's pass for Swarm's verdict: %v", err)
+	default:
+	}
+	stopWait()
+	<-waited
+
 	bad := create("bad", "false")
 	short := NewEngine(cli, nil, Options{Registry: e.opts.Registry, ReadyTimeout: 5 * time.Second, PollInterval: 100 * time.Millisecond,
 		Build: stack.EngineOptions{StopTimeout: 2 * time.Second}})

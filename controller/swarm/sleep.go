@@ -120,8 +120,14 @@ func (e *Engine) Start(ctx context.Context, project string) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	// The routed services' checks run on the node Slipway talks to, so the
+	// proxy serves a woken task at its first passing check (checkNode).
+	node := ""
+	if info, err := e.docker.Info(ctx); err == nil {
+		node = info.Swarm.NodeID
+	}
 	for _, s := range started {
-		if err := e.waitService(ctx, s.ID, conditionReady, ""); err != nil {
+		if err := e.waitService(ctx, s.ID, conditionReady, e.checkNode(s.Spec, node)); err != nil {
 			return fmt.Errorf("start %s: %w", s.Spec.Name, err)
 		}
 	}

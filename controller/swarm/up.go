@@ -211,7 +211,7 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 		}
 		res.Removed = append(res.Removed, d.Name)
 	}
-	if err := e.waitReady(ctx, p.Name, specs, log); err != nil {
+	if err := e.waitReady(ctx, p.Name, specs, info.Swarm.NodeID, log); err != nil {
 		return fail(err)
 	}
 	if len(p.Repo.AfterDeploy) > 0 && (res.Changed() || fresh) {

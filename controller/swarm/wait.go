@@ -182,7 +182,9 @@ func taskError(t swarm.Task) string {
 // tasks on node (the node Slipway talks to; empty for none) have their
 // own healthcheck run through exec until it first passes (fastcheck.go),
 // and a pass counts at once rather than after Docker's first probe, one
-// health interval after the start.
+// health interval after the start. For readiness, with node set, the
+// checks run only to report each pass to the proxy: readiness itself
+// waits for Swarm's verdict.
 //
 // Besides its PollInterval tick, the wait looks again as soon as a task
 // container of the service on this node starts or changes health
@@ -197,7 +199,7 @@ func (e *Engine) waitService(ctx context.Context, id, cond, node string) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
 	var checks *taskChecks
-	if cond == types.ServiceConditionHealthy && node != "" {
+	if (cond == types.ServiceConditionHealthy || cond == conditionReady) && node != "" {
 		checks = e.newTaskChecks(ctx, node)
 		defer checks.close()
 	}
@@ -313,19 +315,31 @@ func (e *Engine) judgeService(ctx context.Context, id, cond string, checks *task
 }
 
 // waitReady waits until every service runs (healthy where it has a
-// healthcheck) and every job service has completed.
-func (e *Engine) waitReady(ctx context.Context, project string, specs map[string]swarm.ServiceSpec, log io.Writer) error {
+// healthcheck) and every job service has completed. node is the node
+// Slipway talks to, where the routed services' checks run (checkNode).
+func (e *Engine) waitReady(ctx context.Context, project string, specs map[string]swarm.ServiceSpec, node string, log io.Writer) error {
 	for _, name := range slices.Sorted(maps.Keys(specs)) {
 		cond := conditionReady
 		if specs[name].Mode.ReplicatedJob != nil {
 			cond = conditionCompleted
 		}
-		if err := e.waitService(ctx, specs[name].Name, cond, ""); err != nil {
+		if err := e.waitService(ctx, specs[name].Name, cond, e.checkNode(specs[name], node)); err != nil {
 			return failure(contract.StepDeploy, name, fmt.Errorf("service %s: %w", name, err))
 		}
 		fmt.Fprintf(log, "%s | ready\n", name)
 	}
 	return nil
+}
+
+// checkNode is node for a routed service when the proxy is told of
+// passing checks (Build.OnCheckPassed), so that its readiness wait runs
+// them; "" otherwise: no one would hear of a pass.
+func (e *Engine) checkNode(spec swarm.ServiceSpec, node string) string {
+	cs := spec.TaskTemplate.ContainerSpec
+	if e.opts.Build.OnCheckPassed == nil || cs == nil || cs.Labels[contract.LabelRouteHost] == "" {
+		return ""
+	}
+	return node
 }
 
 // runJob runs an after_deploy job service to completion and removes it.
