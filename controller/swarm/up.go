@@ -110,14 +110,16 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 		if local == "" {
 			return fail(badInput(fmt.Errorf("service %s: no image and no build section", name)))
 		}
-		if img, err := e.docker.ImageInspect(ctx, local); err == nil && img.Config != nil {
+		img, err := e.docker.ImageInspect(ctx, local)
+		if err == nil && img.Config != nil {
 			in.ImageLabels[name] = img.Config.Labels
 		} else if err != nil && !errdefs.IsNotFound(err) {
 			return fail(fmt.Errorf("service %s: inspect image %s: %w", name, local, err))
 		}
 		if !p.IsBuilt(name) {
-			// Every node pulls an image-only service's image itself.
-			in.Images[name] = local
+			// Every node pulls an image-only service's image itself, by
+			// digest where this node knows it (pinnedImage).
+			in.Images[name] = pinnedImage(local, img, err == nil)
 			continue
 		}
 		if _, ok := pushes[local]; ok {
