@@ -360,7 +360,7 @@ func (p *parts) buildDashboard() error {
 
 // leaveTimeout bounds leaving the project networks at a stop, within
 // Docker's stop grace period.
-const leaveTimeout = 10 * time.Second
+const leaveTimeout = 5 * time.Second
 
 // run runs the parts until ctx ends or one fails, then stops them all.
 func (p *parts) run(ctx context.Context) error {

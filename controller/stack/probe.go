@@ -17,6 +17,14 @@ import (
 // healthcheck sets none.
 const defaultCheckTimeout = 30 * time.Second
 
+// maxExecCheckTimeout bounds one check run through exec, whatever the
+// compose file's timeout: the engine runs few checks at once for every
+// preview (a check that never ends would hold a slot for good, and the
+// slots are taken in turn), and a check that takes longer is left to
+// Docker's own probe (with its own timeout), which decides the same,
+// later.
+const maxExecCheckTimeout = 10 * time.Second
+
 // execCheck is a container's own healthcheck, as Up runs it through exec
 // while Docker's health still says "starting".
 type execCheck struct {
@@ -50,7 +58,7 @@ func execCheckFor(ins container.InspectResponse) (execCheck, bool) {
 	if timeout <= 0 {
 		timeout = defaultCheckTimeout
 	}
-	return execCheck{Cmd: cmd, Timeout: timeout}, true
+	return execCheck{Cmd: cmd, Timeout: min(timeout, maxExecCheckTimeout)}, true
 }
 
 // checkCommand is the command Docker runs for a healthcheck test: CMD's

@@ -105,16 +105,23 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 	// registry.
 	pushes := map[string]*pushResult{} // local image → its push
 	var pushing sync.WaitGroup
+	// An early return waits for the pushes under way: the rollback's Down
+	// deletes the project's tags, and a push finishing after it would
+	// leave one behind.
+	failEarly := func(err error) (*stack.UpResult, error) {
+		pushing.Wait()
+		return fail(err)
+	}
 	for _, name := range slices.Sorted(maps.Keys(p.Project.Services)) {
 		local := p.Image(name)
 		if local == "" {
-			return fail(badInput(fmt.Errorf("service %s: no image and no build section", name)))
+			return failEarly(badInput(fmt.Errorf("service %s: no image and no build section", name)))
 		}
 		img, err := e.docker.ImageInspect(ctx, local)
 		if err == nil && img.Config != nil {
 			in.ImageLabels[name] = img.Config.Labels
 		} else if err != nil && !errdefs.IsNotFound(err) {
-			return fail(fmt.Errorf("service %s: inspect image %s: %w", name, local, err))
+			return failEarly(fmt.Errorf("service %s: inspect image %s: %w", name, local, err))
 		}
 		if !p.IsBuilt(name) {
 			// Every node pulls an image-only service's image itself, by
