@@ -128,7 +128,7 @@ func sideBySide(ctx context.Context, cfg config) (err error) {
 	}
 	defer os.RemoveAll(dir)
 
-	gw, err := bridgeGateway(ctx, cli)
+	gw, err := dockertest.BridgeGateway(ctx, cli)
 	if err != nil {
 		return err
 	}
@@ -514,40 +514,6 @@ func swarmLeftovers(ctx context.Context, cli client.APIClient, reg *registryProc
 		return nil, err
 	}
 	return append(out, tags...), nil
-}
-
-// bridgeGateway is the default bridge's gateway address: the host as
-// every container reaches it.
-func bridgeGateway(ctx context.Context, cli client.NetworkAPIClient) (string, error) {
-	n, err := cli.NetworkInspect(ctx, "bridge", network.InspectOptions{})
-	if err != nil {
-		return "", fmt.Errorf("inspect the default bridge: %w", err)
-	}
-	for _, c := range n.IPAM.Config {
-		if ip := net.ParseIP(c.Gateway); ip != nil && ip.To4() != nil {
-			return c.Gateway, nil
-		}
-	}
-	// Some engines leave the gateway out of the IPAM config: the bridge
-	// interface's own address is the gateway.
-	name := n.Options["com.docker.network.bridge.name"]
-	if name == "" {
-		name = "docker0"
-	}
-	iface, err := net.InterfaceByName(name)
-	if err != nil {
-		return "", fmt.Errorf("the default bridge's interface %s (run the benchmark on the engine's host): %w", name, err)
-	}
-	addrs, err := iface.Addrs()
-	if err != nil {
-		return "", fmt.Errorf("addresses of %s: %w", name, err)
-	}
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
-			return ipn.IP.String(), nil
-		}
-	}
-	return "", fmt.Errorf("the default bridge (%s) has no IPv4 address", name)
 }
 
 // exposeGitHub serves the fake GitHub (API and archives) on every
