@@ -1,12 +1,10 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -22,6 +20,7 @@ import (
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
+	"github.com/slipwayhq/slipway/internal/dockertest"
 )
 
 // Slipway in its container, as examples/swarm and docs/container.md run
@@ -74,7 +73,7 @@ func buildSlipwayImage(ctx context.Context, cli client.APIClient, root, tag stri
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/slipway (static): %w\n%s", err, out)
 	}
-	body, err := tarDir(bctx)
+	body, err := dockertest.TarDir(bctx)
 	if err != nil {
 		return err
 	}
@@ -91,51 +90,6 @@ func buildSlipwayImage(ctx context.Context, cli client.APIClient, root, tag stri
 		return fmt.Errorf("build %s: %w\n%s", tag, err, log.String())
 	}
 	return nil
-}
-
-// tarDir returns a tar of dir's tree, modes kept, as a build context.
-func tarDir(dir string) (io.Reader, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		h, err := tar.FileInfoHeader(fi, "")
-		if err != nil {
-			return err
-		}
-		h.Name = filepath.ToSlash(rel)
-		if d.IsDir() {
-			h.Name += "/"
-		}
-		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if fi.Mode().IsRegular() {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = io.Copy(tw, f)
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &buf, tw.Close()
 }
 
 // engineSocket returns the engine's unix socket and its group ID.

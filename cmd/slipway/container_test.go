@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
@@ -269,7 +268,7 @@ func buildOfflineImage(t *testing.T, ctx context.Context, cli *client.Client, ta
 	if err := os.Chmod(filepath.Join(rootfs, "tmp"), 0o777|fs.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
-	body, err := tarDir(bctx)
+	body, err := dockertest.TarDir(bctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,55 +300,6 @@ func buildOfflineImage(t *testing.T, ctx context.Context, cli *client.Client, ta
 	if _, ok := ins.Config.Volumes["/var/lib/slipway"]; !ok {
 		t.Errorf("image declares no /var/lib/slipway volume: %v", ins.Config.Volumes)
 	}
-}
-
-// tarDir returns a tar of dir's tree, modes kept, as a build context.
-func tarDir(dir string) (io.Reader, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		h, err := tar.FileInfoHeader(fi, "")
-		if err != nil {
-			return err
-		}
-		h.Name = filepath.ToSlash(rel)
-		if d.IsDir() {
-			h.Name += "/"
-		}
-		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if fi.Mode().IsRegular() {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if _, err := io.Copy(tw, f); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	return &buf, nil
 }
 
 // slipwayContainer says how to run the image.
