@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,16 +82,44 @@ func UseSwarm(t testing.TB, cli client.APIClient) {
 
 // LeaveSwarm makes the engine leave the swarm (one EnsureSwarm created),
 // and removes the docker_gwbridge network swarm init made, which leaving
-// keeps.
+// keeps. The ingress network's sandbox may still hold an endpoint on it
+// after the leave (the engine lets it go by itself, or, on a busy 20.10,
+// not at all): LeaveSwarm waits for it, and disconnects it, up to a minute.
 func LeaveSwarm(ctx context.Context, cli client.APIClient) error {
 	if err := cli.SwarmLeave(ctx, true); err != nil {
 		return fmt.Errorf("swarm leave: %w", err)
 	}
-	if err := cli.NetworkRemove(ctx, "docker_gwbridge"); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("remove docker_gwbridge after leaving the swarm: %w", err)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		err := cli.NetworkRemove(ctx, GatewayBridge)
+		if err == nil || errdefs.IsNotFound(err) {
+			return nil
+		}
+		if !strings.Contains(err.Error(), "active endpoints") {
+			return fmt.Errorf("remove %s after leaving the swarm: %w", GatewayBridge, err)
+		}
+		if n, ierr := cli.NetworkInspect(ctx, GatewayBridge, network.InspectOptions{}); ierr == nil {
+			for _, ep := range n.Containers {
+				if ep.Name == ingressGatewayEndpoint {
+					_ = cli.NetworkDisconnect(ctx, GatewayBridge, ep.Name, true)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove %s after leaving the swarm: %w", GatewayBridge, err)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	return nil
 }
+
+// GatewayBridge is the bridge swarm init makes for the node's tasks.
+const GatewayBridge = "docker_gwbridge"
+
+// ingressGatewayEndpoint is the ingress network sandbox's endpoint on the
+// gateway bridge.
+const ingressGatewayEndpoint = "gateway_ingress-sbox"
 
 // RegistryBinary finds the distribution registry (.ci/run installs it with
 // go install): on PATH, else in $GOBIN or $GOPATH/bin.
