@@ -24,14 +24,16 @@ func (s *recordingSharer) Share(_ context.Context, repo string, pr int, ttl time
 	return "swp_secret", time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC), s.public, nil
 }
 
-// "/slipway share 48h" from a writer replies with a link carrying the
-// secret; from anyone else it makes no link.
-func TestShareCommandRepliesWithALinkToWritersOnly(t *testing.T) {
+// shareController is a controller of acme/shop on preview.example.com
+// whose GitHub calls everyone but mallory a writer and records replies, with a
+// recording Sharer.
+func shareController(t *testing.T) (*Controller, *writerGitHub, *recordingSharer) {
+	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), store.FileName), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	cfg := config.Defaults()
 	cfg.Domain = "preview.example.com"
 	cfg.Repos = []config.RepoPolicy{{Name: "acme/shop"}}
@@ -44,6 +46,13 @@ func TestShareCommandRepliesWithALinkToWritersOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, ghc, sh
+}
+
+// "/slipway share 48h" from a writer replies with a link carrying the
+// secret; from anyone else it makes no link.
+func TestShareCommandRepliesWithALinkToWritersOnly(t *testing.T) {
+	c, ghc, sh := shareController(t)
 	key := Key{Repo: "acme/shop", PR: 3}
 	c.HandleEvent(webhooks.Event{Kind: webhooks.KindIssueComment, Action: "created", Repo: "acme/shop", PR: 3, PrivateRepo: true,
 		Comment: &webhooks.Comment{ID: 7, Body: "/slipway share 48h", Author: "mallory"}})
@@ -68,23 +77,7 @@ func TestShareCommandRepliesWithALinkToWritersOnly(t *testing.T) {
 // On a repository the delivery does not call private, the reply would be
 // readable by anyone: no link is made, and the reply says where to make one.
 func TestShareCommandMakesNoLinkOnAPublicRepository(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), store.FileName), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	cfg := config.Defaults()
-	cfg.Domain = "preview.example.com"
-	cfg.Repos = []config.RepoPolicy{{Name: "acme/shop"}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ghc := &writerGitHub{}
-	sh := &recordingSharer{}
-	c, err := New(Options{Config: &cfg, GitHub: ghc, Reporter: nopReporter{}, Engine: nopEngine{}, Store: st, Shares: sh})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ghc, sh := shareController(t)
 	key := Key{Repo: "acme/shop", PR: 3}
 	c.HandleEvent(webhooks.Event{Kind: webhooks.KindIssueComment, Action: "created", Repo: "acme/shop", PR: 3,
 		Comment: &webhooks.Comment{ID: 8, Body: "/slipway share 48h", Author: "alice"}})

@@ -280,7 +280,7 @@ func buildOfflineImage(t *testing.T, ctx context.Context, cli *client.Client, ta
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if _, err := cli.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+		if _, err := cli.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true}); err != nil {
 			t.Errorf("remove image %s: %v", tag, err)
 		}
 	})

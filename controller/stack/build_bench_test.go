@@ -45,7 +45,7 @@ func BenchmarkWarmPush(b *testing.B) {
 		imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true})
 		for _, s := range imgs {
 			if s.Labels["test.marker"] == marker {
-				_, _ = cli.ImageRemove(ctx, s.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+				_, _ = cli.ImageRemove(ctx, s.ID, image.RemoveOptions{Force: true})
 			}
 		}
 	})

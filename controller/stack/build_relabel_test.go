@@ -422,7 +422,7 @@ func removeImagesLabelledMarker(t *testing.T, cli *client.Client, marker string)
 		}
 		for _, s := range imgs {
 			if s.Labels["test.marker"] == marker {
-				_, _ = cli.ImageRemove(ctx, s.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+				_, _ = cli.ImageRemove(ctx, s.ID, image.RemoveOptions{Force: true})
 			}
 		}
 	})

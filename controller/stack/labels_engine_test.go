@@ -43,7 +43,7 @@ func buildTestImage(t *testing.T, e *Engine, cli *client.Client, tag, dockerfile
 		t.Fatalf("build %s: %v\n%s", tag, err, log.String())
 	}
 	t.Cleanup(func() {
-		_, _ = cli.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true})
+		_, _ = cli.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true})
 	})
 }
 
@@ -62,7 +62,7 @@ func removeImagesLabelled(t *testing.T, cli *client.Client, project *string) {
 			return
 		}
 		for _, img := range imgs {
-			_, _ = cli.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+			_, _ = cli.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true})
 		}
 	})
 }

@@ -79,7 +79,7 @@ func removeImagesWithTrigger(t *testing.T, cli *client.Client, marker string) {
 			if err != nil || img.Config == nil || !strings.Contains(strings.Join(img.Config.OnBuild, "\n"), marker) {
 				continue
 			}
-			_, _ = cli.ImageRemove(ctx, s.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+			_, _ = cli.ImageRemove(ctx, s.ID, image.RemoveOptions{Force: true})
 		}
 	})
 }
