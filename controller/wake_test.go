@@ -83,7 +83,7 @@ func TestWakeHoldsConcurrentFirstRequests(t *testing.T) {
 	if w, s := h.wakes.Load(), h.starts.Load(); w != 1 || s != 1 {
 		t.Errorf("%d wakes asked for and %d engine starts, want one of each", w, s)
 	}
-	eventually(t, 30*time.Second, "ready again", func() (bool, string) {
+	eventually(t, 3*time.Minute, "ready again", func() (bool, string) {
 		p := h.phase(n)
 		return strings.HasPrefix(p, string(contract.PhaseReady)), p
 	})
@@ -101,7 +101,7 @@ func TestWakeFailureAnswersFailurePage(t *testing.T) {
 		t.Fatalf("%d %q, want the failure page naming the exit", code, body)
 	}
 	// The page is shown before the history is written.
-	eventually(t, 10*time.Second, "the failure in the history", func() (bool, string) {
+	eventually(t, 3*time.Minute, "the failure in the history", func() (bool, string) {
 		p := h.phase(n)
 		return strings.HasPrefix(p, string(contract.PhaseFailed)), p
 	})
@@ -148,14 +148,14 @@ func TestWakeClientCancelReleasesHold(t *testing.T) {
 		}
 		done <- err
 	}()
-	eventually(t, 30*time.Second, "the request to be held", func() (bool, string) {
+	eventually(t, 3*time.Minute, "the request to be held", func() (bool, string) {
 		return h.handler.Holding() == 1, fmt.Sprintf("holding %d", h.handler.Holding())
 	})
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("client: %v, want it cancelled while held", err)
 	}
-	eventually(t, 10*time.Second, "the hold to be released", func() (bool, string) {
+	eventually(t, 3*time.Minute, "the hold to be released", func() (bool, string) {
 		return h.handler.Holding() == 0, fmt.Sprintf("holding %d", h.handler.Holding())
 	})
 }
