@@ -120,6 +120,9 @@ type Attacher struct {
 	// empty holds the joined networks seen without exposed containers, by
 	// ID, with their name and when they were first seen so.
 	empty map[string]emptyNetwork
+	// held counts the Holds of each network, by ID: held networks are
+	// joined and never left.
+	held map[string]int
 	// ownFirst is the first by name of the container's networks that are
 	// not project networks (where it was started).
 	ownFirst      string
@@ -162,6 +165,7 @@ func NewAttacher(ctx context.Context, docker AttachAPI, opts AttacherOptions) (*
 		joined:     map[string]bool{},
 		pending:    map[string]string{},
 		empty:      map[string]emptyNetwork{},
+		held:       map[string]int{},
 	}
 	a.setJoined(self)
 	return a, nil
@@ -560,6 +564,12 @@ func (a *Attacher) reconcile(ctx context.Context, id, name string) error {
 		delete(a.empty, id)
 		a.mu.Unlock()
 		return nil
+	}
+	if a.isHeld(id) {
+		a.mu.Lock()
+		delete(a.empty, id)
+		a.mu.Unlock()
+		return a.join(ctx, ins.ID, ins.Name)
 	}
 	exposed, err := a.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
 		filters.Arg("network", ins.ID),
