@@ -23,9 +23,14 @@ type previewEngine interface {
 	Logs(ctx context.Context, project string, o stack.LogOptions, w io.Writer) error
 }
 
+// holdNetworks keeps the proxy's container on project networks while the
+// swarm engine deploys (proxy.Attacher.Hold).
+type holdNetworks func(ctx context.Context, networks []string) (release func())
+
 // newPreviewEngine returns the engine slipway.yaml's engine key names, over
-// cli. opts tune the Docker host's engine, and the swarm engine's builds.
-func newPreviewEngine(cfg *config.Controller, cli *client.Client, log *slog.Logger, opts stack.EngineOptions) previewEngine {
+// cli. opts tune the Docker host's engine, and the swarm engine's builds;
+// hold, when not nil, is the swarm engine's HoldNetworks.
+func newPreviewEngine(cfg *config.Controller, cli *client.Client, log *slog.Logger, opts stack.EngineOptions, hold holdNetworks) previewEngine {
 	if cfg != nil && cfg.Engine == config.EngineSwarm {
 		r := cfg.Registry
 		return swarm.NewEngine(cli, log, swarm.Options{
@@ -34,7 +39,8 @@ func newPreviewEngine(cfg *config.Controller, cli *client.Client, log *slog.Logg
 			Build:        opts,
 			// The firewall that guards build networks also guards the
 			// manager's docker_gwbridge, through which tasks leave.
-			Firewall: opts.Firewall,
+			Firewall:     opts.Firewall,
+			HoldNetworks: hold,
 		})
 	}
 	return stack.NewEngine(cli, log, opts)
@@ -50,7 +56,7 @@ func (g *globals) localPreviewEngine(ctx context.Context, cfg *config.Controller
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return newPreviewEngine(cfg, cli, log, opts), log, func() { cli.Close() }, nil
+	return newPreviewEngine(cfg, cli, log, opts, nil), log, func() { cli.Close() }, nil
 }
 
 // addEngineConfigFlag gives a local command --config, for the engine (and

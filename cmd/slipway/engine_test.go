@@ -17,14 +17,14 @@ func TestNewPreviewEngineFollowsTheConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	if _, ok := newPreviewEngine(nil, cli, nil, stack.EngineOptions{}).(*stack.Engine); !ok {
+	if _, ok := newPreviewEngine(nil, cli, nil, stack.EngineOptions{}, nil).(*stack.Engine); !ok {
 		t.Error("no configuration: not the Docker host's engine")
 	}
-	if _, ok := newPreviewEngine(&config.Controller{Engine: config.EngineDocker}, cli, nil, stack.EngineOptions{}).(*stack.Engine); !ok {
+	if _, ok := newPreviewEngine(&config.Controller{Engine: config.EngineDocker}, cli, nil, stack.EngineOptions{}, nil).(*stack.Engine); !ok {
 		t.Error("engine: docker: not the Docker host's engine")
 	}
 	sw := &config.Controller{Engine: config.EngineSwarm, Registry: config.Registry{Address: "registry.example.com:5000"}}
-	if _, ok := newPreviewEngine(sw, cli, nil, stack.EngineOptions{}).(*swarm.Engine); !ok {
+	if _, ok := newPreviewEngine(sw, cli, nil, stack.EngineOptions{}, nil).(*swarm.Engine); !ok {
 		t.Error("engine: swarm: not the swarm engine")
 	}
 }

@@ -44,7 +44,7 @@ func TestSwarmCLIUpLsLogsDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine := newPreviewEngine(cfg, cli, nil, stack.EngineOptions{})
+	engine := newPreviewEngine(cfg, cli, nil, stack.EngineOptions{}, nil)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()

@@ -83,6 +83,15 @@ type Options struct {
 	// docker_gwbridge, through which every task on an overlay leaves the
 	// node (see GatewayBridge). Other nodes need the same rules by hand.
 	Firewall stack.Firewall
+	// HoldNetworks, if set, is given the names of the project networks
+	// routed services attach to as soon as Up has made them, while the
+	// images build: the proxy's container joins them then, and stays on
+	// them until Up calls the release it returns. A node sets up its copy
+	// of an overlay for the first container on it, which takes Docker a
+	// second or more: with the proxy's container there first, that is off
+	// the way to the first task. serve sets it to the proxy's
+	// Attacher.Hold.
+	HoldNetworks func(ctx context.Context, networks []string) (release func())
 }
 
 // GatewayBridge is the bridge through which a node's swarm tasks (and

@@ -84,7 +84,15 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 	}
 	res := &stack.UpResult{Project: p.Name}
 	tx := &transaction{engine: e, project: p.Name, fresh: fresh}
+	// The project's networks change nothing that runs: they are made
+	// while the images build and push, and the proxy's container joins
+	// the routed ones meanwhile. A failed build rolls them back.
+	nets := e.prepareNetworks(ctx, p, tx)
+	defer nets.releaseHold()
 	fail := func(err error) (*stack.UpResult, error) {
+		// Released first: the rollback's Down disconnects the proxy from
+		// the networks it removes.
+		nets.releaseHold()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
 		if rerr := tx.rollback(rctx); rerr != nil {
@@ -95,9 +103,13 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 	}
 
 	built, err := e.builder.Build(ctx, p, log)
+	netErr := nets.wait()
 	res.Built = built
 	if err != nil {
 		return fail(err)
+	}
+	if netErr != nil {
+		return fail(netErr)
 	}
 	in := convertInput{Images: map[string]string{}, ImageLabels: map[string]map[string]string{}, Pins: map[string]string{}}
 	// Each distinct built image is pushed once, all at the same time: the
@@ -167,9 +179,6 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 		opts.OnDeploying()
 	}
 
-	if err := e.ensureNetworks(ctx, p, tx); err != nil {
-		return fail(err)
-	}
 	if in.Secrets, err = e.ensureFileObjects(ctx, p, secretKind, tx); err != nil {
 		return fail(err)
 	}
@@ -205,6 +214,12 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 		fmt.Fprintf(log, "%s | plan: %s\n", d.Service, d)
 	}
 
+	// The first task on a network is created once the proxy's container
+	// is on it: the node has its copy of the network then. Created while
+	// the proxy's join is still under way, the task waits for the same
+	// setting up, and starts later than after the join (seen: about a
+	// second on a loaded node).
+	nets.waitHeld()
 	c := &converger{engine: e, plan: p, specs: specs, decisions: decisions, existing: existing, tx: tx, res: res, log: log, node: info.Swarm.NodeID}
 	if err := graph.InDependencyOrder(ctx, p.Project, func(ctx context.Context, name string, _ types.ServiceConfig) error {
 		return c.convergeService(ctx, name)
