@@ -123,6 +123,9 @@ type Attacher struct {
 	// held counts the Holds of each network, by ID: held networks are
 	// joined and never left.
 	held map[string]int
+	// excluded counts the Excludes of each network, by ID: excluded
+	// networks are left and never joined, held or not.
+	excluded map[string]int
 	// ownFirst is the first by name of the container's networks that are
 	// not project networks (where it was started).
 	ownFirst      string
@@ -166,6 +169,7 @@ func NewAttacher(ctx context.Context, docker AttachAPI, opts AttacherOptions) (*
 		pending:    map[string]string{},
 		empty:      map[string]emptyNetwork{},
 		held:       map[string]int{},
+		excluded:   map[string]int{},
 	}
 	a.setJoined(self)
 	return a, nil
@@ -565,6 +569,18 @@ func (a *Attacher) reconcile(ctx context.Context, id, name string) error {
 		a.mu.Unlock()
 		return nil
 	}
+	if a.isExcluded(id) {
+		a.mu.Lock()
+		delete(a.pending, id)
+		delete(a.empty, id)
+		_, on := ins.Containers[a.id]
+		on = on || a.joined[ins.Name]
+		a.mu.Unlock()
+		if on {
+			return a.leave(ctx, ins.ID, ins.Name)
+		}
+		return nil
+	}
 	if a.isHeld(id) {
 		a.mu.Lock()
 		delete(a.empty, id)
@@ -602,14 +618,15 @@ func (a *Attacher) reconcile(ctx context.Context, id, name string) error {
 	_, on := ins.Containers[a.id]
 	on = on || a.joined[ins.Name]
 	e, seen := a.empty[id]
+	held := a.held[id] > 0 // held since it was looked at above
 	switch {
-	case !on:
+	case !on || held:
 		delete(a.empty, id)
 	case !seen:
 		a.empty[id] = emptyNetwork{name: ins.Name, since: time.Now()}
 	}
 	a.mu.Unlock()
-	if on && seen && time.Since(e.since) >= a.leaveAfter {
+	if on && seen && !held && time.Since(e.since) >= a.leaveAfter {
 		return a.leave(ctx, ins.ID, ins.Name)
 	}
 	return nil
@@ -699,7 +716,7 @@ func ServicesServeNetwork(svcs []swarm.Service, netID, netName, domain string) b
 // join connects the container to a network unless it is on it already. A
 // failure other than "gone" is remembered and retried.
 func (a *Attacher) join(ctx context.Context, id, name string) error {
-	if a.isJoined(name) {
+	if a.isJoined(name) || a.isExcluded(id) {
 		return nil
 	}
 	// GwPriority below the default keeps the default route (and the
@@ -712,7 +729,13 @@ func (a *Attacher) join(ctx context.Context, id, name string) error {
 		a.mu.Lock()
 		a.joined[name] = true
 		delete(a.pending, id)
+		excluded := a.excluded[id] > 0
 		a.mu.Unlock()
+		if excluded {
+			// Excluded while it connected: Exclude may have looked
+			// before the connection was there.
+			return a.leave(ctx, id, name)
+		}
 		if err == nil {
 			a.log.Info("joined project network", "network", name)
 			a.warnGateway(name)
@@ -728,7 +751,9 @@ func (a *Attacher) join(ctx context.Context, id, name string) error {
 	return fmt.Errorf("connect %s to network %s: %w", a.name, name, err)
 }
 
-// leave disconnects the container from a network with no exposed containers.
+// leave disconnects the container from a network with no exposed
+// containers, or an excluded one. A network a Hold took meanwhile (and
+// found joined, so did not connect) is joined again.
 func (a *Attacher) leave(ctx context.Context, id, name string) error {
 	err := a.docker.NetworkDisconnect(ctx, id, a.id, false)
 	if err != nil && !errdefs.IsNotFound(err) && !strings.Contains(err.Error(), "is not connected") {
@@ -737,9 +762,18 @@ func (a *Attacher) leave(ctx context.Context, id, name string) error {
 	a.mu.Lock()
 	delete(a.joined, name)
 	delete(a.empty, id)
+	excluded := a.excluded[id] > 0
+	rejoin := a.held[id] > 0 && !excluded
 	a.mu.Unlock()
 	if err == nil {
-		a.log.Info("left project network: no exposed container left on it", "network", name)
+		if excluded {
+			a.log.Info("left project network: it is being removed", "network", name)
+		} else {
+			a.log.Info("left project network: no exposed container left on it", "network", name)
+		}
+	}
+	if rejoin {
+		return a.join(ctx, id, name)
 	}
 	return nil
 }

@@ -1,0 +1,83 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/slipwayhq/slipway/internal/contract"
+)
+
+// Exclude leaves the named project networks now and keeps Slipway's
+// container off them until done is called, whatever is exposed on them
+// meanwhile (an exclusion outweighs a Hold). The swarm engine excludes a
+// preview's networks while it removes them: the removal of each service
+// is an event after which the Attacher would otherwise look again and,
+// finding the tasks of another routed service still running, join again
+// the network about to go. A container on an overlay while a task of it
+// is being removed cannot be started again after a kill (Docker 20.10
+// answers "network … not found"), and Slipway's own container is such a
+// one.
+//
+// Only managed networks are excluded; a network that cannot be looked up
+// is logged and left to the usual rules. done may be called more than
+// once; after it the usual rules apply again.
+func (a *Attacher) Exclude(ctx context.Context, names []string) (done func()) {
+	var (
+		mu       sync.Mutex
+		excluded = map[string]string{} // ID → name
+		wg       sync.WaitGroup
+	)
+	for _, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ins, err := a.docker.NetworkInspect(ctx, name, network.InspectOptions{})
+			if errdefs.IsNotFound(err) {
+				return
+			}
+			if err != nil {
+				a.log.Warn("exclude project network", "network", name, "err", err)
+				return
+			}
+			if ins.Labels[contract.LabelManaged] != "true" {
+				return
+			}
+			a.mu.Lock()
+			a.excluded[ins.ID]++
+			delete(a.empty, ins.ID)
+			delete(a.pending, ins.ID)
+			a.mu.Unlock()
+			mu.Lock()
+			excluded[ins.ID] = ins.Name
+			mu.Unlock()
+			if _, on := ins.Containers[a.id]; on || a.isJoined(ins.Name) {
+				if err := a.leave(ctx, ins.ID, ins.Name); err != nil {
+					a.log.Warn("exclude project network", "network", ins.Name, "err", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			for id := range excluded {
+				if a.excluded[id]--; a.excluded[id] <= 0 {
+					delete(a.excluded, id)
+				}
+			}
+		})
+	}
+}
+
+// isExcluded reports whether an Exclude keeps Slipway off network id.
+func (a *Attacher) isExcluded(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.excluded[id] > 0
+}
