@@ -23,14 +23,10 @@ type previewEngine interface {
 	Logs(ctx context.Context, project string, o stack.LogOptions, w io.Writer) error
 }
 
-// holdNetworks keeps the proxy's container on project networks while the
-// swarm engine deploys (proxy.Attacher.Hold).
-type holdNetworks func(ctx context.Context, networks []string) (release func())
-
 // newPreviewEngine returns the engine slipway.yaml's engine key names, over
 // cli. opts tune the Docker host's engine, and the swarm engine's builds;
-// hold, when not nil, is the swarm engine's HoldNetworks.
-func newPreviewEngine(cfg *config.Controller, cli *client.Client, log *slog.Logger, opts stack.EngineOptions, hold holdNetworks) previewEngine {
+// proxy, when not nil, is the swarm engine's Proxy.
+func newPreviewEngine(cfg *config.Controller, cli *client.Client, log *slog.Logger, opts stack.EngineOptions, proxy swarm.ProxyNetworks) previewEngine {
 	if cfg != nil && cfg.Engine == config.EngineSwarm {
 		r := cfg.Registry
 		return swarm.NewEngine(cli, log, swarm.Options{
@@ -39,8 +35,8 @@ func newPreviewEngine(cfg *config.Controller, cli *client.Client, log *slog.Logg
 			Build:        opts,
 			// The firewall that guards build networks also guards the
 			// manager's docker_gwbridge, through which tasks leave.
-			Firewall:     opts.Firewall,
-			HoldNetworks: hold,
+			Firewall: opts.Firewall,
+			Proxy:    proxy,
 		})
 	}
 	return stack.NewEngine(cli, log, opts)
@@ -63,4 +59,23 @@ func (g *globals) localPreviewEngine(ctx context.Context, cfg *config.Controller
 // the registry) slipway.yaml names, as serve takes them.
 func addEngineConfigFlag(cmd *cobra.Command, path *string) {
 	cmd.Flags().StringVar(path, "config", "", "slipway.yaml to take the engine (docker or swarm) and registry from")
+}
+
+// attachedProxy is the swarm engine's Proxy in serve: the attacher of the
+// parts, made after the engine (by buildProxy), and nil unless Slipway
+// runs in a container, when there is nothing to hold or keep off.
+type attachedProxy struct{ p *parts }
+
+func (a attachedProxy) Hold(ctx context.Context, networks []string) (release func()) {
+	if a.p.attacher == nil {
+		return func() {}
+	}
+	return a.p.attacher.Hold(ctx, networks)
+}
+
+func (a attachedProxy) Exclude(ctx context.Context, networks []string) (done func()) {
+	if a.p.attacher == nil {
+		return func() {}
+	}
+	return a.p.attacher.Exclude(ctx, networks)
 }

@@ -149,14 +149,9 @@ func buildParts(ctx context.Context, cfg *config.Controller, log *slog.Logger, s
 	p.engine = newPreviewEngine(cfg, p.docker, log, stack.EngineOptions{BuildParallelism: cfg.Limits.Builds, ReadyTimeout: cfg.ReadyTimeout.D(), Firewall: fw, BuildNetwork: buildNetworkFor(cfg.BuildNetwork, fw, log),
 		OnCheckPassed: func(id string, started time.Time) { p.routes.CheckPassed(id, started) }},
 		// On a swarm, the proxy's container joins a preview's routed
-		// overlays while its images build (made by buildProxy, when
-		// Slipway runs in a container).
-		func(ctx context.Context, networks []string) func() {
-			if p.attacher == nil {
-				return func() {}
-			}
-			return p.attacher.Hold(ctx, networks)
-		})
+		// overlays while its images build, and keeps off them while they
+		// are removed.
+		attachedProxy{p})
 	// Every secret Slipway holds is masked in what it shows: build and
 	// service logs, comments, statuses, pages.
 	p.masker = controller.NewMasker(cfg.HeldSecrets())

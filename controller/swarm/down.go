@@ -59,11 +59,19 @@ func (e *Engine) downSwarm(ctx context.Context, project string) error {
 		return fmt.Errorf("list services of %s: %w", project, err)
 	}
 	// What is on the project's networks without being one of its tasks
-	// (the proxy's container) leaves them before the tasks go: a container
-	// killed while a task of an overlay it is on is being removed cannot
-	// be started again (Docker 20.10 answers "network … not found" and
-	// keeps its attachment), and Slipway's own container is such a one.
-	if err := e.detachOthers(ctx, project); err != nil {
+	// (the proxy's container) leaves them before the tasks go, and the
+	// proxy keeps off them (Options.Proxy) while the services go one by
+	// one: a container killed while a task of an overlay it is on is
+	// being removed cannot be started again (Docker 20.10 answers
+	// "network … not found" and keeps its attachment), and Slipway's own
+	// container is such a one.
+	nets, err := e.docker.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list networks of %s: %w", project, err))
+	}
+	done := e.keepProxyOff(ctx, nets)
+	defer done()
+	if err := e.detachOthers(ctx, nets); err != nil {
 		errs = append(errs, err)
 	}
 	// Routed services first: a proxy that looks at the networks once one
@@ -97,7 +105,7 @@ func (e *Engine) downSwarm(ctx context.Context, project string) error {
 			errs = append(errs, fmt.Errorf("remove config %s: %w", c.Spec.Name, err))
 		}
 	}
-	if err := e.removeNetworks(ctx, project); err != nil {
+	if err := e.removeNetworks(ctx, e.projectNetworks(project)); err != nil {
 		errs = append(errs, err)
 	}
 	// What is left on this node carries the compose labels as on one host:
@@ -117,13 +125,22 @@ func routedFirst(s swarm.Service) int {
 	return 1
 }
 
-// detachOthers disconnects from project's networks, on this node, every
-// container that is not a swarm task.
-func (e *Engine) detachOthers(ctx context.Context, project string) error {
-	nets, err := e.docker.NetworkList(ctx, network.ListOptions{Filters: namespaceFilter(project)})
-	if err != nil {
-		return fmt.Errorf("list networks of %s: %w", project, err)
+// keepProxyOff has the proxy's container leave nets and keep off them
+// until done (Options.Proxy); without a proxy it does nothing.
+func (e *Engine) keepProxyOff(ctx context.Context, nets []network.Summary) (done func()) {
+	if e.opts.Proxy == nil || len(nets) == 0 {
+		return func() {}
 	}
+	names := make([]string, 0, len(nets))
+	for _, n := range nets {
+		names = append(names, n.Name)
+	}
+	return e.opts.Proxy.Exclude(ctx, names)
+}
+
+// detachOthers disconnects from nets, on this node, every container that
+// is not a swarm task.
+func (e *Engine) detachOthers(ctx context.Context, nets []network.Summary) error {
 	var errs []error
 	for _, n := range nets {
 		cs, err := e.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("network", n.ID))})
@@ -162,11 +179,13 @@ func (e *Engine) waitTasksGone(ctx context.Context, project string) error {
 
 // removeTaskContainers force-removes the containers f selects, all at
 // once, until none is left, or ReadyTimeout passes. After a round in which
-// every removal went through it looks again at once (Swarm may have
-// started another task meanwhile); otherwise after PollInterval.
+// every removal went through it looks again soon (Swarm may have started
+// another task meanwhile), backing off from followUpInterval to
+// PollInterval; after a failed round, PollInterval.
 func (e *Engine) removeTaskContainers(ctx context.Context, f filters.Args) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
+	soon := e.backoff()
 	for {
 		cs, err := e.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 		if err == nil && len(cs) == 0 {
@@ -189,7 +208,7 @@ func (e *Engine) removeTaskContainers(ctx context.Context, f filters.Args) error
 		removing.Wait()
 		next := e.opts.PollInterval
 		if err == nil && !failed.Load() {
-			next = min(next, followUpInterval)
+			next = soon()
 		}
 		select {
 		case <-ctx.Done():
@@ -202,25 +221,42 @@ func (e *Engine) removeTaskContainers(ctx context.Context, f filters.Args) error
 	}
 }
 
-// removeNetworks removes the project's networks, detaching what else is
-// attached (the proxy, a test's probe), and retrying while the swarm
-// still releases the endpoints of removed tasks, until none is listed: a
-// node drops its copy of a removed overlay network a moment after the
-// manager removed it, which is looked for every followUpInterval once
-// every removal went through.
-func (e *Engine) removeNetworks(ctx context.Context, project string) error {
-	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
-	defer cancel()
-	for {
+// projectNetworks lists project's networks, for removeNetworks.
+func (e *Engine) projectNetworks(project string) func(context.Context) ([]network.Summary, error) {
+	return func(ctx context.Context) ([]network.Summary, error) {
 		nets, err := e.docker.NetworkList(ctx, network.ListOptions{Filters: namespaceFilter(project)})
 		if err != nil {
-			return fmt.Errorf("list networks of %s: %w", project, err)
+			return nil, fmt.Errorf("list networks of %s: %w", project, err)
+		}
+		return nets, nil
+	}
+}
+
+// removeNetworks removes the networks list returns, with the proxy kept
+// off them, detaching what else is attached (the proxy, a test's probe),
+// and retrying while the swarm still releases the endpoints of removed
+// tasks, until list returns none (or ReadyTimeout passes): a node drops
+// its copy of a removed overlay network a moment after the manager
+// removed it, which is looked for soon (backing off from
+// followUpInterval) once every removal went through.
+func (e *Engine) removeNetworks(ctx context.Context, list func(context.Context) ([]network.Summary, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
+	defer cancel()
+	soon := e.backoff()
+	for first := true; ; first = false {
+		nets, err := list(ctx)
+		if err != nil {
+			return err
 		}
 		if len(nets) == 0 {
 			return nil
 		}
-		errs := []error{fmt.Errorf("%d networks of %s still listed", len(nets), project)}
-		next := followUpInterval
+		if first {
+			done := e.keepProxyOff(ctx, nets)
+			defer done()
+		}
+		errs := []error{fmt.Errorf("%d networks still listed: %s", len(nets), networkNames(nets))}
+		next := soon()
 		for _, n := range nets {
 			if ins, err := e.docker.NetworkInspect(ctx, n.ID, network.InspectOptions{}); err == nil {
 				for id := range ins.Containers {
@@ -239,5 +275,25 @@ func (e *Engine) removeNetworks(ctx context.Context, project string) error {
 			return errors.Join(errs...)
 		case <-time.After(next):
 		}
+	}
+}
+
+// networkNames joins the names of nets, for an error.
+func networkNames(nets []network.Summary) string {
+	names := make([]string, 0, len(nets))
+	for _, n := range nets {
+		names = append(names, n.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// backoff returns the successive waits before looking again at what goes
+// soon: followUpInterval, doubling up to PollInterval.
+func (e *Engine) backoff() func() time.Duration {
+	next := followUpInterval
+	return func() time.Duration {
+		d := min(next, e.opts.PollInterval)
+		next *= 2
+		return d
 	}
 }

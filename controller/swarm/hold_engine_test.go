@@ -20,9 +20,10 @@ import (
 	"github.com/slipwayhq/slipway/internal/dockertest"
 )
 
-// Up hands the routed services' networks to HoldNetworks once it has made
-// them and before it creates the first service, and releases the hold
-// before it returns. The test's hold connects a container of its own, as
+// Up hands the routed services' networks to the proxy's Hold once it has
+// made them and before it creates the first service, and releases the
+// hold before it returns; Down has the proxy exclude them before it
+// removes a service, until they are gone. The test's hold connects a container of its own, as
 // the proxy's container joins.
 func TestUpHoldsTheRoutedNetworksBeforeTheFirstService(t *testing.T) {
 	e, cli, _ := testEngine(t)
@@ -39,48 +40,25 @@ func TestUpHoldsTheRoutedNetworksBeforeTheFirstService(t *testing.T) {
 		}
 	})
 
-	var (
-		mu       sync.Mutex
-		held     []string
-		services = -1 // the project's services when the hold came
-		joinErr  error
-		released bool
-	)
-	e.opts.HoldNetworks = func(ctx context.Context, networks []string) func() {
-		svcs, err := cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: namespaceFilter(project)})
-		mu.Lock()
-		defer mu.Unlock()
-		held = networks
-		if err == nil {
-			services = len(svcs)
-		}
-		for _, n := range networks {
-			if err := cli.NetworkConnect(ctx, n, holder, nil); err != nil {
-				joinErr = err
-			}
-		}
-		return func() {
-			mu.Lock()
-			defer mu.Unlock()
-			released = true
-		}
-	}
+	proxy := &testProxy{cli: cli, holder: holder, project: project}
+	e.opts.Proxy = proxy
 	up(t, e, load(t, src))
 
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(held, []string{netName}) {
-		t.Fatalf("held %q, want the routed web's network %s", held, netName)
+	proxy.mu.Lock()
+	if !slices.Equal(proxy.held, []string{netName}) {
+		t.Fatalf("held %q, want the routed web's network %s", proxy.held, netName)
 	}
-	if services != 0 {
-		t.Errorf("%d services of the project existed when the hold came, want none", services)
+	if proxy.services != 0 {
+		t.Errorf("%d services of the project existed when the hold came, want none", proxy.services)
 	}
-	if joinErr != nil {
-		t.Errorf("join the held network: %v", joinErr)
+	if proxy.err != nil {
+		t.Errorf("join the held network: %v", proxy.err)
 	}
-	if !released {
+	if !proxy.released {
 		t.Error("the hold was not released when Up returned")
 	}
+	proxy.services = -1
+	proxy.mu.Unlock()
 	ins, err := cli.NetworkInspect(context.Background(), netName, network.InspectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -89,10 +67,11 @@ func TestUpHoldsTheRoutedNetworksBeforeTheFirstService(t *testing.T) {
 		t.Errorf("the holder is not on %s", netName)
 	}
 
-	// Down detaches what is not a task (the holder, as the proxy's
-	// container) before it removes a service: Docker 20.10 will not start
-	// again a container killed on an overlay while a task of it is being
-	// removed.
+	// Down has the proxy keep off the project's networks, and detaches
+	// what is not a task (the holder, as the proxy's container), before
+	// it removes a service: Docker 20.10 will not start again a container
+	// killed on an overlay while a task of it is being removed. The
+	// exclusion lasts until the networks are gone.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	evCtx, stopEvents := context.WithCancel(ctx)
@@ -118,10 +97,88 @@ func TestUpHoldsTheRoutedNetworksBeforeTheFirstService(t *testing.T) {
 			t.Fatalf("events: %v (seen: %v)", err, order)
 		}
 	}
+	proxy.mu.Lock()
+	defer proxy.mu.Unlock()
+	if !slices.Contains(proxy.excluded, netName) {
+		t.Errorf("Down excluded %q, want the project's network %s among them", proxy.excluded, netName)
+	}
+	if proxy.services < 2 {
+		t.Errorf("%d services of the project existed when Down excluded its networks, want both", proxy.services)
+	}
+	if proxy.excluding != 0 || proxy.doneWith < 0 {
+		t.Errorf("%d exclusions not done when Down returned (the networks left then: %d)", proxy.excluding, proxy.doneWith)
+	} else if proxy.doneWith != 0 {
+		t.Errorf("an exclusion was done while %d of the project's networks were still there", proxy.doneWith)
+	}
 	// (Docker 20.10 reports a disconnect from an overlay twice.)
 	firstRemoved := slices.Index(order, "service removed")
 	if len(order) == 0 || order[0] != "holder detached" || firstRemoved < 0 || slices.Contains(order[firstRemoved:], "holder detached") {
 		t.Errorf("Down's steps %v, want the holder detached before the services were removed", order)
+	}
+}
+
+// testProxy stands for the proxy's Attacher: its hold connects the
+// holder, as the proxy's container joins; it records what Up and Down ask.
+type testProxy struct {
+	cli             *client.Client
+	holder, project string
+
+	mu        sync.Mutex
+	held      []string
+	services  int // the project's services when the last hold or exclusion came; -1 before
+	err       error
+	released  bool
+	excluded  []string
+	excluding int // exclusions not done yet
+	doneWith  int // the project's networks there when the last exclusion was done
+}
+
+func (p *testProxy) countServices(ctx context.Context) int {
+	svcs, err := p.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: namespaceFilter(p.project)})
+	if err != nil {
+		return -1
+	}
+	return len(svcs)
+}
+
+func (p *testProxy) Hold(ctx context.Context, networks []string) func() {
+	services := p.countServices(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held, p.services = networks, services
+	for _, n := range networks {
+		if err := p.cli.NetworkConnect(ctx, n, p.holder, nil); err != nil {
+			p.err = err
+		}
+	}
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.released = true
+	}
+}
+
+func (p *testProxy) Exclude(ctx context.Context, networks []string) func() {
+	services := p.countServices(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.services < 0 {
+		p.services = services
+	}
+	p.excluded = append(p.excluded, networks...)
+	p.excluding++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			nets, err := p.cli.NetworkList(context.Background(), network.ListOptions{Filters: namespaceFilter(p.project)})
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.excluding--
+			p.doneWith = len(nets)
+			if err != nil {
+				p.doneWith = -1
+			}
+		})
 	}
 }
 

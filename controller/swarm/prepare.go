@@ -11,7 +11,7 @@ import (
 
 // preparedNetworks is the making of a project's networks, in the
 // background while the images build and push, followed by the proxy's
-// hold of the routed ones (Options.HoldNetworks).
+// hold of the routed ones (Options.Proxy).
 type preparedNetworks struct {
 	made chan error    // the networks' creation: one value
 	held chan struct{} // closed once the hold has joined (or there is none)
@@ -31,11 +31,11 @@ func (e *Engine) prepareNetworks(ctx context.Context, p *stack.Plan, tx *transac
 		defer close(n.held)
 		err := e.ensureNetworks(ctx, p, tx)
 		n.made <- err
-		if err != nil || e.opts.HoldNetworks == nil {
+		if err != nil || e.opts.Proxy == nil {
 			return
 		}
 		if names := routedNetworks(p); len(names) > 0 {
-			n.release = e.opts.HoldNetworks(ctx, names)
+			n.release = e.opts.Proxy.Hold(ctx, names)
 		}
 	}()
 	return n

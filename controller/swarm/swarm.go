@@ -83,15 +83,27 @@ type Options struct {
 	// docker_gwbridge, through which every task on an overlay leaves the
 	// node (see GatewayBridge). Other nodes need the same rules by hand.
 	Firewall stack.Firewall
-	// HoldNetworks, if set, is given the names of the project networks
-	// routed services attach to as soon as Up has made them, while the
-	// images build: the proxy's container joins them then, and stays on
-	// them until Up calls the release it returns. A node sets up its copy
-	// of an overlay for the first container on it, which takes Docker a
-	// second or more: with the proxy's container there first, that is off
-	// the way to the first task. serve sets it to the proxy's
-	// Attacher.Hold.
-	HoldNetworks func(ctx context.Context, networks []string) (release func())
+	// Proxy, if set, is the proxy's container on the project networks:
+	// Up has it hold the networks routed services attach to as soon as it
+	// has made them, while the images build, and Down (and a rollback)
+	// has it keep off the networks being removed. serve sets it to the
+	// proxy's Attacher.
+	Proxy ProxyNetworks
+}
+
+// ProxyNetworks is the proxy's container's place on project networks
+// (proxy.Attacher), where it dials the tasks.
+type ProxyNetworks interface {
+	// Hold joins the networks now and stays on them until release. A node
+	// sets up its copy of an overlay for the first container on it, which
+	// takes Docker a second or more: with the proxy's container there
+	// first, that is off the way to the first task.
+	Hold(ctx context.Context, networks []string) (release func())
+	// Exclude leaves the networks now and joins none of them until done,
+	// whatever runs on them meanwhile: Docker 20.10 will not start again
+	// a container killed on an overlay while a task of it was being
+	// removed.
+	Exclude(ctx context.Context, networks []string) (done func())
 }
 
 // GatewayBridge is the bridge through which a node's swarm tasks (and

@@ -445,7 +445,13 @@ func (e *Engine) ensureNetworks(ctx context.Context, p *stack.Plan, tx *transact
 		default:
 			return badInput(fmt.Errorf("network %s: driver %q is not supported by the swarm engine (networks are overlays)", key, n.Driver))
 		}
-		if _, err := e.docker.NetworkInspect(ctx, n.Name, network.InspectOptions{}); err == nil {
+		if ins, err := e.docker.NetworkInspect(ctx, n.Name, network.InspectOptions{}); err == nil {
+			// Reused only if it is this project's: the proxy joins the
+			// routed ones, and the tasks would share it with whatever
+			// made it.
+			if owner := ins.Labels[LabelNamespace]; owner != p.Name || ins.Labels[contract.LabelManaged] != "true" {
+				return badInput(fmt.Errorf("network %s: a network named %s exists and is not one Slipway made for %s (its %s is %q)", key, n.Name, p.Name, LabelNamespace, owner))
+			}
 			continue
 		} else if !errdefs.IsNotFound(err) {
 			return fmt.Errorf("inspect network %s: %w", n.Name, err)
@@ -621,18 +627,37 @@ func (e *Engine) removeStale(ctx context.Context, p *stack.Plan, in convertInput
 	for _, n := range p.Project.Networks {
 		wanted[n.Name] = true
 	}
-	nets, err := e.docker.NetworkList(ctx, network.ListOptions{Filters: namespaceFilter(p.Name)})
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list networks: %w", err))
-	}
-	for _, n := range nets {
-		if !wanted[n.Name] {
-			if err := e.docker.NetworkRemove(ctx, n.ID); err != nil && !errdefs.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
-			}
+	// The proxy may be on one it routed to: it is detached too.
+	stale := func(ctx context.Context) ([]network.Summary, error) {
+		nets, err := e.docker.NetworkList(ctx, network.ListOptions{Filters: namespaceFilter(p.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("list networks: %w", err)
 		}
+		return slices.DeleteFunc(nets, func(n network.Summary) bool { return wanted[n.Name] }), nil
+	}
+	if err := e.removeNetworks(ctx, stale); err != nil {
+		errs = append(errs, fmt.Errorf("remove the networks the project no longer has: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// networksByID lists those of the networks ids that are still there, for
+// removeNetworks.
+func (e *Engine) networksByID(ids []string) func(context.Context) ([]network.Summary, error) {
+	return func(ctx context.Context) ([]network.Summary, error) {
+		var nets []network.Summary
+		for _, id := range ids {
+			ins, err := e.docker.NetworkInspect(ctx, id, network.InspectOptions{})
+			if errdefs.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("inspect network %s: %w", id, err)
+			}
+			nets = append(nets, ins)
+		}
+		return nets, nil
+	}
 }
 
 // transaction records what one Up changed, to undo it on failure.
@@ -688,10 +713,10 @@ func (t *transaction) rollback(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("remove config %s: %w", id, err))
 		}
 	}
-	for _, id := range t.networks {
-		if err := e.docker.NetworkRemove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove network %s: %w", id, err))
-		}
+	// The proxy's container may be on them still (its hold released
+	// just now): it is detached, and kept off, as by Down.
+	if err := e.removeNetworks(ctx, e.networksByID(t.networks)); err != nil {
+		errs = append(errs, fmt.Errorf("remove the networks this run made: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -5,14 +5,20 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
 
 	"github.com/slipwayhq/slipway/controller/stack"
+	"github.com/slipwayhq/slipway/internal/contract"
 	"github.com/slipwayhq/slipway/internal/dockertest"
 )
 
@@ -35,6 +41,7 @@ services:
 secrets:
   token: {file: ./token.txt}
 `
+
 	}
 	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": compose("cat /run/secrets/token; echo; exec sleep 86400"), "token.txt": "one"})
 	src := stack.Source{Dir: dir, Owner: "test", Repo: dockertest.UniqueName("upd"), PR: 4, SHA: strings.Repeat("5", 40)}
@@ -93,10 +100,24 @@ secrets:
 		t.Errorf("logs %q %v: the task did not read the new secret", logs.String(), err)
 	}
 
-	// A command that fails at once, and nothing restarts it.
-	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": compose("exit 3")})
+	// A command that fails at once, and nothing restarts it, on a new
+	// network as well, which the rollback removes though a container that
+	// is not a task (the holder, as the proxy's) joined it meanwhile.
+	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": strings.Replace(compose("exit 3"), "    secrets: [token]\n",
+		"    secrets: [token]\n    networks: [default, extra]\n", 1) + "networks:\n  extra: {}\n"})
+	extra := contract.ResourceName(project, "extra")
+	holder := startHolder(t, cli)
+	joined := joinWhenCreated(t, cli, extra, holder)
 	if _, err := e.Up(ctx, load(t, src), stack.UpOptions{}); err == nil {
 		t.Fatal("an update to a service that exits 3 succeeded")
+	} else if strings.Contains(err.Error(), "rolling back") {
+		t.Errorf("the rollback failed: %v", err)
+	}
+	if err := <-joined; err != nil {
+		t.Errorf("the holder did not join %s: %v", extra, err)
+	}
+	if _, err := cli.NetworkInspect(ctx, extra, network.InspectOptions{}); !errdefs.IsNotFound(err) {
+		t.Errorf("the network the failed update made is still there (%v)", err)
 	}
 	svc, _, err := cli.ServiceInspectWithRaw(ctx, ServiceName(project, "app"), swarm.ServiceInspectOptions{})
 	if err != nil {
@@ -111,6 +132,33 @@ secrets:
 	if got := secretNames(); !slices.Equal(got, second) {
 		t.Errorf("secrets after the failed update: %v, want %v", got, second)
 	}
+}
+
+// joinWhenCreated connects container to the network name as soon as it is
+// created; the channel gets the outcome.
+func joinWhenCreated(t *testing.T, cli *client.Client, name, container string) <-chan error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	// Since now: what happens before the stream is up is replayed.
+	msgs, errs := cli.Events(ctx, events.ListOptions{Since: strconv.FormatInt(time.Now().Unix(), 10), Filters: filters.NewArgs(
+		filters.Arg("type", string(events.NetworkEventType)), filters.Arg("event", string(events.ActionCreate)))})
+	out := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case m := <-msgs:
+				if m.Actor.Attributes["name"] == name {
+					out <- cli.NetworkConnect(ctx, m.Actor.ID, container, nil)
+					return
+				}
+			case err := <-errs:
+				out <- err
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // A controller secret given to a trusted PR is a file under /run/secrets
@@ -162,7 +210,7 @@ x-slipway:
 	if err := e.waitTasksGone(ctx, project); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.removeNetworks(ctx, project); err != nil {
+	if err := e.removeNetworks(ctx, e.projectNetworks(project)); err != nil {
 		t.Fatal(err)
 	}
 	if refs, err := e.Projects(ctx); err != nil || refs[project].PR != 5 {
