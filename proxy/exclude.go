@@ -21,9 +21,10 @@ import (
 // answers "network … not found"), and Slipway's own container is such a
 // one.
 //
-// Only managed networks are excluded; a network that cannot be looked up
-// is logged and left to the usual rules. done may be called more than
-// once; after it the usual rules apply again.
+// names may be names or IDs. Only managed networks are excluded; a
+// network that cannot be looked up is logged and left to the usual rules.
+// done may be called more than once; after it the usual rules apply
+// again, and the networks still there are looked at on the next retry.
 func (a *Attacher) Exclude(ctx context.Context, names []string) (done func()) {
 	var (
 		mu       sync.Mutex
@@ -45,14 +46,20 @@ func (a *Attacher) Exclude(ctx context.Context, names []string) (done func()) {
 			if ins.Labels[contract.LabelManaged] != "true" {
 				return
 			}
+			// A network named twice (by name and by ID) counts once:
+			// done takes one count off each.
+			mu.Lock()
+			_, twice := excluded[ins.ID]
+			excluded[ins.ID] = ins.Name
+			mu.Unlock()
+			if twice {
+				return
+			}
 			a.mu.Lock()
 			a.excluded[ins.ID]++
 			delete(a.empty, ins.ID)
 			delete(a.pending, ins.ID)
 			a.mu.Unlock()
-			mu.Lock()
-			excluded[ins.ID] = ins.Name
-			mu.Unlock()
 			if _, on := ins.Containers[a.id]; on || a.isJoined(ins.Name) {
 				if err := a.leave(ctx, ins.ID, ins.Name); err != nil {
 					a.log.Warn("exclude project network", "network", ins.Name, "err", err)
@@ -66,10 +73,17 @@ func (a *Attacher) Exclude(ctx context.Context, names []string) (done func()) {
 		once.Do(func() {
 			a.mu.Lock()
 			defer a.mu.Unlock()
-			for id := range excluded {
-				if a.excluded[id]--; a.excluded[id] <= 0 {
-					delete(a.excluded, id)
+			for id, name := range excluded {
+				if a.excluded[id]--; a.excluded[id] > 0 {
+					continue
 				}
+				delete(a.excluded, id)
+				// Looked at again on the next retry, as a failed
+				// join is: a Hold taken meanwhile, or a network
+				// that outlived the removal with an exposed
+				// container on it, is joined without waiting for
+				// an event.
+				a.pending[id] = name
 			}
 		})
 	}

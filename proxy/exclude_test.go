@@ -12,7 +12,8 @@ import (
 
 // An excluded network is left at once and not joined again while the
 // exclusion lasts, though a container exposed on it still runs and
-// though a Hold asks for it; once done, the usual rules join it again.
+// though a Hold asks for it; once the last exclusion is done, the next
+// retry joins it again.
 // The Attacher's loop is not started: the test drives its steps (Sync,
 // joinFor, Hold) itself.
 func TestExcludeLeavesANetworkAndKeepsOffItUntilDone(t *testing.T) {
@@ -80,13 +81,25 @@ func TestExcludeLeavesANetworkAndKeepsOffItUntilDone(t *testing.T) {
 		t.Fatalf("stayed on the excluded network %s", netName)
 	}
 
+	// A second exclusion, naming the network twice (by ID and by name),
+	// counts once; the first one's done, called twice, does not end it.
+	done2 := a.Exclude(ctx, []string{ins.ID, netName})
 	done()
-	done() // a second call does nothing
+	done()
 	release()
+	a.retryPending(ctx)
 	if err := a.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if on() {
+		t.Fatalf("joined %s while a second exclusion of it lasts", netName)
+	}
+
+	// Once the last exclusion is done the network is looked at on the
+	// next retry, without an event: the exposed container has it joined.
+	done2()
+	a.retryPending(ctx)
 	if !on() {
-		t.Fatalf("not on %s once the exclusion is done, with an exposed container on it", netName)
+		t.Fatalf("not on %s at the first retry once the exclusions are done, with an exposed container on it", netName)
 	}
 }

@@ -42,13 +42,19 @@ func (a *Attacher) Hold(ctx context.Context, names []string) (release func()) {
 			if ins.Labels[contract.LabelManaged] != "true" {
 				return
 			}
+			// A network named twice counts once: release takes one
+			// count off each.
+			mu.Lock()
+			_, twice := held[ins.ID]
+			held[ins.ID] = ins.Name
+			mu.Unlock()
+			if twice {
+				return
+			}
 			a.mu.Lock()
 			a.held[ins.ID]++
 			delete(a.empty, ins.ID)
 			a.mu.Unlock()
-			mu.Lock()
-			held[ins.ID] = ins.Name
-			mu.Unlock()
 			if err := a.join(ctx, ins.ID, ins.Name); err != nil {
 				a.log.Warn("hold project network", "network", ins.Name, "err", err)
 			}
