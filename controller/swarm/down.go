@@ -69,9 +69,9 @@ func (e *Engine) downSwarm(ctx context.Context, project string) error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list networks of %s: %w", project, err))
 	}
-	done := e.keepProxyOff(ctx, nets)
+	done, err := e.keepOff(ctx, nets)
 	defer done()
-	if err := e.detachOthers(ctx, nets); err != nil {
+	if err != nil {
 		errs = append(errs, err)
 	}
 	// Routed services first: a proxy that looks at the networks once one
@@ -125,17 +125,27 @@ func routedFirst(s swarm.Service) int {
 	return 1
 }
 
+// keepOff readies nets for the removal of tasks on them: the proxy's
+// container leaves them and keeps off them until done, and every other
+// container that is not a task is detached. Down does it before it
+// removes a service, a rollback before it touches one, and Up before it
+// moves services off networks the plan no longer has.
+func (e *Engine) keepOff(ctx context.Context, nets []network.Summary) (done func(), err error) {
+	done = e.keepProxyOff(ctx, nets)
+	return done, e.detachOthers(ctx, nets)
+}
+
 // keepProxyOff has the proxy's container leave nets and keep off them
 // until done (Options.Proxy); without a proxy it does nothing.
 func (e *Engine) keepProxyOff(ctx context.Context, nets []network.Summary) (done func()) {
 	if e.opts.Proxy == nil || len(nets) == 0 {
 		return func() {}
 	}
-	names := make([]string, 0, len(nets))
+	ids := make([]string, 0, len(nets))
 	for _, n := range nets {
-		names = append(names, n.Name)
+		ids = append(ids, n.ID)
 	}
-	return e.opts.Proxy.Exclude(ctx, names)
+	return e.opts.Proxy.Exclude(ctx, ids)
 }
 
 // detachOthers disconnects from nets, on this node, every container that
@@ -152,8 +162,13 @@ func (e *Engine) detachOthers(ctx context.Context, nets []network.Summary) error
 			if c.Labels[swarmTaskLabel] != "" {
 				continue
 			}
-			if err := e.docker.NetworkDisconnect(ctx, n.ID, c.ID, true); err != nil && !errdefs.IsNotFound(err) && !strings.Contains(err.Error(), "is not connected") {
-				errs = append(errs, fmt.Errorf("disconnect %s from network %s: %w", strings.TrimPrefix(firstName(c.Names), "/"), n.Name, err))
+			name := strings.TrimPrefix(firstName(c.Names), "/")
+			err := e.docker.NetworkDisconnect(ctx, n.ID, c.ID, true)
+			switch {
+			case err == nil:
+				e.log.Info("detached a container from a network about to lose tasks", "network", n.Name, "container", name)
+			case !errdefs.IsNotFound(err) && !strings.Contains(err.Error(), "is not connected"):
+				errs = append(errs, fmt.Errorf("disconnect %s from network %s: %w", name, n.Name, err))
 			}
 		}
 	}
@@ -259,9 +274,14 @@ func (e *Engine) removeNetworks(ctx context.Context, list func(context.Context) 
 		next := soon()
 		for _, n := range nets {
 			if ins, err := e.docker.NetworkInspect(ctx, n.ID, network.InspectOptions{}); err == nil {
-				for id := range ins.Containers {
-					if len(id) == 64 { // a container, not a load-balancer endpoint
-						_ = e.docker.NetworkDisconnect(ctx, n.ID, id, true)
+				for id, ep := range ins.Containers {
+					if !isContainerID(id) { // a load-balancer endpoint
+						continue
+					}
+					if err := e.docker.NetworkDisconnect(ctx, n.ID, id, true); err != nil {
+						e.log.Debug("detach from a network being removed", "network", n.Name, "container", ep.Name, "err", err)
+					} else {
+						e.log.Info("detached a container from a network being removed", "network", n.Name, "container", ep.Name)
 					}
 				}
 			}
@@ -296,4 +316,19 @@ func (e *Engine) backoff() func() time.Duration {
 		next *= 2
 		return d
 	}
+}
+
+// isContainerID reports whether s is a full container ID (64 lower-case
+// hex digits), as a network lists its containers' endpoints, and not an
+// endpoint of Swarm's own ("lb-<network>", "ingress-sbox").
+func isContainerID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

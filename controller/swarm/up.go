@@ -220,6 +220,20 @@ func (e *Engine) up(ctx context.Context, p *stack.Plan, opts stack.UpOptions) (*
 	// setting up, and starts later than after the join (seen: about a
 	// second on a loaded node).
 	nets.waitHeld()
+	// Services move off the networks the plan no longer has (removed
+	// once they are off, removeStale): the proxy's container, and what
+	// else is not a task, leave those first, as in Down.
+	if !fresh {
+		stale, err := e.staleNetworks(p)(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		done, err := e.keepOff(ctx, stale)
+		defer done()
+		if err != nil {
+			e.log.Warn("detach from the networks the project no longer has", "project", p.Name, "err", err)
+		}
+	}
 	c := &converger{engine: e, plan: p, specs: specs, decisions: decisions, existing: existing, tx: tx, res: res, log: log, node: info.Swarm.NodeID}
 	if err := graph.InDependencyOrder(ctx, p.Project, func(ctx context.Context, name string, _ types.ServiceConfig) error {
 		return c.convergeService(ctx, name)
@@ -623,22 +637,35 @@ func (e *Engine) removeStale(ctx context.Context, p *stack.Plan, in convertInput
 			}
 		}
 	}
+	// Bounded more tightly than a deploy: a task of another node that
+	// still holds one (a stale endpoint this node cannot force off)
+	// must not keep the deploy waiting. A network left is logged, and
+	// goes with the next deploy or the teardown.
+	ctx, cancel := context.WithTimeout(ctx, staleNetworksTimeout)
+	defer cancel()
+	if err := e.removeNetworks(ctx, e.staleNetworks(p)); err != nil {
+		errs = append(errs, fmt.Errorf("remove the networks the project no longer has: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// staleNetworksTimeout bounds removeStale's removal of networks.
+const staleNetworksTimeout = 30 * time.Second
+
+// staleNetworks lists project p's networks that the plan no longer has,
+// for keepOff and removeNetworks.
+func (e *Engine) staleNetworks(p *stack.Plan) func(context.Context) ([]network.Summary, error) {
 	wanted := map[string]bool{}
 	for _, n := range p.Project.Networks {
 		wanted[n.Name] = true
 	}
-	// The proxy may be on one it routed to: it is detached too.
-	stale := func(ctx context.Context) ([]network.Summary, error) {
+	return func(ctx context.Context) ([]network.Summary, error) {
 		nets, err := e.docker.NetworkList(ctx, network.ListOptions{Filters: namespaceFilter(p.Name)})
 		if err != nil {
-			return nil, fmt.Errorf("list networks: %w", err)
+			return nil, fmt.Errorf("list networks of %s: %w", p.Name, err)
 		}
 		return slices.DeleteFunc(nets, func(n network.Summary) bool { return wanted[n.Name] }), nil
 	}
-	if err := e.removeNetworks(ctx, stale); err != nil {
-		errs = append(errs, fmt.Errorf("remove the networks the project no longer has: %w", err))
-	}
-	return errors.Join(errs...)
 }
 
 // networksByID lists those of the networks ids that are still there, for
@@ -685,6 +712,18 @@ func (t *transaction) rollback(ctx context.Context) error {
 		return e.Down(ctx, t.project)
 	}
 	var errs []error
+	// The networks this run made go at the end: the proxy's container
+	// (its hold released just now) and what else is not a task leave
+	// them before a task on them is removed, as in Down.
+	made, err := e.networksByID(t.networks)(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	done, err := e.keepOff(ctx, made)
+	defer done()
+	if err != nil {
+		errs = append(errs, err)
+	}
 	for _, id := range t.updated {
 		s, _, err := e.docker.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
 		if err != nil {
@@ -713,8 +752,6 @@ func (t *transaction) rollback(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("remove config %s: %w", id, err))
 		}
 	}
-	// The proxy's container may be on them still (its hold released
-	// just now): it is detached, and kept off, as by Down.
 	if err := e.removeNetworks(ctx, e.networksByID(t.networks)); err != nil {
 		errs = append(errs, fmt.Errorf("remove the networks this run made: %w", err))
 	}
