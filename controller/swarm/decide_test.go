@@ -305,3 +305,20 @@ func TestCheckNode(t *testing.T) {
 		}
 	}
 }
+
+func TestIsContainerID(t *testing.T) {
+	id := strings.Repeat("0123456789abcdef", 4)
+	for s, want := range map[string]bool{
+		id:                              true,
+		strings.ToUpper(id):             false,
+		id[:63]:                         false,
+		id + "0":                        false,
+		"lb-" + strings.Repeat("n", 61): false, // 64 long: a load-balancer endpoint
+		"ingress-sbox":                  false,
+		"":                              false,
+	} {
+		if got := isContainerID(s); got != want {
+			t.Errorf("isContainerID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

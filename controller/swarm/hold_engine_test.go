@@ -128,9 +128,11 @@ type testProxy struct {
 	services  int // the project's services when the last hold or exclusion came; -1 before
 	err       error
 	released  bool
-	excluded  []string
-	excluding int // exclusions not done yet
-	doneWith  int // the project's networks there when the last exclusion was done
+	excluded  []string // names
+	excluding int      // exclusions not done yet
+	doneWith  int      // the most of the project's networks there when an exclusion was done; -1 if not known
+	// atExclude, if set, is called as each exclusion comes.
+	atExclude func(ctx context.Context)
 }
 
 func (p *testProxy) countServices(ctx context.Context) int {
@@ -160,12 +162,21 @@ func (p *testProxy) Hold(ctx context.Context, networks []string) func() {
 
 func (p *testProxy) Exclude(ctx context.Context, networks []string) func() {
 	services := p.countServices(ctx)
+	if p.atExclude != nil {
+		p.atExclude(ctx)
+	}
+	var names []string
+	for _, n := range networks { // IDs, as the engine gives them
+		if ins, err := p.cli.NetworkInspect(ctx, n, network.InspectOptions{}); err == nil {
+			names = append(names, ins.Name)
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.services < 0 {
 		p.services = services
 	}
-	p.excluded = append(p.excluded, networks...)
+	p.excluded = append(p.excluded, names...)
 	p.excluding++
 	var once sync.Once
 	return func() {
@@ -174,9 +185,11 @@ func (p *testProxy) Exclude(ctx context.Context, networks []string) func() {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			p.excluding--
-			p.doneWith = len(nets)
-			if err != nil {
+			switch {
+			case err != nil || p.doneWith < 0:
 				p.doneWith = -1
+			default:
+				p.doneWith = max(p.doneWith, len(nets))
 			}
 		})
 	}

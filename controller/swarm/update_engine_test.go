@@ -105,9 +105,22 @@ secrets:
 	// is not a task (the holder, as the proxy's) joined it meanwhile.
 	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": strings.Replace(compose("exit 3"), "    secrets: [token]\n",
 		"    secrets: [token]\n    networks: [default, extra]\n", 1) + "networks:\n  extra: {}\n"})
+	// The proxy keeps off that network before the rollback touches a
+	// service: at the first exclusion the service still has the failed
+	// update's command.
 	extra := contract.ResourceName(project, "extra")
 	holder := startHolder(t, cli)
 	joined := joinWhenCreated(t, cli, extra, holder)
+	var argsAtExclusion []string
+	proxy := &testProxy{cli: cli, holder: holder, project: project, services: -1, atExclude: func(ctx context.Context) {
+		if argsAtExclusion != nil {
+			return
+		}
+		if s, _, err := cli.ServiceInspectWithRaw(ctx, ServiceName(project, "app"), swarm.ServiceInspectOptions{}); err == nil {
+			argsAtExclusion = s.Spec.TaskTemplate.ContainerSpec.Args
+		}
+	}}
+	e.opts.Proxy = proxy
 	if _, err := e.Up(ctx, load(t, src), stack.UpOptions{}); err == nil {
 		t.Fatal("an update to a service that exits 3 succeeded")
 	} else if strings.Contains(err.Error(), "rolling back") {
@@ -119,6 +132,15 @@ secrets:
 	if _, err := cli.NetworkInspect(ctx, extra, network.InspectOptions{}); !errdefs.IsNotFound(err) {
 		t.Errorf("the network the failed update made is still there (%v)", err)
 	}
+	proxy.mu.Lock()
+	if !slices.Contains(proxy.excluded, extra) || !slices.Contains(argsAtExclusion, "exit 3") {
+		t.Errorf("the rollback excluded %q first while the service ran %q; want %s excluded while it still had the failed command",
+			proxy.excluded, argsAtExclusion, extra)
+	}
+	if proxy.excluding != 0 {
+		t.Errorf("%d exclusions not done when the failed Up returned", proxy.excluding)
+	}
+	proxy.mu.Unlock()
 	svc, _, err := cli.ServiceInspectWithRaw(ctx, ServiceName(project, "app"), swarm.ServiceInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -215,5 +237,70 @@ x-slipway:
 	}
 	if refs, err := e.Projects(ctx); err != nil || refs[project].PR != 5 {
 		t.Errorf("projects %v %v: the preview with only its secret left is not listed", refs, err)
+	}
+}
+
+// A push that drops a network moves the services off it and removes it,
+// the proxy kept off it (and what else is not a task detached) before a
+// service moves: at the first exclusion the service is still on both
+// networks.
+func TestPushThatDropsANetworkKeepsTheProxyOffItFirst(t *testing.T) {
+	e, cli, reg := testEngine(t)
+	dir := t.TempDir()
+	compose := func(networks string) string {
+		return `
+services:
+  app:
+    image: slipway-test/busybox:1
+    init: true
+    stop_grace_period: 1s
+    command: ["sh", "-c", "exec sleep 86400"]
+` + networks
+	}
+	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": compose("    networks: [default, extra]\nnetworks:\n  extra: {}\n")})
+	src := stack.Source{Dir: dir, Owner: "test", Repo: dockertest.UniqueName("dropnet"), PR: 2, SHA: strings.Repeat("6", 40)}
+	project := src.Project()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := e.Down(ctx, project); err != nil {
+			t.Errorf("cleanup down: %v", err)
+		}
+		if left := leftovers(t, cli, reg, project); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+	ctx := context.Background()
+	up(t, e, load(t, src))
+	extra := contract.ResourceName(project, "extra")
+	holder := startHolder(t, cli)
+	if err := cli.NetworkConnect(ctx, extra, holder, nil); err != nil {
+		t.Fatalf("connect the holder to %s: %v", extra, err)
+	}
+
+	netsAtExclusion := -1
+	proxy := &testProxy{cli: cli, holder: holder, project: project, services: -1, atExclude: func(ctx context.Context) {
+		if netsAtExclusion >= 0 {
+			return
+		}
+		if s, _, err := cli.ServiceInspectWithRaw(ctx, ServiceName(project, "app"), swarm.ServiceInspectOptions{}); err == nil {
+			netsAtExclusion = len(s.Spec.TaskTemplate.Networks)
+		}
+	}}
+	e.opts.Proxy = proxy
+	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": compose("")})
+	up(t, e, load(t, src))
+
+	if _, err := cli.NetworkInspect(ctx, extra, network.InspectOptions{}); !errdefs.IsNotFound(err) {
+		t.Errorf("the network the push dropped is still there (%v)", err)
+	}
+	proxy.mu.Lock()
+	defer proxy.mu.Unlock()
+	if !slices.Contains(proxy.excluded, extra) || netsAtExclusion != 2 {
+		t.Errorf("excluded %q first while the service was on %d networks; want %s excluded while it was still on both",
+			proxy.excluded, netsAtExclusion, extra)
+	}
+	if proxy.excluding != 0 || proxy.doneWith != 1 {
+		t.Errorf("%d exclusions not done when Up returned; the most networks left at a done: %d, want 1 (default)", proxy.excluding, proxy.doneWith)
 	}
 }
