@@ -63,11 +63,12 @@ func TestContainerImageServesPreviews(t *testing.T) {
 	cli := dockertest.Client(t)
 	dockertest.Busybox(t)
 	socket, gid := engineSocket(t, cli)
+	tag := "slipway-test/slipway:" + dockertest.UniqueName("img")
+	buildOfflineImage(t, cli, tag)
+	// From here on, once the image is built: on a fresh, loaded machine
+	// the build alone can take minutes.
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-
-	tag := "slipway-test/slipway:" + dockertest.UniqueName("img")
-	buildOfflineImage(t, ctx, cli, tag)
 
 	domain := dockertest.UniqueName("ctr") + ".localhost"
 	// state_dir from the host at the same path, as docs/container.md says
@@ -244,9 +245,13 @@ func engineSocket(t *testing.T, cli *client.Client) (string, string) {
 // buildOfflineImage prepares dist/ as docs/container.md says (a static
 // binary, the host's CA bundle, passwd and group) next to the repository's
 // Dockerfile, and builds its offline target through the Engine API. The
-// image is removed at cleanup.
-func buildOfflineImage(t *testing.T, ctx context.Context, cli *client.Client, tag string) {
+// image is removed at cleanup. It has its own bound, far above a build's
+// time: with a cold build cache, beside other packages' tests, compiling
+// the binary and building the image took over 4 minutes.
+func buildOfflineImage(t *testing.T, cli *client.Client, tag string) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
 	bctx := t.TempDir()
 	dockerfile, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
 	if err != nil {

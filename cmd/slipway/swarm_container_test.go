@@ -46,13 +46,13 @@ func TestSwarmContainerServesPreviews(t *testing.T) {
 	dockertest.NeedSwarmTests(t)
 	cli := dockertest.Client(t)
 	dockertest.Busybox(t)
+	tag := "slipway-test/slipway:" + dockertest.UniqueName("swarmimg")
+	buildOfflineImage(t, cli, tag)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	dockertest.UseSwarm(t, cli)
 	reg := dockertest.StartRegistry(t)
 	socket, gid := engineSocket(t, cli)
-	tag := "slipway-test/slipway:" + dockertest.UniqueName("swarmimg")
-	buildOfflineImage(t, ctx, cli, tag)
 
 	domain := dockertest.UniqueName("swctr") + ".localhost"
 	stateDir := stateDirFor(t, 10001)

@@ -91,7 +91,7 @@ func newSwarmServe(t *testing.T, ctx context.Context) *swarmServe {
 
 	socket, gid := engineSocket(t, cli)
 	tag := "slipway-test/slipway:" + dockertest.UniqueName("swe2eimg")
-	buildOfflineImage(t, ctx, cli, tag)
+	buildOfflineImage(t, cli, tag)
 	stateDir := stateDirFor(t, 10001)
 	cfgFile := filepath.Join(t.TempDir(), "slipway.yaml")
 	writeFile(t, cfgFile, fmt.Sprintf(`domain: %s
