@@ -99,7 +99,7 @@ type ProxyNetworks interface {
 	// takes Docker a second or more: with the proxy's container there
 	// first, that is off the way to the first task.
 	Hold(ctx context.Context, networks []string) (release func())
-	// Exclude leaves the networks now and joins none of them until done,
+	// Exclude leaves the networks (IDs) now and joins none of them until done,
 	// whatever runs on them meanwhile: Docker 20.10 will not start again
 	// a container killed on an overlay while a task of it was being
 	// removed.
