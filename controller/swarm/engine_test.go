@@ -61,6 +61,22 @@ func up(t *testing.T, e *Engine, p *stack.Plan) *stack.UpResult {
 	return res
 }
 
+// downAtCleanup takes project down at the end of the test, and fails it if
+// anything of the project is left after.
+func downAtCleanup(t *testing.T, e *Engine, cli *client.Client, reg *Registry, project string) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := e.Down(ctx, project); err != nil {
+			t.Errorf("cleanup down: %v", err)
+		}
+		if left := leftovers(t, cli, reg, project); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+}
+
 // leftovers lists every swarm object and every local container, network,
 // volume and image of project, and the project's registry repositories
 // that still hold a tag.

@@ -66,16 +66,7 @@ services:
 `})
 	src := stack.Source{Dir: dir, Owner: "test", Repo: dockertest.UniqueName("fw"), PR: 8, SHA: strings.Repeat("8", 40)}
 	project := src.Project()
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := e.Down(cctx, project); err != nil {
-			t.Errorf("cleanup down: %v", err)
-		}
-		if left := leftovers(t, cli, reg, project); len(left) > 0 {
-			t.Errorf("left behind: %v", left)
-		}
-	})
+	downAtCleanup(t, e, cli, reg, project)
 	script := fmt.Sprintf(`nc -w 5 %s %d </dev/null 2>&1; nc -w 5 %s 80 </dev/null 2>&1; echo done`, host, port, stack.MetadataAddress)
 	netName := contract.ResourceName(project, "default")
 

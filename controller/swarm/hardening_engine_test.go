@@ -39,16 +39,7 @@ services:
 `})
 	src := stack.Source{Dir: dir, Owner: "test", Repo: dockertest.UniqueName("hard"), PR: 7, SHA: strings.Repeat("7", 40)}
 	project := src.Project()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := e.Down(ctx, project); err != nil {
-			t.Errorf("cleanup down: %v", err)
-		}
-		if left := leftovers(t, cli, reg, project); len(left) > 0 {
-			t.Errorf("left behind: %v", left)
-		}
-	})
+	downAtCleanup(t, e, cli, reg, project)
 	ctx := context.Background()
 	var buildLog bytes.Buffer
 	if _, err := e.Up(ctx, load(t, src), stack.UpOptions{BuildLog: &buildLog}); err != nil {

@@ -45,16 +45,7 @@ x-slipway:
 `})
 	src := stack.Source{Dir: dir, Owner: "test", Repo: dockertest.UniqueName("jobs"), PR: 2, SHA: strings.Repeat("3", 40)}
 	project := src.Project()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := e.Down(ctx, project); err != nil {
-			t.Errorf("cleanup down: %v", err)
-		}
-		if left := leftovers(t, cli, reg, project); len(left) > 0 {
-			t.Errorf("left behind: %v", left)
-		}
-	})
+	downAtCleanup(t, e, cli, reg, project)
 	ctx := context.Background()
 	up(t, e, load(t, src))
 

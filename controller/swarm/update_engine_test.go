@@ -46,16 +46,7 @@ secrets:
 	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": compose("cat /run/secrets/token; echo; exec sleep 86400"), "token.txt": "one"})
 	src := stack.Source{Dir: dir, Owner: "test", Repo: dockertest.UniqueName("upd"), PR: 4, SHA: strings.Repeat("5", 40)}
 	project := src.Project()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := e.Down(ctx, project); err != nil {
-			t.Errorf("cleanup down: %v", err)
-		}
-		if left := leftovers(t, cli, reg, project); len(left) > 0 {
-			t.Errorf("left behind: %v", left)
-		}
-	})
+	downAtCleanup(t, e, cli, reg, project)
 	ctx := context.Background()
 	secretNames := func() []string {
 		list, err := cli.SecretList(ctx, swarm.SecretListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelNamespace+"="+project))})
@@ -200,16 +191,7 @@ x-slipway:
 `})
 	src := stack.Source{Dir: dir, Owner: "test", Repo: dockertest.UniqueName("sec"), PR: 5, SHA: strings.Repeat("6", 40)}
 	project := src.Project()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := e.Down(ctx, project); err != nil {
-			t.Errorf("cleanup down: %v", err)
-		}
-		if left := leftovers(t, cli, reg, project); len(left) > 0 {
-			t.Errorf("left behind: %v", left)
-		}
-	})
+	downAtCleanup(t, e, cli, reg, project)
 	ctx := context.Background()
 	p, err := stack.Load(ctx, src, stack.LoadOptions{Secrets: map[string]string{"STRIPE_KEY": "sk_test_42"}})
 	if err != nil {
@@ -260,16 +242,7 @@ services:
 	dockertest.WriteFiles(t, dir, map[string]string{"compose.yaml": compose("    networks: [default, extra]\nnetworks:\n  extra: {}\n")})
 	src := stack.Source{Dir: dir, Owner: "test", Repo: dockertest.UniqueName("dropnet"), PR: 2, SHA: strings.Repeat("6", 40)}
 	project := src.Project()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := e.Down(ctx, project); err != nil {
-			t.Errorf("cleanup down: %v", err)
-		}
-		if left := leftovers(t, cli, reg, project); len(left) > 0 {
-			t.Errorf("left behind: %v", left)
-		}
-	})
+	downAtCleanup(t, e, cli, reg, project)
 	ctx := context.Background()
 	up(t, e, load(t, src))
 	extra := contract.ResourceName(project, "extra")
