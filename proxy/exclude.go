@@ -5,9 +5,6 @@ import (
 	"sync"
 
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/errdefs"
-
-	"github.com/slipwayhq/slipway/internal/contract"
 )
 
 // Exclude leaves the named project networks now and keeps Slipway's
@@ -26,48 +23,18 @@ import (
 // done may be called more than once; after it the usual rules apply
 // again, and the networks still there are looked at on the next retry.
 func (a *Attacher) Exclude(ctx context.Context, names []string) (done func()) {
-	var (
-		mu       sync.Mutex
-		excluded = map[string]string{} // ID → name
-		wg       sync.WaitGroup
-	)
-	for _, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ins, err := a.docker.NetworkInspect(ctx, name, network.InspectOptions{})
-			if errdefs.IsNotFound(err) {
-				return
+	excluded := a.eachManaged(ctx, names, "exclude project network", false, func(ins network.Inspect) {
+		a.mu.Lock()
+		a.excluded[ins.ID]++
+		delete(a.empty, ins.ID)
+		delete(a.pending, ins.ID)
+		a.mu.Unlock()
+		if _, on := ins.Containers[a.id]; on || a.isJoined(ins.Name) {
+			if err := a.leave(ctx, ins.ID, ins.Name); err != nil {
+				a.log.Warn("exclude project network", "network", ins.Name, "err", err)
 			}
-			if err != nil {
-				a.log.Warn("exclude project network", "network", name, "err", err)
-				return
-			}
-			if ins.Labels[contract.LabelManaged] != "true" {
-				return
-			}
-			// A network named twice (by name and by ID) counts once:
-			// done takes one count off each.
-			mu.Lock()
-			_, twice := excluded[ins.ID]
-			excluded[ins.ID] = ins.Name
-			mu.Unlock()
-			if twice {
-				return
-			}
-			a.mu.Lock()
-			a.excluded[ins.ID]++
-			delete(a.empty, ins.ID)
-			delete(a.pending, ins.ID)
-			a.mu.Unlock()
-			if _, on := ins.Containers[a.id]; on || a.isJoined(ins.Name) {
-				if err := a.leave(ctx, ins.ID, ins.Name); err != nil {
-					a.log.Warn("exclude project network", "network", ins.Name, "err", err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	var once sync.Once
 	return func() {
 		once.Do(func() {

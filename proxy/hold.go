@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/errdefs"
 
 	"github.com/slipwayhq/slipway/internal/contract"
 )
@@ -25,9 +26,29 @@ import (
 // rules apply again, LeaveAfter from then. release may be called more
 // than once.
 func (a *Attacher) Hold(ctx context.Context, names []string) (release func()) {
+	held := a.eachManaged(ctx, names, "hold project network", true, func(ins network.Inspect) {
+		a.mu.Lock()
+		a.held[ins.ID]++
+		delete(a.empty, ins.ID)
+		a.mu.Unlock()
+		if err := a.join(ctx, ins.ID, ins.Name); err != nil {
+			a.log.Warn("hold project network", "network", ins.Name, "err", err)
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() { a.release(held) })
+	}
+}
+
+// eachManaged looks up the networks names (names or IDs) all at once, and
+// calls f for each managed one, once per network however many times it is
+// named; it returns those, ID → name. A lookup that fails is logged under
+// doing, a network not found only if warnMissing.
+func (a *Attacher) eachManaged(ctx context.Context, names []string, doing string, warnMissing bool, f func(network.Inspect)) map[string]string {
 	var (
 		mu   sync.Mutex
-		held = map[string]string{} // ID → name
+		seen = map[string]string{} // ID → name
 		wg   sync.WaitGroup
 	)
 	for _, name := range names {
@@ -36,35 +57,25 @@ func (a *Attacher) Hold(ctx context.Context, names []string) (release func()) {
 			defer wg.Done()
 			ins, err := a.docker.NetworkInspect(ctx, name, network.InspectOptions{})
 			if err != nil {
-				a.log.Warn("hold project network", "network", name, "err", err)
+				if warnMissing || !errdefs.IsNotFound(err) {
+					a.log.Warn(doing, "network", name, "err", err)
+				}
 				return
 			}
 			if ins.Labels[contract.LabelManaged] != "true" {
 				return
 			}
-			// A network named twice counts once: release takes one
-			// count off each.
 			mu.Lock()
-			_, twice := held[ins.ID]
-			held[ins.ID] = ins.Name
+			_, twice := seen[ins.ID]
+			seen[ins.ID] = ins.Name
 			mu.Unlock()
-			if twice {
-				return
-			}
-			a.mu.Lock()
-			a.held[ins.ID]++
-			delete(a.empty, ins.ID)
-			a.mu.Unlock()
-			if err := a.join(ctx, ins.ID, ins.Name); err != nil {
-				a.log.Warn("hold project network", "network", ins.Name, "err", err)
+			if !twice {
+				f(ins)
 			}
 		}()
 	}
 	wg.Wait()
-	var once sync.Once
-	return func() {
-		once.Do(func() { a.release(held) })
-	}
+	return seen
 }
 
 // release ends a Hold of the networks (ID → name): the ones no other
