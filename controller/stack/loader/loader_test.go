@@ -336,6 +336,10 @@ func testRunawayLoads(t *testing.T, opts Options) {
 	hang, small := opts, opts
 	hang.Timeout = 3 * time.Second
 	small.Memory = 256 << 20
+	// Only the memory limit may end the 2 GiB load: on a loaded machine,
+	// under the race detector, filling 256 MiB took longer than the
+	// default 20 s, and the timeout ended it first.
+	small.Timeout = 10 * time.Minute
 
 	var wg sync.WaitGroup
 	results := map[string]error{}
